@@ -1,0 +1,3 @@
+from otaforge.cli.main import main
+
+main()

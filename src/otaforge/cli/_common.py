@@ -1,0 +1,54 @@
+"""Shared CLI plumbing: error-to-exit-code mapping and console output.
+
+Exit codes: 0 ok; 1 verification failed / device or server refused; 2 bad input or usage;
+3 transport failure.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+from otaforge.errors import (
+    FormatError,
+    InputError,
+    OtaforgeError,
+    TransportError,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_TRANSPORT = 3
+
+
+def exit_code_for(err: OtaforgeError) -> int:
+    """The process exit code for an otaforge error."""
+    if isinstance(err, FormatError | InputError):
+        return EXIT_BAD_INPUT
+    if isinstance(err, TransportError):
+        return EXIT_TRANSPORT
+    return EXIT_FAILED
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(code)
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn otaforge errors into a one-line message on stderr and a non-zero exit code."""
+    try:
+        yield
+    except OtaforgeError as err:
+        fail(str(err), exit_code_for(err))
+    except FileNotFoundError as err:
+        fail(f"{err.filename}: no such file", EXIT_BAD_INPUT)
+    except IsADirectoryError as err:
+        fail(f"{err.filename}: is a directory, expected a file", EXIT_BAD_INPUT)
+    except PermissionError as err:
+        fail(f"{err.filename}: permission denied", EXIT_BAD_INPUT)

@@ -1,0 +1,1 @@
+"""otaforge.formats."""
