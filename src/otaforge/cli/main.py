@@ -1,5 +1,8 @@
 """The ``otaforge`` command: a root typer app whose groups are imported only when used.
 
+The two benchmarked hot commands (``image info``, ``partitions convert``) have argparse fast
+paths (:data:`FAST_PATHS`) that share their core and rendering code with the typer commands.
+
 Each module listed in :data:`GROUPS` exposes ``register(app: typer.Typer) -> None`` that adds
 its commands to the group's typer app. Only the group named on the command line is imported,
 so ``otaforge image info`` does not pay for the server's imports.
@@ -26,6 +29,12 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fleet": ("Fleets on an update server.", ("otaforge.cli.manage",)),
     "release": ("Releases on an update server.", ("otaforge.cli.manage",)),
     "channel": ("Channels on an update server.", ("otaforge.cli.manage",)),
+}
+# hot commands served without importing typer/rich (start-up time is benchmarked against
+# esptool): (group, command) -> module exposing ``fast_main(argv: list[str]) -> int``
+FAST_PATHS: dict[tuple[str, str], str] = {
+    ("image", "info"): "otaforge.cli.fast_image",
+    ("partitions", "convert"): "otaforge.cli.fast_partitions",
 }
 # top-level commands: name -> module exposing register_root(app)
 ROOT_COMMANDS: dict[str, str] = {"demo": "otaforge.cli.demo"}
@@ -70,6 +79,11 @@ def build_app(only: str | None = None) -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
+    fast = FAST_PATHS.get((args[0], args[1])) if len(args) >= 2 else None
+    if fast is not None and not {"--help", "-h"} & set(args):
+        mod = _load(fast)
+        if mod is not None:
+            raise SystemExit(mod.fast_main(args[2:]))  # type: ignore[attr-defined]
     first = next((a for a in args if not a.startswith("-")), None)
     app = build_app(first)
     app(args=args, prog_name="otaforge")
