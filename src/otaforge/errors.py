@@ -3,7 +3,7 @@
 ::
 
     OtaforgeError
-    ├── InputError                  the user asked for something impossible (bad option, missing file)
+    ├── InputError                  bad option value or missing file
     ├── FormatError                 untrusted bytes or text do not parse (bad input)
     │   ├── TruncatedError          fewer bytes than the format needs
     │   ├── BadMagicError           a magic number is wrong ("nothing flashed here?")
