@@ -1,0 +1,83 @@
+"""Benchmark: ``otaforge partitions convert`` vs ESP-IDF's gen_esp32part.py, whole processes.
+
+Both tools convert the same inputs (the shared fixture CSVs and binaries plus a generated
+94-partition table) in the same run; the script prints median wall time per conversion and
+the ratio otaforge / gen_esp32part (below 1.0 = otaforge is faster).
+
+gen_esp32part.py is not on PyPI: point ``GEN_ESP32PART`` at a copy of the script (from an
+ESP-IDF checkout: components/partition_table/gen_esp32part.py). Without it only otaforge is
+timed and the script says so.
+
+Usage: ``.venv/bin/python bench/bench_partitions.py [--repeat 15]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("OTAFORGE_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+OTAFORGE = Path(sys.executable).parent / "otaforge"
+
+
+def _inputs(work: Path) -> list[Path]:
+    inputs = sorted((FIXTURES / "partitions").glob("*.csv"))
+    inputs += sorted((FIXTURES / "partitions").glob("*.bin"))
+    big = work / "big94.csv"
+    big.write_text("# Name, Type, SubType, Offset, Size, Flags\n"
+                   + "".join(f"part{i}, data, fat, , 0x1000,\n" for i in range(94)))
+    return [*inputs, big]
+
+
+def _time(cmd: list[str], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        samples.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.decode(errors='replace')}")
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    gen = os.environ.get("GEN_ESP32PART")
+    if gen and not Path(gen).is_file():
+        raise SystemExit(f"GEN_ESP32PART={gen}: no such file")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        ours_total = theirs_total = 0.0
+        print(f"{'input':28} {'otaforge ms':>12} {'gen_esp32part ms':>17} {'ratio':>7}")
+        for src in _inputs(work):
+            out_ours, out_gen = work / f"ours-{src.name}.out", work / f"gen-{src.name}.out"
+            ours = _time([str(OTAFORGE), "partitions", "convert", str(src), str(out_ours)],
+                         args.repeat)
+            ours_total += ours
+            if not gen:
+                print(f"{src.name:28} {ours * 1000:12.1f} {'-':>17} {'-':>7}")
+                continue
+            theirs = _time([sys.executable, gen, "-q", str(src), str(out_gen)], args.repeat)
+            theirs_total += theirs
+            same = out_ours.read_bytes() == out_gen.read_bytes()
+            print(f"{src.name:28} {ours * 1000:12.1f} {theirs * 1000:17.1f} "
+                  f"{ours / theirs:7.2f}{'' if same else '  OUTPUT DIFFERS'}")
+        if gen:
+            print(f"{'total':28} {ours_total * 1000:12.1f} {theirs_total * 1000:17.1f} "
+                  f"{ours_total / theirs_total:7.2f}  (otaforge / gen_esp32part)")
+        else:
+            print(f"total otaforge: {ours_total * 1000:.1f} ms. No ratio: GEN_ESP32PART is not set "
+                  "(gen_esp32part.py is not on PyPI; point it at a copy of the script).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,374 @@
+"""esp_https_ota's begin / perform / finish / abort state machine over a Fetcher and OtaOps.
+
+Names, states and error codes follow components/esp_https_ota/src/esp_https_ota.c (reference
+§6): :func:`esp_https_ota_begin` opens the download (resuming with ``Range: bytes=<n>-`` when
+``ota_resumption`` is set and at least 1024 bytes are already written),
+:func:`esp_https_ota_get_img_desc` reads the first 1024 bytes *before anything is erased*,
+:func:`esp_https_ota_perform` is called until it stops returning
+``ESP_ERR_HTTPS_OTA_IN_PROGRESS`` (progress = :func:`esp_https_ota_get_image_len_read` of
+:func:`esp_https_ota_get_image_size`), :func:`esp_https_ota_finish` runs ``esp_ota_end`` and
+``esp_ota_set_boot_partition``.
+
+Deliberate choices where ESP-IDF versions differ (documented in §6.1 step 5):
+
+* Resumption sends ``If-Range: <ETag>`` as well, so an artifact that changed between attempts
+  comes back as a full 200 and the download restarts instead of splicing two images.
+* Any answer other than 206 to a resumption request (v6.0/master rule) restarts from 0; a
+  200 body is used as the from-0 stream directly instead of asking again.
+* A 206 whose Content-Range does not start at the requested offset or whose total differs
+  from the size recorded for the partial image restarts from 0.
+* The body is never written past ``image_length``: a server sending more is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol
+
+from otaforge.agent.fetcher import Fetcher, Request, Response
+from otaforge.device.esp_err import ESP_OK, OTA_WITH_SEQUENTIAL_WRITES
+from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
+from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc, read_app_desc
+
+IMAGE_HEADER_SIZE = 1024
+DEFAULT_BUFFER_SIZE = 4096
+ESP_ERR_HTTPS_OTA_IN_PROGRESS = 0x9001
+ESP_ERR_HTTP_NOT_MODIFIED = 0x7009
+ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE = 0x700A
+ESP_ERR_INVALID_STATE = 0x103
+ESP_ERR_INVALID_SIZE = 0x104
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+class OtaOpsLike(Protocol):
+    """The ``esp_ota_*`` calls esp_https_ota makes (``otaforge.device.ota_ops.OtaOps``)."""
+
+    def esp_ota_begin(self, partition: Any, image_size: int) -> Any: ...
+    def esp_ota_write(self, handle: Any, data: bytes) -> None: ...
+    def esp_ota_end(self, handle: Any) -> None: ...
+    def esp_ota_abort(self, handle: Any) -> None: ...
+    def esp_ota_set_boot_partition(self, partition: Any) -> None: ...
+    def esp_ota_get_next_update_partition(self, start: Any = None) -> Any: ...
+
+
+class HttpsOtaState(IntEnum):
+    """``esp_https_ota_state``."""
+
+    INIT = 0
+    BEGIN = 1
+    IN_PROGRESS = 2
+    SUCCESS = 3
+    RESUME = 4
+
+
+# resume(partition, image_size, offset) -> handle: esp_ota_resume; read(partition, off, n)
+ResumeFn = Callable[[Any, int, int], Any]
+ReadFn = Callable[[Any, int, int], bytes]
+
+
+@dataclass
+class HttpsOtaConfig:
+    """``esp_https_ota_config_t`` (the fields the agent uses).
+
+    Attributes:
+        url: image URL.
+        headers: extra request headers (e.g. ``Authorization``).
+        partition: staging partition; default ``esp_ota_get_next_update_partition(NULL)``.
+        bulk_flash_erase: erase ``image_length`` up front instead of sector by sector.
+        ota_resumption: resume from ``ota_image_bytes_written``.
+        ota_image_bytes_written: bytes already in the staging partition.
+        resume_etag: ETag of the partial image (sent as ``If-Range``).
+        resume_image_size: total size of the partial image (checked against Content-Range).
+        buffer_size: bytes per read/write.
+        resume: ``esp_ota_resume(partition, erase_size, offset)`` of the device.
+        read_partition: ``esp_partition_read(partition, offset, n)`` of the device.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    partition: Any = None
+    bulk_flash_erase: bool = False
+    ota_resumption: bool = False
+    ota_image_bytes_written: int = 0
+    resume_etag: str | None = None
+    resume_image_size: int | None = None
+    buffer_size: int = DEFAULT_BUFFER_SIZE
+    resume: ResumeFn | None = None
+    read_partition: ReadFn | None = None
+
+
+@dataclass
+class HttpsOtaHandle:
+    """``esp_https_ota_handle_t``: one download in progress."""
+
+    config: HttpsOtaConfig
+    fetcher: Fetcher
+    ota: OtaOpsLike
+    staging: Any
+    state: HttpsOtaState = HttpsOtaState.INIT
+    image_length: int = -1
+    binary_file_len: int = 0
+    start_offset: int = 0
+    etag: str | None = None
+    restarted: str | None = None  # why a resumption restarted from 0, if it did
+    header: bytes = b""  # the first bytes read from the stream, not yet written
+    ota_handle: Any = None
+    response: Response | None = None
+    _chunks: Iterator[bytes] | None = None
+    _pending: bytes = b""
+    _eof: bool = False
+
+
+def esp_https_ota_begin(config: HttpsOtaConfig, fetcher: Fetcher,
+                        ota: OtaOpsLike) -> HttpsOtaHandle:
+    """Open the image download (state BEGIN, or RESUME when resuming).
+
+    Raises:
+        EspError: 304 (ESP_ERR_HTTP_NOT_MODIFIED) or 416 without resumption.
+        HTTPStatusError: 401/403/404 and other error statuses.
+        TransportError: the server could not be reached.
+    """
+    staging = config.partition or ota.esp_ota_get_next_update_partition(None)
+    handle = HttpsOtaHandle(config, fetcher, ota, staging)
+    offset = config.ota_image_bytes_written if config.ota_resumption else 0
+    if offset >= IMAGE_HEADER_SIZE:
+        _open_resumed(handle, offset)
+    else:
+        _open_full(handle, None)
+    return handle
+
+
+def _request(handle: HttpsOtaHandle, extra: Mapping[str, str]) -> Response:
+    hdrs = {**handle.config.headers, **extra}
+    resp = handle.fetcher.open(Request("GET", handle.config.url, hdrs))
+    if resp.status == 304:
+        resp.close()
+        raise EspError(ESP_ERR_HTTP_NOT_MODIFIED, "ESP_ERR_HTTP_NOT_MODIFIED",
+                       "OTA image not modified since last request")
+    if resp.status == 416:
+        resp.close()
+        raise EspError(ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE, "ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE",
+                       "Requested range is incorrect")
+    if resp.status not in (200, 206):
+        resp.close()
+        raise HTTPStatusError(f"GET {handle.config.url}: HTTP {resp.status}", resp.status)
+    return resp
+
+
+def _attach(handle: HttpsOtaHandle, resp: Response, offset: int, length: int) -> None:
+    handle.response = resp
+    handle._chunks = iter(resp.chunks)
+    handle.etag = resp.header("etag")
+    handle.start_offset = handle.binary_file_len = offset
+    handle.image_length = length
+    handle.state = HttpsOtaState.RESUME if offset else HttpsOtaState.BEGIN
+
+
+def _open_full(handle: HttpsOtaHandle, resp: Response | None) -> None:
+    if resp is None:
+        resp = _request(handle, {})
+    length = resp.content_length()
+    if resp.status == 206:
+        parsed = _content_range(resp.header("content-range"))
+        length = parsed[2] if parsed and parsed[0] == 0 else length
+    _attach(handle, resp, 0, length if length is not None else -1)
+
+
+def _open_resumed(handle: HttpsOtaHandle, offset: int) -> None:
+    extra = {"Range": f"bytes={offset}-"}
+    if handle.config.resume_etag:
+        extra["If-Range"] = handle.config.resume_etag
+    try:
+        resp = _request(handle, extra)
+    except EspError as err:
+        if err.code != ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE:
+            raise
+        handle.restarted = "server answered 416 to the resumption range"
+        _open_full(handle, None)
+        return
+    if resp.status == 200:
+        handle.restarted = ("server ignored the Range header (200)" if not
+                            handle.config.resume_etag else
+                            "server sent the whole image (200): Range ignored or ETag changed")
+        _open_full(handle, resp)
+        return
+    parsed = _content_range(resp.header("content-range"))
+    expected = handle.config.resume_image_size
+    if parsed is None or parsed[0] != offset or (expected is not None and parsed[2] != expected):
+        resp.close()
+        handle.restarted = (f"Content-Range {resp.header('content-range')!r} does not continue "
+                            f"the partial image at {offset}")
+        _open_full(handle, None)
+        return
+    _attach(handle, resp, offset, parsed[2])
+
+
+def _content_range(value: str | None) -> tuple[int, int, int] | None:
+    match = _CONTENT_RANGE.match(value or "")
+    if match is None or match.group(3) == "*":
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def _read(handle: HttpsOtaHandle, n: int) -> bytes:
+    """Up to ``n`` bytes from the stream (fewer only at its end)."""
+    buf = bytearray(handle._pending)
+    handle._pending = b""
+    assert handle._chunks is not None
+    while len(buf) < n and not handle._eof:
+        chunk = next(handle._chunks, None)
+        if chunk is None:
+            handle._eof = True
+        else:
+            buf += chunk
+    handle._pending = bytes(buf[n:])
+    return bytes(buf[:n])
+
+
+def _read_header(handle: HttpsOtaHandle) -> bytes:
+    want = IMAGE_HEADER_SIZE
+    if 0 < handle.image_length < want:
+        want = handle.image_length
+    if len(handle.header) < want:
+        handle.header += _read(handle, want - len(handle.header))
+    if len(handle.header) < want:
+        raise TruncatedError(
+            f"Complete headers were not received: {len(handle.header)} of {want} bytes "
+            f"(image_length {handle.image_length})")
+    return handle.header
+
+
+def esp_https_ota_get_img_desc(handle: HttpsOtaHandle) -> AppDesc:
+    """The new image's ``esp_app_desc_t``, read before anything is erased.
+
+    Raises:
+        EspError: called in the wrong state.
+        TruncatedError / BadMagicError: the first bytes are not an app image.
+    """
+    return read_app_desc(esp_https_ota_get_header_bytes(handle))
+
+
+def esp_https_ota_get_header_bytes(handle: HttpsOtaHandle) -> bytes:
+    """The first bytes of the image (up to 1024): from the stream, or from flash on resume.
+
+    Raises:
+        EspError: wrong state.
+        TruncatedError: the stream ended before the header was complete.
+    """
+    if handle.state == HttpsOtaState.RESUME:
+        read = handle.config.read_partition
+        if read is None:
+            raise EspError(ESP_ERR_INVALID_STATE, "ESP_ERR_INVALID_STATE",
+                           "resumption needs read_partition to read the written header")
+        return read(handle.staging, 0, max(IMAGE_HEADER_SIZE, APP_DESC_OFFSET + APP_DESC_SIZE))
+    if handle.state != HttpsOtaState.BEGIN:
+        raise EspError(ESP_ERR_INVALID_STATE, "ESP_ERR_INVALID_STATE",
+                       "esp_https_ota_get_img_desc: state is not BEGIN")
+    return _read_header(handle)
+
+
+def esp_https_ota_perform(handle: HttpsOtaHandle) -> int:
+    """One step of the download: returns ESP_ERR_HTTPS_OTA_IN_PROGRESS or ESP_OK when done.
+
+    Raises:
+        EspError: a device error (``esp_ota_begin``/``write``), or more data than announced.
+        TruncatedError: the header could not be read.
+        ConnectionLost: the connection closed before the whole image arrived.
+    """
+    cfg = handle.config
+    if handle.state == HttpsOtaState.BEGIN:
+        header = _read_header(handle)
+        erase = handle.image_length if cfg.bulk_flash_erase and handle.image_length > 0 \
+            else OTA_WITH_SEQUENTIAL_WRITES
+        handle.ota_handle = handle.ota.esp_ota_begin(handle.staging, erase)
+        handle.state = HttpsOtaState.IN_PROGRESS
+        _write(handle, header)
+        handle.header = b""
+        return ESP_ERR_HTTPS_OTA_IN_PROGRESS
+    if handle.state == HttpsOtaState.RESUME:
+        if cfg.resume is None:
+            raise EspError(ESP_ERR_INVALID_STATE, "ESP_ERR_INVALID_STATE",
+                           "resumption needs the device's esp_ota_resume")
+        handle.ota_handle = cfg.resume(handle.staging, OTA_WITH_SEQUENTIAL_WRITES,
+                                       handle.start_offset)
+        handle.state = HttpsOtaState.IN_PROGRESS
+        return ESP_ERR_HTTPS_OTA_IN_PROGRESS
+    if handle.state != HttpsOtaState.IN_PROGRESS:
+        raise EspError(ESP_ERR_INVALID_STATE, "ESP_ERR_INVALID_STATE",
+                       f"esp_https_ota_perform in state {handle.state.name}")
+    want = cfg.buffer_size - handle.binary_file_len % cfg.buffer_size
+    data = _read(handle, want)
+    if data:
+        _write(handle, data)
+        return ESP_ERR_HTTPS_OTA_IN_PROGRESS
+    if handle.image_length >= 0 and handle.binary_file_len != handle.image_length:
+        raise ConnectionLost(
+            f"Connection closed before complete data was received! "
+            f"({handle.binary_file_len} of {handle.image_length} bytes)")
+    handle.state = HttpsOtaState.SUCCESS
+    return ESP_OK
+
+
+def _write(handle: HttpsOtaHandle, data: bytes) -> None:
+    if handle.image_length >= 0 and handle.binary_file_len + len(data) > handle.image_length:
+        raise EspError(ESP_ERR_INVALID_SIZE, "ESP_ERR_INVALID_SIZE",
+                       f"server sent more than the image size {handle.image_length}")
+    handle.ota.esp_ota_write(handle.ota_handle, data)
+    handle.binary_file_len += len(data)
+
+
+def esp_https_ota_get_image_len_read(handle: HttpsOtaHandle) -> int:
+    """Bytes of the image written so far (-1 before IN_PROGRESS, as ESP-IDF)."""
+    if handle.state in (HttpsOtaState.INIT, HttpsOtaState.BEGIN):
+        return -1
+    return handle.binary_file_len
+
+
+def esp_https_ota_get_image_size(handle: HttpsOtaHandle) -> int:
+    """The image size announced by the server (-1 when unknown)."""
+    return handle.image_length
+
+
+def esp_https_ota_is_complete_data_received(handle: HttpsOtaHandle) -> bool:
+    """True when every announced byte was received and written."""
+    return handle.image_length >= 0 and handle.binary_file_len == handle.image_length
+
+
+def esp_https_ota_finish(handle: HttpsOtaHandle) -> None:
+    """``esp_ota_end`` (validates the image) and, when complete, ``set_boot_partition``.
+
+    Raises:
+        EspError: validation failed (ESP_ERR_OTA_VALIDATE_FAILED), incomplete data, or the
+            device refused the boot partition (e.g. ESP_ERR_OTA_SMALL_SEC_VER).
+    """
+    try:
+        if handle.state not in (HttpsOtaState.SUCCESS, HttpsOtaState.IN_PROGRESS):
+            raise EspError(ESP_ERR_INVALID_STATE, "ESP_ERR_INVALID_STATE",
+                           f"esp_https_ota_finish in state {handle.state.name}")
+        handle.ota.esp_ota_end(handle.ota_handle)
+        handle.ota_handle = None
+        if handle.state != HttpsOtaState.SUCCESS:
+            raise EspError(-1, "ESP_FAIL", "image download incomplete")
+        handle.ota.esp_ota_set_boot_partition(handle.staging)
+    finally:
+        _close(handle)
+
+
+def esp_https_ota_abort(handle: HttpsOtaHandle) -> None:
+    """Drop the download: ``esp_ota_abort`` (the slot stays partially written)."""
+    try:
+        if handle.ota_handle is not None:
+            handle.ota.esp_ota_abort(handle.ota_handle)
+            handle.ota_handle = None
+    finally:
+        _close(handle)
+
+
+def _close(handle: HttpsOtaHandle) -> None:
+    if handle.response is not None:
+        handle.response.close()
+        handle.response = None

@@ -1,0 +1,117 @@
+"""The real :class:`~otaforge.agent.fetcher.Fetcher`: httpx over TLS pinned to one CA.
+
+Like ``esp_http_client`` configured with ``cert_pem = server_cert.pem``, ``timeout_ms = 10000``
+and ``keep_alive_enable = true``: only certificates chaining to the given CA are accepted (no
+system trust store), every connect/read/write has a 10 s timeout, and one connection is kept
+alive and reused across requests. This module is the single place where httpx exceptions
+become :class:`~otaforge.errors.TransportError` values.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from otaforge.agent.fetcher import Request, Response
+from otaforge.errors import ConnectionLost, InputError, TransportError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def pinned_ssl_context(ca_pem: bytes) -> ssl.SSLContext:
+    """An SSL context that trusts exactly the certificates in ``ca_pem`` (hostname checked).
+
+    Raises:
+        InputError: ``ca_pem`` holds no usable certificate.
+    """
+    fresh = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    fresh.minimum_version = ssl.TLSVersion.TLSv1_2
+    fresh.check_hostname = True
+    fresh.verify_mode = ssl.CERT_REQUIRED
+    try:
+        fresh.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
+    except (ssl.SSLError, ValueError) as err:
+        raise InputError(f"CA certificate: not a usable PEM certificate ({err})") from err
+    return fresh
+
+
+def _map_error(err: Exception, what: str) -> TransportError:
+    if isinstance(err, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(err):
+        return TransportError(f"{what}: TLS server certificate not trusted by the pinned CA: {err}")
+    if isinstance(err, httpx.TimeoutException):
+        return ConnectionLost(f"{what}: timed out ({err.__class__.__name__})")
+    if isinstance(err, httpx.TransportError | ssl.SSLError | OSError):
+        return ConnectionLost(f"{what}: connection lost: {err or err.__class__.__name__}")
+    return TransportError(f"{what}: {err}")
+
+
+class HttpxFetcher:
+    """Fetcher over one keep-alive httpx client with a pinned CA and 10 s timeouts.
+
+    Args:
+        ca_pem: PEM bytes of the CA (or self-signed server certificate) to trust.
+        timeout: seconds for connect, read, write and pool waits.
+    """
+
+    def __init__(self, ca_pem: bytes, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._client = httpx.Client(
+            verify=pinned_ssl_context(ca_pem),
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            follow_redirects=True,
+            trust_env=False,
+        )
+
+    @classmethod
+    def from_file(cls, ca_path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> HttpxFetcher:
+        """Build from a PEM file such as ``server_cert.pem``.
+
+        Raises:
+            InputError: the file is missing or holds no certificate.
+        """
+        path = Path(ca_path)
+        try:
+            return cls(path.read_bytes(), timeout)
+        except FileNotFoundError:
+            raise InputError(f"{path}: CA certificate file not found") from None
+
+    def open(self, request: Request) -> Response:
+        """Send ``request``; the body streams from :attr:`Response.chunks`.
+
+        Raises:
+            ConnectionLost: refused, reset or timed out before the headers arrived.
+            TransportError: TLS verification failed.
+        """
+        what = f"{request.method} {request.url}"
+        try:
+            req = self._client.build_request(
+                request.method, request.url, headers=dict(request.headers), content=request.body
+            )
+            resp = self._client.send(req, stream=True)
+        except (httpx.HTTPError, ssl.SSLError, OSError) as err:
+            raise _map_error(err, what) from err
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Response(resp.status_code, headers, self._chunks(resp, what), resp.close)
+
+    @staticmethod
+    def _chunks(resp: httpx.Response, what: str) -> Iterator[bytes]:
+        try:
+            for chunk in resp.iter_bytes():
+                if chunk:
+                    yield chunk
+        except (httpx.HTTPError, ssl.SSLError, OSError) as err:
+            resp.close()
+            raise _map_error(err, what) from err
+
+    def close(self) -> None:
+        """Close the kept-alive connection."""
+        self._client.close()
+
+    def __enter__(self) -> HttpxFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

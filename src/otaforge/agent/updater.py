@@ -1,0 +1,515 @@
+"""The update agent's orchestrator: the only agent code that does I/O.
+
+It reads device facts (``esp_ota_*``, eFuses), talks to the server through a
+:class:`~otaforge.agent.server_api.ServerClient`, streams the image with the esp_https_ota state
+machine into the inactive slot, persists its progress in flash, and hands every judgement to
+the pure core in :mod:`otaforge.agent.decision`. The seed's flow:
+
+1. :meth:`Updater.on_boot`: if the running app is PENDING_VERIFY, run the self-test with the
+   watchdog armed, then ``esp_ota_mark_app_valid_cancel_rollback`` (report ``confirmed``) or
+   ``esp_ota_mark_app_invalid_rollback_and_reboot`` (report ``rolled_back`` from the app that
+   boots instead). An update that is no longer running after a reset was reverted by the
+   bootloader (report ``rolled_back``).
+2. :meth:`Updater.check_for_update`: check in; for an offer, check the first bytes before the
+   slot is erased, download with progress (resuming after drops and power cuts), check the
+   whole image, ``esp_ota_end`` + ``esp_ota_set_boot_partition``; the caller reboots.
+
+Every report carries an event id derived from its content, so a retry is a harmless replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from otaforge.agent import https_ota as ho
+from otaforge.agent.config import AgentConfig
+from otaforge.agent.decision import (
+    BootStep,
+    DeviceFacts,
+    Offer,
+    Refusal,
+    boot_step,
+    check_header,
+    check_image,
+    plan_offer,
+    refusal_for,
+)
+from otaforge.agent.fetcher import Fetcher
+from otaforge.agent.selftest import run_self_test
+from otaforge.agent.server_api import CheckIn, Event, ServerClient
+from otaforge.agent.state import AgentState, FlashStateStore, Partial, Pending, StateStore
+from otaforge.device.emulator import Device
+from otaforge.device.esp_err import OTA_WITH_SEQUENTIAL_WRITES
+from otaforge.device.flash import SECTOR_SIZE
+from otaforge.device.ota_ops import OtaOps
+from otaforge.errors import (
+    ConnectionLost,
+    DeviceError,
+    EspError,
+    FormatError,
+    HTTPStatusError,
+    InputError,
+    TransportError,
+    VerificationError,
+)
+from otaforge.formats.app_image import AppImage, has_signature_sector, signature_sector_offset
+from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.partition_table import PartitionEntry
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """One line of the device's timeline.
+
+    Attributes:
+        kind: short machine name (``check_in``, ``offer``, ``refused``, ``resumed``, ...).
+        message: human-readable text.
+        data: details (version, bytes, reason, ...).
+    """
+
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Outcome(StrEnum):
+    """How one check-for-update ended."""
+
+    NO_UPDATE = "no_update"
+    INSTALLED = "installed"  # written and selected: reboot to run it
+    REFUSED = "refused"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # connection lost; resumes at the next check-in
+    FAILED = "failed"
+    BUSY = "busy"  # running app not yet confirmed
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """Result of :meth:`Updater.check_for_update`."""
+
+    outcome: Outcome
+    version: str | None = None
+    reason: str = ""
+    code: str | None = None
+
+
+class BootOutcome(StrEnum):
+    """What :meth:`Updater.on_boot` found and did."""
+
+    NOTHING = "nothing"
+    CONFIRMED = "confirmed"
+    ROLLED_BACK = "rolled_back"
+    UNCONFIRMED = "unconfirmed"  # firmware never confirms: left PENDING_VERIFY
+    UNVERIFIABLE = "unverifiable"  # bootloader without rollback support
+
+
+EventSink = Callable[[AgentEvent], None]
+ProgressSink = Callable[[int, int], None]
+
+
+def _ignore_event(_event: AgentEvent) -> None:
+    return None
+
+
+def _ignore_progress(_done: int, _total: int) -> None:
+    return None
+
+
+def image_file_length(slot_bytes: bytes) -> int:
+    """Length of the image file in a slot: image_len, plus the Secure Boot v2 sector if any.
+
+    Raises:
+        FormatError: the slot holds no parseable app image.
+    """
+    image = AppImage.from_bytes(slot_bytes, check=False)
+    if has_signature_sector(slot_bytes, image):
+        return signature_sector_offset(image) + SECTOR_SIZE
+    return image.image_len
+
+
+def state_store_for(device: Device, partition: str = "nvs") -> FlashStateStore:
+    """The agent's state sector: the last 4 KiB of ``partition`` on the device.
+
+    Raises:
+        InputError: the partition table has no such partition.
+    """
+    part = device.partition_table().find(partition)
+    if part is None or part.size < SECTOR_SIZE:
+        raise InputError(f"partition table has no {partition!r} partition for the agent state")
+    return FlashStateStore(device.flash, part.offset + part.size - SECTOR_SIZE)
+
+
+class Updater:
+    """One device's update agent.
+
+    Args:
+        device: the emulated device (powered on).
+        client: the server's device API.
+        fetcher: the network seam used for downloads.
+        config: settings and limits.
+        store: persistent agent state (default: a sector of the ``nvs`` partition).
+        on_event: receives every timeline event.
+        on_progress: receives (bytes written, image size) while downloading.
+    """
+
+    def __init__(self, device: Device, client: ServerClient, fetcher: Fetcher,
+                 config: AgentConfig, store: StateStore | None = None,
+                 on_event: EventSink | None = None,
+                 on_progress: ProgressSink | None = None) -> None:
+        self.device = device
+        self.client = client
+        self.fetcher = fetcher
+        self.config = config
+        self.store = store or state_store_for(device, config.state_partition)
+        self.on_event = on_event or _ignore_event
+        self.on_progress = on_progress or _ignore_progress
+
+    # --- small helpers --------------------------------------------------------------------
+
+    def _emit(self, kind: str, message: str, **data: Any) -> None:
+        self.on_event(AgentEvent(kind, message, data))
+
+    @property
+    def ota(self) -> OtaOps:
+        return self.device.ota
+
+    def _report(self, state: str, deployment: str | None, reason: str | None = None,
+                nbytes: int | None = None, nonce: str = "") -> bool:
+        """Best-effort report; False when the server could not be told (retried later)."""
+        dep = int(deployment) if deployment and deployment.isdigit() else None
+        event = Event(state, dep, reason, nbytes, nonce)
+        try:
+            new = self.client.report(event)
+        except HTTPStatusError as err:
+            self._emit("report_refused", f"server refused the {state} report: "
+                       f"HTTP {err.status_code}", state=state, status=err.status_code)
+            return err.status_code in (409, 410, 422)  # terminal: never retry these
+        except TransportError as err:
+            self._emit("report_failed", f"could not report {state}: {err}", state=state)
+            return False
+        self._emit("report", f"reported {state}" + (f" ({reason})" if reason else ""),
+                   state=state, reason=reason, bytes=nbytes, event_id=event.event_id,
+                   duplicate=not new)
+        return True
+
+    def _running_sha256(self) -> str | None:
+        part = self.device.running_partition
+        if part is None:
+            return None
+        data = self.device.flash.read(part.offset, part.size)
+        try:
+            return hashlib.sha256(data[:image_file_length(data)]).hexdigest()
+        except FormatError:
+            return None
+
+    def _running_state(self) -> OtaImgState | None:
+        part = self.device.running_partition
+        if part is None or not part.is_ota_slot:
+            return None
+        try:
+            return OtaImgState(self.ota.esp_ota_get_state_partition(part))
+        except (EspError, ValueError):
+            return None
+
+    def facts(self) -> DeviceFacts:
+        """The device as the decision core needs it.
+
+        Raises:
+            DeviceError: no OTA slot to update into.
+        """
+        ota = self.ota
+        slot = ota.esp_ota_get_next_update_partition(None)
+        if slot is None:
+            raise DeviceError("the partition table has no OTA app slot to update into")
+        desc = self.device.running_desc
+        invalid = ota.esp_ota_get_last_invalid_partition()
+        invalid_desc = ota.esp_ota_get_partition_description(invalid) if invalid else None
+        cfg = self.device.config
+        fuses = self.device.efuses
+        return DeviceFacts(
+            chip=self.device.chip, chip_rev=cfg.chip_rev,
+            running_version=desc.version if desc else "", slot_size=slot.size,
+            efuse_secure_version=fuses.secure_version, anti_rollback=cfg.anti_rollback,
+            key_digests=tuple(fuses.key_digests), revoked=frozenset(fuses.revoked),
+            require_signature=cfg.secure_boot_v2,
+            last_invalid_version=invalid_desc.version if invalid_desc else None)
+
+    # --- 1. boot-time verification --------------------------------------------------------
+
+    def on_boot(self) -> BootOutcome:
+        """Verify a freshly updated app, or learn that the bootloader reverted it.
+
+        Raises:
+            PowerCut: power failed while writing otadata or the agent state.
+        """
+        state = self.store.load()
+        running = self.device.running_partition
+        desc = self.device.running_desc
+        version = desc.version if desc else None
+        ota_state = self._running_state()
+        pending = state.pending
+        where = running.name if running else "?"
+        self._emit("boot", f"booted {version} from {where}"
+                   + (f" ({ota_state.name})" if ota_state is not None else ""),
+                   version=version, partition=where,
+                   otadata_state=ota_state.name if ota_state is not None else None)
+        if pending is not None and (running is None or running.name != pending.slot
+                                    or version != pending.version):
+            return self._reverted(state, pending, version)
+        step = boot_step(ota_state, pending is not None)
+        if step == BootStep.SELF_TEST:
+            return self._verify(state, pending)
+        if step == BootStep.NO_ROLLBACK_BOOTLOADER and pending is not None:
+            self._emit("warning", "bootloader does not support rollback: the new app stays "
+                       f"{ota_state.name if ota_state is not None else '?'} and cannot be "
+                       "verified", version=version)
+            if self._report("pending_verify", pending.deployment,
+                            "bootloader without rollback support; not confirmed"):
+                self.store.save(replace(state, pending=None))
+            return BootOutcome.UNVERIFIABLE
+        if pending is not None and ota_state == OtaImgState.VALID:
+            # confirmed earlier, but the report did not get out before a reset
+            if self._report("confirmed", pending.deployment, nbytes=None):
+                self.store.save(replace(state, pending=None))
+            return BootOutcome.CONFIRMED
+        return BootOutcome.NOTHING
+
+    def _reverted(self, state: AgentState, pending: Pending, version: str | None) -> BootOutcome:
+        reason = pending.failure or (
+            f"{pending.version} did not confirm before a reset; the bootloader rolled back "
+            f"to {version}")
+        self._emit("rolled_back", f"running {version}: update to {pending.version} was rolled "
+                   f"back ({reason})", version=version, failed_version=pending.version,
+                   reason=reason)
+        if self._report("rolled_back", pending.deployment, reason):
+            self.store.save(replace(state, pending=None))
+        return BootOutcome.ROLLED_BACK
+
+    def _verify(self, state: AgentState, pending: Pending | None) -> BootOutcome:
+        deployment = pending.deployment if pending else None
+        version = self.device.running_desc.version if self.device.running_desc else None
+        self._report("pending_verify", deployment)
+        sha = pending.sha256 if pending else self._running_sha256()
+        result = run_self_test(self.device, sha, self.config.self_test_timeout_s)
+        self._emit("self_test", f"self-test of {version} with the watchdog armed: "
+                   f"{result.reason}", passed=result.passed, version=version)
+        if not result.confirms:
+            return BootOutcome.UNCONFIRMED
+        if result.passed:
+            self.ota.esp_ota_mark_app_valid_cancel_rollback()
+            self._emit("confirmed", f"esp_ota_mark_app_valid_cancel_rollback: {version} is "
+                       f"VALID (eFuse secure_version {self.device.efuses.secure_version})",
+                       version=version)
+            if self._report("confirmed", deployment):
+                self.store.save(replace(state, pending=None))
+            return BootOutcome.CONFIRMED
+        failed = pending or Pending("", version or "", None, "?", "")
+        self.store.save(replace(state, pending=replace(failed, failure=result.reason)))
+        self._emit("rollback", f"esp_ota_mark_app_invalid_rollback_and_reboot: {result.reason}",
+                   version=version)
+        try:
+            self.ota.esp_ota_mark_app_invalid_rollback_and_reboot()
+        except EspError as err:  # ESP_ERR_OTA_ROLLBACK_FAILED: nothing else can boot
+            self._emit("failed", f"cannot roll back: {err}", code=err.name)
+            if self._report("failed", deployment, f"{result.reason}; rollback impossible: "
+                            f"{err}"):
+                self.store.save(replace(state, pending=None))
+            return BootOutcome.UNCONFIRMED
+        return self.on_boot()
+
+    # --- 2. check in and update -----------------------------------------------------------
+
+    def check_in(self) -> tuple[Offer | None, DeviceFacts]:
+        """Tell the server what runs here; returns its offer (or None) and the facts used.
+
+        Raises:
+            TransportError: the server is unreachable or refused the check-in.
+        """
+        facts = self.facts()
+        running = self.device.running_partition
+        ota_state = self._running_state()
+        body = CheckIn(
+            fleet=self.config.fleet, chip=self.device.chip.name,
+            version=facts.running_version or None, image_sha256=self._running_sha256(),
+            running_partition=running.name if running else None,
+            otadata_state=ota_state.name.lower() if ota_state is not None else None,
+            secure_version=self.device.efuses.secure_version)
+        offer, _raw = self.client.check_in(body)
+        if offer is None:
+            self._emit("check_in", f"checked in running {facts.running_version}: no update",
+                       version=facts.running_version)
+        else:
+            self._emit("offer", f"server offers {offer.version} ({offer.size} bytes, "
+                       f"secure_version {offer.secure_version})", version=offer.version,
+                       size=offer.size, deployment=offer.deployment)
+        return offer, facts
+
+    def check_for_update(self) -> UpdateResult:
+        """Check in and, when offered a new release, install it into the inactive slot.
+
+        Raises:
+            PowerCut: power failed (the download resumes after the next power-on).
+            TransportError: the check-in failed.
+        """
+        if self._running_state() == OtaImgState.PENDING_VERIFY:
+            self._emit("busy", "running app is still PENDING_VERIFY: not updating before it "
+                       "is confirmed")
+            return UpdateResult(Outcome.BUSY, reason="running app not confirmed")
+        offer, facts = self.check_in()
+        if offer is None:
+            return UpdateResult(Outcome.NO_UPDATE)
+        return self.install(offer, facts)
+
+    def install(self, offer: Offer, facts: DeviceFacts | None = None) -> UpdateResult:
+        """Download ``offer`` into the inactive slot and select it for the next boot.
+
+        Raises:
+            PowerCut: power failed mid-way.
+        """
+        facts = facts or self.facts()
+        plan = plan_offer(facts, offer)
+        if isinstance(plan, Refusal):
+            return self._refused(offer, plan)
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                return self._attempt(offer, facts)
+            except ConnectionLost as err:
+                self._emit("connection_lost", f"attempt {attempt}: {err}", attempt=attempt)
+            except TransportError as err:
+                self._report("failed", offer.deployment, f"download failed: {err}")
+                return UpdateResult(Outcome.FAILED, offer.version, str(err))
+        written = self.store.load().partial
+        done = written.written if written else 0
+        self._report("downloading", offer.deployment,
+                     f"connection lost; will resume from {done} bytes", done)
+        return UpdateResult(Outcome.INTERRUPTED, offer.version, "connection lost")
+
+    def _refused(self, offer: Offer, refusal: Refusal) -> UpdateResult:
+        kind = "skipped" if refusal.skip else "refused"
+        self._emit(kind, f"{offer.version} {kind}: {refusal.reason}", version=offer.version,
+                   code=str(refusal.code), reason=refusal.reason)
+        self._report("failed", offer.deployment, f"{refusal.code}: {refusal.reason}")
+        outcome = Outcome.SKIPPED if refusal.skip else Outcome.REFUSED
+        return UpdateResult(outcome, offer.version, refusal.reason, str(refusal.code))
+
+    def _partial_for(self, offer: Offer, slot: PartitionEntry) -> Partial | None:
+        partial = self.store.load().partial
+        if partial and partial.sha256 == offer.sha256 and partial.slot == slot.name \
+                and partial.size == offer.size and partial.written >= ho.IMAGE_HEADER_SIZE:
+            return partial
+        return None
+
+    def _save_partial(self, partial: Partial | None) -> None:
+        state = self.store.load()
+        if state.partial != partial:
+            self.store.save(replace(state, partial=partial))
+
+    def _attempt(self, offer: Offer, facts: DeviceFacts) -> UpdateResult:
+        slot = self.ota.esp_ota_get_next_update_partition(None)
+        assert slot is not None  # facts() checked
+        partial = self._partial_for(offer, slot)
+        cfg = ho.HttpsOtaConfig(
+            url=offer.url, headers=self.client.auth, partition=slot,
+            bulk_flash_erase=self.config.bulk_flash_erase,
+            ota_resumption=partial is not None,
+            ota_image_bytes_written=partial.written if partial else 0,
+            resume_etag=partial.etag if partial else None,
+            resume_image_size=partial.size if partial else None,
+            buffer_size=self.config.buffer_size, resume=self._resume,
+            read_partition=self._read_partition)
+        handle = ho.esp_https_ota_begin(cfg, self.fetcher, self.ota)
+        try:
+            return self._download(handle, offer, facts, slot)
+        except ConnectionLost:
+            self._checkpoint(handle, offer, slot, force=True)
+            ho.esp_https_ota_abort(handle)
+            raise
+        except (FormatError, VerificationError) as err:
+            ho.esp_https_ota_abort(handle)
+            self._save_partial(None)
+            return self._refused(offer, refusal_for(err))
+        except EspError as err:
+            ho.esp_https_ota_abort(handle)
+            self._save_partial(None)
+            self._emit("failed", f"{offer.version}: {err}", code=err.name)
+            self._report("failed", offer.deployment, str(err))
+            return UpdateResult(Outcome.FAILED, offer.version, str(err), err.name)
+        except BaseException:
+            ho.esp_https_ota_abort(handle)
+            raise
+
+    def _download(self, handle: ho.HttpsOtaHandle, offer: Offer, facts: DeviceFacts,
+                  slot: PartitionEntry) -> UpdateResult:
+        if handle.restarted:
+            self._emit("restarted", f"resumption restarted from 0: {handle.restarted}",
+                       reason=handle.restarted)
+            self._save_partial(None)
+        elif handle.start_offset:
+            self._emit("resumed", f"resuming {offer.version} at byte {handle.start_offset} of "
+                       f"{handle.image_length} (Range, If-Range {handle.etag or '-'})",
+                       offset=handle.start_offset, size=handle.image_length)
+        header = ho.esp_https_ota_get_header_bytes(handle)
+        size = ho.esp_https_ota_get_image_size(handle)
+        desc = check_header(facts, header, size if size >= 0 else None, offer)
+        if not handle.start_offset:
+            self._emit("download", f"downloading {desc.version} into {slot.name} "
+                       f"({size} bytes, first bytes checked before erasing)",
+                       version=desc.version, slot=slot.name, size=size)
+        self._report("downloading", offer.deployment, nbytes=handle.start_offset,
+                     nonce=f"{handle.start_offset}")
+        while ho.esp_https_ota_perform(handle) == ho.ESP_ERR_HTTPS_OTA_IN_PROGRESS:
+            self.on_progress(max(ho.esp_https_ota_get_image_len_read(handle), 0), size)
+            self._checkpoint(handle, offer, slot)
+        self.on_progress(handle.binary_file_len, size)
+        image = self._read_partition(slot, 0, handle.binary_file_len)
+        check_image(facts, image, offer)
+        self._report("downloaded", offer.deployment, nbytes=len(image))
+        ho.esp_https_ota_finish(handle)
+        state = self.store.load()
+        pending = Pending(offer.sha256, offer.version, offer.deployment, slot.name,
+                          facts.running_version)
+        self.store.save(replace(state, partial=None, pending=pending))
+        self._emit("installed", f"esp_ota_end + esp_ota_set_boot_partition({slot.name}): "
+                   f"{offer.version} boots next", version=offer.version, slot=slot.name)
+        self._report("rebooting", offer.deployment)
+        return UpdateResult(Outcome.INSTALLED, offer.version)
+
+    def _checkpoint(self, handle: ho.HttpsOtaHandle, offer: Offer, slot: PartitionEntry,
+                    force: bool = False) -> None:
+        done = handle.binary_file_len
+        if not force and (done % self.config.checkpoint_bytes or done == handle.start_offset):
+            return
+        aligned = done - done % SECTOR_SIZE
+        if aligned < ho.IMAGE_HEADER_SIZE or handle.image_length < 0:
+            return
+        self._save_partial(Partial(offer.sha256, handle.etag, handle.image_length, aligned,
+                                   slot.name))
+
+    def _read_partition(self, part: PartitionEntry, offset: int, n: int) -> bytes:
+        return self.device.flash.read(part.offset + offset, n)
+
+    def _resume(self, part: PartitionEntry, _erase: int, offset: int) -> Any:
+        """``esp_ota_resume``: a handle whose write position is ``offset``.
+
+        The emulator's OtaOps has no ``esp_ota_resume`` (ESP-IDF v5.5+); without it the
+        already-written bytes are replayed from flash through ``esp_ota_write`` (no network
+        traffic). The partial record is dropped first so a power cut during the replay makes
+        the next attempt start from 0 instead of trusting half-rewritten sectors.
+        """
+        native = getattr(self.ota, "esp_ota_resume", None)
+        if native is not None:
+            return native(part, OTA_WITH_SEQUENTIAL_WRITES, offset)
+        kept = self.store.load().partial
+        self._save_partial(None)
+        handle = self.ota.esp_ota_begin(part, OTA_WITH_SEQUENTIAL_WRITES)
+        for start in range(0, offset, 0x10000):
+            self.ota.esp_ota_write(handle, self._read_partition(part, start,
+                                                                min(0x10000, offset - start)))
+        self._save_partial(kept)
+        return handle
+

@@ -1,0 +1,204 @@
+"""The ``partitions`` commands' shared core: no typer/rich here (the fast path imports it).
+
+Both the typer commands (:mod:`otaforge.cli.partitions`) and the argparse fast path
+(:mod:`otaforge.cli.fast_partitions`) call :func:`run_convert`, so their output, error text and
+exit codes are the same by construction.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TextIO
+
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code_for
+from otaforge.errors import InputError, OtaforgeError
+from otaforge.formats.partition_csv import format_size
+from otaforge.formats.partition_table import (
+    DEFAULT_TABLE_OFFSET,
+    Finding,
+    PartitionTable,
+    check_ota_layout,
+    convert_table,
+    load_partition_table,
+    parse_flash_size,
+)
+from otaforge.fsutil import atomic_write
+
+SECURE_CHOICES = ("v1", "v2")
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """Command-line settings shared by ``convert`` and ``check`` (as typed by the user)."""
+
+    flash_size: str | None = None
+    offset: str = hex(DEFAULT_TABLE_OFFSET)
+    primary_bootloader_offset: str | None = None
+    recovery_bootloader_offset: str | None = None
+    secure: str | None = None
+
+
+def _address(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip(), 0)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a number (use e.g. 0x8000)") from None
+    if value < 0:
+        raise InputError(f"{option} {text!r} must not be negative")
+    return value
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, expected a partition table file")
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
+def _report(err: OtaforgeError, path: str, stderr: TextIO) -> int:
+    where = "" if isinstance(err, InputError) else f"{path}: "
+    stderr.write(f"error: {where}{err}\n")
+    return exit_code_for(err)
+
+
+def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
+                stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """``partitions convert``: CSV -> binary or binary -> CSV; returns the exit code.
+
+    The output is written atomically, and only when the whole input is valid.
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        secure = opts.secure
+        if secure is not None and secure not in SECURE_CHOICES:
+            raise InputError(f"--secure {secure!r}: expected v1 or v2")
+        offset = _address(opts.offset, "--offset")
+        result = convert_table(
+            _read_input(input_path),
+            flash_size=parse_flash_size(opts.flash_size) if opts.flash_size else None,
+            offset=DEFAULT_TABLE_OFFSET if offset is None else offset,
+            primary_bootloader_offset=_address(opts.primary_bootloader_offset,
+                                               "--primary-bootloader-offset"),
+            recovery_bootloader_offset=_address(opts.recovery_bootloader_offset,
+                                                "--recovery-bootloader-offset"),
+            secure=secure)
+        if output_path == "-":
+            out.flush()
+            sys.stdout.buffer.write(result.output)
+            sys.stdout.buffer.flush()
+            return EXIT_OK
+        _write_output(output_path, result.output)
+    except OtaforgeError as exc:
+        return _report(exc, input_path, err)
+    count = len(result.table.entries)
+    out.write(f"{input_path} -> {output_path}: {result.output_kind} partition table, "
+              f"{count} partition{'s' if count != 1 else ''}, {len(result.output)} bytes\n")
+    return EXIT_OK
+
+
+def _write_output(path: str, data: bytes) -> None:
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, expected an output file name")
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)  # gen_esp32part creates the output folder too
+    try:
+        atomic_write(path, data)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
+def run_check(input_path: str, opts: TableOptions, image_path: str | None = None, *,
+              stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """``partitions check``: print the table, free space and OTA findings; returns exit code.
+
+    Exit 2 when the table breaks a gen_esp32part rule, 1 when an OTA check is critical.
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        offset = _address(opts.offset, "--offset")
+        table_offset = DEFAULT_TABLE_OFFSET if offset is None else offset
+        flash_size = parse_flash_size(opts.flash_size) if opts.flash_size else None
+        table = load_partition_table(
+            _read_input(input_path), table_offset,
+            primary_bootloader_offset=_address(opts.primary_bootloader_offset,
+                                               "--primary-bootloader-offset"),
+            recovery_bootloader_offset=_address(opts.recovery_bootloader_offset,
+                                                "--recovery-bootloader-offset"))
+        table.verify(flash_size, table_offset=table_offset, secure=opts.secure)
+        image_size = _image_size(image_path) if image_path else None
+    except OtaforgeError as exc:
+        return _report(exc, input_path, err)
+    out.write(render_table(table, flash_size))
+    findings = check_ota_layout(table, image_size)
+    out.write(render_findings(findings, image_path, image_size))
+    return EXIT_FAILED if any(f.critical for f in findings) else EXIT_OK
+
+
+def _image_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (--image)") from None
+
+
+def _size_text(size: int) -> str:
+    human = format_size(size)
+    return f"0x{size:x}" if human.startswith("0x") else f"0x{size:x} ({human})"
+
+
+def render_table(table: PartitionTable, flash_size: int | None) -> str:
+    """The table as aligned text columns, with gaps and free space to the flash end."""
+    header = ("Name", "Type", "SubType", "Offset", "Size", "End", "Flags")
+    rows = [header] + [
+        (p.name, p.type_name, p.subtype_name, f"0x{p.offset:x}", _size_text(p.size),
+         f"0x{p.end:x}", ":".join(p.flag_names)) for p in table.entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    ordered = sorted(table.entries, key=lambda p: p.offset)
+    for before, after in pairwise(ordered):
+        if after.offset > before.end:
+            lines.append(f"unused: 0x{before.end:x}-0x{after.offset:x} "
+                         f"({_size_text(after.offset - before.end)}) between {before.name!r} "
+                         f"and {after.name!r}")
+    end = table.flash_end()
+    if flash_size is not None:
+        free = flash_size - end
+        lines.append(f"flash: {format_size(flash_size)}B; partitions end at 0x{end:x}; "
+                     f"free to flash end: {_size_text(free)}")
+    else:
+        lines.append(f"partitions end at 0x{end:x} (give --flash-size to see free space)")
+    return "\n".join(lines) + "\n"
+
+
+def render_findings(findings: list[Finding], image_path: str | None,
+                    image_size: int | None) -> str:
+    """The OTA findings, one per line (``Critical: ...``, ``Warning: ...``, ``OK: ...``)."""
+    lines = ["", "OTA checks:"]
+    if image_path is not None:
+        lines.append(f"image: {image_path} ({image_size} bytes)")
+    for f in findings:
+        label = {"critical": "Critical", "warning": "Warning"}.get(f.severity, "OK")
+        lines.append(f"  {label}: {f.message}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["EXIT_BAD_INPUT", "TableOptions", "render_findings", "render_table", "run_check",
+           "run_convert"]

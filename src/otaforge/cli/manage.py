@@ -1,0 +1,205 @@
+"""``otaforge fleet|release|channel|device``: the management API of a (remote) update server.
+
+Every command takes ``--server``, ``--ca`` and ``--token`` (or OTAFORGE_SERVER, OTAFORGE_CA,
+OTAFORGE_TOKEN). ``--token @FILE`` reads the token from a file (e.g. DATA/admin.token).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
+
+if TYPE_CHECKING:
+    from otaforge.server.client import ManagementClient
+
+Server = Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
+                                     help="Server URL, e.g. https://localhost:8443.")]
+Ca = Annotated[Path | None, typer.Option("--ca", envvar="OTAFORGE_CA",
+                                         help="CA certificate to pin (DATA/server_cert.pem).")]
+Token = Annotated[str, typer.Option("--token", envvar="OTAFORGE_TOKEN",
+                                    help="Admin token, or @FILE to read it from a file.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+FleetOpt = Annotated[str, typer.Option("--fleet", help="Fleet name.")]
+
+
+def _client(server: str, ca: Path | None, token: str) -> ManagementClient:
+    from otaforge.server.client import ManagementClient
+
+    if token.startswith("@"):
+        try:
+            token = Path(token[1:]).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            fail(f"--token {token}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
+    return ManagementClient(server, token, ca)
+
+
+def _print(data: Any, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        fail(f"{path}: no such {what} file", EXIT_BAD_INPUT)
+    except IsADirectoryError:
+        fail(f"{path}: is a directory, expected a {what} file", EXIT_BAD_INPUT)
+
+
+# --- fleet ---------------------------------------------------------------------------------
+
+
+def fleet_create(
+    name: Annotated[str, typer.Argument(help="Fleet name.")],
+    chip: Annotated[str, typer.Option("--chip", help="esptool chip name, e.g. esp32s3.")],
+    partitions: Annotated[Path, typer.Option("--partitions", help="Partition table CSV.")],
+    server: Server, token: Token, ca: Ca = None,
+    require_signature: Annotated[list[Path] | None, typer.Option(
+        "--require-signature", help="Refuse unsigned images; trust this key (PEM, "
+        "repeatable; only the public key is sent).")] = None,
+    secure_version_bits: Annotated[int | None, typer.Option(
+        "--secure-version-bits", help="Usable bits of the SECURE_VERSION eFuse "
+        "(CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD; default: the chip's).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create a fleet; prints its enrollment token (shown only once)."""
+    from otaforge.crypto import keys as k
+
+    csv = _read(partitions, "partition table").decode("utf-8", "replace")
+    with handle_errors():
+        pems = [k.public_key_pem(k.load_public_key(_read(p, "key"))).decode()
+                for p in require_signature or []]
+        with _client(server, ca, token) as client:
+            out = client.create_fleet(name, chip, csv, pems, bool(pems), secure_version_bits)
+    _print(out, as_json, [
+        f"fleet {out['name']}: {out['chip']}, OTA slot {out['ota_slot_size']} bytes, "
+        f"signatures {'required' if out['require_signature'] else 'optional'}",
+        f"enrollment token: {out['enrollment_token']}"])
+
+
+def fleet_list(server: Server, token: Token, ca: Ca = None, as_json: Json = False) -> None:
+    """List fleets."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.fleets()
+    _print(out, as_json, [f"{f['name']}\t{f['chip']}\tslot={f['ota_slot_size']}\t"
+                          f"channels={f['channels']}" for f in out])
+
+
+def register_fleet(app: typer.Typer) -> None:
+    """Add ``create`` and ``list`` to the ``fleet`` group."""
+    app.command("create")(fleet_create)
+    app.command("list")(fleet_list)
+
+
+# --- release -------------------------------------------------------------------------------
+
+
+def release_publish(
+    image: Annotated[Path, typer.Argument(help="ESP-IDF app image (.bin).")],
+    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
+    channel: Annotated[str | None, typer.Option(
+        "--channel", help="Also point this channel at the new release.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Upload an image; the server refuses it, with the reason, if a check fails."""
+    data = _read(image, "image")
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.publish(fleet, data, channel)
+    if as_json:
+        typer.echo(json.dumps({"sha256": out["sha256"], "version": out["version"],
+                               "id": out["id"]}))
+        return
+    typer.echo(f"release {out['id']}: {out['version']} sha256 {out['sha256']} "
+               f"({out['size']} bytes){' -> ' + channel if channel else ''}")
+
+
+def release_list(fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
+                 as_json: Json = False) -> None:
+    """List a fleet's releases."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.releases(fleet)
+    _print(out, as_json, [f"{r['id']}\t{r['version']}\tsecure_version={r['secure_version']}\t"
+                          f"{r['size']}\t{r['sha256']}" for r in out])
+
+
+def register_release(app: typer.Typer) -> None:
+    """Add ``publish`` and ``list`` to the ``release`` group."""
+    app.command("publish")(release_publish)
+    app.command("list")(release_list)
+
+
+# --- channel -------------------------------------------------------------------------------
+
+
+def channel_set(
+    channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
+    release: Annotated[str, typer.Argument(help="Release id, version or sha256.")],
+    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None, as_json: Json = False,
+) -> None:
+    """Point a channel of a fleet at a release."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.set_channel(fleet, channel, release)
+    _print(out, as_json, [f"{fleet}/{out['name']} -> release {out['release_id']} "
+                          f"({out['version']})"])
+
+
+def register_channel(app: typer.Typer) -> None:
+    """Add ``set`` to the ``channel`` group."""
+    app.command("set")(channel_set)
+
+
+# --- device (admin view) -------------------------------------------------------------------
+
+
+def device_add(
+    device_id: Annotated[str, typer.Argument(help="Device id.")],
+    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
+    channel: Annotated[str, typer.Option("--channel")] = "stable", as_json: Json = False,
+) -> None:
+    """Register a device; prints its device token (shown only once)."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.create_device(fleet, device_id, channel)
+    _print(out, as_json, [f"device {out['id']} in {out['fleet']}/{out['channel']}",
+                          f"device token: {out['token']}"])
+
+
+def device_list(server: Server, token: Token, ca: Ca = None,
+                fleet: Annotated[str | None, typer.Option("--fleet")] = None,
+                as_json: Json = False) -> None:
+    """List devices with their running version and state."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.devices(fleet)
+    _print(out, as_json, [f"{d['id']}\t{d['fleet']}\t{d['running_version'] or '-'}\t"
+                          f"{d['state']}\t{d['last_check_in'] or 'never'}" for d in out])
+
+
+def device_show(device_id: Annotated[str, typer.Argument(help="Device id.")],
+                server: Server, token: Token, ca: Ca = None, as_json: Json = False) -> None:
+    """A device's facts, deployments and recent events."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.device(device_id)
+    lines = [f"{k}: {out[k]}" for k in ("id", "fleet", "channel", "state", "running_version",
+                                         "running_sha256", "running_partition",
+                                         "otadata_state", "efuse_secure_version",
+                                         "last_check_in")]
+    lines += [f"deployment {d['id']}: release {d['release_id']} {d['state']}"
+              f"{' (' + d['reason'] + ')' if d['reason'] else ''}" for d in out["deployments"]]
+    lines += [f"event {e['event_id']}: {e['state']} {e['reason'] or ''}".rstrip()
+              for e in out["events"]]
+    _print(out, as_json, lines)
+
+
+def register_device_admin(app: typer.Typer) -> None:
+    """Add ``add``, ``list`` and ``show`` to the ``device`` group."""
+    app.command("add")(device_add)
+    app.command("list")(device_list)
+    app.command("show")(device_show)

@@ -1,0 +1,68 @@
+"""``otaforge server``: create a server data directory (``init``) and serve it (``run``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from otaforge.cli._common import handle_errors
+
+DataDir = Annotated[Path, typer.Option("--dir", help="Server data directory.")]
+
+
+def init(
+    data_dir: DataDir,
+    hostname: Annotated[list[str] | None, typer.Option(
+        "--hostname", help="DNS name or IP the certificate is valid for (repeatable; default "
+        "localhost and 127.0.0.1).")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="SQLAlchemy URL (default: SQLite in --dir).")] = None,
+) -> None:
+    """Create a private CA, a server certificate, the database, blob store and admin token."""
+    from otaforge.server.lifecycle import init_server
+
+    with handle_errors():
+        result = init_server(data_dir, hostname, database_url)
+    typer.echo(f"created {result.data_dir}")
+    typer.echo(f"  CA certificate (embed in firmware): {result.ca_cert}")
+    typer.echo(f"  admin token: {result.admin_token}")
+    typer.echo(f"  certificate valid for: {', '.join(result.hostnames)}")
+    typer.echo(f"next: otaforge server run --dir {result.data_dir}")
+
+
+def run(
+    data_dir: DataDir,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8443,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", envvar="OTAFORGE_DATABASE_URL",
+        help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --dir).")
+    ] = None,
+    max_in_flight: Annotated[int, typer.Option(
+        "--max-in-flight", help="Requests served at once before 503 + Retry-After.")] = 256,
+    check_in_interval: Annotated[int, typer.Option(
+        "--check-in-interval", help="Seconds between device check-ins (hint, +-20%).")] = 300,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", help="Base URL written into manifests (default: the request's).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+) -> None:
+    """Serve the update server over HTTPS with the certificate from ``server init``."""
+    from otaforge.server.lifecycle import check_setup, run_server
+    from otaforge.server.settings import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url,
+                        max_in_flight=max_in_flight, check_in_interval_s=check_in_interval,
+                        public_url=public_url)
+    with handle_errors():
+        check_setup(settings)
+        typer.echo(f"otaforge server on https://{host}:{port} (data {data_dir})", err=True)
+        run_server(settings, host, port, log_level)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``init`` and ``run`` to the ``server`` group."""
+    app.command("init")(init)
+    app.command("run")(run)

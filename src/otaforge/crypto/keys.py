@@ -1,0 +1,255 @@
+"""Signing keys for Secure Boot v2 and the v1 signed-app scheme, interchangeable with espsecure.
+
+Private keys are PEM "traditional OpenSSL" files (``-----BEGIN RSA PRIVATE KEY-----`` /
+``-----BEGIN EC PRIVATE KEY-----``), exactly what ``espsecure generate-signing-key`` writes, so
+a key made by either tool is usable by the other.
+
+The public key digest (:func:`public_key_digest`) is what is burnt into eFuse and what
+``espsecure digest-sbv2-public-key`` writes: SHA-256 of the key fields as they are laid out in a
+signature block (reference §4.2):
+
+* RSA-3072: ``n`` (384 bytes LE) ‖ ``e`` (u32) ‖ ``rinv = 2^6144 mod n`` (384 bytes LE) ‖
+  ``mdash = -n^-1 mod 2^32`` (u32) -- 776 bytes;
+* ECDSA: ``curve_id`` (1 = P-192, 2 = P-256, 3 = P-384) ‖ X ‖ Y, each coordinate little-endian.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from otaforge.errors import InputError
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+RSA_BITS = 3072
+RSA_BYTES = RSA_BITS // 8
+RSA_EXPONENT = 65537
+#: schemes ``generate_key`` makes; "ecdsa192" is only read (espsecure/older ESP32-C2 keys)
+GENERATE_SCHEMES = ("rsa3072", "ecdsa256", "ecdsa384")
+SCHEMES = ("rsa3072", "ecdsa192", "ecdsa256", "ecdsa384")
+CURVE_ID_P192 = 1
+CURVE_ID_P256 = 2
+CURVE_ID_P384 = 3
+_CURVES: dict[str, tuple[type[ec.EllipticCurve], int, int]] = {
+    # scheme: (curve class, curve_id, coordinate bytes)
+    "ecdsa192": (ec.SECP192R1, CURVE_ID_P192, 24),
+    "ecdsa256": (ec.SECP256R1, CURVE_ID_P256, 32),
+    "ecdsa384": (ec.SECP384R1, CURVE_ID_P384, 48),
+}
+CURVE_ID_SCHEME = {curve_id: scheme for scheme, (_, curve_id, _) in _CURVES.items()}
+_RSA_KEY_LAYOUT = struct.Struct("<384sI384sI")
+
+
+def generate_key(scheme: str) -> PrivateKey:
+    """A new private key for ``scheme``.
+
+    Args:
+        scheme: "rsa3072", "ecdsa256" or "ecdsa384" (Secure Boot v2); the v1 signed-app
+            scheme uses "ecdsa256" (also accepted as "v1").
+
+    Raises:
+        InputError: the scheme is not one otaforge generates.
+    """
+    if scheme == "v1":
+        scheme = "ecdsa256"
+    if scheme == "rsa3072":
+        return rsa.generate_private_key(public_exponent=RSA_EXPONENT, key_size=RSA_BITS)
+    if scheme in ("ecdsa256", "ecdsa384"):
+        return ec.generate_private_key(_CURVES[scheme][0]())
+    raise InputError(
+        f"unknown signing scheme {scheme!r}: use one of {', '.join(GENERATE_SCHEMES)}"
+    )
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    """The unencrypted PEM form espsecure writes and reads (traditional OpenSSL)."""
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.TraditionalOpenSSL,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
+    """SubjectPublicKeyInfo PEM (what ``espsecure extract-public-key --version 2`` writes)."""
+    pub = key.public_key() if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) \
+        else key
+    return pub.public_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+
+
+def scheme_of(key: PrivateKey | PublicKey) -> str:
+    """The Secure Boot v2 scheme name of a key: "rsa3072", "ecdsa192/256/384".
+
+    Raises:
+        InputError: the key type, size or curve is not usable for Secure Boot.
+    """
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        if key.key_size != RSA_BITS:
+            raise InputError(
+                f"RSA key has {key.key_size} bits; Secure Boot v2 needs RSA-3072 "
+                "(make one with `otaforge keys generate --scheme rsa3072`)"
+            )
+        return "rsa3072"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        for scheme, (curve, _, _) in _CURVES.items():
+            if isinstance(key.curve, curve):
+                return scheme
+        raise InputError(
+            f"ECDSA key on curve {key.curve.name}; Secure Boot supports P-192, P-256, P-384"
+        )
+    raise InputError("unsupported key type: Secure Boot uses RSA-3072 or ECDSA keys")
+
+
+def _check(key: PrivateKey | PublicKey) -> None:
+    scheme_of(key)
+
+
+def load_private_key(pem: bytes) -> PrivateKey:
+    """Load an unencrypted PEM private key (RSA-3072 or ECDSA P-192/256/384).
+
+    Raises:
+        InputError: not a PEM private key, encrypted, or not a Secure Boot key type.
+    """
+    try:
+        # The RSA consistency check costs ~90 ms per load (more than signing a 1.5 MB image);
+        # signing back-verifies every signature it makes instead (crypto/sbv2.py).
+        key = serialization.load_pem_private_key(pem, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise InputError(
+            "not an unencrypted PEM private key (expected what `otaforge keys generate` or "
+            f"`espsecure generate-signing-key` writes): {_first_line(err)}"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise InputError("unsupported private key type: Secure Boot uses RSA-3072 or ECDSA")
+    _check(key)
+    return key
+
+
+def load_public_key(pem: bytes) -> PublicKey:
+    """Load a public key from a PEM public key or from a PEM private key.
+
+    Raises:
+        InputError: neither parses, or the key is not a Secure Boot key type.
+    """
+    if b"PRIVATE KEY-----" in pem:
+        return load_private_key(pem).public_key()
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise InputError(
+            f"not a PEM public or private key: {_first_line(err)}"
+        ) from None
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise InputError("unsupported public key type: Secure Boot uses RSA-3072 or ECDSA")
+    _check(key)
+    return key
+
+
+def load_v1_public_key(data: bytes) -> ec.EllipticCurvePublicKey:
+    """A v1 verification key: PEM (private or public), or the raw 64-byte X‖Y big-endian form
+    of ``espsecure extract-public-key --version 1`` (65 bytes with a 0x04 prefix also accepted).
+
+    Raises:
+        InputError: not a P-256 key in one of those forms.
+    """
+    if len(data) in (64, 65) and b"-----" not in data:
+        raw = data if len(data) == 65 else b"\x04" + data
+        try:
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+        except ValueError:
+            raise InputError("raw v1 public key is not a point on P-256") from None
+    key = load_public_key(data)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise InputError("the v1 signed-app scheme (ESP32) uses ECDSA P-256 keys only")
+    return key
+
+
+def as_public(key: PrivateKey | PublicKey) -> PublicKey:
+    """The public half of ``key`` (or ``key`` itself)."""
+    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        return key.public_key()
+    return key
+
+
+def rsa_key_material(key: rsa.RSAPublicKey) -> bytes:
+    """The 776-byte ``n ‖ e ‖ rinv ‖ mdash`` of an RSA-3072 signature block (little-endian)."""
+    numbers = key.public_numbers()
+    n = numbers.n
+    rinv = (1 << (2 * RSA_BITS)) % n
+    mdash = (-pow(n, -1, 1 << 32)) & 0xFFFFFFFF
+    return _RSA_KEY_LAYOUT.pack(
+        n.to_bytes(RSA_BYTES, "little"), numbers.e, rinv.to_bytes(RSA_BYTES, "little"), mdash
+    )
+
+
+def ec_point_le(key: ec.EllipticCurvePublicKey) -> bytes:
+    """X ‖ Y, each little-endian (micro-ecc "native" order, as in a signature block)."""
+    size = _CURVES[scheme_of(key)][2]
+    numbers = key.public_numbers()
+    return numbers.x.to_bytes(size, "little") + numbers.y.to_bytes(size, "little")
+
+
+def ec_key_material(key: ec.EllipticCurvePublicKey) -> bytes:
+    """``curve_id ‖ X ‖ Y`` as laid out in an ECDSA signature block (65 or 97 bytes).
+
+    For P-192 the 48 point bytes are zero-padded to 64, as in the block.
+    """
+    scheme = scheme_of(key)
+    curve_id = _CURVES[scheme][1]
+    point = ec_point_le(key)
+    if scheme == "ecdsa192":
+        point = point.ljust(64, b"\x00")
+    return bytes([curve_id]) + point
+
+
+def key_material(key: PrivateKey | PublicKey) -> bytes:
+    """The key bytes of a signature block, whose SHA-256 is the eFuse key digest."""
+    pub = as_public(key)
+    if isinstance(pub, rsa.RSAPublicKey):
+        scheme_of(pub)
+        return rsa_key_material(pub)
+    return ec_key_material(pub)
+
+
+def public_key_digest(key: PrivateKey | PublicKey) -> bytes:
+    """The 32-byte key digest burnt into eFuse (``espsecure digest-sbv2-public-key``)."""
+    return hashlib.sha256(key_material(key)).digest()
+
+
+def v1_public_key_bytes(key: PrivateKey | PublicKey) -> bytes:
+    """64 raw bytes X‖Y big-endian: ``espsecure extract-public-key --version 1`` output."""
+    pub = as_public(key)
+    if not isinstance(pub, ec.EllipticCurvePublicKey) or not isinstance(pub.curve, ec.SECP256R1):
+        raise InputError("the v1 signed-app scheme (ESP32) uses ECDSA P-256 keys only")
+    numbers = pub.public_numbers()
+    return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+
+
+def coordinate_size(scheme: str) -> int:
+    """Bytes per ECDSA coordinate / signature half for an ECDSA scheme."""
+    return _CURVES[scheme][2]
+
+
+def curve_for(scheme: str) -> ec.EllipticCurve:
+    """The ``cryptography`` curve object of an ECDSA scheme."""
+    return _CURVES[scheme][0]()
+
+
+def curve_id_for(scheme: str) -> int:
+    """The signature block ``curve_id`` of an ECDSA scheme."""
+    return _CURVES[scheme][1]
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

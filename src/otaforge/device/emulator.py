@@ -1,0 +1,438 @@
+"""An emulated ESP32: power on -> second-stage bootloader -> the app runs, in virtual time.
+
+The bootloader decision is :func:`otaforge.device.bootloader.select_boot` (pure); the device
+applies its otadata writes through the :class:`~otaforge.device.flash.Flash` (so they are
+counted and can be cut), burns the secure version it asks for, then runs the app in the chosen
+partition. An app is a stand-in for the firmware in that image, looked up by image SHA-256 or
+version string in an :class:`AppRegistry`:
+
+* ``healthy``: passes its self-test; a PENDING_VERIFY app marks itself valid;
+* ``never_confirms``: runs but never calls ``esp_ota_mark_app_valid_cancel_rollback``;
+* ``fails_self_test``: a PENDING_VERIFY app calls
+  ``esp_ota_mark_app_invalid_rollback_and_reboot``;
+* ``hangs``: the task watchdog fires after ``watchdog_timeout_s`` of virtual time and resets;
+* ``panics``: resets right after boot (a reset loop unless rollback saves it).
+
+A power-on keeps rebooting while the app resets, up to ``max_boots``; then the device is
+reported as being in a reset loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from otaforge.device.bootloader import BootConfig, EfuseState, select_boot
+from otaforge.device.efuse import Efuses
+from otaforge.device.flash import SECTOR_SIZE, Flash
+from otaforge.device.ota_ops import OtaConfig, OtaOps, read_partition_desc
+from otaforge.errors import DeviceError, EspError, FormatError, InputError
+from otaforge.formats.app_desc import AppDesc
+from otaforge.formats.app_image import AppImage
+from otaforge.formats.chips import ChipSpec, chip
+from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+
+Behaviour = Literal["healthy", "never_confirms", "fails_self_test", "hangs", "panics"]
+BEHAVIOURS: tuple[Behaviour, ...] = ("healthy", "never_confirms", "fails_self_test", "hangs",
+                                     "panics")
+BOOT_TIME_S = 0.3  # virtual seconds from reset to app_main
+
+
+class Clock(Protocol):
+    """Time seam: the emulator never reads the wall clock."""
+
+    def now(self) -> float:
+        """Seconds since an arbitrary origin."""
+        ...
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+        ...
+
+
+class VirtualClock:
+    """A clock that moves only when told to (deterministic)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._t = start
+
+    def now(self) -> float:
+        """Current virtual time in seconds."""
+        return self._t
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward."""
+        if seconds < 0:
+            raise InputError("virtual time cannot go backwards")
+        self._t += seconds
+
+
+class AppRegistry:
+    """Which behaviour the firmware in an image has, by image SHA-256 (hex) or version."""
+
+    def __init__(self, mapping: dict[str, Behaviour] | None = None,
+                 default: Behaviour = "healthy") -> None:
+        self._by_key: dict[str, Behaviour] = {}
+        self.default = default
+        for key, behaviour in (mapping or {}).items():
+            self.register(key, behaviour)
+
+    def register(self, key: str, behaviour: Behaviour) -> None:
+        """Map an image SHA-256 hex digest or a version string to a behaviour."""
+        if behaviour not in BEHAVIOURS:
+            raise InputError(
+                f"app behaviour {behaviour!r}: choose one of {', '.join(BEHAVIOURS)}")
+        self._by_key[key.lower() if _is_sha(key) else key] = behaviour
+
+    @property
+    def needs_hash(self) -> bool:
+        """Whether any entry is keyed by image hash (else lookups need only the version)."""
+        return any(_is_sha(k) for k in self._by_key)
+
+    def lookup(self, version: str | None, sha256: str | None) -> Behaviour:
+        """The behaviour for an image: by hash first, then version, then the default."""
+        if sha256 is not None and sha256 in self._by_key:
+            return self._by_key[sha256]
+        if version is not None and version in self._by_key:
+            return self._by_key[version]
+        return self.default
+
+
+def _is_sha(key: str) -> bool:
+    return len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Build configuration of the bootloader and app on the emulated device.
+
+    Attributes:
+        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` in the app (and the bootloader,
+            unless ``bootloader_rollback`` says otherwise).
+        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
+        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD`` (None: the
+            chip's full width).
+        secure_boot_v2: hardware Secure Boot v2 (bootloader and OTA check eFuse key digests).
+        signed_app: signed app updates without hardware secure boot (v2 scheme).
+        factory_reset_pin: ``CONFIG_BOOTLOADER_FACTORY_RESET``.
+        app_test: ``CONFIG_BOOTLOADER_APP_TEST``.
+        chip_rev: chip revision (major*100+minor).
+        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
+        bootloader_rollback: the bootloader's own rollback setting when it differs from the
+            app's (an old bootloader in the field); None: same as ``rollback``.
+        watchdog_timeout_s: ``CONFIG_ESP_TASK_WDT_TIMEOUT_S``.
+        max_boots: boots per power-on before the device counts as stuck in a reset loop.
+    """
+
+    rollback: bool = True
+    anti_rollback: bool = False
+    secure_version_bits: int | None = None
+    secure_boot_v2: bool = False
+    signed_app: bool = False
+    factory_reset_pin: bool = False
+    app_test: bool = False
+    chip_rev: int = 0
+    partition_table_offset: int = 0x8000
+    bootloader_rollback: bool | None = None
+    watchdog_timeout_s: float = 5.0
+    max_boots: int = 8
+
+
+Status = Literal["running", "reset_loop", "bricked"]
+
+
+@dataclass(frozen=True)
+class BootResult:
+    """What one power-on ended in.
+
+    Attributes:
+        status: ``running`` (an app is up), ``reset_loop`` or ``bricked`` (no bootable app).
+        partition: the partition the app runs from (the last one booted for a reset loop).
+        desc: its app description.
+        behaviour: the app's behaviour.
+        boot_state: the otadata state the bootloader left for that slot (None: factory/test).
+        ota_state: the slot's otadata state once the app settled (e.g. VALID after confirm).
+        boots: how many times the bootloader ran during this power-on.
+        resets: why each reset happened ("task watchdog", "panic", "rollback restart").
+        reason: the last bootloader decision's reason.
+        log: every bootloader log line of this power-on.
+    """
+
+    status: Status
+    partition: PartitionEntry | None
+    desc: AppDesc | None
+    behaviour: Behaviour | None
+    boot_state: int | None
+    ota_state: int | None
+    boots: int
+    resets: tuple[str, ...]
+    reason: str
+    log: tuple[str, ...] = field(default=(), repr=False)
+
+
+class _Reset(Exception):
+    """Internal: the running app reset the chip."""
+
+
+class Device:
+    """One emulated chip: flash, eFuses, bootloader, running app.
+
+    Args:
+        flash: its flash (partition table at ``config.partition_table_offset``).
+        chip: chip name or spec.
+        config: bootloader/app build configuration.
+        efuses: its eFuses (default: fresh ones for the chip).
+        apps: behaviour registry (default: every image healthy).
+        clock: time seam (default: a :class:`VirtualClock`).
+    """
+
+    def __init__(self, flash: Flash, chip_name: str | ChipSpec = "esp32",
+                 config: DeviceConfig | None = None, efuses: Efuses | None = None,
+                 apps: AppRegistry | None = None, clock: Clock | None = None) -> None:
+        self.flash = flash
+        self.chip = chip(chip_name) if isinstance(chip_name, str) else chip_name
+        self.config = config or DeviceConfig()
+        self.efuses = efuses or Efuses(self.chip,
+                                       secure_version_bits=self.config.secure_version_bits)
+        self.apps = apps or AppRegistry()
+        self.clock: Clock = clock or VirtualClock()
+        self.running_partition: PartitionEntry | None = None
+        self.running_desc: AppDesc | None = None
+        self.status: Status | Literal["off"] = "off"
+        self.boot_count = 0
+        self.last_result: BootResult | None = None
+        self._ota: OtaOps | None = None
+        self._in_app = False
+
+    # --- configuration views --------------------------------------------------------------
+
+    def boot_config(self) -> BootConfig:
+        """The bootloader's configuration (BOOT's :class:`BootConfig`)."""
+        cfg = self.config
+        rollback = cfg.rollback if cfg.bootloader_rollback is None else cfg.bootloader_rollback
+        return BootConfig(chip=self.chip, chip_rev=cfg.chip_rev, rollback=rollback,
+                          anti_rollback=cfg.anti_rollback, secure_boot_v2=cfg.secure_boot_v2,
+                          factory_reset=cfg.factory_reset_pin, app_test=cfg.app_test,
+                          partition_table_offset=cfg.partition_table_offset,
+                          flash_size=self.flash.size)
+
+    def efuse_state(self) -> EfuseState:
+        """The eFuses as the bootloader reads them."""
+        fuses = self.efuses
+        return EfuseState(secure_version=fuses.secure_version,
+                          secure_version_bits=fuses.secure_version_bits,
+                          key_digests=tuple(d or b"" for d in fuses.key_digest_slots),
+                          revoked=fuses.revoked)
+
+    def ota_config(self) -> OtaConfig:
+        """The app's esp_ota_ops configuration."""
+        cfg = self.config
+        return OtaConfig(chip=self.chip, chip_rev=cfg.chip_rev, rollback=cfg.rollback,
+                         anti_rollback=cfg.anti_rollback, secure_boot_v2=cfg.secure_boot_v2,
+                         signed_app=cfg.signed_app)
+
+    def partition_table(self) -> PartitionTable:
+        """The partition table in flash, as the app's partition API reads it.
+
+        Raises:
+            FormatError: no valid table at the configured offset.
+        """
+        off = self.config.partition_table_offset
+        return PartitionTable.from_bytes(self.flash.read(off, 0xC00))
+
+    @property
+    def ota(self) -> OtaOps:
+        """The running app's esp_ota_* API.
+
+        Raises:
+            DeviceError: no app is running (device off, bricked or in a reset loop).
+        """
+        if self._ota is None or self.status != "running":
+            raise DeviceError(f"no app is running (device is {self.status}); power it on first")
+        return self._ota
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def power_off(self) -> None:
+        """Cut power cleanly (nothing in flight)."""
+        self.status = "off"
+        self._ota = None
+        self.running_partition = None
+        self.running_desc = None
+
+    def power_on(self, *, factory_reset: bool = False, test_app: bool = False) -> BootResult:
+        """Power on and boot until an app runs, the device is bricked, or it reset-loops.
+
+        Args:
+            factory_reset: hold the factory-reset pin during the first boot.
+            test_app: hold the test-app pin during the first boot.
+
+        Raises:
+            PowerCut: an armed power cut fired during boot (the device is off again).
+        """
+        restore = getattr(self.flash, "power_restore", None)
+        if restore is not None:
+            restore()
+        self.power_off()
+        resets: list[str] = []
+        log: list[str] = []
+        pins = (factory_reset, test_app)
+        result: BootResult | None = None
+        try:
+            for _ in range(self.config.max_boots):
+                result = self._boot_once(pins, resets, log)
+                pins = (False, False)
+                if result is not None:
+                    break
+        except BaseException:
+            self.power_off()
+            raise
+        if result is None:
+            last = self.running_partition
+            self.power_off()
+            self.status = "reset_loop"
+            result = BootResult("reset_loop", last, None, None, None, None, self.boot_count,
+                                tuple(resets), "the app keeps resetting", tuple(log))
+        self.last_result = result
+        return result
+
+    def reboot(self) -> BootResult:
+        """``esp_restart()``: reset the chip and boot again (eFuses and flash kept)."""
+        return self.power_on()
+
+    def _boot_once(self, pins: tuple[bool, bool], resets: list[str],
+                   log: list[str]) -> BootResult | None:
+        self.boot_count += 1
+        self.clock.advance(BOOT_TIME_S)
+        decision = select_boot(self.flash.read, self.boot_config(), self.efuse_state(),
+                               factory_reset_requested=pins[0] and self.config.factory_reset_pin,
+                               test_requested=pins[1] and self.config.app_test)
+        log.extend(decision.log)
+        for op in decision.otadata_ops:
+            if op.kind == "erase":
+                self.flash.erase_sector(op.addr)
+            else:
+                self.flash.program(op.addr, op.data)
+        if decision.burn_secure_version is not None:
+            self.efuses.burn_secure_version(decision.burn_secure_version)
+        part = decision.partition
+        if part is None:
+            self.status = "bricked"
+            return BootResult("bricked", None, None, None, None, None, self.boot_count,
+                              tuple(resets), decision.reason, tuple(log))
+        return self._run_app(part, decision.ota_state_after, decision.reason, resets, log)
+
+    def _app_identity(self, part: PartitionEntry) -> tuple[AppDesc | None, str | None]:
+        desc = read_partition_desc(self.flash, part)
+        sha = None
+        if self.apps.needs_hash:
+            data = self.flash.read(part.offset, part.size)
+            try:
+                image = AppImage.from_bytes(data, check=False)
+                sha = hashlib.sha256(data[: image.image_len]).hexdigest()
+            except FormatError:
+                sha = None
+        return desc, sha
+
+    def _run_app(self, part: PartitionEntry, boot_state: int | None, reason: str,
+                 resets: list[str], log: list[str]) -> BootResult | None:
+        table = self.partition_table()
+        desc, sha = self._app_identity(part)
+        behaviour = self.apps.lookup(desc.version if desc else None, sha)
+        self.running_partition, self.running_desc = part, desc
+        self._ota = OtaOps(self.flash, table, self.efuses, self.ota_config(), part,
+                           restart=self._restart)
+        self.status = "running"
+        self._in_app = True
+        try:
+            self._app_main(behaviour, boot_state)
+        except _Reset as reset:
+            resets.append(str(reset))
+            self.power_off()
+            return None
+        finally:
+            self._in_app = False
+        state = self._slot_state(part)
+        return BootResult("running", part, desc, behaviour, boot_state, state, self.boot_count,
+                          tuple(resets), reason, tuple(log))
+
+    def _slot_state(self, part: PartitionEntry) -> int | None:
+        if self._ota is None or not part.is_ota_slot:
+            return None
+        try:
+            return self._ota.esp_ota_get_state_partition(part)
+        except EspError:
+            return None
+
+    def _app_main(self, behaviour: Behaviour, boot_state: int | None) -> None:
+        ota = self._ota
+        assert ota is not None
+        if behaviour == "panics":
+            raise _Reset("panic")
+        if behaviour == "hangs":
+            self.clock.advance(self.config.watchdog_timeout_s)
+            raise _Reset("task watchdog")
+        pending = boot_state == OtaImgState.PENDING_VERIFY
+        if behaviour == "fails_self_test" and pending:
+            try:
+                ota.esp_ota_mark_app_invalid_rollback_and_reboot()
+            except EspError as err:
+                if err.name != "ESP_ERR_OTA_ROLLBACK_FAILED":
+                    raise
+            return
+        if behaviour == "healthy" and pending:
+            ota.esp_ota_mark_app_valid_cancel_rollback()
+
+    def _restart(self) -> None:
+        if self._in_app:
+            raise _Reset("rollback restart")
+        self.reboot()
+
+    # --- host tools -----------------------------------------------------------------------
+
+    def erase_otadata(self) -> None:
+        """``idf.py erase-otadata`` (otatool): erase the whole otadata partition.
+
+        Raises:
+            DeviceError: the partition table has no otadata partition.
+        """
+        otadata = self.partition_table().otadata()
+        if otadata is None:
+            raise DeviceError("the partition table has no otadata partition to erase")
+        self.flash.erase_range(otadata.offset, otadata.size)
+
+
+def compose_flash(table: PartitionTable, images: dict[str, bytes], *,
+                  table_offset: int = 0x8000, bootloader: bytes | None = None,
+                  bootloader_offset: int = 0x1000) -> bytes:
+    """A flash image as ``idf.py flash`` leaves it: table, app images, otadata erased.
+
+    Only as long as the last byte written (a :class:`MemoryFlash` base reads 0xFF after it).
+
+    Args:
+        table: the partition table (written at ``table_offset``).
+        images: partition name -> bytes to place at its offset.
+        bootloader: optional second-stage bootloader image at ``bootloader_offset``.
+
+    Raises:
+        InputError: an unknown partition name or an image larger than its partition.
+    """
+    placed: list[tuple[int, bytes]] = [(table_offset, table.to_bytes())]
+    if bootloader is not None:
+        placed.append((bootloader_offset, bootloader))
+    for name, data in images.items():
+        part = table.find(name)
+        if part is None:
+            raise InputError(f"no partition named {name!r} in the partition table")
+        if len(data) > part.size:
+            raise InputError(f"image of {len(data)} bytes does not fit {name} ({part.size})")
+        placed.append((part.offset, data))
+    end = max(off + len(data) for off, data in placed)
+    end = (end + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
+    out = bytearray(b"\xff" * end)
+    for off, data in placed:
+        out[off : off + len(data)] = data
+    return bytes(out)
+

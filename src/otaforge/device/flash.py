@@ -1,0 +1,341 @@
+"""SPI NOR flash with the chip's rules: 4 KiB sector erase to 0xFF, programming clears bits.
+
+:class:`MemoryFlash` keeps only the sectors a device changed, over an optional shared base
+image (the bytes ``esptool write-flash`` would put on the chip), so thousands of emulated
+8 MB devices share one copy of the factory image: an idle device costs its changed sectors
+(a 600 KB update is ~150 sectors) plus a small dict. :meth:`MemoryFlash.fork` gives a
+copy-on-write clone in O(changed sectors) without copying any sector data.
+
+:class:`FileFlash` is a flash image file laid out as on the chip (what ``esptool read-flash``
+reads back), loaded as the base and written back atomically by :meth:`FileFlash.save`.
+
+Every program and erase is counted; a :class:`~otaforge.device.powercut.PowerCutPlan` makes
+power fail before, after or inside the planned operation (raising
+:class:`~otaforge.errors.PowerCut`); an observer sees every operation before it runs (the
+sweep uses it to snapshot the flash at each operation).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from otaforge.device.powercut import PowerCutPlan
+from otaforge.errors import FlashError, InputError, PowerCut
+from otaforge.fsutil import atomic_write
+
+SECTOR_SIZE = 0x1000
+BLOCK_SIZE = 0x10000
+ERASED_SECTOR = b"\xff" * SECTOR_SIZE
+
+# observer(op_index, kind, addr, data) is called before each counted operation runs
+# (``data`` is empty for an erase, which always covers one 4 KiB sector)
+FlashObserver = Callable[[int, str, int, bytes], None]
+
+
+@runtime_checkable
+class Flash(Protocol):
+    """The one-method-per-operation seam every device component talks to."""
+
+    @property
+    def size(self) -> int:
+        """Flash size in bytes."""
+        ...
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Read ``n`` bytes at ``addr``."""
+        ...
+
+    def erase_sector(self, addr: int) -> None:
+        """Erase the 4 KiB sector at ``addr`` (sector aligned) to 0xFF."""
+        ...
+
+    def erase_range(self, addr: int, n: int) -> None:
+        """Erase ``n`` bytes (whole sectors) from ``addr``."""
+        ...
+
+    def program(self, addr: int, data: bytes) -> None:
+        """Program ``data`` at ``addr``: each bit can only go from 1 to 0."""
+        ...
+
+
+def _and_bytes(old: bytes, new: bytes) -> bytes:
+    """Bitwise AND of two equal-length byte strings (NOR programming)."""
+    n = len(old)
+    return (int.from_bytes(old, "little") & int.from_bytes(new, "little")).to_bytes(n, "little")
+
+
+class MemoryFlash:
+    """Sparse copy-on-write NOR flash in memory.
+
+    Args:
+        size: flash size in bytes (a multiple of 4 KiB).
+        base: shared initial contents (shorter than ``size`` means 0xFF after it). Never
+            modified; pass the same object to many devices.
+        strict: refuse to program a byte twice without an erase in between (MCUboot's
+            ``write_safe``), instead of silently ANDing.
+
+    Attributes:
+        op_count: counted operations (programs + sector erases) since creation or
+            :meth:`reset_counters`.
+        plan: the armed power cut, or None.
+        observer: called before each counted operation, or None.
+    """
+
+    def __init__(self, size: int, base: bytes | memoryview | None = None,
+                 strict: bool = False) -> None:
+        if size <= 0 or size % SECTOR_SIZE:
+            raise InputError(f"flash size 0x{size:x} is not a positive multiple of 4 KiB")
+        if base is not None and len(base) > size:
+            raise InputError(
+                f"flash image is {len(base)} bytes; it does not fit a 0x{size:x}-byte flash"
+            )
+        self._size = size
+        self._base: bytes | memoryview | None = base
+        self._sectors: dict[int, bytes] = {}
+        self._written: dict[int, int] = {}  # strict mode: sector -> bitmask of programmed bytes
+        self.strict = strict
+        self.op_count = 0
+        self.erase_count = 0
+        self.program_count = 0
+        self.plan: PowerCutPlan | None = None
+        self.observer: FlashObserver | None = None
+        self.powered = True
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Flash size in bytes."""
+        return self._size
+
+    def _base_sector(self, index: int) -> bytes:
+        base = self._base
+        start = index * SECTOR_SIZE
+        if base is None or start >= len(base):
+            return ERASED_SECTOR
+        chunk = bytes(base[start : start + SECTOR_SIZE])
+        if len(chunk) < SECTOR_SIZE:
+            chunk += ERASED_SECTOR[len(chunk) :]
+        return chunk
+
+    def _sector(self, index: int) -> bytes:
+        sector = self._sectors.get(index)
+        return sector if sector is not None else self._base_sector(index)
+
+    def _check_range(self, addr: int, n: int, what: str) -> None:
+        if addr < 0 or n < 0 or addr + n > self._size:
+            raise FlashError(
+                f"{what} of {n} bytes at 0x{addr:x} is outside the 0x{self._size:x}-byte flash"
+            )
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Read ``n`` bytes at ``addr`` (reads are not counted and never cut).
+
+        Raises:
+            FlashError: the range is outside the flash.
+        """
+        self._check_range(addr, n, "read")
+        first, last = addr // SECTOR_SIZE, (addr + n - 1) // SECTOR_SIZE
+        if n == 0:
+            return b""
+        if first == last:
+            off = addr - first * SECTOR_SIZE
+            return self._sector(first)[off : off + n]
+        parts = [self._sector(i) for i in range(first, last + 1)]
+        off = addr - first * SECTOR_SIZE
+        return b"".join(parts)[off : off + n]
+
+    def to_bytes(self) -> bytes:
+        """The whole flash contents (what ``esptool read-flash 0 SIZE`` would return)."""
+        return self.read(0, self._size)
+
+    # --- counting and power cuts ----------------------------------------------------------
+
+    def arm(self, plan: PowerCutPlan | None) -> None:
+        """Arm a power cut counted from now (the op counter restarts at 0)."""
+        self.plan = plan
+        self.op_count = 0
+
+    def reset_counters(self) -> None:
+        """Zero the operation counters (the plan stays armed)."""
+        self.op_count = self.erase_count = self.program_count = 0
+
+    def power_restore(self) -> None:
+        """Power comes back: operations work again; a fired plan is gone."""
+        self.powered = True
+
+    def _begin_op(self, kind: str, addr: int, data: bytes) -> PowerCutPlan | None:
+        """Count one operation; return the plan if power fails during or after it."""
+        if not self.powered:
+            raise PowerCut("flash operation after a power cut: the device is off")
+        index = self.op_count
+        self.op_count += 1
+        if self.observer is not None:
+            self.observer(index, kind, addr, data)
+        plan = self.plan
+        if plan is None or plan.op_index != index:
+            return None
+        self.plan = None
+        self.powered = False
+        if plan.mode == "before":
+            raise PowerCut(f"power cut before flash op #{index} ({kind} at 0x{addr:x})")
+        return plan
+
+    # --- erase ----------------------------------------------------------------------------
+
+    def erase_sector(self, addr: int) -> None:
+        """Erase the 4 KiB sector at ``addr`` to 0xFF (one counted operation).
+
+        Raises:
+            FlashError: ``addr`` is not sector aligned or outside the flash.
+            PowerCut: the armed plan fires here.
+        """
+        if addr % SECTOR_SIZE:
+            raise FlashError(f"erase at 0x{addr:x} is not 4 KiB-sector aligned")
+        self._check_range(addr, SECTOR_SIZE, "erase")
+        cut = self._begin_op("erase", addr, b"")
+        index = addr // SECTOR_SIZE
+        if cut is not None and cut.mode == "torn":
+            done = cut.torn_length(SECTOR_SIZE)
+            old = self._sector(index)
+            self._sectors[index] = ERASED_SECTOR[:done] + old[done:]
+            self._written.pop(index, None)
+            raise PowerCut(f"power cut inside flash op #{self.op_count - 1} (erase at "
+                           f"0x{addr:x}: {done} of {SECTOR_SIZE} bytes erased)")
+        self._sectors[index] = ERASED_SECTOR
+        self._written.pop(index, None)
+        self.erase_count += 1
+        if cut is not None:
+            raise PowerCut(f"power cut after flash op #{self.op_count - 1} (erase at 0x{addr:x})")
+
+    def erase_range(self, addr: int, n: int) -> None:
+        """Erase ``n`` bytes from ``addr``: one counted operation per 4 KiB sector.
+
+        Raises:
+            FlashError: ``addr`` or ``n`` not sector aligned, or outside the flash.
+        """
+        if addr % SECTOR_SIZE or n % SECTOR_SIZE:
+            raise FlashError(
+                f"erase of 0x{n:x} bytes at 0x{addr:x} is not 4 KiB-sector aligned"
+            )
+        self._check_range(addr, n, "erase")
+        for sector_addr in range(addr, addr + n, SECTOR_SIZE):
+            self.erase_sector(sector_addr)
+
+    # --- program --------------------------------------------------------------------------
+
+    def program(self, addr: int, data: bytes) -> None:
+        """Program ``data`` at ``addr`` (one counted operation): new = old AND data.
+
+        Raises:
+            FlashError: outside the flash, or (strict mode) a byte already programmed since
+                its sector was last erased.
+            PowerCut: the armed plan fires here.
+        """
+        data = bytes(data)
+        self._check_range(addr, len(data), "program")
+        if not data:
+            return
+        if self.strict:
+            self._check_strict(addr, data)
+        cut = self._begin_op("program", addr, data)
+        if cut is not None and cut.mode == "torn":
+            done = cut.torn_length(len(data))
+            if done:
+                self._program_raw(addr, data[:done])
+            raise PowerCut(f"power cut inside flash op #{self.op_count - 1} (program at "
+                           f"0x{addr:x}: {done} of {len(data)} bytes programmed)")
+        self._program_raw(addr, data)
+        self.program_count += 1
+        if cut is not None:
+            raise PowerCut(
+                f"power cut after flash op #{self.op_count - 1} (program at 0x{addr:x})"
+            )
+
+    def _program_raw(self, addr: int, data: bytes) -> None:
+        pos = 0
+        n = len(data)
+        while pos < n:
+            index, off = divmod(addr + pos, SECTOR_SIZE)
+            take = min(SECTOR_SIZE - off, n - pos)
+            chunk = data[pos : pos + take]
+            old = self._sector(index)
+            region = old[off : off + take]
+            if region != ERASED_SECTOR[:take]:
+                chunk = _and_bytes(region, chunk)
+            if take == SECTOR_SIZE:
+                self._sectors[index] = chunk
+            else:
+                self._sectors[index] = old[:off] + chunk + old[off + take :]
+            if self.strict:
+                mask = ((1 << take) - 1) << off
+                self._written[index] = self._written.get(index, 0) | mask
+            pos += take
+
+    def _check_strict(self, addr: int, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            index, off = divmod(addr + pos, SECTOR_SIZE)
+            take = min(SECTOR_SIZE - off, len(data) - pos)
+            mask = ((1 << take) - 1) << off
+            region = self._sector(index)[off : off + take]
+            if self._written.get(index, 0) & mask or region != ERASED_SECTOR[:take]:
+                raise FlashError(
+                    f"strict flash: program at 0x{addr + pos:x} hits bytes already programmed "
+                    f"since sector 0x{index * SECTOR_SIZE:x} was last erased"
+                )
+            pos += take
+
+    # --- copy-on-write --------------------------------------------------------------------
+
+    def fork(self) -> MemoryFlash:
+        """A copy-on-write clone: same base and sectors, no plan, no observer, counters 0."""
+        clone = MemoryFlash.__new__(MemoryFlash)
+        clone._size = self._size
+        clone._base = self._base
+        clone._sectors = dict(self._sectors)
+        clone._written = dict(self._written)
+        clone.strict = self.strict
+        clone.op_count = clone.erase_count = clone.program_count = 0
+        clone.plan = None
+        clone.observer = None
+        clone.powered = True
+        return clone
+
+    def private_bytes(self) -> int:
+        """Bytes of sector data owned by this flash alone (shared erased sectors excluded)."""
+        return sum(len(s) for s in self._sectors.values() if s is not ERASED_SECTOR)
+
+    def changed_sectors(self) -> int:
+        """Number of sectors that differ from the base (written or erased since creation)."""
+        return len(self._sectors)
+
+
+class FileFlash(MemoryFlash):
+    """A flash image file laid out as on the chip, loaded into memory, saved atomically.
+
+    Args:
+        path: the image file (``esptool read-flash`` output, or a merged ``write-flash``
+            image). Missing means an all-erased flash of ``size`` bytes.
+        size: flash size; defaults to the file's size. A shorter file is padded with 0xFF.
+        strict: see :class:`MemoryFlash`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], size: int | None = None,
+                 strict: bool = False) -> None:
+        self.path = Path(path)
+        data = self.path.read_bytes() if self.path.exists() else b""
+        if size is None:
+            if not data:
+                raise InputError(f"{self.path}: no flash image here; give the flash size")
+            size = len(data)
+        if len(data) % SECTOR_SIZE and size == len(data):
+            raise InputError(f"{self.path}: {len(data)} bytes is not a multiple of 4 KiB")
+        super().__init__(size, data, strict)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Write the whole flash to ``path`` (default: the file it came from) atomically."""
+        atomic_write(path if path is not None else self.path, self.to_bytes())

@@ -1,0 +1,401 @@
+"""Power-cut sweep: cut power at every flash operation of an update, in every mode, and check.
+
+A *flow* is a deterministic sequence of device actions (write the inactive slot with
+``esp_ota_begin``/``write``/``end``, ``esp_ota_set_boot_partition``, reboot, the bootloader's
+NEW -> PENDING_VERIFY write, the app's self-test and ``esp_ota_mark_app_valid_cancel_rollback``;
+or a rollback: the new app fails its self-test or panics). The flow is run once while every
+flash operation is recorded with a copy-on-write snapshot of the flash and eFuses before it.
+Case (op N, mode) forks the snapshot before op N, applies op N as the mode says (not at all,
+fully, or torn), and powers the device on again with no cut. That equals running the flow from
+scratch with :class:`~otaforge.device.powercut.PowerCutPlan` at op N (:func:`replay_case` does
+exactly that, and the tests check both agree), because after a power cut nothing but flash and
+eFuses survives.
+
+Every case must then: boot (never bricked, never a reset loop), run an image that is byte for
+byte the old or the new one (never a half-written one), leave otadata consistent
+(``esp_ota_get_boot_partition()`` is the running partition and, with rollback, the running
+slot's entry is VALID once the app confirmed), and accept a further update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from otaforge.device.efuse import Efuses, EfuseSnapshot
+from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device, DeviceConfig
+from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
+from otaforge.device.flash import MemoryFlash
+from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
+from otaforge.errors import DeviceError, InputError, OtaforgeError, PowerCut
+from otaforge.formats.app_image import AppImage
+from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.partition_table import PartitionTable
+
+FLOWS = ("update", "rollback", "panic")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep.
+
+    Attributes:
+        table: the partition table.
+        flash_size: flash size in bytes.
+        old: the image the device runs before the update.
+        new: the update image.
+        followup: the image of the "later update" each case must accept (a small image when
+            None, built with ``build_image``).
+        chip: esptool chip name.
+        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` (also sweeps the rollback flows).
+        modes: power-cut modes.
+        chunk_size: bytes per ``esp_ota_write`` (esp_https_ota writes what each read returns).
+        bulk_erase: erase the whole slot in ``esp_ota_begin`` instead of sector by sector.
+        start: ``"factory"``: old image in factory (ota_0 without factory), otadata blank;
+            ``"ota"``: old image already installed by OTA into the last OTA slot, both otadata
+            sectors in use.
+        seed: seeds the torn length of each torn case.
+        flows: which flows to sweep (rollback flows need ``rollback``).
+    """
+
+    table: PartitionTable
+    flash_size: int
+    old: bytes
+    new: bytes
+    followup: bytes | None = None
+    chip: str = "esp32"
+    rollback: bool = False
+    modes: tuple[CutMode, ...] = CUT_MODES
+    chunk_size: int = 4096
+    bulk_erase: bool = False
+    start: str = "factory"
+    seed: int = 0
+    flows: tuple[str, ...] = FLOWS
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcome of one (flow, op, mode) case."""
+
+    flow: str
+    op_index: int
+    mode: CutMode
+    phase: str
+    outcome: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class SweepReport:
+    """Totals of a sweep."""
+
+    cases: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failures: list[CaseResult] = field(default_factory=list)
+    ops_per_flow: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bricked(self) -> int:
+        """Cases that ended without a bootable valid image or failed a check."""
+        return len(self.failures)
+
+    def add(self, result: CaseResult) -> None:
+        """Count one case."""
+        self.cases += 1
+        self.outcomes[f"{result.flow}: {result.outcome}"] += 1
+        if not result.ok:
+            self.failures.append(result)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    index: int
+    kind: str
+    addr: int
+    data: bytes
+    phase: str
+    flash: MemoryFlash
+    efuses: EfuseSnapshot
+
+
+def image_len(image: bytes) -> int:
+    """The app image length (header to appended hash) of ``image``."""
+    return AppImage.from_bytes(image, check=False).image_len
+
+
+def _sha(image: bytes) -> str:
+    return hashlib.sha256(image[: image_len(image)]).hexdigest()
+
+
+class Sweeper:
+    """Runs flows on emulated devices built from one shared base image."""
+
+    def __init__(self, config: SweepConfig) -> None:
+        from otaforge.device.emulator import compose_flash
+        from otaforge.formats.app_image import build_image
+
+        self.config = config
+        cfg = config
+        for name, img in (("--from", cfg.old), ("--to", cfg.new)):
+            try:
+                image_len(img)
+            except OtaforgeError as err:
+                raise InputError(f"{name}: not an app image ({err})") from None
+        self.followup = cfg.followup if cfg.followup is not None else build_image(
+            version="followup", chip=cfg.chip, size=64 * 1024, seed=9001)
+        self.device_config = DeviceConfig(rollback=cfg.rollback)
+        first = cfg.table.factory() or (cfg.table.ota_slots() or [None])[0]
+        if first is None:
+            raise InputError("the partition table has no factory or OTA app partition")
+        if not cfg.table.ota_slots():
+            raise InputError("the partition table has no OTA app partitions to update")
+        if cfg.table.otadata() is None:
+            raise InputError("the partition table has no otadata partition")
+        self._base = compose_flash(cfg.table, {first.name: cfg.old})
+        self._base_fuses = Efuses(cfg.chip).snapshot()
+        if cfg.start == "ota":
+            self._base, self._base_fuses = self._seasoned_base()
+        elif cfg.start != "factory":
+            raise InputError(f"start state {cfg.start!r}: choose factory or ota")
+
+    # --- devices --------------------------------------------------------------------------
+
+    def _apps(self, new_behaviour: Behaviour) -> AppRegistry:
+        reg = AppRegistry()
+        reg.register(_sha(self.config.old), "healthy")
+        reg.register(_sha(self.followup), "healthy")
+        if _sha(self.config.new) != _sha(self.config.old):
+            reg.register(_sha(self.config.new), new_behaviour)
+        return reg
+
+    def _device(self, flash: MemoryFlash, fuses: EfuseSnapshot,
+                new_behaviour: Behaviour = "healthy") -> Device:
+        efuses = Efuses(self.config.chip)
+        efuses.restore(fuses)
+        return Device(flash, self.config.chip, self.device_config, efuses,
+                      self._apps(new_behaviour))
+
+    def _fresh(self, new_behaviour: Behaviour = "healthy") -> Device:
+        flash = MemoryFlash(self.config.flash_size, self._base)
+        return self._device(flash, self._base_fuses, new_behaviour)
+
+    def _seasoned_base(self) -> tuple[bytes, EfuseSnapshot]:
+        """Old image installed by OTA into the last slot: every slot and otadata used."""
+        dev = self._fresh()
+        dev.power_on()
+        for _ in self.config.table.ota_slots():
+            self.update(dev, self.config.old)
+        flash = dev.flash
+        assert isinstance(flash, MemoryFlash)
+        return flash.to_bytes(), dev.efuses.snapshot()
+
+    # --- the update itself ----------------------------------------------------------------
+
+    def update(self, dev: Device, image: bytes, phase: Callable[[str], None] | None = None,
+               ) -> BootResult:
+        """The complete update: write the inactive slot, set boot, reboot (app self-tests).
+
+        Returns:
+            The boot result of the reboot into the new image.
+        """
+        mark = phase or (lambda _name: None)
+        ota = dev.ota
+        part = ota.esp_ota_get_next_update_partition()
+        mark("write")
+        size = OTA_SIZE_UNKNOWN if self.config.bulk_erase else OTA_WITH_SEQUENTIAL_WRITES
+        handle = ota.esp_ota_begin(part, size)
+        step = self.config.chunk_size
+        for pos in range(0, len(image), step):
+            ota.esp_ota_write(handle, image[pos : pos + step])
+        ota.esp_ota_end(handle)
+        mark("set_boot_partition")
+        ota.esp_ota_set_boot_partition(part)
+        mark("boot")
+        return dev.reboot()
+
+    # --- recording ------------------------------------------------------------------------
+
+    def _flow_device(self, flow: str) -> Device:
+        behaviour: Behaviour = {"update": "healthy", "rollback": "fails_self_test",
+                                "panic": "panics"}[flow]  # type: ignore[assignment]
+        return self._fresh(behaviour)
+
+    def _run_flow(self, dev: Device, flow: str, phase: Callable[[str], None]) -> None:
+        phase("boot")
+        dev.power_on()
+        self.update(dev, self.config.new, phase)
+
+    def record(self, flow: str) -> list[_Snapshot]:
+        """Run ``flow`` once without a cut, snapshotting flash and eFuses before every op."""
+        dev = self._flow_device(flow)
+        flash = dev.flash
+        assert isinstance(flash, MemoryFlash)
+        current = ["boot"]
+        snaps: list[_Snapshot] = []
+
+        def observe(index: int, kind: str, addr: int, data: bytes) -> None:
+            snaps.append(_Snapshot(index, kind, addr, data, current[0], flash.fork(),
+                                   dev.efuses.snapshot()))
+
+        def phase(name: str) -> None:
+            current[0] = name
+
+        flash.observer = observe
+        self._run_flow(dev, flow, phase)
+        flash.observer = None
+        if flow == "update":
+            return [_relabel(s, {"boot": "boot / mark valid"}) for s in snaps]
+        # the download is the same as in the update flow: sweep from set_boot_partition on
+        keep = [s for s in snaps if s.phase in ("set_boot_partition", "boot")]
+        return [_relabel(s, {"boot": f"boot / {flow}"}) for s in keep]
+
+    # --- cases ----------------------------------------------------------------------------
+
+    def run_case(self, flow: str, snap: _Snapshot, mode: CutMode) -> CaseResult:
+        """Apply op ``snap.index`` with ``mode`` to a fork of the snapshot, then check."""
+        flash = snap.flash.fork()
+        flash.op_count = snap.index
+        flash.plan = PowerCutPlan(snap.index, mode, seed=self.config.seed)
+        try:
+            if snap.kind == "erase":
+                flash.erase_sector(snap.addr)
+            else:
+                flash.program(snap.addr, snap.data)
+        except PowerCut:
+            pass
+        flash.plan = None
+        flash.op_count = 0
+        dev = self._device(flash, snap.efuses, self._flow_behaviour(flow))
+        return self.check(dev, flow, snap.index, mode, snap.phase)
+
+    def _flow_behaviour(self, flow: str) -> Behaviour:
+        return {"update": "healthy", "rollback": "fails_self_test",
+                "panic": "panics"}[flow]  # type: ignore[return-value]
+
+    def check(self, dev: Device, flow: str, op_index: int, mode: CutMode,
+              phase: str) -> CaseResult:
+        """Power on after the cut and check the device: bootable, whole image, later update."""
+        def result(outcome: str, ok: bool, detail: str = "") -> CaseResult:
+            return CaseResult(flow, op_index, mode, phase, outcome, ok, detail)
+
+        try:
+            boot = dev.power_on()
+        except OtaforgeError as err:
+            return result("power-on failed", False, str(err))
+        if boot.status != "running" or boot.partition is None:
+            return result(boot.status, False, boot.reason)
+        which = self._which_image(dev)
+        if which is None:
+            return result("booted a half-written or unknown image", False,
+                          f"{boot.partition.name}: {boot.reason}")
+        if flow != "update" and which == "new":
+            return result("booted the failing new image", False, boot.partition.name)
+        problem = self._otadata_problem(dev)
+        if problem:
+            return result(f"booted {which}, otadata inconsistent", False, problem)
+        outcome = _outcome(which, boot)
+        try:
+            after = self.update(dev, self.followup)
+        except OtaforgeError as err:
+            return result(f"{outcome}; later update failed", False, str(err))
+        if after.status != "running" or self._which_image(dev) != "followup":
+            return result(f"{outcome}; later update did not boot", False, after.reason)
+        problem = self._otadata_problem(dev)
+        if problem:
+            return result(f"{outcome}; otadata inconsistent after later update", False, problem)
+        return result(outcome, True)
+
+    def _which_image(self, dev: Device) -> str | None:
+        part = dev.running_partition
+        if part is None:
+            return None
+        for name, img in (("new", self.config.new), ("old", self.config.old),
+                          ("followup", self.followup)):
+            if dev.flash.read(part.offset, len(img)) == img:
+                return name
+        return None
+
+    def _otadata_problem(self, dev: Device) -> str:
+        ota = dev.ota
+        running = dev.running_partition
+        boot = ota.esp_ota_get_boot_partition()
+        if boot != running:
+            return (f"esp_ota_get_boot_partition() is {boot.name if boot else None} but "
+                    f"{running.name if running else None} runs (a bootloader fallback)")
+        if running is not None and running.is_ota_slot:
+            try:
+                state = ota.esp_ota_get_state_partition(running)
+            except DeviceError as err:
+                return f"no otadata entry for the running slot ({err})"
+            want = OtaImgState.VALID if self.config.rollback else OtaImgState.UNDEFINED
+            if state != want and not (state == OtaImgState.VALID and not self.config.rollback):
+                return f"running slot state is {state}, expected {want.name}"
+        return ""
+
+    # --- sweeping -------------------------------------------------------------------------
+
+    def flows(self) -> list[str]:
+        """Flows to sweep for this configuration."""
+        wanted = [f for f in self.config.flows if f in FLOWS]
+        return [f for f in wanted if f == "update" or self.config.rollback]
+
+    def iter_cases(self) -> Iterator[CaseResult]:
+        """Every (flow, op, mode) case, in order."""
+        for flow in self.flows():
+            snaps = self.record(flow)
+            for snap in snaps:
+                for mode in self.config.modes:
+                    yield self.run_case(flow, snap, mode)
+
+    def run(self, report: SweepReport | None = None) -> SweepReport:
+        """Sweep every case and return the totals."""
+        out = report or SweepReport()
+        for flow in self.flows():
+            snaps = self.record(flow)
+            out.ops_per_flow[flow] = len(snaps)
+            for snap in snaps:
+                for mode in self.config.modes:
+                    out.add(self.run_case(flow, snap, mode))
+        return out
+
+    def replay_case(self, flow: str, op_index: int, mode: CutMode) -> CaseResult:
+        """Run ``flow`` from scratch with a real :class:`PowerCutPlan`, then check.
+
+        ``op_index`` counts from the flow's first flash operation (as :meth:`record` does).
+        """
+        dev = self._flow_device(flow)
+        flash = dev.flash
+        assert isinstance(flash, MemoryFlash)
+        phases = ["boot"]
+        flash.arm(PowerCutPlan(op_index, mode, seed=self.config.seed))
+        try:
+            self._run_flow(dev, flow, lambda name: phases.append(name))
+        except PowerCut:
+            pass
+        else:
+            raise InputError(f"flow {flow} has fewer than {op_index + 1} flash operations")
+        flash.plan = None
+        fresh = self._device(flash, dev.efuses.snapshot(), self._flow_behaviour(flow))
+        return self.check(fresh, flow, op_index, mode, phases[-1])
+
+
+def _relabel(snap: _Snapshot, names: dict[str, str]) -> _Snapshot:
+    return _Snapshot(snap.index, snap.kind, snap.addr, snap.data,
+                     names.get(snap.phase, snap.phase), snap.flash, snap.efuses)
+
+
+def _outcome(which: str, boot: BootResult) -> str:
+    if which == "old":
+        if "rollback restart" in boot.resets:
+            return "booted old (new failed its self-test, rolled back)"
+        if boot.resets:
+            return "booted old (new reset before confirming, rolled back)"
+        return "booted old"
+    if boot.boot_state == OtaImgState.PENDING_VERIFY:
+        return f"booted {which} (pending verify, then confirmed)"
+    if boot.boot_state == OtaImgState.VALID:
+        return f"booted {which} (valid)"
+    return f"booted {which}"

@@ -1,0 +1,475 @@
+"""ESP-IDF app images: header, extended header, segments, XOR checksum, appended SHA-256.
+
+Sources: esp_app_format.h (``esp_image_header_t``, ``esp_image_segment_header_t``),
+components/bootloader_support/src/esp_image_format.c (``image_load``: order of checks and
+their messages), bootloader_common_loader.c (``bootloader_common_check_chip_validity``),
+esptool ``bin_image.py`` (the same layout as esptool reads and writes it).
+
+:meth:`AppImage.from_bytes` parses the structure; :func:`verify_image` is the bootloader's
+``image_load`` in verify mode. Bytes after ``image_len`` (erased 0xFF of a slot, a Secure Boot
+signature sector) are ignored, exactly as the bootloader ignores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from otaforge.errors import (
+    BadMagicError,
+    ChecksumMismatch,
+    FormatError,
+    ImageRejected,
+    TruncatedError,
+)
+from otaforge.formats._binary import Reader, unpack_from
+from otaforge.formats.app_desc import APP_DESC_MAGIC, APP_DESC_SIZE, AppDesc
+from otaforge.formats.chips import ChipSpec, chip_by_id
+
+ESP_IMAGE_MAGIC = 0xE9
+ESP_CHECKSUM_MAGIC = 0xEF
+ESP_IMAGE_MAX_SEGMENTS = 16
+IMAGE_HEADER_SIZE = 24
+SEGMENT_HEADER_SIZE = 8
+HASH_LEN = 32
+SIXTEEN_MB = 0x1000000
+WP_PIN_DISABLED = 0xEE
+SIG_SECTOR_MAGIC = 0xE7
+SECTOR_SIZE = 0x1000
+
+# magic, segment_count, spi_mode, spi_speed:4|spi_size:4, entry_addr, wp_pin, spi_pin_drv[3],
+# chip_id, min_chip_rev, min_chip_rev_full, max_chip_rev_full, reserved[4], hash_appended
+_HEADER = struct.Struct("<BBBBIB3sHBHH4sB")
+_SEGMENT = struct.Struct("<II")  # load_addr, data_len
+assert _HEADER.size == IMAGE_HEADER_SIZE and _SEGMENT.size == SEGMENT_HEADER_SIZE
+
+SPI_MODES = ("QIO", "QOUT", "DIO", "DOUT", "FAST_READ", "SLOW_READ")
+FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
+
+
+def xor_checksum(chunks: Sequence[bytes], seed: int = ESP_CHECKSUM_MAGIC) -> int:
+    """XOR of every byte in ``chunks``, starting from ``seed`` (the image checksum byte)."""
+    acc = seed
+    for chunk in chunks:
+        width = len(chunk)
+        if not width:
+            continue
+        value = int.from_bytes(chunk, "little")
+        while width > 1:  # fold halves together: O(n log n) bit ops in C, no Python loop/byte
+            half = (width + 1) // 2
+            value = (value & ((1 << (half * 8)) - 1)) ^ (value >> (half * 8))
+            width = half
+        acc ^= value
+    return acc
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """``esp_image_header_t``: 8-byte common header plus 16-byte extended header."""
+
+    magic: int = ESP_IMAGE_MAGIC
+    segment_count: int = 0
+    spi_mode: int = 0
+    spi_speed: int = 0
+    spi_size: int = 0
+    entry_addr: int = 0
+    wp_pin: int = WP_PIN_DISABLED
+    spi_pin_drv: bytes = b"\x00\x00\x00"
+    chip_id: int = 0
+    min_chip_rev: int = 0
+    min_chip_rev_full: int = 0
+    max_chip_rev_full: int = 0
+    hash_appended: int = 1
+    reserved: bytes = b"\x00" * 4
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ImageHeader:
+        """Parse the first 24 bytes (magic is *not* checked here; see :func:`check_magic`).
+
+        Raises:
+            TruncatedError: fewer than 24 bytes.
+        """
+        (magic, count, mode, speed_size, entry, wp, drv, chip_id, min_rev, min_full, max_full,
+         reserved, hash_appended) = unpack_from(_HEADER, data, 0, "image header")
+        return cls(magic, count, mode, speed_size & 0x0F, speed_size >> 4, entry, wp, drv,
+                   chip_id, min_rev, min_full, max_full, hash_appended, reserved)
+
+    def to_bytes(self) -> bytes:
+        """The 24 header bytes."""
+        try:
+            return _HEADER.pack(
+                self.magic, self.segment_count, self.spi_mode,
+                (self.spi_size << 4) | (self.spi_speed & 0x0F), self.entry_addr, self.wp_pin,
+                self.spi_pin_drv, self.chip_id, self.min_chip_rev, self.min_chip_rev_full,
+                self.max_chip_rev_full, self.reserved, self.hash_appended,
+            )
+        except struct.error as err:
+            raise FormatError(f"image header field out of range: {err}") from None
+
+    @property
+    def chip(self) -> ChipSpec | None:
+        """The chip named by ``chip_id``, or None for an id otaforge does not know."""
+        return chip_by_id(self.chip_id)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One image segment: where it loads/maps and its data (length a multiple of 4)."""
+
+    load_addr: int
+    data: bytes
+
+    def header_bytes(self) -> bytes:
+        """The 8-byte ``esp_image_segment_header_t``."""
+        return _SEGMENT.pack(self.load_addr, len(self.data))
+
+
+@dataclass(frozen=True)
+class AppImage:
+    """A parsed app image.
+
+    Attributes:
+        header: the 24-byte header.
+        segments: segments in file order.
+        checksum: the stored checksum byte.
+        sha256: the stored appended SHA-256, or None when ``hash_appended`` is 0.
+        app_desc: the ``esp_app_desc_t`` at the start of segment 0, or None if absent.
+        image_len: esp_image_format.c's length: header, segments, padding, checksum, hash.
+        segment_offsets: file offset of each segment's *data*.
+        calc_checksum: the checksum computed over the segment data.
+        calc_sha256: SHA-256 over ``[0, image_len - 32)`` (None without an appended hash).
+    """
+
+    header: ImageHeader
+    segments: tuple[Segment, ...]
+    checksum: int
+    sha256: bytes | None
+    app_desc: AppDesc | None
+    image_len: int
+    segment_offsets: tuple[int, ...] = field(default=(), compare=False)
+    calc_checksum: int = field(default=-1, compare=False)
+    calc_sha256: bytes | None = field(default=None, compare=False)
+
+    @property
+    def checksum_valid(self) -> bool:
+        """The stored checksum byte matches the segment data."""
+        return self.checksum == self.calc_checksum
+
+    @property
+    def hash_valid(self) -> bool | None:
+        """The appended SHA-256 matches (None when no hash is appended)."""
+        if self.sha256 is None:
+            return None
+        return self.sha256 == self.calc_sha256
+
+    @property
+    def chip(self) -> ChipSpec | None:
+        """The chip the header names (None for an unknown chip id)."""
+        return self.header.chip
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, check: bool = True) -> AppImage:
+        """Parse an app image; bytes after ``image_len`` are ignored.
+
+        Args:
+            data: the image (or a whole slot: trailing 0xFF or a signature sector is fine).
+            check: raise ``ChecksumMismatch`` on a wrong checksum or appended hash. With
+                ``check=False`` the result carries ``checksum_valid``/``hash_valid`` instead
+                (``image info`` reports them).
+
+        Raises:
+            TruncatedError: the data ends inside the structure.
+            BadMagicError: the first byte is not 0xE9.
+            ChecksumMismatch: (``check``) checksum or SHA-256 wrong.
+        """
+        data = bytes(data)
+        try:
+            return cls._parse(data, check)
+        except TruncatedError as err:
+            raise _truncated(err) from None
+
+    @classmethod
+    def _parse(cls, data: bytes, check: bool) -> AppImage:
+        header = ImageHeader.from_bytes(data)
+        check_magic(header)
+        reader = Reader(data, "app image", IMAGE_HEADER_SIZE)
+        segments: list[Segment] = []
+        offsets: list[int] = []
+        for index in range(header.segment_count):
+            load_addr, data_len = reader.unpack(_SEGMENT, f"segment {index} header")
+            offsets.append(reader.offset)
+            segments.append(Segment(load_addr, reader.read(data_len, f"segment {index} data")))
+        end = reader.offset
+        pad = 15 - (end % 16)
+        reader.read(pad, "padding before the checksum")
+        checksum = reader.read(1, "checksum byte")[0]
+        image_len = reader.offset
+        stored_hash: bytes | None = None
+        calc_hash: bytes | None = None
+        if header.hash_appended:
+            stored_hash = reader.read(HASH_LEN, "appended SHA-256")
+            calc_hash = hashlib.sha256(memoryview(data)[:image_len]).digest()
+            image_len += HASH_LEN
+        image = cls(
+            header=header,
+            segments=tuple(segments),
+            checksum=checksum,
+            sha256=stored_hash,
+            app_desc=_desc_of(segments),
+            image_len=image_len,
+            segment_offsets=tuple(offsets),
+            calc_checksum=xor_checksum([s.data for s in segments]) & 0xFF,
+            calc_sha256=calc_hash,
+        )
+        if check:
+            image.raise_if_corrupt()
+        return image
+
+    def raise_if_corrupt(self) -> None:
+        """Raise ``ChecksumMismatch`` with the bootloader's message if checksum/hash are wrong."""
+        if not self.checksum_valid:
+            raise ChecksumMismatch(
+                f"Checksum failed. Calculated 0x{self.calc_checksum:x} read 0x{self.checksum:x} "
+                "(the image is corrupt: download or flash it again)"
+            )
+        if self.hash_valid is False:
+            raise ChecksumMismatch(
+                "Image hash failed - image is corrupt (appended SHA-256 "
+                f"{(self.sha256 or b'').hex()} does not match the computed "
+                f"{(self.calc_sha256 or b'').hex()})"
+            )
+
+    def to_bytes(self) -> bytes:
+        """Serialise with segment count, checksum and SHA-256 recomputed.
+
+        Raises:
+            FormatError: a segment length is not a multiple of 4, or too many segments.
+        """
+        return assemble_image(self.header, self.segments)
+
+    def with_app_desc(self, desc: AppDesc) -> AppImage:
+        """A copy whose segment 0 starts with ``desc`` (checksum/hash recomputed on write).
+
+        Raises:
+            FormatError: the image has no app description in segment 0.
+        """
+        if self.app_desc is None or not self.segments:
+            raise FormatError("this image has no esp_app_desc_t in segment 0 to replace")
+        first = self.segments[0]
+        new_first = Segment(first.load_addr, desc.to_bytes() + first.data[APP_DESC_SIZE:])
+        return AppImage.from_bytes(assemble_image(self.header, (new_first, *self.segments[1:])))
+
+
+_TRUNCATED_HINT = " (the image is truncated: an incomplete download or copy?)"
+
+
+def _truncated(err: TruncatedError) -> TruncatedError:
+    text = str(err)
+    return TruncatedError(text if text.endswith(_TRUNCATED_HINT) else text + _TRUNCATED_HINT)
+
+
+def check_magic(header: ImageHeader, addr: int = 0) -> None:
+    """Raise ``BadMagicError`` unless the image header starts with 0xE9."""
+    if header.magic != ESP_IMAGE_MAGIC:
+        raise BadMagicError(
+            f"image at 0x{addr:x} has invalid magic byte (nothing flashed here?): "
+            f"0x{header.magic:02x}, expected 0x{ESP_IMAGE_MAGIC:02x}"
+        )
+
+
+def _desc_of(segments: Sequence[Segment]) -> AppDesc | None:
+    if not segments or len(segments[0].data) < APP_DESC_SIZE:
+        return None
+    head = segments[0].data[:APP_DESC_SIZE]
+    if int.from_bytes(head[:4], "little") != APP_DESC_MAGIC:
+        return None
+    return AppDesc.from_bytes(head)
+
+
+def assemble_image(header: ImageHeader, segments: Sequence[Segment]) -> bytes:
+    """Header + segments + zero padding + checksum (+ SHA-256 when ``hash_appended``).
+
+    ``segment_count`` is taken from ``segments``; checksum and hash are computed.
+
+    Raises:
+        FormatError: more than 16 segments, or a segment length not a multiple of 4.
+    """
+    if len(segments) > ESP_IMAGE_MAX_SEGMENTS:
+        raise FormatError(f"{len(segments)} segments; an image holds at most 16")
+    for index, seg in enumerate(segments):
+        if len(seg.data) % 4:
+            raise FormatError(f"segment {index} length 0x{len(seg.data):x} is not a multiple of 4")
+    hdr = ImageHeader(**{**header.__dict__, "segment_count": len(segments)})
+    parts = [hdr.to_bytes()]
+    for seg in segments:
+        parts.append(seg.header_bytes())
+        parts.append(seg.data)
+    body = b"".join(parts)
+    checksum = xor_checksum([s.data for s in segments]) & 0xFF
+    body += b"\x00" * (15 - len(body) % 16) + bytes([checksum])
+    if hdr.hash_appended:
+        body += hashlib.sha256(body).digest()
+    return body
+
+
+def image_sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data`` (the whole file as given), e.g. for release records."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def signature_sector_offset(image: AppImage) -> int:
+    """Where a Secure Boot v2 signature sector would start: image_len rounded up to 4 KiB."""
+    return (image.image_len + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
+
+
+def has_signature_sector(data: bytes, image: AppImage) -> bool:
+    """True when a 0xE7 signature block sits at the 4 KiB boundary after ``image_len``."""
+    offset = signature_sector_offset(image)
+    return len(data) > offset and data[offset] == SIG_SECTOR_MAGIC
+
+
+def _rev(full: int) -> str:
+    return f"v{full // 100}.{full % 100}"
+
+
+def _check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
+    """``bootloader_common_check_chip_validity`` for an application image."""
+    if header.chip_id != chip.chip_id:
+        raise ImageRejected(
+            f"mismatch chip ID, expected {chip.chip_id}, found {header.chip_id} "
+            f"(this image is for {_chip_label(header.chip_id)}, not {chip.name})"
+        )
+    if chip_rev < header.min_chip_rev_full:
+        raise ImageRejected(
+            f"Image requires chip rev >= {_rev(header.min_chip_rev_full)}, "
+            f"but chip is {_rev(chip_rev)}"
+        )
+    max_rev = header.max_chip_rev_full
+    if max_rev not in (0, 0xFFFF) and chip_rev > max_rev:
+        raise ImageRejected(
+            f"Image requires chip rev <= {_rev(max_rev)}, but chip is {_rev(chip_rev)}"
+        )
+
+
+def _chip_label(chip_id: int) -> str:
+    spec = chip_by_id(chip_id)
+    return spec.name if spec else f"unknown chip id {chip_id}"
+
+
+def _scan_segments(raw: bytes, header: ImageHeader, chip: ChipSpec | None, addr: int) -> None:
+    """Walk segment headers as ``process_segment`` does: length rules, then MMU alignment."""
+    spec = chip or header.chip
+    desc_page_log2 = raw[0xD4] if len(raw) > 0xD4 and raw[0x20:0x24] == b"\x32\x54\xcd\xab" else 0
+    page = spec.page_size_for(desc_page_log2) if spec else 0x10000
+    reader = Reader(raw, f"image at 0x{addr:x}", IMAGE_HEADER_SIZE)
+    for index in range(header.segment_count):
+        load_addr, length = reader.unpack(_SEGMENT, f"segment {index} header")
+        offset = reader.offset
+        if length % 4 or length >= SIXTEEN_MB:
+            raise ImageRejected(f"invalid segment length 0x{length:x} (segment {index})")
+        if spec is not None and spec.is_mapped(load_addr) and offset % page != load_addr % page:
+            raise ImageRejected(
+                f"Segment {index} load address 0x{load_addr:08x}, doesn't match data "
+                f"0x{offset:08x} (flash-mapped segments need file offset == address modulo "
+                f"the 0x{page:x} MMU page)"
+            )
+        reader.read(length, f"segment {index} data")
+
+
+def _check_efuse_blk_rev(image: AppImage, chip: ChipSpec | None,
+                         efuse_blk_rev: int | None) -> None:
+    """Segment-0 check of non-ESP32 chips: the app desc's eFuse block revision range."""
+    desc = image.app_desc
+    if efuse_blk_rev is None or desc is None or chip is None or chip.name == "esp32":
+        return
+    lo, hi = desc.min_efuse_blk_rev_full, desc.max_efuse_blk_rev_full
+    if efuse_blk_rev < lo:
+        raise ImageRejected(
+            f"Image requires efuse blk rev >= {_rev(lo)}, but chip is {_rev(efuse_blk_rev)}"
+        )
+    if hi not in (0, 0xFFFF) and efuse_blk_rev > hi:
+        raise ImageRejected(
+            f"Image requires efuse blk rev <= {_rev(hi)}, but chip is {_rev(efuse_blk_rev)}"
+        )
+
+
+def verify_image(data: bytes, *, chip: ChipSpec | None = None, chip_rev: int = 0,
+                 partition_size: int | None = None, sig_len: int = 0, addr: int = 0,
+                 efuse_blk_rev: int | None = None) -> AppImage:
+    """esp_image_format.c ``image_load`` in verify mode, in the bootloader's order.
+
+    Checks: partition size <= 16 MiB; magic; chip id and chip revision (when ``chip`` is
+    given); segment count <= 16; each segment length (%4, < 16 MiB) and MMU alignment of
+    flash-mapped segments; eFuse block revision (when ``efuse_blk_rev`` is given, non-ESP32);
+    checksum; fit in the partition (``image_len + sig_len``); appended SHA-256.
+
+    Args:
+        data: the slot contents from offset 0 (trailing bytes after ``image_len`` ignored).
+        chip: the device's chip; None skips the chip id/revision checks.
+        chip_rev: the device's chip revision, major*100+minor.
+        partition_size: the slot size; None skips the fit check.
+        sig_len: space the signature needs after the image (see signature_length()).
+        addr: flash address of the image, only used in messages.
+        efuse_blk_rev: the device's eFuse block revision (major*100+minor), None to skip.
+
+    Returns:
+        The parsed image.
+
+    Raises:
+        TruncatedError / BadMagicError / ChecksumMismatch: the bytes are not a sound image.
+        ImageRejected: a sound image this device must not run (chip, revision, layout, size).
+    """
+    if partition_size is not None and partition_size > SIXTEEN_MB:
+        raise ImageRejected(f"partition size 0x{partition_size:x} invalid, larger than 16MB")
+    raw = bytes(data)
+    try:
+        return _verify(raw, chip, chip_rev, partition_size, sig_len, addr, efuse_blk_rev)
+    except TruncatedError as err:
+        if partition_size is not None and len(raw) >= partition_size:
+            # the whole slot was given and the image runs past its end
+            raise ImageRejected(
+                f"Image doesn't fit in partition length {partition_size}: {err}"
+            ) from None
+        raise _truncated(err) from None
+
+
+def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: int | None,
+            sig_len: int, addr: int, efuse_blk_rev: int | None) -> AppImage:
+    header = ImageHeader.from_bytes(raw)
+    check_magic(header, addr)
+    if chip is not None:
+        _check_chip(header, chip, chip_rev)
+    if header.segment_count > ESP_IMAGE_MAX_SEGMENTS:
+        raise ImageRejected(
+            f"image at 0x{addr:x} segment count {header.segment_count} exceeds max "
+            f"{ESP_IMAGE_MAX_SEGMENTS}"
+        )
+    _scan_segments(raw, header, chip, addr)
+    image = AppImage.from_bytes(raw, check=False)
+    _check_efuse_blk_rev(image, chip, efuse_blk_rev)
+    if not image.checksum_valid:
+        image.raise_if_corrupt()
+    if partition_size is not None and image.image_len + sig_len > partition_size:
+        raise ImageRejected(
+            f"Image length {image.image_len + sig_len} doesn't fit in partition length "
+            f"{partition_size}"
+        )
+    image.raise_if_corrupt()
+    return image
+
+
+def build_image(*, version: str, project: str = "otaforge-demo", secure_version: int = 0,
+                chip: str = "esp32", size: int | None = None, seed: int = 0,
+                idf_ver: str = "v5.4.1", **options: Any) -> bytes:
+    """A deterministic synthetic app image that esptool calls valid.
+
+    See :func:`otaforge.formats.image_builder.build_image` for every option (date, time,
+    chip revisions, flash mode/size, ...). Imported lazily so parsing stays lean.
+    """
+    from otaforge.formats.image_builder import build_image as _build
+
+    return _build(version=version, project=project, secure_version=secure_version, chip=chip,
+                  size=size, seed=seed, idf_ver=idf_ver, **options)

@@ -1,0 +1,153 @@
+"""The ASGI application: routes, problem+json errors, load shedding, background flushing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from otaforge import __version__
+from otaforge.errors import (
+    FormatError,
+    InputError,
+    NotFound,
+    OtaforgeError,
+    ServerError,
+    Unauthorized,
+    VerificationError,
+)
+from otaforge.server import routes_admin, routes_device
+from otaforge.server.db import make_engine, migrate
+from otaforge.server.settings import Settings
+from otaforge.server.store import Store
+
+FLUSH_INTERVAL_S = 1.0
+PROBLEM = "application/problem+json"
+
+
+def _snake(name: str) -> str:
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return snake.removesuffix("_error")
+
+
+def problem(status: int, detail: str, reason: str, headers: dict[str, str] | None = None,
+            title: str | None = None) -> JSONResponse:
+    """An RFC 9457 problem+json response with a machine-readable ``reason``."""
+    from http import HTTPStatus
+
+    body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase,
+            "status": status, "detail": detail, "reason": reason}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+
+
+def status_of(err: OtaforgeError) -> int:
+    """HTTP status for an otaforge error raised while serving a request."""
+    if isinstance(err, ServerError):
+        return err.status_code
+    if isinstance(err, FormatError | InputError | VerificationError):
+        return 422
+    return 500
+
+
+async def _otaforge_error(_req: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, OtaforgeError)
+    status = status_of(err)
+    headers = {"www-authenticate": "Bearer"} if isinstance(err, Unauthorized) else None
+    reason = "not_found" if isinstance(err, NotFound) else _snake(type(err).__name__)
+    if type(err) is ServerError:
+        reason = {403: "forbidden", 409: "conflict", 413: "too_large"}.get(status, "refused")
+    return problem(status, str(err), reason, headers)
+
+
+async def _validation_error(_req: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, RequestValidationError)
+    parts = []
+    for e in err.errors()[:5]:
+        where = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return problem(422, "; ".join(parts) or "invalid request", "invalid_request")
+
+
+async def _http_error(_req: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, StarletteHTTPException)
+    return problem(err.status_code, str(err.detail), _snake(
+        __import__("http").HTTPStatus(err.status_code).name.title().replace("_", "")),
+        dict(err.headers or {}))
+
+
+class LoadShedder:
+    """Answer 503 + Retry-After once ``limit`` requests are in flight (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, limit: int, retry_after: int) -> None:
+        self.app, self.limit, self.retry_after = app, limit, retry_after
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            response = problem(503, f"server busy ({self.in_flight} requests in flight); "
+                               f"retry after {self.retry_after} s", "overloaded",
+                               {"retry-after": str(self.retry_after)})
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def _flush_loop(store: Store) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        with contextlib.suppress(Exception):  # a failed flush is retried on the next tick
+            await run_in_threadpool(store.flush)
+
+
+def create_app(settings: Settings, *, migrate_db: bool = True) -> FastAPI:
+    """Build the server app for ``settings`` (runs migrations unless told not to)."""
+    engine = make_engine(settings.url)
+    if migrate_db:
+        migrate(engine)
+    store = Store(engine, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_flush_loop(store))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            store.flush()
+            engine.dispose()
+
+    app = FastAPI(title="otaforge update server", version=__version__, lifespan=lifespan,
+                  description="Device API (check-in, reports, firmware with Range) and "
+                  "management API of an otaforge update server.")
+    app.state.store = store
+    app.add_exception_handler(OtaforgeError, _otaforge_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(LoadShedder, limit=settings.max_in_flight,
+                       retry_after=settings.retry_after_s)
+    app.include_router(routes_device.router)
+    app.include_router(routes_admin.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        """Liveness: 200 while the server runs."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,73 @@
+"""Tokens: an admin token for management, device tokens, fleet enrollment tokens.
+
+Only SHA-256 digests of device and enrollment tokens are stored. Clients send
+``Authorization: Bearer <token>`` (a stock ESP-IDF device sets it in ``http_client_init_cb``
+with ``esp_http_client_set_header``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from otaforge.errors import ServerError, Unauthorized
+
+TOKEN_PREFIX = {"admin": "otfa_", "device": "otfd_", "enroll": "otfe_"}
+
+
+def new_token(kind: str) -> str:
+    """A fresh random token of ``kind`` ("admin", "device" or "enroll")."""
+    return TOKEN_PREFIX[kind] + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """The digest stored for a token."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling.
+
+    Attributes:
+        kind: "admin", "device" or "enroll".
+        fleet_id: the fleet of a device or enrollment token.
+        device_id: the device of a device token.
+    """
+
+    kind: str
+    fleet_id: int | None = None
+    device_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+
+ADMIN = Principal("admin")
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header.
+
+    Raises:
+        Unauthorized: the header is missing or not a bearer token.
+    """
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def is_admin_token(token: str, admin_token: str) -> bool:
+    """Constant-time comparison with the admin token."""
+    return hmac.compare_digest(token.encode("utf-8", "replace"), admin_token.encode())
+
+
+def forbidden(message: str) -> ServerError:
+    """A 403: the caller is authenticated but may not touch this resource."""
+    return ServerError(message, status_code=403)

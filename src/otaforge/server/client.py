@@ -1,0 +1,142 @@
+"""The management client: the admin API over HTTPS with a pinned CA (used by the CLI).
+
+Errors come back as otaforge errors: problem+json answers become :class:`ServerError`
+subclasses carrying the server's reason, network and TLS failures become
+:class:`ConnectionLost`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from otaforge.errors import (
+    Conflict,
+    ConnectionLost,
+    InputError,
+    NotFound,
+    ServerError,
+    Unauthorized,
+)
+
+_BY_STATUS: dict[int, type[ServerError]] = {401: Unauthorized, 404: NotFound, 409: Conflict}
+
+
+def tls_context(ca: Path | None) -> ssl.SSLContext:
+    """A client TLS context trusting only ``ca`` (or the system store when None)."""
+    if ca is None:
+        return ssl.create_default_context()
+    if not ca.is_file():
+        raise InputError(f"{ca}: CA certificate not found (the server's server_cert.pem)")
+    try:
+        return ssl.create_default_context(cafile=str(ca))
+    except ssl.SSLError as err:
+        raise InputError(f"{ca}: not a PEM CA certificate ({err.reason})") from None
+
+
+def error_from(response: httpx.Response) -> ServerError:
+    """The otaforge error for a non-2xx answer."""
+    try:
+        body = response.json()
+        detail, reason = str(body.get("detail", "")), str(body.get("reason", ""))
+    except ValueError:
+        detail, reason = response.text[:200], ""
+    cls = _BY_STATUS.get(response.status_code, ServerError)
+    label = f"{response.status_code} {reason}".strip()
+    err = cls(f"server refused ({label}): {detail}", status_code=response.status_code)
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+class ManagementClient:
+    """Admin API calls against one server.
+
+    Args:
+        server: base URL, e.g. ``https://updates.example.com:8443``.
+        token: the admin token.
+        ca: the CA certificate to pin (``DATA/server_cert.pem``).
+        transport: an httpx transport (tests use the ASGI transport).
+    """
+
+    def __init__(self, server: str, token: str, ca: Path | None = None,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 60.0) -> None:
+        if not server.startswith(("https://", "http://")):
+            raise InputError(f"--server {server!r}: expected an https:// URL")
+        verify: ssl.SSLContext | bool = tls_context(ca) if transport is None else True
+        self._http = httpx.Client(base_url=server.rstrip("/"), verify=verify, timeout=timeout,
+                                  headers={"authorization": f"Bearer {token}"},
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ManagementClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; the decoded JSON answer, or raise the matching error."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as err:
+            raise ConnectionLost(f"cannot connect to {self._http.base_url}: {err} (is the "
+                                 "server running, and is --ca its server_cert.pem?)") from None
+        except httpx.TransportError as err:
+            raise ConnectionLost(f"{self._http.base_url}: {err}") from None
+        if response.status_code >= 400:
+            raise error_from(response)
+        return response.json() if response.content else None
+
+    def create_fleet(self, name: str, chip: str, partition_csv: str,
+                     public_keys: list[str] | None = None, require_signature: bool = False,
+                     secure_version_bits: int | None = None) -> dict[str, Any]:
+        body = {"name": name, "chip": chip, "partition_csv": partition_csv,
+                "public_keys": public_keys or [], "require_signature": require_signature,
+                "secure_version_bits": secure_version_bits}
+        result: dict[str, Any] = self.request("POST", "/api/v1/fleets", json=body)
+        return result
+
+    def fleets(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/fleets")
+        return result
+
+    def fleet(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/fleets/{name}")
+        return result
+
+    def publish(self, fleet: str, image: bytes, channel: str | None = None) -> dict[str, Any]:
+        params = {"channel": channel} if channel else {}
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/fleets/{fleet}/releases", content=image, params=params,
+            headers={"content-type": "application/octet-stream"})
+        return result
+
+    def releases(self, fleet: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", f"/api/v1/fleets/{fleet}/releases")
+        return result
+
+    def set_channel(self, fleet: str, channel: str, release: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "PUT", f"/api/v1/fleets/{fleet}/channels/{channel}", json={"release": release})
+        return result
+
+    def create_device(self, fleet: str, device_id: str,
+                      channel: str = "stable") -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/fleets/{fleet}/devices", json={"id": device_id,
+                                                              "channel": channel})
+        return result
+
+    def devices(self, fleet: str | None = None) -> list[dict[str, Any]]:
+        params = {"fleet": fleet} if fleet else {}
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/devices", params=params)
+        return result
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/devices/{device_id}")
+        return result

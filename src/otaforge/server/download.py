@@ -1,0 +1,111 @@
+"""Streaming firmware responses with Range, If-Range and If-None-Match (ETag = SHA-256).
+
+A small ASGI response instead of starlette's FileResponse: it answers exactly what
+esp_https_ota expects (206 for ``bytes=0-``, clamped range ends, 416 with ``bytes */len``),
+sends large chunks read straight from the page cache, and never buffers a whole image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from otaforge.server.ranges import (
+    ByteRange,
+    RangeNotSatisfiable,
+    if_range_allows,
+    none_match,
+    parse_range,
+)
+
+
+def etag_of(sha256: str) -> str:
+    """The strong ETag of an image: its SHA-256 in quotes."""
+    return f'"{sha256}"'
+
+
+def _headers(pairs: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs.items()]
+
+
+class FirmwareResponse(Response):
+    """An ASGI response answering one GET/HEAD for the blob at ``path``.
+
+    Args:
+        path: the blob file.
+        sha256: its digest (ETag).
+        request_headers: the request's headers (range, if-range, if-none-match).
+        head: answer without a body.
+        chunk_size: bytes per body message.
+        extra_headers: added to every answer (e.g. Cache-Control).
+    """
+
+    def __init__(self, path: Path, sha256: str, request_headers: Mapping[str, str], *,
+                 head: bool = False, chunk_size: int = 1024 * 1024,
+                 extra_headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status_code=200)
+        self.path, self.sha256, self.head = path, sha256, head
+        self.chunk_size = chunk_size
+        self.req = request_headers
+        self.extra = dict(extra_headers or {})
+
+    def _plan(self, size: int) -> tuple[int, dict[str, str], ByteRange | None]:
+        etag = etag_of(self.sha256)
+        base = {"etag": etag, "accept-ranges": "bytes",
+                "cache-control": "private, max-age=0, must-revalidate", **self.extra}
+        if none_match(self.req.get("if-none-match"), etag):
+            return 304, base, None
+        header = self.req.get("range")
+        if header and if_range_allows(self.req.get("if-range"), etag):
+            try:
+                rng = parse_range(header, size)
+            except RangeNotSatisfiable as err:
+                return 416, {**base, "content-range": err.content_range,
+                             "content-type": "application/problem+json"}, None
+            if rng is not None:
+                return 206, {**base, "content-range": rng.content_range,
+                             "content-length": str(rng.length),
+                             "content-type": "application/octet-stream"}, rng
+        return 200, {**base, "content-length": str(size),
+                     "content-type": "application/octet-stream"}, None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            status, headers, rng = self._plan(size)
+            body416 = b""
+            if status == 416:
+                body416 = (b'{"type":"about:blank","title":"Range Not Satisfiable","status":416,'
+                           b'"detail":"requested range starts past the end of the image",'
+                           b'"reason":"range_not_satisfiable"}')
+                headers["content-length"] = str(len(body416))
+            await send({"type": "http.response.start", "status": status,
+                        "headers": _headers(headers)})
+            if self.head or status == 304:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if status == 416:
+                await send({"type": "http.response.body", "body": body416})
+                return
+            start, length = (rng.start, rng.length) if rng else (0, size)
+            await self._stream(fd, start, length, send)
+        finally:
+            os.close(fd)
+
+    async def _stream(self, fd: int, start: int, length: int, send: Send) -> None:
+        offset, remaining = start, length
+        while remaining > 0:
+            chunk = os.pread(fd, min(self.chunk_size, remaining), offset)
+            if not chunk:
+                break  # file shrank: impossible for blobs, but never loop forever
+            offset += len(chunk)
+            remaining -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk,
+                        "more_body": remaining > 0})
+        if remaining > 0:
+            await send({"type": "http.response.body", "body": b""})

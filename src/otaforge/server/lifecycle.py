@@ -1,0 +1,101 @@
+"""``server init`` (create a data directory) and ``server run`` (serve it over HTTPS)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from otaforge.errors import Conflict, InputError
+from otaforge.fsutil import atomic_write
+from otaforge.server.auth import new_token
+from otaforge.server.pki import create_pki
+from otaforge.server.settings import Settings
+
+SETUP_FILES = ("server_cert.pem", "admin.token", "otaforge.db", "tls", "blobs")
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init_server`` made."""
+
+    data_dir: Path
+    ca_cert: Path
+    admin_token: Path
+    hostnames: tuple[str, ...]
+    database_url: str
+
+
+def init_server(data_dir: Path, hostnames: list[str] | None = None,
+                database_url: str | None = None) -> InitResult:
+    """Create the CA, server certificate, database, blob store and admin token in ``data_dir``.
+
+    Raises:
+        Conflict: ``data_dir`` already holds a server setup (nothing is overwritten).
+        InputError: ``data_dir`` is a file, or a host name is malformed.
+    """
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InputError(f"{data_dir}: exists and is not a directory")
+    present = [n for n in SETUP_FILES if (data_dir / n).exists()]
+    if present:
+        raise Conflict(f"{data_dir} already holds a server setup ({', '.join(present)}); "
+                       "refusing to overwrite it: pick an empty --dir")
+    pki = create_pki(hostnames)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    settings.tls_dir.mkdir(parents=True, exist_ok=True)
+    settings.blob_dir.mkdir(exist_ok=True)
+    atomic_write(settings.ca_key_path, pki.ca_key, 0o600)
+    atomic_write(settings.tls_key_path, pki.key, 0o600)
+    atomic_write(settings.tls_cert_path, pki.cert, 0o644)
+    atomic_write(settings.admin_token_path, (new_token("admin") + "\n").encode(), 0o600)
+    from otaforge.server.db import make_engine, migrate
+
+    engine = make_engine(settings.url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    # last: its presence marks a complete setup
+    atomic_write(settings.ca_cert_path, pki.ca_cert, 0o644)
+    return InitResult(data_dir, settings.ca_cert_path, settings.admin_token_path,
+                      tuple(hostnames or ("localhost", "127.0.0.1")), settings.url)
+
+
+def check_setup(settings: Settings) -> None:
+    """Raise InputError unless ``settings.data_dir`` was made by ``server init``."""
+    for path in (settings.ca_cert_path, settings.admin_token_path, settings.tls_cert_path,
+                 settings.tls_key_path):
+        if not path.is_file():
+            raise InputError(f"{path} is missing: run 'otaforge server init --dir "
+                             f"{settings.data_dir}' first")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The server-side TLS context (TLS 1.2+, the chain and key from ``server init``)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert_path, settings.tls_key_path)
+    return ctx
+
+
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8443,
+               log_level: str = "warning") -> None:
+    """Serve HTTPS with uvicorn until interrupted."""
+    import uvicorn
+
+    from otaforge.server.app import create_app
+
+    check_setup(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            ssl_certfile=str(settings.tls_cert_path),
+                            ssl_keyfile=str(settings.tls_key_path),
+                            timeout_keep_alive=30, lifespan="on",
+                            loop=_best("uvloop", "asyncio"), http=_best("httptools", "h11"))
+    uvicorn.Server(config).run()
+
+
+def _best(fast: str, fallback: str) -> str:
+    import importlib.util
+
+    return fast if importlib.util.find_spec(fast) is not None else fallback

@@ -1,0 +1,126 @@
+"""The server's tables (SQLAlchemy 2 declarative); the schema itself is made by Alembic.
+
+Releases and events are append-only: a release row and its blob never change after upload
+(a new image is a new release), and events are only inserted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware now in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Fleet(Base):
+    """Devices that share a chip, a partition table and a signing policy."""
+
+    __tablename__ = "fleets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    chip: Mapped[str] = mapped_column(String(32))
+    partition_csv: Mapped[str] = mapped_column(Text)
+    ota_slot_size: Mapped[int] = mapped_column(BigInteger)
+    require_signature: Mapped[bool] = mapped_column(Boolean, default=False)
+    public_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secure_version_bits: Mapped[int] = mapped_column(Integer)
+    enrollment_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Release(Base):
+    """One uploaded image (immutable); the blob is stored once by SHA-256."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("fleet_id", "sha256", name="uq_release_fleet_sha"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    project_name: Mapped[str] = mapped_column(String(32))
+    idf_ver: Mapped[str] = mapped_column(String(32))
+    secure_version: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    app_desc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Channel(Base):
+    """A named pointer from a fleet to the release its devices should run."""
+
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("fleet_id", "name", name="uq_channel_fleet_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Device(Base):
+    """A device and what it last told the server."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(64), default="stable")
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    running_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    running_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    running_partition: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    otadata_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    efuse_secure_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="registered")
+    last_check_in: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                              nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Deployment(Base):
+    """One offer of one release to one device, and how far it got."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    state: Mapped[str] = mapped_column(String(16), default="offered")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Event(Base):
+    """Append-only log of device reports (and server decisions)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("device_id", "event_id", name="uq_event_device_eid"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    deployment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

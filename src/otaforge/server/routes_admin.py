@@ -1,0 +1,161 @@
+"""The management API (admin token): fleets, releases, channels, devices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from otaforge.crypto import keys as k
+from otaforge.errors import ServerError
+from otaforge.server.deps import admin, get_store
+from otaforge.server.models import Device, Fleet, Release
+from otaforge.server.routes_device import PROBLEMS
+from otaforge.server.schemas import (
+    NAME,
+    ChannelOut,
+    ChannelSet,
+    DeviceCreate,
+    DeviceDetail,
+    DeviceOut,
+    EventOut,
+    FleetCreate,
+    FleetOut,
+    ReleaseOut,
+    sig_info,
+)
+from otaforge.server.store import Store
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=PROBLEMS,
+                   tags=["admin"])
+FleetName = Annotated[str, Path(pattern=NAME)]
+IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def fleet_out(fleet: Fleet, channels: dict[str, int | None],
+              token: str | None = None) -> FleetOut:
+    digests = [k.public_key_digest(k.load_public_key(p.encode())).hex()
+               for p in fleet.public_keys]
+    return FleetOut(name=fleet.name, chip=fleet.chip, ota_slot_size=fleet.ota_slot_size,
+                    require_signature=fleet.require_signature, key_digests=digests,
+                    secure_version_bits=fleet.secure_version_bits, channels=channels,
+                    enrollment_token=token)
+
+
+def release_out(release: Release, fleet: str) -> ReleaseOut:
+    return ReleaseOut(id=release.id, fleet=fleet, version=release.version,
+                      project_name=release.project_name, idf_ver=release.idf_ver,
+                      secure_version=release.secure_version, sha256=release.sha256,
+                      size=release.size, app_desc=release.app_desc,
+                      signature=sig_info(release.signature),
+                    created_at=release.created_at)
+
+
+def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOut:
+    return DeviceOut(id=device.id, fleet=fleet, channel=device.channel, state=device.state,
+                     running_version=device.running_version,
+                     running_sha256=device.running_sha256,
+                     running_partition=device.running_partition,
+                     otadata_state=device.otadata_state,
+                     efuse_secure_version=device.efuse_secure_version,
+                     last_check_in=device.last_check_in, token=token)
+
+
+@router.post("/fleets", response_model=FleetOut, status_code=201)
+def create_fleet(body: FleetCreate, store: Store = Depends(get_store)) -> FleetOut:
+    """Create a fleet; the answer carries its enrollment token (shown once)."""
+    fleet, token = store.create_fleet(body.name, body.chip, body.partition_csv,
+                                      body.public_keys, body.require_signature,
+                                      body.secure_version_bits)
+    return fleet_out(fleet, {"stable": None}, token)
+
+
+@router.get("/fleets", response_model=list[FleetOut])
+def list_fleets(store: Store = Depends(get_store)) -> list[FleetOut]:
+    """Every fleet."""
+    return [fleet_out(*store.fleet_view(f.name)) for f in store.fleets()]
+
+
+@router.get("/fleets/{fleet}", response_model=FleetOut)
+def get_fleet(fleet: FleetName, store: Store = Depends(get_store)) -> FleetOut:
+    """One fleet and its channels."""
+    return fleet_out(*store.fleet_view(fleet))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ServerError(f"image of {declared} bytes exceeds the upload limit of {limit}",
+                          status_code=413)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ServerError(f"image exceeds the upload limit of {limit} bytes",
+                              status_code=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/fleets/{fleet}/releases", response_model=ReleaseOut, status_code=201,
+             openapi_extra=IMAGE_BODY,
+             responses={200: {"model": ReleaseOut, "description": "already published"},
+                        413: PROBLEMS[422]})
+async def publish(fleet: FleetName, request: Request, response: Response,
+                  channel: Annotated[str | None, Query(pattern=NAME)] = None,
+                  store: Store = Depends(get_store)) -> ReleaseOut:
+    """Upload an app image (raw bytes). Refused with the reason if any upload check fails."""
+    data = await _read_body(request, store.settings.max_upload_bytes)
+    release, created = await run_in_threadpool(store.publish, fleet, data, channel)
+    if not created:
+        response.status_code = 200
+    return release_out(release, fleet)
+
+
+@router.get("/fleets/{fleet}/releases", response_model=list[ReleaseOut])
+def list_releases(fleet: FleetName, store: Store = Depends(get_store)) -> list[ReleaseOut]:
+    """A fleet's releases, oldest first."""
+    return [release_out(r, fleet) for r in store.releases(fleet)]
+
+
+@router.put("/fleets/{fleet}/channels/{channel}", response_model=ChannelOut)
+def set_channel(fleet: FleetName, channel: Annotated[str, Path(pattern=NAME)],
+                body: ChannelSet, store: Store = Depends(get_store)) -> ChannelOut:
+    """Point a channel at a release (by id, version or sha256)."""
+    chan, release = store.set_channel(fleet, channel, body.release)
+    return ChannelOut(fleet=fleet, name=chan.name, release_id=release.id,
+                      version=release.version)
+
+
+@router.post("/fleets/{fleet}/devices", response_model=DeviceOut, status_code=201)
+def create_device(fleet: FleetName, body: DeviceCreate,
+                  store: Store = Depends(get_store)) -> DeviceOut:
+    """Register a device; the answer carries its device token (shown once)."""
+    device, token = store.create_device(fleet, body.id, body.channel)
+    return device_out(device, fleet, token)
+
+
+@router.get("/devices", response_model=list[DeviceOut])
+def list_devices(fleet: Annotated[str | None, Query(pattern=NAME)] = None,
+                 store: Store = Depends(get_store)) -> list[DeviceOut]:
+    """Devices, optionally of one fleet."""
+    return [device_out(d, f) for d, f in store.devices(fleet)]
+
+
+@router.get("/devices/{device_id}", response_model=DeviceDetail)
+def show_device(device_id: Annotated[str, Path(pattern=NAME)],
+                store: Store = Depends(get_store)) -> DeviceDetail:
+    """A device with its recent deployments and events (newest first)."""
+    device, fleet, deps, events = store.device_detail(device_id)
+    base = device_out(device, fleet)
+    return DeviceDetail(
+        **base.model_dump(),
+        deployments=[{"id": d.id, "release_id": d.release_id, "state": d.state,
+                      "reason": d.reason, "bytes": d.bytes,
+                      "updated_at": d.updated_at.isoformat()} for d in deps],
+        events=[EventOut(event_id=e.event_id, deployment_id=e.deployment_id, state=e.state,
+                         reason=e.reason, bytes=e.bytes, received_at=e.received_at)
+                for e in events])

@@ -1,0 +1,158 @@
+"""The device API: check-in, reports, firmware download, and the stock-ESP-IDF image URL."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from otaforge.errors import NotFound, ServerError
+from otaforge.server import service
+from otaforge.server.auth import Principal, forbidden
+from otaforge.server.blobs import is_sha256
+from otaforge.server.deps import caller, get_store
+from otaforge.server.download import FirmwareResponse, etag_of
+from otaforge.server.ranges import none_match
+from otaforge.server.schemas import (
+    NAME,
+    CheckIn,
+    Manifest,
+    Problem,
+    Report,
+    ReportAck,
+    sig_info,
+)
+from otaforge.server.store import Store
+
+router = APIRouter()
+DeviceId = Annotated[str, Path(pattern=NAME, description="device id")]
+PROBLEMS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 422, 503)
+}
+NEXT_CHECK_IN = "x-next-check-in-s"
+
+
+@router.post("/api/v1/devices/{device_id}/check-in", response_model=Manifest,
+             responses={204: {"description": "no update"}, **PROBLEMS},
+             tags=["device"])
+async def check_in(device_id: DeviceId, body: CheckIn, request: Request,
+                   who: Principal = Depends(caller),
+                   store: Store = Depends(get_store)) -> Response | Manifest:
+    """Report the running firmware; 200 with a manifest when an update is due, else 204."""
+    fleet_id, channel = store.authorize_device(who, device_id)
+    fleet_name, chip = store.fleet_by_id(fleet_id)
+    if body.fleet != fleet_name:
+        raise forbidden(f"device {device_id!r} belongs to fleet {fleet_name!r}, "
+                        f"not {body.fleet!r}")
+    if body.chip != chip:
+        raise ServerError(f"device reports chip {body.chip!r}; fleet {fleet_name!r} is "
+                          f"{chip!r}", status_code=409)
+    facts = service.DeviceFacts(body.version, body.image_sha256.lower() if body.image_sha256
+                                else None, body.otadata_state, body.secure_version)
+    store.remember(device_id, {
+        "running_version": body.version, "running_sha256": facts.image_sha256,
+        "running_partition": body.running_partition, "otadata_state": body.otadata_state,
+        "efuse_secure_version": body.secure_version})
+    settings = store.settings
+    hint = service.next_check_in(settings.check_in_interval_s, settings.check_in_jitter)
+    target = store.target(fleet_id, channel)
+    deployment = None
+    if service.decide(facts, target, 0, settings.max_failures) is None and target is not None:
+        deployment = await run_in_threadpool(store.offer, device_id, target, facts)
+    if deployment is None or target is None:
+        return Response(status_code=204, headers={NEXT_CHECK_IN: str(hint)})
+    release = await run_in_threadpool(store.release_by_id, target.release_id)
+    base = settings.public_url or str(request.base_url).rstrip("/")
+    return Manifest(deployment_id=deployment, release_id=release.id, version=release.version,
+                    secure_version=release.secure_version, size=release.size,
+                    sha256=release.sha256, url=f"{base}/firmware/{release.sha256}.bin",
+                    signature=sig_info(release.signature),
+                    next_check_in_s=hint)
+
+
+@router.post("/api/v1/devices/{device_id}/events", response_model=ReportAck, status_code=201,
+             responses={200: {"model": ReportAck, "description": "already recorded"},
+                        **PROBLEMS},
+             tags=["device"])
+async def report(device_id: DeviceId, body: Report, response: Response,
+                 who: Principal = Depends(caller),
+                 store: Store = Depends(get_store)) -> ReportAck:
+    """Record a progress or outcome report; replaying an event id changes nothing (200)."""
+    store.authorize_device(who, device_id)
+    event, duplicate = await run_in_threadpool(
+        store.report, device_id, body.event_id, body.deployment_id, body.state, body.reason,
+        body.bytes)
+    if duplicate:
+        response.status_code = 200
+    return ReportAck(event_id=event.event_id, deployment_id=event.deployment_id,
+                     state=event.state, duplicate=duplicate)
+
+
+def _firmware_allowed(store: Store, who: Principal, sha256: str) -> bool:
+    if who.is_admin:
+        return store.any_release_has_blob(sha256)
+    return who.fleet_id is not None and store.fleet_has_blob(who.fleet_id, sha256)
+
+
+FIRMWARE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "the image"},
+    206: {"description": "the requested range"},
+    304: {"description": "If-None-Match matched"},
+    416: {"description": "range starts past the end"}, **PROBLEMS}
+FIRMWARE_ROUTE: dict[str, Any] = {"tags": ["device"], "responses": FIRMWARE_RESPONSES,
+                                  "response_class": Response, "response_model": None}
+
+
+@router.head("/firmware/{sha256}.bin", operation_id="firmware_head", **FIRMWARE_ROUTE)
+@router.get("/firmware/{sha256}.bin", operation_id="firmware_get", **FIRMWARE_ROUTE)
+async def firmware(sha256: str, request: Request, who: Principal = Depends(caller),
+                   store: Store = Depends(get_store)) -> FirmwareResponse:
+    """Download an image by SHA-256 (Range, If-Range, If-None-Match; ETag = sha256)."""
+    sha256 = sha256.lower()
+    if not is_sha256(sha256) or not store.blobs.exists(sha256) or \
+            not await run_in_threadpool(_firmware_allowed, store, who, sha256):
+        raise NotFound(f"no firmware {sha256[:64]!r} for this token's fleet")
+    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+                            head=request.method == "HEAD",
+                            chunk_size=store.settings.chunk_size)
+
+
+def _already_running(store: Store, device_id: str, target: service.Target,
+                     if_none_match: str | None, version: str | None) -> bool:
+    if none_match(if_none_match, etag_of(target.sha256)):
+        return True
+    if version is not None:
+        return version == target.version
+    running_sha, running_version = store.running_sha(device_id)
+    if running_sha == target.sha256 or store.confirmed_sha(device_id) == target.sha256:
+        return True
+    return running_sha is None and running_version == target.version
+
+
+@router.head("/ota/{fleet}/{device_id}.bin", operation_id="stock_ota_head", **FIRMWARE_ROUTE)
+@router.get("/ota/{fleet}/{device_id}.bin", operation_id="stock_ota_get", **FIRMWARE_ROUTE)
+async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: DeviceId,
+                    request: Request,
+                    version: Annotated[str | None, Query(max_length=32,
+                                       description="the running app's version")] = None,
+                    who: Principal = Depends(caller),
+                    store: Store = Depends(get_store)) -> Response | FirmwareResponse:
+    """The image this device should run, for an unmodified ``esp_https_ota`` client.
+
+    304 Not Modified when the device already runs it (If-None-Match: "<sha256>", ``?version=``,
+    or its last check-in/report), so a device that never compares versions does not loop.
+    """
+    fleet_id, channel = store.authorize_device(who, device_id)
+    if store.fleet_by_id(fleet_id)[0] != fleet:
+        raise forbidden(f"device {device_id!r} is not in fleet {fleet!r}")
+    target = store.target(fleet_id, channel)
+    if target is None or not store.blobs.exists(target.sha256):
+        raise NotFound(f"no release on channel {channel!r} of fleet {fleet!r}")
+    if await run_in_threadpool(_already_running, store, device_id, target,
+                               request.headers.get("if-none-match"), version):
+        return Response(status_code=304, headers={"etag": etag_of(target.sha256)})
+    return FirmwareResponse(store.blobs.path(target.sha256), target.sha256, request.headers,
+                            head=request.method == "HEAD",
+                            chunk_size=store.settings.chunk_size)

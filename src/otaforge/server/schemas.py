@@ -1,0 +1,171 @@
+"""Request and response bodies of the HTTP API (pydantic); they make the OpenAPI schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SHA256 = r"^[0-9a-fA-F]{64}$"
+ReportState = Literal["downloading", "downloaded", "installing", "rebooting", "pending_verify",
+                      "confirmed", "rolled_back", "failed"]
+OtadataState = Literal["new", "pending_verify", "valid", "invalid", "aborted", "undefined"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """application/problem+json (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    reason: str = Field(description="machine-readable cause, e.g. 'bad_signature'")
+
+
+class CheckIn(Strict):
+    """What a device reports when it asks for an update."""
+
+    fleet: str = Field(pattern=NAME)
+    chip: str = Field(max_length=32)
+    version: str | None = Field(default=None, max_length=32,
+                                description="esp_app_desc_t.version of the running app")
+    image_sha256: str | None = Field(default=None, pattern=SHA256,
+                                     description="SHA-256 of the running image file")
+    running_partition: str | None = Field(default=None, max_length=16)
+    otadata_state: OtadataState | None = None
+    secure_version: int | None = Field(default=None, ge=0, le=2**32 - 1,
+                                       description="the device's eFuse SECURE_VERSION")
+
+
+class SignatureInfo(BaseModel):
+    scheme: str
+    verified: bool
+    key_index: int | None = None
+    key_digest: str | None = None
+    key_digests: list[str] | None = None
+    block_count: int | None = None
+    signed_len: int | None = None
+
+
+def sig_info(stored: dict[str, Any] | None) -> SignatureInfo | None:
+    """The stored signature description as a model."""
+    return SignatureInfo(**stored) if stored else None
+
+
+class Manifest(BaseModel):
+    """An update offer: the release the device should install."""
+
+    deployment_id: int
+    release_id: int
+    version: str
+    secure_version: int
+    size: int
+    sha256: str
+    url: str = Field(description="HTTPS URL of the image; supports Range")
+    signature: SignatureInfo | None
+    next_check_in_s: int
+
+
+class Report(Strict):
+    """A progress or outcome report; idempotent by ``event_id``."""
+
+    event_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
+    deployment_id: int | None = Field(default=None, ge=1, le=2**62)
+    state: ReportState
+    reason: str | None = Field(default=None, max_length=1000)
+    bytes: int | None = Field(default=None, ge=0, le=2**40)
+
+
+class ReportAck(BaseModel):
+    event_id: str
+    deployment_id: int | None
+    state: str
+    duplicate: bool
+
+
+class FleetCreate(Strict):
+    name: str = Field(pattern=NAME)
+    chip: str = Field(max_length=32)
+    partition_csv: str = Field(max_length=64 * 1024)
+    public_keys: list[str] = Field(default_factory=list, max_length=3,
+                                   description="PEM public keys (or private: only the public "
+                                   "part is kept)")
+    require_signature: bool = False
+    secure_version_bits: int | None = Field(default=None, ge=1, le=32)
+
+
+class FleetOut(BaseModel):
+    name: str
+    chip: str
+    ota_slot_size: int
+    require_signature: bool
+    key_digests: list[str]
+    secure_version_bits: int
+    channels: dict[str, int | None]
+    enrollment_token: str | None = Field(default=None,
+                                         description="only in the response to create")
+
+
+class ReleaseOut(BaseModel):
+    id: int
+    fleet: str
+    version: str
+    project_name: str
+    idf_ver: str
+    secure_version: int
+    sha256: str
+    size: int
+    app_desc: dict[str, Any]
+    signature: SignatureInfo | None
+    created_at: dt.datetime
+
+
+class ChannelSet(Strict):
+    release: str = Field(max_length=64,
+                         description="release id, version, or sha256 of a release in the fleet")
+
+
+class ChannelOut(BaseModel):
+    fleet: str
+    name: str
+    release_id: int | None
+    version: str | None
+
+
+class DeviceCreate(Strict):
+    id: str = Field(pattern=NAME)
+    channel: str = Field(default="stable", pattern=NAME)
+
+
+class DeviceOut(BaseModel):
+    id: str
+    fleet: str
+    channel: str
+    state: str
+    running_version: str | None
+    running_sha256: str | None
+    running_partition: str | None
+    otadata_state: str | None
+    efuse_secure_version: int | None
+    last_check_in: dt.datetime | None
+    token: str | None = Field(default=None, description="only in the response to create")
+
+
+class EventOut(BaseModel):
+    event_id: str
+    deployment_id: int | None
+    state: str
+    reason: str | None
+    bytes: int | None
+    received_at: dt.datetime
+
+
+class DeviceDetail(DeviceOut):
+    deployments: list[dict[str, Any]]
+    events: list[EventOut]

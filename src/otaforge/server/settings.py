@@ -1,0 +1,86 @@
+"""Where a server keeps its files, and the knobs ``server run`` exposes.
+
+Layout of a data directory made by ``otaforge server init --dir DATA``::
+
+    DATA/server_cert.pem      the CA certificate devices pin (EMBED_TXTFILES it)
+    DATA/admin.token          the management token (mode 0600)
+    DATA/otaforge.db          the SQLite database (unless --database-url names another)
+    DATA/blobs/ab/abcd….bin   firmware images, stored once by SHA-256
+    DATA/tls/server.pem       server certificate + CA (the TLS chain)
+    DATA/tls/server.key       server private key (mode 0600)
+    DATA/tls/ca.key           CA private key (mode 0600; keep it offline)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server configuration.
+
+    Attributes:
+        data_dir: the directory ``server init`` created.
+        database_url: SQLAlchemy URL; ``None`` means SQLite in ``data_dir``.
+        max_in_flight: requests served at once before answering 503 + Retry-After.
+        retry_after_s: the Retry-After value sent when shedding load.
+        check_in_interval_s: the base of the next_check_in_s hint.
+        check_in_jitter: relative jitter of that hint (0.2 means +-20%).
+        max_failures: failed/rolled-back attempts of one release before a device stops
+            being offered it (NervesHub's penalty box).
+        max_upload_bytes: largest image accepted by the upload endpoint.
+        chunk_size: bytes per read when streaming firmware.
+        public_url: base URL written into manifests; ``None`` uses the request's own.
+    """
+
+    data_dir: Path
+    database_url: str | None = None
+    max_in_flight: int = 256
+    retry_after_s: int = 5
+    check_in_interval_s: int = 300
+    check_in_jitter: float = 0.2
+    max_failures: int = 3
+    max_upload_bytes: int = 16 * 1024 * 1024
+    chunk_size: int = 1024 * 1024
+    public_url: str | None = None
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self.data_dir / "server_cert.pem"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return self.tls_dir / "server.pem"
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.tls_dir / "server.key"
+
+    @property
+    def ca_key_path(self) -> Path:
+        return self.tls_dir / "ca.key"
+
+    @property
+    def url(self) -> str:
+        """The effective database URL."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'otaforge.db').resolve()}"
+
+    def admin_token(self) -> str:
+        """The admin token from ``admin.token`` (stripped)."""
+        return self.admin_token_path.read_text(encoding="utf-8").strip()

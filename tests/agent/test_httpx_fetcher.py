@@ -1,0 +1,106 @@
+"""The real fetcher against a real TLS server on loopback: pinning, Range, drops, keep-alive."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import trustme
+
+from otaforge.agent.fetcher import Request, request_json
+from otaforge.agent.httpx_fetcher import HttpxFetcher
+from otaforge.errors import ConnectionLost, HTTPStatusError, InputError, TransportError
+from tests.agent.faultserver import FaultServer, etag_of, make_ca
+
+BLOB = os.urandom(100_000)
+
+
+@pytest.fixture
+def pki() -> tuple[trustme.CA, trustme.LeafCert, bytes]:
+    return make_ca()
+
+
+@pytest.fixture
+def server(pki: tuple[trustme.CA, trustme.LeafCert, bytes]) -> Iterator[FaultServer]:
+    with FaultServer(pki[1], {"/fw.bin": BLOB}) as srv:
+        yield srv
+
+
+def _get(fetcher: HttpxFetcher, url: str, headers: dict[str, str] | None = None,
+         ) -> tuple[int, dict[str, str], bytes]:
+    with fetcher.open(Request("GET", url, headers or {})) as resp:
+        return resp.status, dict(resp.headers), b"".join(resp.chunks)
+
+
+def test_pinned_ca_downloads_whole_image(server: FaultServer, pki: tuple) -> None:
+    with HttpxFetcher(pki[2]) as fetcher:
+        status, headers, body = _get(fetcher, server.url + "/fw.bin")
+    assert (status, body) == (200, BLOB)
+    assert headers["etag"] == etag_of(BLOB)
+
+
+def test_unknown_ca_is_refused_before_any_byte(server: FaultServer) -> None:
+    other_ca = trustme.CA()
+    with HttpxFetcher(other_ca.cert_pem.bytes()) as fetcher, \
+            pytest.raises(TransportError, match="not trusted by the pinned CA"):
+        fetcher.open(Request("GET", server.url + "/fw.bin"))
+    assert server.faults.requests == []
+
+
+def test_hostname_not_in_certificate_is_refused(pki: tuple) -> None:
+    leaf = pki[0].issue_cert("update.example.com")
+    with FaultServer(leaf, {"/fw.bin": BLOB}) as srv, HttpxFetcher(pki[2]) as fetcher, \
+            pytest.raises(TransportError):
+        fetcher.open(Request("GET", srv.url + "/fw.bin"))
+
+
+def test_range_with_matching_if_range_is_206(server: FaultServer, pki: tuple) -> None:
+    with HttpxFetcher(pki[2]) as fetcher:
+        status, headers, body = _get(fetcher, server.url + "/fw.bin",
+                                     {"Range": "bytes=4096-", "If-Range": etag_of(BLOB)})
+    assert status == 206
+    assert body == BLOB[4096:]
+    assert headers["content-range"] == f"bytes 4096-{len(BLOB) - 1}/{len(BLOB)}"
+
+
+def test_drop_mid_transfer_raises_connection_lost(server: FaultServer, pki: tuple) -> None:
+    server.faults.drop_after = [10_000]
+    got = bytearray()
+    with HttpxFetcher(pki[2]) as fetcher, pytest.raises(ConnectionLost), \
+            fetcher.open(Request("GET", server.url + "/fw.bin")) as resp:
+        for chunk in resp.chunks:
+            got += chunk
+    assert bytes(got) == BLOB[:len(got)]
+    assert len(got) <= 10_000
+
+
+def test_keep_alive_reuses_one_connection(server: FaultServer, pki: tuple) -> None:
+    ports: set[int] = set()
+    original = server.httpd.RequestHandlerClass.setup
+
+    def spy(handler: object) -> None:
+        ports.add(handler.client_address[1])  # type: ignore[attr-defined]
+        original(handler)  # type: ignore[arg-type]
+
+    server.httpd.RequestHandlerClass.setup = spy  # type: ignore[method-assign]
+    with HttpxFetcher(pki[2]) as fetcher:
+        for _ in range(3):
+            assert _get(fetcher, server.url + "/fw.bin")[0] == 200
+    assert len(ports) == 1
+
+
+def test_connection_refused_is_connection_lost(pki: tuple) -> None:
+    with HttpxFetcher(pki[2], timeout=2.0) as fetcher, pytest.raises(ConnectionLost):
+        fetcher.open(Request("GET", "https://127.0.0.1:9/fw.bin"))
+
+
+def test_request_json_maps_error_status(server: FaultServer, pki: tuple) -> None:
+    with HttpxFetcher(pki[2]) as fetcher, pytest.raises(HTTPStatusError) as info:
+        request_json(fetcher, "GET", server.url + "/missing")
+    assert info.value.status_code == 404
+
+
+def test_bad_ca_file_is_input_error(tmp_path: object) -> None:
+    with pytest.raises(InputError, match="not a usable PEM"):
+        HttpxFetcher(b"not a certificate")

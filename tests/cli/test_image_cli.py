@@ -1,0 +1,187 @@
+"""``otaforge image info`` / ``image build`` as a user runs them, against ``esptool image-info``.
+
+Exit policy of ``image info``: report printed and exit 0 for a valid image; report printed and
+exit 1 when checksum or hash is invalid; error on stderr and exit 2 when the file is not an app
+image (or is missing/truncated).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from otaforge.cli.main import build_app
+from otaforge.formats.app_image import AppImage
+from tests.conftest import run_cli, tool
+
+JSON_KEYS = {"chip", "size", "segments", "checksum_valid", "hash_valid", "app_desc"}
+DESC_KEYS = {"version", "project_name", "idf_ver", "secure_version", "time", "date",
+             "app_elf_sha256"}
+
+
+def esptool_info(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("esptool"), "image-info", str(path)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def _without_banner(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join(lines[1:] if lines and lines[0].startswith("esptool v") else lines)
+
+
+@pytest.mark.parametrize("name", ["esp32-app-template.bin", "esp_idf_blink_esp32s2.bin",
+                                  "bootloader_esp32.bin"])
+def test_info_text_matches_esptool_line_for_line(shared_fixtures: Path, name: str) -> None:
+    path = shared_fixtures / "esptool" / name
+    ours = run_cli("image", "info", str(path))
+    theirs = esptool_info(path)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == _without_banner(theirs.stdout).strip()
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("esp32-app-template.bin", {"project_name": "app-template", "version": "1cd5752",
+                                "idf_ver": "v4.0-dev-30-g31ca6e399", "secure_version": 0}),
+    ("esp_idf_blink_esp32s2.bin", {"project_name": "blink",
+                                   "version": "qa-test-v5.0-20220830-4-g4532e6",
+                                   "idf_ver": "v5.0-beta1-427-g4532e6e0b2-dirt",
+                                   "secure_version": 0}),
+])
+def test_info_json_keys_and_values(shared_fixtures: Path, name: str,
+                                   expected: dict[str, object]) -> None:
+    path = shared_fixtures / "esptool" / name
+    proc = run_cli("image", "info", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report) >= JSON_KEYS
+    assert set(report["app_desc"]) >= DESC_KEYS
+    assert report["checksum_valid"] is True and report["hash_valid"] is True
+    assert report["size"] == path.stat().st_size
+    assert {k: report["app_desc"][k] for k in expected} == expected
+    assert len(report["segments"]) == len(AppImage.from_bytes(path.read_bytes()).segments)
+
+
+@pytest.mark.parametrize(("chip", "size"), [("esp32", 0x30000), ("esp32c3", 0x50000),
+                                            ("esp32c6", 0x9000), ("esp32s3", 0x40000)])
+def test_build_then_info_matches_esptool(tmp_path: Path, chip: str, size: int) -> None:
+    out = tmp_path / "fw.bin"
+    built = run_cli("image", "build", "-o", str(out), "--version", "3.1.4", "--project", "demo",
+                    "--secure-version", "2", "--chip", chip, "--size", str(size), "--seed", "7")
+    assert built.returncode == 0, built.stderr
+    assert f"wrote {out}" in built.stdout
+    theirs = esptool_info(out)
+    assert theirs.returncode == 0
+    assert "Checksum" in theirs.stdout and "(valid)" in theirs.stdout
+    assert theirs.stdout.count("(valid)") == 2 and "invalid" not in theirs.stdout
+    ours = run_cli("image", "info", str(out))
+    assert ours.stdout.strip() == _without_banner(theirs.stdout).strip()
+
+
+def test_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    for path in (a, b):
+        assert run_cli("image", "build", "-o", str(path), "--version", "1",
+                       "--seed", "5").returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--chip", "esp8266"], "unknown chip 'esp8266'"),
+    (["--size", "12"], "--size 12"),
+    (["--version", "x" * 40], "the field holds 31"),
+])
+def test_build_bad_input_exits_2_and_writes_nothing(tmp_path: Path, args: list[str],
+                                                    message: str) -> None:
+    out = tmp_path / "fw.bin"
+    base = ["image", "build", "-o", str(out)]
+    if "--version" not in args:
+        base += ["--version", "1"]
+    proc = run_cli(*base, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not out.exists()
+
+
+def test_build_into_missing_directory_exits_2(tmp_path: Path) -> None:
+    proc = run_cli("image", "build", "-o", str(tmp_path / "no" / "fw.bin"), "--version", "1")
+    assert proc.returncode == 2 and "no such directory" in proc.stderr
+
+
+def test_corrupt_image_prints_report_and_exits_1(tmp_path: Path) -> None:
+    good = tmp_path / "good.bin"
+    run_cli("image", "build", "-o", str(good), "--version", "1")
+    data = bytearray(good.read_bytes())
+    data[0x200] ^= 0x01
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(bytes(data))
+    text = run_cli("image", "info", str(bad))
+    assert text.returncode == 1
+    assert "invalid - calculated" in text.stdout and "(invalid)" in text.stdout
+    assert "checksum or appended SHA-256 is invalid" in text.stderr
+    as_json = run_cli("image", "info", "--json", str(bad))
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert report["checksum_valid"] is False and report["hash_valid"] is False
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xff" * 4096, "invalid magic byte (nothing flashed here?)"),
+    (b"", "image header"),
+    (b"\xe9\x01\x02\x20" + b"\x00" * 20 + bytes.fromhex("0000fb3f00100000") + b"\x00" * 50,
+     "segment 0 data needs 4096 bytes"),
+])
+def test_not_an_image_exits_2_with_clear_message(tmp_path: Path, content: bytes,
+                                                 message: str) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(content)
+    proc = run_cli("image", "info", str(path))
+    assert proc.returncode == 2
+    assert message in proc.stderr and str(path) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_partition_table_is_not_an_image(shared_fixtures: Path) -> None:
+    proc = run_cli("image", "info", str(shared_fixtures / "partitions" / "seed.bin"))
+    assert proc.returncode == 2 and "invalid magic byte" in proc.stderr
+
+
+def test_missing_file_and_directory_exit_2(tmp_path: Path) -> None:
+    missing = run_cli("image", "info", str(tmp_path / "nope.bin"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    directory = run_cli("image", "info", str(tmp_path))
+    assert directory.returncode == 2 and "is a directory" in directory.stderr
+
+
+def test_usage_errors_go_through_argparse(tmp_path: Path) -> None:
+    proc = run_cli("image", "info", "--bogus", str(tmp_path))
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+
+
+def test_signed_image_shows_its_signature_sector(tmp_path: Path) -> None:
+    image, key, signed = tmp_path / "fw.bin", tmp_path / "k.pem", tmp_path / "signed.bin"
+    run_cli("image", "build", "-o", str(image), "--version", "1", "--chip", "esp32c3")
+    for args in (["generate-signing-key", "--version", "2", "--scheme", "ecdsa256", str(key)],
+                 ["sign-data", "--version", "2", "--keyfile", str(key), "-o", str(signed),
+                  str(image)]):
+        done = subprocess.run([tool("espsecure"), *args], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    proc = run_cli("image", "info", str(signed))
+    assert proc.returncode == 0, proc.stderr
+    assert "Signature Sector" in proc.stdout
+    assert "Block 0: ECDSA (Secure Boot v2), CRC valid" in proc.stdout
+    report = json.loads(run_cli("image", "info", "--json", str(signed)).stdout)
+    assert [b["version"] for b in report["signature_blocks"]] == [3]
+    assert report["image_len"] < report["size"]
+
+
+def test_typer_command_matches_fast_path(shared_fixtures: Path) -> None:
+    path = shared_fixtures / "esptool" / "esp_idf_blink_esp32s2.bin"
+    result = CliRunner().invoke(build_app("image"), ["image", "info", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads(run_cli("image", "info", "--json",
+                                                           str(path)).stdout)

@@ -1,0 +1,157 @@
+"""``otaforge partitions convert|check`` run as a user runs them (separate processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from otaforge.cli.main import build_app
+from tests.conftest import run_cli
+
+FIXTURES = ("seed", "partitions_two_ota", "partitions_singleapp")
+BAD_CSV = ("nvs, data, nvs, , 0x6000\nota_0, app, ota_0, 0x10000, 1M\n"
+           "ota_1, app, ota_1, 0x100000, 1M\n")
+
+
+def _fixture(shared: Path, name: str) -> Path:
+    return shared / "partitions" / name
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_convert_csv_matches_gen_esp32part(shared_fixtures: Path, tmp_path: Path,
+                                           name: str) -> None:
+    out = tmp_path / "sub" / f"{name}.bin"
+    proc = run_cli("partitions", "convert", str(_fixture(shared_fixtures, f"{name}.csv")), str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == _fixture(shared_fixtures, f"{name}.bin").read_bytes()
+    assert "binary partition table" in proc.stdout
+
+
+def test_convert_binary_to_csv_and_back(shared_fixtures: Path, tmp_path: Path) -> None:
+    csv, binary = tmp_path / "t.csv", tmp_path / "t.bin"
+    assert run_cli("partitions", "convert", str(_fixture(shared_fixtures, "seed.bin")),
+                   str(csv)).returncode == 0
+    assert csv.read_text().startswith("# ESP-IDF Partition Table\n")
+    assert run_cli("partitions", "convert", str(csv), str(binary), "--flash-size", "8MB",
+                   "--offset", "0x8000").returncode == 0
+    assert binary.read_bytes() == _fixture(shared_fixtures, "seed.bin").read_bytes()
+
+
+def test_convert_to_stdout(shared_fixtures: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "otaforge", "partitions", "convert",
+         str(_fixture(shared_fixtures, "partitions_two_ota.csv")), "-"],
+        capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0
+    assert proc.stdout == _fixture(shared_fixtures, "partitions_two_ota.bin").read_bytes()
+
+
+@pytest.mark.parametrize(("name", "content", "args", "message"), [
+    ("overlapping-offsets", BAD_CSV, (), "line 3: partition 'ota_1' at offset 0x100000 overlaps "
+     "the previous partition 'ota_0' (0x10000-0x110000, line 2)"),
+    ("seed-on-4mb-flash", None, ("--flash-size", "4MB"), "does not fit in a 4MB flash"),
+    ("unknown-subtype", "a, data, nvz, , 4K\n", (), "line 1: subtype 'nvz' is not valid"),
+    ("bad-md5-binary", "md5", (), "MD5 mismatch"),
+    ("bad-flash-size-option", None, ("--flash-size", "lots"), "flash size 'lots' is not a size"),
+])
+def test_invalid_input_exits_2_and_writes_nothing(
+        shared_fixtures: Path, tmp_path: Path, name: str, content: str | None,
+        args: tuple[str, ...], message: str) -> None:
+    src = tmp_path / "in.csv"
+    if content is None:
+        src.write_bytes(_fixture(shared_fixtures, "seed.csv").read_bytes())
+    elif content == "md5":
+        data = bytearray(_fixture(shared_fixtures, "seed.bin").read_bytes())
+        data[4] ^= 0x10
+        src.write_bytes(bytes(data))
+    else:
+        src.write_text(content)
+    out = tmp_path / "out.bin"
+    proc = run_cli("partitions", "convert", str(src), str(out), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_missing_input_file(tmp_path: Path) -> None:
+    proc = run_cli("partitions", "convert", str(tmp_path / "nope.csv"), str(tmp_path / "o.bin"))
+    assert proc.returncode == 2
+    assert "nope.csv: no such file" in proc.stderr
+
+
+def test_typer_command_and_fast_path_print_the_same(shared_fixtures: Path, tmp_path: Path) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_text(BAD_CSV)
+    fast = run_cli("partitions", "convert", str(src), str(tmp_path / "a.bin"))
+    runner = CliRunner()
+    slow = runner.invoke(build_app("partitions"),
+                         ["partitions", "convert", str(src), str(tmp_path / "b.bin")])
+    assert (fast.returncode, fast.stderr) == (slow.exit_code, slow.stderr)
+    good = _fixture(shared_fixtures, "seed.csv")
+    fast = run_cli("partitions", "convert", str(good), str(tmp_path / "a.bin"))
+    slow = runner.invoke(build_app("partitions"),
+                         ["partitions", "convert", str(good), str(tmp_path / "b.bin")])
+    assert slow.exit_code == 0
+    assert fast.stdout.replace("a.bin", "b.bin") == slow.stdout
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+
+
+def test_fast_path_imports_no_typer_rich_or_cryptography(shared_fixtures: Path,
+                                                         tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from otaforge.cli.fast_partitions import fast_main\n"
+        f"rc = fast_main([{str(_fixture(shared_fixtures, 'seed.csv'))!r}, "
+        f"{str(tmp_path / 'o.bin')!r}])\n"
+        "heavy = sorted(m for m in ('typer', 'rich', 'click', 'cryptography')\n"
+        "               if m in sys.modules)\n"
+        "print(rc, heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stderr
+
+
+def test_check_prints_table_free_space_and_ota_findings(shared_fixtures: Path) -> None:
+    proc = run_cli("partitions", "check", str(_fixture(shared_fixtures, "seed.bin")),
+                   "--flash-size", "8MB")
+    assert proc.returncode == 0, proc.stderr
+    assert "ota_1     app   ota_1     0x3a0000  0x1c0000 (1792K)  0x560000" in proc.stdout
+    assert "free to flash end: 0x290000 (2624K)" in proc.stdout
+    assert "OK: 2 OTA slots of 0x1c0000 bytes each" in proc.stdout
+
+
+def test_check_critical_slot_sizes_exit_1(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("nvs, data, nvs, , 16K\notadata, data, ota, , 8K\n"
+                   "ota_0, app, ota_0, , 1M\nota_1, app, ota_1, , 2M\n")
+    proc = run_cli("partitions", "check", str(src))
+    assert proc.returncode == 1
+    assert ("Critical: ota_0 and ota_1 must be identical size and large enough for your firmware"
+            in proc.stdout)
+
+
+def test_check_image_too_large_for_a_slot(shared_fixtures: Path, tmp_path: Path) -> None:
+    image = tmp_path / "app.bin"
+    image.write_bytes(b"\xe9" + b"\x00" * 0x1C0000)  # one byte more than a seed slot
+    proc = run_cli("partitions", "check", str(_fixture(shared_fixtures, "seed.csv")),
+                   "--image", str(image))
+    assert proc.returncode == 1
+    assert "does not fit in ota_0" in proc.stdout
+    ok = run_cli("partitions", "check", str(_fixture(shared_fixtures, "seed.csv")), "--image",
+                 str(shared_fixtures / "esptool" / "esp32-app-template.bin"))
+    assert ok.returncode == 0
+    assert "fits every app slot" in ok.stdout
+
+
+def test_check_invalid_table_exits_2(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("otadata, data, ota, , 12K\n")
+    proc = run_cli("partitions", "check", str(src))
+    assert proc.returncode == 2
+    assert "line 1: otadata partition 'otadata' has size 0x3000; it must be 0x2000" in proc.stderr

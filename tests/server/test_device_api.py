@@ -1,0 +1,213 @@
+"""Device API logic, in-process, on SQLite and PostgreSQL: check-in decisions, reports,
+firmware access, the stock esp_https_ota URL and its 304, authentication, load shedding."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from starlette.testclient import TestClient
+
+from otaforge.server.settings import Settings
+from tests.server.conftest import PARTITIONS_CSV, auth, publish
+
+
+def check_in(api: TestClient, token: str, device: str = "dev1", **facts: object) -> object:
+    body = {"fleet": "f1", "chip": "esp32", **facts}
+    return api.post(f"/api/v1/devices/{device}/check-in", json=body, headers=auth(token))
+
+
+def report(api: TestClient, token: str, event_id: str, state: str, deployment: int | None,
+           device: str = "dev1", **extra: object) -> object:
+    body = {"event_id": event_id, "state": state, "deployment_id": deployment, **extra}
+    return api.post(f"/api/v1/devices/{device}/events", json=body, headers=auth(token))
+
+
+def test_check_in_without_release_is_204_with_hint(api: TestClient, fleet: str) -> None:
+    r = check_in(api, fleet, version="0.1")
+    assert r.status_code == 204
+    assert 240 <= int(r.headers["x-next-check-in-s"]) <= 360
+
+
+def test_update_offered_downloaded_and_confirmed(api: TestClient, fleet: str,
+                                                 image_v1: bytes) -> None:
+    rel = publish(api, image_v1)
+    r = check_in(api, fleet, version="0.1", otadata_state="valid", secure_version=0)
+    assert r.status_code == 200, r.text
+    m = r.json()
+    assert (m["release_id"], m["version"], m["size"]) == (rel["id"], "1.0.0", len(image_v1))
+    assert m["sha256"] == hashlib.sha256(image_v1).hexdigest()
+    assert m["url"].endswith(f"/firmware/{m['sha256']}.bin")
+    body = api.get(m["url"], headers=auth(fleet)).content
+    assert body == image_v1
+    assert report(api, fleet, "e1", "downloading", m["deployment_id"], bytes=1024
+                  ).status_code == 201
+    assert report(api, fleet, "e2", "confirmed", m["deployment_id"]).status_code == 201
+    # now running it: nothing more to do
+    assert check_in(api, fleet, version="1.0.0", image_sha256=m["sha256"]).status_code == 204
+    detail = api.get("/api/v1/devices/dev1").json()
+    assert detail["state"] == "confirmed"
+    assert detail["running_sha256"] == m["sha256"]
+    assert [e["event_id"] for e in detail["events"]] == ["e2", "e1"]
+
+
+def test_repeated_check_in_reuses_the_open_deployment(api: TestClient, fleet: str,
+                                                      image_v1: bytes) -> None:
+    publish(api, image_v1)
+    first = check_in(api, fleet, version="0.1").json()["deployment_id"]
+    assert check_in(api, fleet, version="0.1").json()["deployment_id"] == first
+
+
+@pytest.mark.parametrize(("name", "facts"), [
+    ("same image by hash", {"image_sha256": "HASH"}),
+    ("same version without hash", {"version": "1.0.0"}),
+    ("running image pending verify", {"version": "0.1", "otadata_state": "pending_verify"}),
+    ("release below eFuse secure_version", {"version": "0.1", "secure_version": 5}),
+])
+def test_no_offer(api: TestClient, fleet: str, image_v1: bytes, name: str,
+                  facts: dict[str, object]) -> None:
+    publish(api, image_v1)
+    if facts.get("image_sha256") == "HASH":
+        facts = {**facts, "image_sha256": hashlib.sha256(image_v1).hexdigest()}
+    assert check_in(api, fleet, **facts).status_code == 204, name
+
+
+def test_penalty_box_after_three_failures(api: TestClient, fleet: str, image_v1: bytes) -> None:
+    publish(api, image_v1)
+    for attempt in range(3):
+        dep = check_in(api, fleet, version="0.1").json()["deployment_id"]
+        assert report(api, fleet, f"fail{attempt}", "rolled_back", dep,
+                      reason="self-test failed").status_code == 201
+    assert check_in(api, fleet, version="0.1").status_code == 204
+
+
+def test_duplicate_report_is_idempotent(api: TestClient, fleet: str, image_v1: bytes) -> None:
+    publish(api, image_v1)
+    dep = check_in(api, fleet, version="0.1").json()["deployment_id"]
+    first = report(api, fleet, "evt-1", "confirmed", dep)
+    again = report(api, fleet, "evt-1", "confirmed", dep)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["duplicate"] is True
+    assert len(api.get("/api/v1/devices/dev1").json()["events"]) == 1
+
+
+def test_late_contradicting_report_is_conflict(api: TestClient, fleet: str,
+                                               image_v1: bytes) -> None:
+    publish(api, image_v1)
+    dep = check_in(api, fleet, version="0.1").json()["deployment_id"]
+    assert report(api, fleet, "a", "failed", dep).status_code == 201
+    late = report(api, fleet, "b", "confirmed", dep)
+    assert late.status_code == 409
+    assert late.headers["content-type"] == "application/problem+json"
+    assert report(api, fleet, "c", "failed", dep).status_code == 201  # same outcome: harmless
+
+
+def test_report_for_another_devices_deployment_is_404(api: TestClient, fleet: str,
+                                                      image_v1: bytes) -> None:
+    publish(api, image_v1)
+    dep = check_in(api, fleet, "devA", version="0.1").json()["deployment_id"]
+    check_in(api, fleet, "devB", version="0.1")
+    assert report(api, fleet, "x", "confirmed", dep, device="devB").status_code == 404
+
+
+def test_device_token_binds_device_and_fleet(api: TestClient, fleet: str,
+                                             image_v1: bytes) -> None:
+    rel = publish(api, image_v1)
+    token = api.post("/api/v1/fleets/f1/devices", json={"id": "tok-dev"}).json()["token"]
+    assert check_in(api, token, "tok-dev", version="0.1").status_code == 200
+    assert check_in(api, token, "someone-else", version="0.1").status_code == 403
+    # a device of another fleet cannot read f1's firmware
+    r = api.post("/api/v1/fleets", json={"name": "f2", "chip": "esp32",
+                                         "partition_csv": PARTITIONS_CSV})
+    other = r.json()["enrollment_token"]
+    check_in_f2 = api.post("/api/v1/devices/d2/check-in", headers=auth(other),
+                           json={"fleet": "f2", "chip": "esp32"})
+    assert check_in_f2.status_code == 204
+    assert api.get(f"/firmware/{rel['sha256']}.bin", headers=auth(other)).status_code == 404
+    assert api.get(f"/firmware/{rel['sha256']}.bin", headers=auth(token)).status_code == 200
+
+
+@pytest.mark.parametrize(("name", "headers", "status"), [
+    ("no token", {}, 401),
+    ("unknown token", auth("otfd_nope"), 401),
+    ("not a bearer", {"authorization": "Basic Zm9vOmJhcg=="}, 401),
+])
+def test_authentication_refused(api: TestClient, fleet: str, name: str,
+                                headers: dict[str, str], status: int) -> None:
+    api.headers.pop("authorization")
+    r = api.post("/api/v1/devices/dev1/check-in", json={"fleet": "f1", "chip": "esp32"},
+                 headers=headers)
+    assert r.status_code == status, name
+    assert r.json()["reason"] == "unauthorized"
+
+
+def test_device_token_cannot_manage(api: TestClient, fleet: str) -> None:
+    r = api.get("/api/v1/fleets", headers=auth(fleet))
+    assert r.status_code == 403
+    assert r.json()["reason"] == "forbidden"
+
+
+def test_wrong_fleet_or_chip_in_check_in(api: TestClient, fleet: str) -> None:
+    r = api.post("/api/v1/devices/dev1/check-in", headers=auth(fleet),
+                 json={"fleet": "f1", "chip": "esp32s3"})
+    assert r.status_code == 409
+    r = api.post("/api/v1/devices/dev1/check-in", headers=auth(fleet),
+                 json={"fleet": "f9", "chip": "esp32"})
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("not json", b"{"),
+    ("missing fleet", b'{"chip": "esp32"}'),
+    ("negative secure_version", b'{"fleet":"f1","chip":"esp32","secure_version":-1}'),
+    ("bad hash", b'{"fleet":"f1","chip":"esp32","image_sha256":"zz"}'),
+    ("unknown otadata state", b'{"fleet":"f1","chip":"esp32","otadata_state":"weird"}'),
+    ("huge number", b'{"fleet":"f1","chip":"esp32","secure_version":1e400}'),
+])
+def test_bad_check_in_body_is_422_problem(api: TestClient, fleet: str, name: str,
+                                          body: bytes) -> None:
+    r = api.post("/api/v1/devices/dev1/check-in", content=body,
+                 headers={**auth(fleet), "content-type": "application/json"})
+    assert r.status_code == 422, name
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["reason"] == "invalid_request"
+
+
+def test_stock_ota_serves_then_304(api: TestClient, fleet: str, image_v1: bytes) -> None:
+    rel = publish(api, image_v1)
+    url = "/ota/f1/stock1.bin"
+    r = api.get(url, headers=auth(fleet))
+    assert r.status_code == 200 and r.content == image_v1
+    assert r.headers["etag"] == f'"{rel["sha256"]}"'
+    inm = api.get(url, headers={**auth(fleet), "if-none-match": f'"{rel["sha256"]}"'})
+    assert inm.status_code == 304
+    assert api.get(url + "?version=1.0.0", headers=auth(fleet)).status_code == 304
+    assert api.get(url + "?version=0.9", headers=auth(fleet)).status_code == 200
+    head = api.head(url, headers=auth(fleet))
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(image_v1))
+
+
+def test_stock_ota_304_from_last_check_in(api: TestClient, fleet: str, image_v1: bytes) -> None:
+    rel = publish(api, image_v1)
+    check_in(api, fleet, "stock2", version="1.0.0", image_sha256=rel["sha256"])
+    assert api.get("/ota/f1/stock2.bin", headers=auth(fleet)).status_code == 304
+
+
+def test_stock_ota_wrong_fleet_in_path(api: TestClient, fleet: str, image_v1: bytes) -> None:
+    publish(api, image_v1)
+    assert api.get("/ota/other/stock1.bin", headers=auth(fleet)).status_code == 403
+
+
+def test_load_shedding_answers_503_with_retry_after(data_dir: object,
+                                                    database_url: str | None) -> None:
+    from pathlib import Path
+
+    from otaforge.server.app import create_app
+
+    settings = Settings(data_dir=Path(str(data_dir)), database_url=database_url,
+                        max_in_flight=0, retry_after_s=7)
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        r = client.get("/api/v1/fleets")
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "7"
+        assert client.get("/healthz").status_code == 200
