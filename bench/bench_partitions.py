@@ -54,6 +54,9 @@ def main() -> None:
     gen = os.environ.get("GEN_ESP32PART")
     if gen and not Path(gen).is_file():
         raise SystemExit(f"GEN_ESP32PART={gen}: no such file")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set, so otaforge's modules are compiled on every "
+              "run (users get cached .pyc files); unset it for realistic numbers")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ours_total = theirs_total = 0.0

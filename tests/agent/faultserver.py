@@ -9,6 +9,7 @@ Real sockets and real TLS (trustme CA): the agent's httpx fetcher cannot tell it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ssl
 import threading
@@ -31,8 +32,10 @@ class Faults:
         ignore_range: answer Range requests with 200 and the whole body.
         ignore_if_range: honour Range even when If-Range names another ETag (a broken server).
         replace_body: serve these bytes instead of the artifact (HTML page, garbage, prefix).
+        content_type: Content-Type of served artifacts.
         no_etag: send no ETag.
-        extra_bytes: append these bytes beyond Content-Length-declared... (sent as part of body).
+        requests: every GET/HEAD seen (path and lower-cased headers), in order.
+        status: answer every artifact request with this status and an empty body.
     """
 
     drop_after: list[int] = field(default_factory=list)
@@ -42,6 +45,7 @@ class Faults:
     content_type: str = "application/octet-stream"
     no_etag: bool = False
     requests: list[dict[str, str]] = field(default_factory=list)
+    status: int | None = None
 
 
 def etag_of(data: bytes) -> str:
@@ -83,11 +87,12 @@ class FaultServer:
         if self._upstream_client is not None:
             self._upstream_client.close()
 
-    def artifact(self, path: str) -> bytes | None:
+    def artifact(self, path: str, headers: dict[str, str]) -> bytes | None:
         if path in self.files:
             return self.files[path]
         if self._upstream_client is not None and path.startswith(self.firmware_prefix):
-            resp = self._upstream_client.get(path)
+            auth = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+            resp = self._upstream_client.get(path, headers=auth)
             if resp.status_code == 200:
                 return resp.content
         return None
@@ -95,7 +100,7 @@ class FaultServer:
     def forward(self, method: str, path: str, headers: dict[str, str],
                 body: bytes) -> httpx.Response:
         assert self._upstream_client is not None
-        keep = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length",
+        keep = {k: v for k, v in headers.items() if k.lower() not in ("content-length",
                                                                        "connection")}
         return self._upstream_client.request(method, path, headers=keep, content=body)
 
@@ -115,19 +120,19 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve(send_body=True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._serve(send_body=False)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._proxy("POST")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             self._proxy("PUT")
 
         def _proxy(self, method: str) -> None:
@@ -150,12 +155,17 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             faults = server.faults
             faults.requests.append({"path": self.path, **{k.lower(): v for k, v in
                                                           self.headers.items()}})
-            data = server.artifact(self.path)
+            data = server.artifact(self.path, dict(self.headers.items()))
             if data is None:
                 if server.upstream is not None:
                     self._proxy("GET")
                 else:
                     self.send_error(404)
+                return
+            if faults.status is not None:
+                self.send_response(faults.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if faults.replace_body is not None:
                 data = faults.replace_body
@@ -197,8 +207,9 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+@functools.cache
 def make_ca() -> tuple[trustme.CA, trustme.LeafCert, bytes]:
-    """A CA, a leaf for 127.0.0.1/localhost, and the CA PEM bytes to pin."""
+    """A CA, a leaf for 127.0.0.1/localhost, and the CA PEM bytes to pin (made once)."""
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     return ca, leaf, ca.cert_pem.bytes()

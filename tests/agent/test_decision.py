@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otaforge.agent.decision import (
     BootStep,
@@ -200,3 +202,24 @@ def test_bad_or_missing_signature_is_refused(make: object) -> None:
 ])
 def test_boot_step(state: OtaImgState | None, updated: bool, expect: BootStep) -> None:
     assert boot_step(state, updated) == expect
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefix=st.binary(max_size=1100), announced=st.one_of(st.none(), st.integers(0, 1 << 24)))
+def test_check_header_is_total_on_untrusted_bytes(prefix: bytes, announced: int | None) -> None:
+    """Any bytes from the network: a desc, or an otaforge error that maps to a refusal."""
+    try:
+        check_header(_facts(), prefix, announced)
+    except OtaforgeError as err:
+        assert refusal_for(err).reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(at=st.integers(0, 1023), value=st.integers(0, 255))
+def test_check_header_single_byte_corruption_never_crashes(at: int, value: int) -> None:
+    data = bytearray(_image()[:1024])
+    data[at] = value
+    try:
+        check_header(_facts(), bytes(data), len(_image()))
+    except OtaforgeError as err:
+        assert refusal_for(err).code in set(Code)

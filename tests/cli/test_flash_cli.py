@@ -98,3 +98,26 @@ def test_erase_otadata_bad_input(work: Path) -> None:
     bad = run_cli("flash", "erase-otadata", str(junk))
     assert bad.returncode == 2 and "invalid magic number" in bad.stderr
     assert junk.read_bytes() == b"\x00" * 0x9000
+
+
+def test_inspect_pins_and_anti_rollback_options(work: Path) -> None:
+    from otaforge.device.flash_image import compose
+    from otaforge.formats.partition_table import PartitionTable
+
+    table = PartitionTable.from_csv("nvs, data, nvs, , 0x4000,\notadata, data, ota, , 0x2000,\n"
+                                    "factory, app, factory, , 1M,\nota_0, app, ota_0, , 1M,\n")
+    flash = work / "pins.bin"
+    flash.write_bytes(compose(
+        table, {"factory": build_image(version="f"),
+                "ota_0": build_image(version="o", secure_version=2)},
+        otadata=(OtaSelectEntry.make(1, OtaImgState.VALID), None)))
+    before = flash.read_bytes()
+    assert _inspect(flash)["boot"]["partition"] == "ota_0"  # type: ignore[index]
+    reset = _inspect(flash, "--factory-reset")["boot"]
+    assert reset["partition"] == "factory"  # type: ignore[index]
+    assert "factory reset erased otadata" in reset["reason"]  # type: ignore[index]
+    refused = _inspect(flash, "--anti-rollback", "--efuse-secure-version", "3")["boot"]
+    assert refused["partition"] is None  # factory (0) and ota_0 (2) both below 3: bricked
+    burned = _inspect(flash, "--anti-rollback", "--efuse-secure-version", "1")["boot"]
+    assert burned["partition"] == "ota_0" and burned["burn_secure_version"] == 2  # type: ignore
+    assert flash.read_bytes() == before

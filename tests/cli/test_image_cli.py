@@ -8,14 +8,23 @@ image (or is missing/truncated).
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from otaforge.cli.main import build_app
-from otaforge.formats.app_image import AppImage
+from otaforge.formats.app_image import (
+    AppImage,
+    ImageHeader,
+    Segment,
+    assemble_image,
+    verify_image,
+)
+from otaforge.formats.chips import chip as chip_spec
 from tests.conftest import run_cli, tool
 
 JSON_KEYS = {"chip", "size", "segments", "checksum_valid", "hash_valid", "app_desc"}
@@ -185,3 +194,66 @@ def test_typer_command_matches_fast_path(shared_fixtures: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == json.loads(run_cli("image", "info", "--json",
                                                            str(path)).stdout)
+
+
+def test_v1_signed_image_shows_its_signature(tmp_path: Path) -> None:
+    image, key, signed = tmp_path / "fw.bin", tmp_path / "k.pem", tmp_path / "signed.bin"
+    run_cli("image", "build", "-o", str(image), "--version", "1")
+    for args in (["generate-signing-key", "--version", "1", str(key)],
+                 ["sign-data", "--version", "1", "--keyfile", str(key), "-o", str(signed),
+                  str(image)]):
+        done = subprocess.run([tool("espsecure"), *args], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    proc = run_cli("image", "info", str(signed))
+    assert proc.returncode == 0, proc.stderr
+    assert "68-byte ECDSA signature (v1 signed app)" in proc.stdout
+    report = json.loads(run_cli("image", "info", "--json", str(signed)).stdout)
+    assert report["sbv1_signature"] is True and report["signature_blocks"] == []
+    plain = json.loads(run_cli("image", "info", "--json", str(image)).stdout)
+    assert plain["sbv1_signature"] is False
+
+
+def test_fast_path_imports_no_typer_rich_or_cryptography(shared_fixtures: Path) -> None:
+    path = shared_fixtures / "esptool" / "esp32-app-template.bin"
+    code = ("import sys, io; from otaforge.cli.fast_image import fast_main; "
+            "sys.stdout = io.StringIO(); rc = fast_main([sys.argv[1]]); "
+            "sys.stdout = sys.__stdout__; "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'typer', 'rich', 'click', 'cryptography', 'json', 'argparse'}); print(rc, heavy)")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
+
+
+def test_bootloader_description_matches_esptool(tmp_path: Path) -> None:
+    desc = struct.pack("<BxxBI32s24s16x", 0x50, 2, 7, b"v5.4.1", b"Jan  1 2025 00:00:00")
+    segments = [Segment(0x3FFF0000, desc + b"\x00" * 48), Segment(0x40078000, b"\x01" * 256)]
+    path = tmp_path / "bootloader.bin"
+    path.write_bytes(assemble_image(ImageHeader(entry_addr=0x40078000, hash_appended=0),
+                                    segments))
+    ours = run_cli("image", "info", str(path))
+    assert ours.returncode == 0, ours.stderr
+    expected = "Bootloader version: 7\nESP-IDF: v5.4.1\nCompile time: Jan  1 2025 00:00:00"
+    assert expected in ours.stdout
+    assert ours.stdout.strip() == _without_banner(esptool_info(path).stdout).strip()
+    report = json.loads(run_cli("image", "info", "--json", str(path)).stdout)
+    assert report["bootloader_desc"] == {"secure_version": 2, "version": 7, "idf_ver": "v5.4.1",
+                                         "date_time": "Jan  1 2025 00:00:00"}
+    assert report["app_desc"] is None
+
+
+@pytest.mark.parametrize(("elf", "chip"), [("esp32c6-appdesc.elf", "esp32c6"),
+                                           ("esp32-app-template.elf", "esp32")])
+def test_images_made_by_esptool_elf2image(tmp_path: Path, shared_fixtures: Path, elf: str,
+                                          chip: str) -> None:
+    out = tmp_path / "app.bin"
+    made = subprocess.run([tool("esptool"), "--chip", chip, "elf2image", "-o", str(out),
+                           str(shared_fixtures / "esptool" / elf)], capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    ours = run_cli("image", "info", str(out))
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == _without_banner(esptool_info(out).stdout).strip()
+    data = out.read_bytes()
+    assert verify_image(data, chip=chip_spec(chip)).to_bytes() == data

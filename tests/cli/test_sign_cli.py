@@ -135,3 +135,32 @@ def test_failed_sign_leaves_no_output_and_keeps_an_old_one(work: Path) -> None:
         assert proc.stderr.startswith("error:")
         assert out.read_bytes() == b"previous release"
     assert not [p for p in work.iterdir() if p.name.startswith(".keep.bin")]
+
+
+def _fast(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", f"otaforge.cli.{module}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_argparse_fast_paths_behave_like_the_typer_commands(work: Path) -> None:
+    """The fast paths (for cli/main.py FAST_PATHS) give the same output and exit codes."""
+    key = str(work / "ec384.pem")
+    fast_out, typer_out = work / "fast.bin", work / "typer.bin"
+    fast = _fast("fast_sign", "--key", key, "-o", str(fast_out), str(work / "app.bin"))
+    slow = run_cli("image", "sign", "--key", key, "-o", str(typer_out), str(work / "app.bin"))
+    assert (fast.returncode, slow.returncode) == (0, 0), fast.stderr + slow.stderr
+    assert fast_out.stat().st_size == typer_out.stat().st_size
+    _espsecure("verify-signature", "--version", "2", "--keyfile", key, fast_out)
+    for path in (fast_out, typer_out):
+        for cmd in (lambda *a: _fast("fast_verify", *a), lambda *a: run_cli("image", "verify", *a)):
+            proc = cmd("--key", key, str(path))
+            assert proc.returncode == 0 and "key index 0" in proc.stdout, proc.stderr
+            proc = cmd("--key", str(work / "ec256.pem"), str(path))
+            assert proc.returncode == 1 and "does not verify" in proc.stderr
+    bad = _fast("fast_sign", "--key", str(work / "nope.pem"), "-o", str(work / "x.bin"),
+                str(work / "app.bin"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
+    assert not (work / "x.bin").exists()
+    assert _fast("fast_verify", str(work / "app.bin")).returncode == 2  # no key given

@@ -184,3 +184,18 @@ def test_v1_both_ways_byte_identical(
                          ours_path, check=False).returncode != 0
         with pytest.raises(SignatureInvalid):
             sbv1.verify_v1(bytes(bad), keys=[key])
+
+
+def test_legacy_p192_keys_from_espsecure_work_both_ways(work: Path, app_template: bytes) -> None:
+    """ESP32-C2 on older ESP-IDF used ECDSA P-192 (generated only by espsecure; read here)."""
+    key_path = work / "es_p192.pem"
+    espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa192", key_path)
+    key = k.load_private_key(key_path.read_bytes())
+    assert k.public_key_digest(key) == _es_digest(key_path, work)
+    ours = work / "p192_ours.bin"
+    ours.write_bytes(sbv2.sign_v2(app_template, [key]))
+    espsecure("verify-signature", "--version", "2", "--keyfile", key_path, ours)
+    theirs = work / "p192_es.bin"
+    espsecure("sign-data", "--version", "2", "--keyfile", key_path, "-o", theirs,
+              work / "app.bin")
+    assert sbv2.verify_v2(theirs.read_bytes(), keys=[key]).scheme == "ecdsa192"

@@ -65,3 +65,11 @@ def test_only_p256_keys(v2_keys: dict) -> None:
         sbv1.sign_v1(small_image(), v2_keys["rsa3072"])
     with pytest.raises(InputError):
         sbv1.verify_v1(small_image(), keys=[])
+
+
+def test_trailing_data_after_the_signature_is_refused(v1_key: k.PrivateKey,
+                                                      app_template: bytes) -> None:
+    signed = sbv1.sign_v1(app_template, v1_key)
+    with pytest.raises(SignatureInvalid, match="trailing data"):
+        sbv1.verify_v1(signed + b"payload", keys=[v1_key])
+    assert sbv1.verify_v1(signed + b"payload", keys=[v1_key], strict=False).key_index == 0

@@ -204,3 +204,50 @@ def test_keys_or_digests_are_required(v2_keys: dict) -> None:
         sbv2.verify_v2(signed)
     with pytest.raises(SignatureInvalid, match="none trusted"):
         sbv2.verify_v2(signed, digests=[])
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 8192])
+def test_sizes_on_and_off_the_4k_boundary(size: int, v2_keys: dict) -> None:
+    key = v2_keys["ecdsa256"]
+    signed = sbv2.sign_v2(small_image(size), [key])
+    padded = -(-size // SECTOR_SIZE) * SECTOR_SIZE
+    assert len(signed) == padded + SECTOR_SIZE
+    assert sbv2.verify_v2(signed, keys=[key]).signed_len == padded
+
+
+def test_a_damaged_rsa_key_never_produces_a_signature(v2_keys: dict) -> None:
+    """Keys load without OpenSSL's slow consistency check, so signing back-verifies."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    good = v2_keys["rsa3072"].private_numbers()
+    broken = rsa.RSAPrivateNumbers(good.p, good.q, good.d ^ 2, good.dmp1 ^ 2, good.dmq1 ^ 2,
+                                   good.iqmp, good.public_numbers)
+    pem = k.private_key_pem(broken.private_key(unsafe_skip_rsa_key_validation=True))
+    key = k.load_private_key(pem)
+    with pytest.raises(InputError, match="does not verify"):
+        sbv2.sign_v2(small_image(), [key])
+
+
+def test_signed_apps_without_hardware_secure_boot_trust_the_running_apps_block0(
+        app_template: bytes) -> None:
+    """CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT: trusted key = running app's block 0;
+    only the new image's block 0 counts (espressif/esp-idf#10917)."""
+    a, b = k.generate_key("rsa3072"), k.generate_key("rsa3072")
+    running = sbv2.sign_v2(app_template, [a]) + b"\xff" * 0x1000
+    assert sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [a, b]),
+                                              running).block_index == 0
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [b, a]), running)
+    with pytest.raises(SignatureInvalid, match="running app is not signed"):
+        sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [a]), app_template)
+
+
+def test_trailing_data_after_the_sector_is_refused_on_the_host(
+        app_template: bytes, v2_keys: dict) -> None:
+    """Reliability matrix row 26 (RFC 9124 THREAT.IMG.EXTRA); erased 0xFF flash is fine."""
+    key = v2_keys["ecdsa256"]
+    signed = sbv2.sign_v2(app_template, [key])
+    with pytest.raises(SignatureInvalid, match="trailing data"):
+        sbv2.verify_v2(signed + b"payload", keys=[key])
+    assert sbv2.verify_v2(signed + b"payload", keys=[key], strict=False).key_index == 0
+    assert sbv2.verify_v2(signed + b"\xff" * 100, keys=[key]).key_index == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 
@@ -72,10 +73,33 @@ def test_bad_magic_crc_and_truncation_are_distinct_format_errors(v2_keys: dict) 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=0, max_size=SIG_BLOCK_SIZE + 8))
 def test_parser_is_total_on_hostile_bytes(data: bytes) -> None:
-    try:
-        SignatureBlock.from_bytes(data)
-    except FormatError:
-        pass
+    """Only FormatError subclasses escape, whatever the bytes."""
+    for candidate in (data, b"\xe7" + data[1:], _with_crc(b"\xe7" + data[1:])):
+        with contextlib.suppress(FormatError):
+            SignatureBlock.from_bytes(candidate)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=SIG_BLOCK_SIZE), st.sampled_from(["rsa", "p256", "p192", "p384"]))
+def test_any_well_formed_block_writes_back_the_same_bytes(data: bytes, kind: str) -> None:
+    raw = bytearray(data.ljust(SIG_BLOCK_SIZE, b"\x5a"))
+    raw[0] = 0xE7
+    raw[1] = 2 if kind == "rsa" else 3
+    if kind == "p384":
+        raw[2], raw[52] = 1, 3
+    elif kind != "rsa":
+        raw[2], raw[36] = 0, (2 if kind == "p256" else 1)
+    candidate = _with_crc(bytes(raw))
+    block = SignatureBlock.from_bytes(candidate)
+    assert block.to_bytes() == candidate
+    assert block.scheme == {"rsa": "rsa3072", "p256": "ecdsa256", "p192": "ecdsa192",
+                            "p384": "ecdsa384"}[kind]
+
+
+def _with_crc(raw: bytes) -> bytes:
+    if len(raw) < SIG_BLOCK_SIZE:
+        return raw
+    return raw[:1196] + struct.pack("<I", zlib.crc32(raw[:1196])) + raw[1200:]
 
 
 @settings(max_examples=100, deadline=None)

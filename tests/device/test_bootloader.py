@@ -239,6 +239,17 @@ def test_seq_zero_wraps_as_uint32() -> None:
     assert booted(dev.boot()) == "ota_0"
 
 
+@pytest.mark.parametrize(("seq", "with_seq_3", "alone"), [
+    (0xFFFFFFFE, "ota_1", "ota_1"),  # highest seq; (0xFFFFFFFD % 2) == 1
+    (0xFFFFFFFF, "ota_0", "factory"),  # unused entry: only seq 3 counts, or nothing
+])
+def test_seq_near_wrap_is_deterministic(seq: int, with_seq_3: str, alone: str) -> None:
+    """Reliability matrix row 14: seq near wrap, no crash, deterministic choice."""
+    assert booted(Device(apps=full(), otadata=(entry(seq, VALID), entry(3, VALID))).boot()) \
+        == with_seq_3
+    assert booted(Device(apps=full(), otadata=(entry(seq, VALID), None)).boot()) == alone
+
+
 def test_without_rollback_new_state_is_never_advanced() -> None:
     dev = Device(apps=full(), otadata=(entry(1, NEW), None))
     decision = dev.boot(BootConfig(ESP32, rollback=False))
@@ -525,3 +536,15 @@ def test_selection_matches_model(e0: OtaSelectEntry, e1: OtaSelectEntry, factory
     ops = decision.otadata_ops
     assert [op.kind for op in ops] == ["erase", "program"] * (len(ops) // 2)
     assert all(op.addr in (OTADATA, OTADATA + 0x1000) for op in ops)
+
+
+def test_partition_past_the_flash_end_reads_as_erased() -> None:
+    from otaforge.device.flash import MemoryFlash
+
+    csv = "otadata, data, ota, 0xd000, 0x2000,\nota_0, app, ota_0, 0x10000, 1M,\n" \
+          "ota_1, app, ota_1, , 1M,\n"
+    dev = Device(csv, {"ota_0": app("v0")}, otadata=(entry(2, VALID), None))
+    flash = MemoryFlash(0x180000, bytes(dev.flash[:0x180000]))  # ota_1 runs past the chip
+    decision = select_boot(flash.read, BootConfig(ESP32), EfuseState())
+    assert booted(decision) == "ota_0"
+    assert "OTA app partition slot 1 (ota_1) is not bootable" in decision.reason

@@ -59,6 +59,21 @@ def test_compose_equals_esptool_merge_bin(tmp_path: Path, shared_fixtures: Path)
     assert ours == (tmp_path / "m.bin").read_bytes()
 
 
+def test_compose_with_bootloader_equals_merge_bin_flash_size(tmp_path: Path,
+                                                            shared_fixtures: Path) -> None:
+    """The bootloader header gets the flash size (esptool patches it and its SHA-256)."""
+    boot = shared_fixtures / "esptool" / "bootloader_esp32.bin"
+    table_bin = shared_fixtures / "partitions" / "partitions_two_ota.bin"
+    table = PartitionTable.from_bytes(table_bin.read_bytes())
+    ours = compose(table, {}, flash_size=0x400000, bootloader=boot.read_bytes())
+    subprocess.run([tool("esptool"), "--chip", "esp32", "merge-bin", "-o", str(tmp_path / "m"),
+                    "--flash-size", "4MB", "--pad-to-size", "4MB", "0x1000", str(boot),
+                    "0x8000", str(table_bin)], check=True, capture_output=True, timeout=120)
+    assert ours == (tmp_path / "m").read_bytes()
+    read = file_reader(ours)
+    assert detect_flash_size(read, ESP32) == 0x400000
+
+
 def test_compose_table_matches_gen_esp32part(shared_fixtures: Path) -> None:
     csv = (shared_fixtures / "partitions" / "partitions_two_ota.csv").read_text()
     image = compose(PartitionTable.from_csv(csv), {})
@@ -184,3 +199,30 @@ def test_detect_chip_and_flash_size_from_bootloader(shared_fixtures: Path) -> No
     assert spec is not None and spec.name == "esp32"
     assert detect_flash_size(read, spec) == 0x200000  # header byte 3 = 0x10: 2MB
     assert detect_chip(file_reader(b"\xff" * 0x2000)) is None
+
+
+def test_real_espressif_images(shared_fixtures: Path) -> None:
+    """esptool-made app images: the ESP32 one boots, the ESP32-S2 one is a foreign chip."""
+    esp = shared_fixtures / "esptool"
+    table = PartitionTable.from_csv(TWO_OTA)
+    image = compose(table, {"factory": (esp / "esp32-app-template.bin").read_bytes(),
+                            "ota_0": (esp / "esp_idf_blink_esp32s2.bin").read_bytes()},
+                    otadata=(entry(1, VALID), None))
+    report = inspect(file_reader(image), BootConfig(ESP32, chip_rev=None))
+    apps = {a.partition.name: a for a in report.apps}
+    assert apps["factory"].valid and apps["factory"].version == "1cd5752"
+    assert "mismatch chip ID, expected 0, found 2" in (apps["ota_0"].error or "")
+    assert report.boot.partition is not None and report.boot.partition.name == "factory"
+    s2 = inspect(file_reader(image), BootConfig(chip("esp32s2"), chip_rev=None))
+    assert s2.boot.partition is not None and s2.boot.partition.name == "ota_0"
+
+
+def test_unknown_chip_revision_skips_revision_checks_only() -> None:
+    image = compose(PartitionTable.from_csv(NO_FACTORY),
+                    {"ota_0": app("v0", min_chip_rev_full=300),
+                     "ota_1": app("v1", chip_name="esp32c3")},
+                    otadata=(entry(1, VALID), entry(2, VALID)))
+    unknown = inspect(file_reader(image), BootConfig(ESP32, chip_rev=None))
+    assert unknown.boot.partition is not None and unknown.boot.partition.name == "ota_0"
+    rev1 = inspect(file_reader(image), BootConfig(ESP32, chip_rev=100))
+    assert rev1.boot.partition is None

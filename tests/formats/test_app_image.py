@@ -403,3 +403,26 @@ def test_layouts_are_explicit_little_endian() -> None:
                otadata._SEQ]
     assert all(layout.format.startswith("<") for layout in layouts)
     assert [layout.size for layout in layouts[:4]] == [24, 8, 256, 32]
+
+
+_SEGMENTS = st.lists(
+    st.builds(Segment, st.integers(0, 0xFFFFFFFF),
+              st.integers(0, 64).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n))),
+    max_size=16,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(segments=_SEGMENTS, entry=st.integers(0, 0xFFFFFFFF), chip_id=st.integers(0, 0xFFFF),
+       revs=st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
+       hashed=st.integers(0, 1), mode=st.integers(0, 5))
+def test_image_round_trip_property(segments: list[Segment], entry: int, chip_id: int,
+                                   revs: tuple[int, int], hashed: int, mode: int) -> None:
+    header = ImageHeader(segment_count=len(segments), spi_mode=mode, entry_addr=entry,
+                         chip_id=chip_id, min_chip_rev_full=revs[0], max_chip_rev_full=revs[1],
+                         hash_appended=hashed)
+    data = assemble_image(header, segments)
+    image = AppImage.from_bytes(data + b"\xff" * 7)
+    assert image.header == header and list(image.segments) == segments
+    assert image.image_len == len(data) and image.to_bytes() == data
+    assert (image.sha256 is not None) == bool(hashed)

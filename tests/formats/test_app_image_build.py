@@ -102,7 +102,8 @@ def test_size_is_approximately_the_requested_total(size: int) -> None:
     verify_image(data, chip=chip("esp32"))
 
 
-@pytest.mark.parametrize("bad", [{"size": 100}, {"size": 0x2000000}, {"chip": "esp8266"},
+@pytest.mark.parametrize("bad", [{"size": 100}, {"size": 0x2000000}, {"size": 0x800000},
+                                 {"chip": "esp8266"},
                                  {"version": "v" * 32}, {"project": "p" * 40},
                                  {"flash_size": "3MB"}])
 def test_bad_options_raise_input_error(bad: dict[str, object]) -> None:

@@ -9,6 +9,7 @@ the verdicts (and, when accepted, the bytes) must agree.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -208,7 +209,7 @@ def _agrees_with_gen_esp32part(csv: str, opts: dict[str, int], ours: bytes | Non
         return
     args = [sys.executable, script, "-q"]
     if opts.get("secure_v1"):
-        args.append("--secure")
+        args += ["--secure", "v1"]
     for key in ("primary_bootloader_offset", "recovery_bootloader_offset"):
         if key in opts:
             args += [f"--{key.replace('_', '-')}", hex(opts[key])]
@@ -221,3 +222,36 @@ def _agrees_with_gen_esp32part(csv: str, opts: dict[str, int], ours: bytes | Non
     assert (proc.returncode == 0) == (ours is not None), proc.stderr.decode()
     if ours is not None:
         assert proc.stdout == ours
+
+
+_FIELDS = {
+    "type": ["app", "data", "DATA", "0x40", "2", "bootloader", "partition_table", "", "foo", "256"],
+    "subtype": ["factory", "ota_0", "ota_1", "ota_16", "test", "nvs", "ota", "phy", "coredump",
+                "spiffs", "littlefs", "tee_ota", "", "0x10", "0x99", "primary", "fatk"],
+    "offset": ["", "", "", "0x9000", "0x10000", "0x20000", "1M", "64K", "-0x1000", "zz", "010",
+               "0x110000", "0xd000"],
+    "size": ["", "4K", "0x2000", "8K", "1M", "-0x400000", "0x3000", "12k", "0", "1.5M", "0x1001",
+             "24K", "0x100000", "0x1C0000"],
+    "flags": ["", "", "encrypted", "readonly", "encrypted:readonly", "bad", " readonly"],
+}
+
+
+def _random_csv(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randrange(1, 7)):
+        name = rng.choice(["nvs", "otadata", "factory", "ota_0", "ota_1", "storage", "x" * 20])
+        fields = [name, *(rng.choice(_FIELDS[k]) for k in _FIELDS)]
+        lines.append(", ".join(fields[:rng.choice([6, 6, 5, 4])]))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.skipif(not os.environ.get("GEN_ESP32PART"), reason="set GEN_ESP32PART to the script")
+def test_random_tables_agree_with_gen_esp32part() -> None:
+    rng = random.Random(2026)
+    for _ in range(150):
+        csv = _random_csv(rng)
+        try:
+            ours: bytes | None = _run(csv, {})
+        except PartitionTableError:
+            ours = None
+        _agrees_with_gen_esp32part(csv, {}, ours)

@@ -60,7 +60,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 
 def test_publish_and_download_in_ranges(running: tuple[Path, dict[str, str]],
                                         tmp_path: Path) -> None:
-    data, env = running
+    _, env = running
     csv = tmp_path / "partitions.csv"
     csv.write_text(PARTITIONS_CSV)
     made = run_cli("fleet", "create", "f1", "--chip", "esp32", "--partitions", str(csv),

@@ -141,5 +141,5 @@ def test_hostname_mismatch_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     ctx = ssl.create_default_context(cafile=str(settings.ca_cert_path))
     with serve_https(settings) as url, pytest.raises(httpx.ConnectError,
-                                                     match="mismatch|doesn't match"):
+                                                     match=r"mismatch|doesn't match"):
         httpx.get(url + "/healthz", verify=ctx)

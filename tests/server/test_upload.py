@@ -154,8 +154,8 @@ def test_v1_signed_esp32_image(api: TestClient, ec_key: k.PrivateKey,
     ("unknown chip", {"chip": "esp8266"}, "chip"),
     ("single OTA slot", {"partition_csv": "otadata, data, ota, 0xd000, 0x2000,\n"
                          "ota_0, app, ota_0, 0x10000, 1M,\n"}, "OTA"),
-    ("overlapping partitions", {"partition_csv": PARTITIONS_CSV + "x, data, nvs, 0x9000, 0x1000,\n"},
-     ""),
+    ("overlapping partitions",
+     {"partition_csv": PARTITIONS_CSV + "x, data, nvs, 0x9000, 0x1000,\n"}, ""),
     ("signature required without key", {"require_signature": True}, "key"),
     ("key not a key", {"public_keys": ["hello"]}, "PEM"),
 ])

@@ -230,9 +230,7 @@ def _read(handle: HttpsOtaHandle, n: int) -> bytes:
 
 
 def _read_header(handle: HttpsOtaHandle) -> bytes:
-    want = IMAGE_HEADER_SIZE
-    if 0 < handle.image_length < want:
-        want = handle.image_length
+    want = IMAGE_HEADER_SIZE  # as ESP-IDF: an image shorter than 1024 bytes is refused
     if len(handle.header) < want:
         handle.header += _read(handle, want - len(handle.header))
     if len(handle.header) < want:

@@ -322,6 +322,16 @@ class Updater:
             return BootOutcome.UNCONFIRMED
         return self.on_boot()
 
+    def reboot(self) -> BootOutcome:
+        """``esp_restart()`` into the selected app, then the boot-time check.
+
+        Raises:
+            PowerCut: power failed during boot.
+        """
+        result = self.device.reboot()
+        self._emit("reset", f"esp_restart(): bootloader: {result.reason}", status=result.status)
+        return self.on_boot()
+
     # --- 2. check in and update -----------------------------------------------------------
 
     def check_in(self) -> tuple[Offer | None, DeviceFacts]:
@@ -391,7 +401,8 @@ class Updater:
 
     def _refused(self, offer: Offer, refusal: Refusal) -> UpdateResult:
         kind = "skipped" if refusal.skip else "refused"
-        self._emit(kind, f"{offer.version} {kind}: {refusal.reason}", version=offer.version,
+        what = offer.version or f"image from {offer.url}"
+        self._emit(kind, f"{what} {kind}: {refusal.reason}", version=offer.version,
                    code=str(refusal.code), reason=refusal.reason)
         self._report("failed", offer.deployment, f"{refusal.code}: {refusal.reason}")
         outcome = Outcome.SKIPPED if refusal.skip else Outcome.REFUSED
@@ -409,12 +420,40 @@ class Updater:
         if state.partial != partial:
             self.store.save(replace(state, partial=partial))
 
-    def _attempt(self, offer: Offer, facts: DeviceFacts) -> UpdateResult:
+    def fetch_stock(self, url: str) -> UpdateResult:
+        """Update the way an unmodified esp_https_ota client does: GET one fixed URL.
+
+        Sends ``If-None-Match`` with the running image's SHA-256, so the server answers 304
+        when this image is already running. Whatever comes back passes the same first-bytes
+        and whole-image checks as a managed update (the manifest's digest aside).
+
+        Raises:
+            PowerCut: power failed mid-way.
+        """
+        facts = self.facts()
+        running = self._running_sha256()
+        extra = {"If-None-Match": f'"{running}"'} if running else {}
+        stock = Offer(version="", sha256="", size=facts.slot_size, url=url)
+        try:
+            return self._attempt(stock, facts, extra)
+        except EspError as err:
+            if err.code != ho.ESP_ERR_HTTP_NOT_MODIFIED:
+                raise
+            self._emit("not_modified", f"GET {url}: 304 Not Modified, "
+                       f"{facts.running_version} is what the server wants here", url=url)
+            return UpdateResult(Outcome.NO_UPDATE, facts.running_version, "304 Not Modified")
+        except TransportError as err:
+            self._emit("failed", f"GET {url}: {err}")
+            return UpdateResult(Outcome.FAILED, None, str(err))
+
+    def _attempt(self, offer: Offer, facts: DeviceFacts,
+                 extra_headers: dict[str, str] | None = None) -> UpdateResult:
         slot = self.ota.esp_ota_get_next_update_partition(None)
         assert slot is not None  # facts() checked
-        partial = self._partial_for(offer, slot)
+        partial = self._partial_for(offer, slot) if offer.sha256 else None
         cfg = ho.HttpsOtaConfig(
-            url=offer.url, headers=self.client.auth, partition=slot,
+            url=offer.url, headers={**self.client.auth, **(extra_headers or {})},
+            partition=slot,
             bulk_flash_erase=self.config.bulk_flash_erase,
             ota_resumption=partial is not None,
             ota_image_bytes_written=partial.written if partial else 0,
@@ -455,7 +494,10 @@ class Updater:
                        offset=handle.start_offset, size=handle.image_length)
         header = ho.esp_https_ota_get_header_bytes(handle)
         size = ho.esp_https_ota_get_image_size(handle)
-        desc = check_header(facts, header, size if size >= 0 else None, offer)
+        desc = check_header(facts, header, size if size >= 0 else None,
+                            offer if offer.version else None)
+        if not offer.version:
+            offer = replace(offer, version=desc.version, size=size)
         if not handle.start_offset:
             self._emit("download", f"downloading {desc.version} into {slot.name} "
                        f"({size} bytes, first bytes checked before erasing)",
@@ -465,13 +507,13 @@ class Updater:
         while ho.esp_https_ota_perform(handle) == ho.ESP_ERR_HTTPS_OTA_IN_PROGRESS:
             self.on_progress(max(ho.esp_https_ota_get_image_len_read(handle), 0), size)
             self._checkpoint(handle, offer, slot)
-        self.on_progress(handle.binary_file_len, size)
         image = self._read_partition(slot, 0, handle.binary_file_len)
-        check_image(facts, image, offer)
+        check_image(facts, image, offer if offer.sha256 else None)
         self._report("downloaded", offer.deployment, nbytes=len(image))
         ho.esp_https_ota_finish(handle)
         state = self.store.load()
-        pending = Pending(offer.sha256, offer.version, offer.deployment, slot.name,
+        sha = offer.sha256 or hashlib.sha256(image).hexdigest()
+        pending = Pending(sha, offer.version, offer.deployment, slot.name,
                           facts.running_version)
         self.store.save(replace(state, partial=None, pending=pending))
         self._emit("installed", f"esp_ota_end + esp_ota_set_boot_partition({slot.name}): "
@@ -482,6 +524,8 @@ class Updater:
     def _checkpoint(self, handle: ho.HttpsOtaHandle, offer: Offer, slot: PartitionEntry,
                     force: bool = False) -> None:
         done = handle.binary_file_len
+        if not offer.sha256:
+            return  # stock URL: no digest to key a resumption on
         if not force and (done % self.config.checkpoint_bytes or done == handle.start_offset):
             return
         aligned = done - done % SECTOR_SIZE

@@ -10,6 +10,7 @@ A file that is not an image at all (bad magic, truncated) prints an error and ex
 
 from __future__ import annotations
 
+import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from otaforge.formats.chips import ChipSpec
 
 SIG_BLOCK_SIZE = 1216
 SIG_BLOCKS_PER_SECTOR = 3
+SBV1_SIGNATURE_LEN = 68
 _SIG_SCHEMES = {0x02: "RSA-3072 (Secure Boot v2)", 0x03: "ECDSA (Secure Boot v2)"}
 
 
@@ -54,6 +56,42 @@ def signature_blocks(data: bytes, image: AppImage) -> list[SignatureBlockInfo]:
         crc_ok = zlib.crc32(block[:1196]) == int.from_bytes(block[1196:1200], "little")
         found.append(SignatureBlockInfo(index, offset, block[1], crc_ok))
     return found
+
+
+BOOTLOADER_DESC_MAGIC = 0x50
+_BOOT_DESC = struct.Struct("<BxxBI32s24s16x")  # esp_bootloader_desc_t (80 bytes)
+
+
+def bootloader_desc(image: AppImage) -> dict[str, Any] | None:
+    """``esp_bootloader_desc_t`` of a bootloader image, found as ``esptool image-info`` does.
+
+    esptool takes the last DRAM segment of at least 80 bytes when no DROM segment exists.
+    """
+    spec = image.chip
+    if spec is None or image.app_desc is not None:
+        return None
+    candidate = None
+    for seg in image.segments:
+        kinds = spec.memory_types(seg.load_addr)
+        if "DROM" in kinds:
+            return None
+        if "DRAM" in kinds and len(seg.data) >= _BOOT_DESC.size:
+            candidate = seg.data
+    if candidate is None or candidate[0] != BOOTLOADER_DESC_MAGIC:
+        return None
+    _, secure_version, version, idf_ver, date_time = _BOOT_DESC.unpack_from(candidate)
+    return {"secure_version": secure_version, "version": version, "idf_ver": _text(idf_ver),
+            "date_time": _text(date_time)}
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\x00", 1)[0].decode("utf-8", errors="replace")
+
+
+def has_v1_signature(data: bytes, image: AppImage) -> bool:
+    """True when exactly a 68-byte v1 ECDSA trailer (version word 0) follows ``image_len``."""
+    tail = data[image.image_len:]
+    return len(tail) == SBV1_SIGNATURE_LEN and tail[:4] == b"\x00\x00\x00\x00"
 
 
 def _chip_name(image: AppImage) -> str:
@@ -100,6 +138,8 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
              "crc_valid": b.crc_valid}
             for b in signature_blocks(data, image)
         ],
+        "sbv1_signature": has_v1_signature(data, image),
+        "bootloader_desc": bootloader_desc(image),
     }
 
 
@@ -172,6 +212,11 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
         if desc.mmu_page_size:
             lines.append(f"MMU page size: {2 ** desc.mmu_page_size // 1024} KB")
         lines.append(f"Secure version: {desc.secure_version}")
+    boot = report["bootloader_desc"]
+    if boot is not None:
+        _title(lines, "Bootloader Information")
+        lines += [f"Bootloader version: {boot['version']}", f"ESP-IDF: {boot['idf_ver']}",
+                  f"Compile time: {boot['date_time']}"]
     blocks = report["signature_blocks"]
     if blocks:
         _title(lines, "Signature Sector")
@@ -179,6 +224,9 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
         for block in blocks:
             crc = "CRC valid" if block["crc_valid"] else "CRC INVALID"
             lines.append(f"Block {block['index']}: {block['scheme']}, {crc}")
+    if report["sbv1_signature"]:
+        _title(lines, "Signature")
+        lines.append(f"68-byte ECDSA signature (v1 signed app) at {image.image_len:#x}")
     if not is_valid(report):
         lines += ["", "Image is INVALID: the bootloader would refuse it."]
     return "\n".join(lines) + "\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import TextIO
 
@@ -30,15 +29,21 @@ from otaforge.fsutil import atomic_write
 SECURE_CHOICES = ("v1", "v2")
 
 
-@dataclass(frozen=True)
 class TableOptions:
     """Command-line settings shared by ``convert`` and ``check`` (as typed by the user)."""
 
-    flash_size: str | None = None
-    offset: str = hex(DEFAULT_TABLE_OFFSET)
-    primary_bootloader_offset: str | None = None
-    recovery_bootloader_offset: str | None = None
-    secure: str | None = None
+    __slots__ = ("flash_size", "offset", "primary_bootloader_offset",
+                 "recovery_bootloader_offset", "secure")
+
+    def __init__(self, flash_size: str | None = None, offset: str = "0x8000",
+                 primary_bootloader_offset: str | None = None,
+                 recovery_bootloader_offset: str | None = None,
+                 secure: str | None = None) -> None:
+        self.flash_size = flash_size
+        self.offset = offset
+        self.primary_bootloader_offset = primary_bootloader_offset
+        self.recovery_bootloader_offset = recovery_bootloader_offset
+        self.secure = secure
 
 
 def _address(text: str | None, option: str) -> int | None:
@@ -73,6 +78,22 @@ def _report(err: OtaforgeError, path: str, stderr: TextIO) -> int:
     return exit_code_for(err)
 
 
+class _Resolved:
+    """:class:`TableOptions` parsed and checked."""
+
+    def __init__(self, opts: TableOptions) -> None:
+        if opts.secure is not None and opts.secure not in SECURE_CHOICES:
+            raise InputError(f"--secure {opts.secure!r}: expected v1 or v2")
+        offset = _address(opts.offset, "--offset")
+        self.flash_size = parse_flash_size(opts.flash_size) if opts.flash_size else None
+        self.offset = DEFAULT_TABLE_OFFSET if offset is None else offset
+        self.primary_bootloader_offset = _address(opts.primary_bootloader_offset,
+                                                  "--primary-bootloader-offset")
+        self.recovery_bootloader_offset = _address(opts.recovery_bootloader_offset,
+                                                   "--recovery-bootloader-offset")
+        self.secure = opts.secure
+
+
 def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
                 stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """``partitions convert``: CSV -> binary or binary -> CSV; returns the exit code.
@@ -82,19 +103,11 @@ def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        secure = opts.secure
-        if secure is not None and secure not in SECURE_CHOICES:
-            raise InputError(f"--secure {secure!r}: expected v1 or v2")
-        offset = _address(opts.offset, "--offset")
+        o = _Resolved(opts)
         result = convert_table(
-            _read_input(input_path),
-            flash_size=parse_flash_size(opts.flash_size) if opts.flash_size else None,
-            offset=DEFAULT_TABLE_OFFSET if offset is None else offset,
-            primary_bootloader_offset=_address(opts.primary_bootloader_offset,
-                                               "--primary-bootloader-offset"),
-            recovery_bootloader_offset=_address(opts.recovery_bootloader_offset,
-                                                "--recovery-bootloader-offset"),
-            secure=secure)
+            _read_input(input_path), flash_size=o.flash_size, offset=o.offset,
+            primary_bootloader_offset=o.primary_bootloader_offset,
+            recovery_bootloader_offset=o.recovery_bootloader_offset, secure=o.secure)
         if output_path == "-":
             out.flush()
             sys.stdout.buffer.write(result.output)
@@ -130,20 +143,16 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        offset = _address(opts.offset, "--offset")
-        table_offset = DEFAULT_TABLE_OFFSET if offset is None else offset
-        flash_size = parse_flash_size(opts.flash_size) if opts.flash_size else None
+        o = _Resolved(opts)
         table = load_partition_table(
-            _read_input(input_path), table_offset,
-            primary_bootloader_offset=_address(opts.primary_bootloader_offset,
-                                               "--primary-bootloader-offset"),
-            recovery_bootloader_offset=_address(opts.recovery_bootloader_offset,
-                                                "--recovery-bootloader-offset"))
-        table.verify(flash_size, table_offset=table_offset, secure=opts.secure)
+            _read_input(input_path), o.offset,
+            primary_bootloader_offset=o.primary_bootloader_offset,
+            recovery_bootloader_offset=o.recovery_bootloader_offset)
+        table.verify(o.flash_size, table_offset=o.offset, secure=o.secure)
         image_size = _image_size(image_path) if image_path else None
     except OtaforgeError as exc:
         return _report(exc, input_path, err)
-    out.write(render_table(table, flash_size))
+    out.write(render_table(table, o.flash_size))
     findings = check_ota_layout(table, image_size)
     out.write(render_findings(findings, image_path, image_size))
     return EXIT_FAILED if any(f.critical for f in findings) else EXIT_OK
@@ -175,8 +184,8 @@ def render_table(table: PartitionTable, flash_size: int | None) -> str:
     ordered = sorted(table.entries, key=lambda p: p.offset)
     for before, after in pairwise(ordered):
         if after.offset > before.end:
-            lines.append(f"unused: 0x{before.end:x}-0x{after.offset:x} "
-                         f"({_size_text(after.offset - before.end)}) between {before.name!r} "
+            lines.append(f"unused: 0x{before.end:x}-0x{after.offset:x}, "
+                         f"{_size_text(after.offset - before.end)}, between {before.name!r} "
                          f"and {after.name!r}")
     end = table.flash_end()
     if flash_size is not None:

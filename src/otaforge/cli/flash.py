@@ -43,6 +43,10 @@ def inspect(
         "--chip-rev", min=0, max=0xFFFF,
         help="Chip revision, major*100+minor (default: unknown, revisions not checked).")
     ] = None,
+    efuse_blk_rev: Annotated[int | None, typer.Option(
+        "--efuse-blk-rev", min=0, max=0xFFFF,
+        help="eFuse block revision, major*100+minor (non-ESP32; default: not checked).")
+    ] = None,
     rollback: Annotated[bool, typer.Option(
         "--rollback", help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE.")] = False,
     anti_rollback: Annotated[bool, typer.Option(
@@ -56,6 +60,12 @@ def inspect(
         "--flash-size", help="Flash size (default: from the bootloader header).")] = None,
     offset: Annotated[str, typer.Option(
         "--partition-table-offset", help="CONFIG_PARTITION_TABLE_OFFSET.")] = "0x8000",
+    factory_reset: Annotated[bool, typer.Option(
+        "--factory-reset", help="CONFIG_BOOTLOADER_FACTORY_RESET with the pin held: erase "
+        "nvs and otadata first (CONFIG_BOOTLOADER_OTA_DATA_ERASE).")] = False,
+    app_test: Annotated[bool, typer.Option(
+        "--app-test", help="CONFIG_BOOTLOADER_APP_TEST with the pin held: boot the test app."
+    )] = False,
     secure_boot_v2: Annotated[bool, typer.Option(
         "--secure-boot-v2", help="Secure Boot v2: apps must be signed by an eFuse key.")] = False,
     key_digests: Annotated[list[Path] | None, typer.Option(
@@ -78,24 +88,31 @@ def inspect(
         data = file.read_bytes()
         read = file_reader(data)
         spec = chip(chip_name) if chip_name else (detect_chip(read) or CHIPS["esp32"])
-        size = _size(flash_size) or detect_flash_size(read, spec)
+        size = _size(flash_size)
+        source = "--flash-size"
+        if size is None:
+            size = detect_flash_size(read, spec)
+            source = "from the bootloader header" if size else "no bootloader: not checked"
         digests = tuple(p.read_bytes() for p in key_digests or [])
         config = BootConfig(chip=spec, chip_rev=chip_rev, rollback=rollback or anti_rollback,
                             anti_rollback=anti_rollback, secure_boot_v2=secure_boot_v2,
                             partition_table_offset=_int(offset, "--partition-table-offset"),
-                            flash_size=size)
+                            flash_size=size, efuse_blk_rev=efuse_blk_rev,
+                            factory_reset=factory_reset, app_test=app_test)
         efuse = EfuseState(efuse_secure_version, secure_version_bits or spec.secure_version_bits,
                            digests, frozenset(revoked or []))
-        report = run_inspect(read, config, efuse)
+        report = run_inspect(read, config, efuse, factory_reset_requested=factory_reset,
+                             test_requested=app_test)
     if json_out:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
-        typer.echo(_render(file, len(data), report))
+        typer.echo(_render(file, len(data), report, source))
 
 
-def _render(file: Path, length: int, report: InspectReport) -> str:
-    size = f"0x{report.flash_size:x}" if report.flash_size else "not checked"
-    lines = [f"{file}: {length} bytes, chip {report.chip.name}, flash size {size}", "Partitions:"]
+def _render(file: Path, length: int, report: InspectReport, source: str) -> str:
+    size = f"0x{report.flash_size:x} " if report.flash_size else ""
+    lines = [f"{file}: {length} bytes, chip {report.chip.name}, flash size {size}({source})",
+             "Partitions:"]
     if report.table_error:
         lines.append(f"  (no valid partition table: {report.table_error})")
     lines += [f"  {p.name:<16} {p.type_name:<6} {p.subtype_name:<9} 0x{p.offset:08x} "
@@ -105,6 +122,9 @@ def _render(file: Path, length: int, report: InspectReport) -> str:
     for o in report.otadata:
         js = o.to_json()
         target = f" -> {o.partition}" if o.partition else ""
+        if o.seq == o.state == 0xFFFFFFFF:
+            lines.append(f"  [{o.sector}] erased (0xFF)")
+            continue
         lines.append(f"  [{o.sector}] seq 0x{o.seq:08x} state {js['state']} crc "
                      f"{'ok' if o.crc_ok else 'BAD'} {'valid' if o.valid else 'invalid'}{target}")
     if report.apps:

@@ -43,8 +43,7 @@ def generate(
     force: Annotated[bool, typer.Option("--force",
                                         help="Overwrite an existing key file.")] = False,
 ) -> None:
-    """Generate a signing key. KEEP IT SAFE: losing it means no more updates for devices that
-    trust it; leaking it lets anyone sign firmware for them."""
+    """Generate a signing key (KEEP IT SAFE: loss = no more updates; leak = forged firmware)."""
     with handle_errors():
         _check_version(version)
         if version == 1:

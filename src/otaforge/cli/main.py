@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
 # group name -> (help, modules that register commands into it)
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -51,17 +53,24 @@ def _load(module: str) -> object | None:
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The root app with every group, or only the group ``only`` when it is known."""
+    import typer  # imported here so the fast paths never pay for it
+
     app = typer.Typer(
         name="otaforge",
         help="Over-the-air firmware updates for ESP32 fleets.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
     wanted_groups = [only] if only in GROUPS else list(GROUPS)
     for name in wanted_groups:
         help_text, modules = GROUPS[name]
-        sub = typer.Typer(help=help_text, no_args_is_help=True)
+        sub = typer.Typer(
+            help=help_text,
+            no_args_is_help=True,
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
         for module in modules:
             mod = _load(module)
             register = getattr(mod, f"register_{name}", None) or getattr(mod, "register", None)
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
     fast = FAST_PATHS.get((args[0], args[1])) if len(args) >= 2 else None
-    if fast is not None and not {"--help", "-h"} & set(args):
+    if fast is not None and "--help" not in args:
         mod = _load(fast)
         if mod is not None:
             raise SystemExit(mod.fast_main(args[2:]))  # type: ignore[attr-defined]

@@ -89,6 +89,7 @@ def verify_v1(
     *,
     keys: Sequence[k.PrivateKey | k.PublicKey] | None = None,
     image_len: int | None = None,
+    strict: bool = True,
 ) -> SignatureResult:
     """Verify a v1 signed image (the trailer right after ``image_len`` or at the file end).
 
@@ -97,6 +98,8 @@ def verify_v1(
         keys: trusted P-256 keys (private or public); the index of the one that verifies is
             reported.
         image_len: the app image length, when ``data`` continues after the trailer.
+        strict: refuse bytes after the trailer other than erased flash (0xFF); the device
+            (``strict=False``) ignores them.
 
     Raises:
         SignatureInvalid: no or truncated signature, bad version, or no key verifies.
@@ -120,6 +123,11 @@ def verify_v1(
         raise SignatureInvalid(
             f"no signature: signature version field is 0x{version:08x}, expected 0 "
             "(unsigned image, or signed for Secure Boot v2?)"
+        )
+    if strict and data[signed_len + V1_SIGNATURE_SIZE :].strip(b"\xff"):
+        raise SignatureInvalid(
+            "trailing data: bytes after the signature are not erased flash (data appended "
+            "after signing)"
         )
     content = data[:signed_len]
     der = utils.encode_dss_signature(int.from_bytes(r_raw, "big"), int.from_bytes(s_raw, "big"))

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from otaforge.crypto import keys as k
-from otaforge.errors import FormatError, InputError, SignatureInvalid
+from otaforge.errors import InputError, SignatureInvalid
 from otaforge.formats.signature_block import (
     ECDSA_SHA_256,
     ECDSA_SHA_384,
@@ -50,6 +50,7 @@ __all__ = [
     "signature_length",
     "split_signed",
     "verify_v2",
+    "verify_v2_against_running_app",
 ]
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -231,8 +232,12 @@ def _trusted_index(digest: bytes, trusted: Sequence[bytes]) -> int | None:
     return None
 
 
-def _check_slot(slot: SlotState, content: bytes, scheme: str | None, strict: bool) -> str:
-    """'' when the slot holds a good block, else the reason it does not."""
+def _check_slot(slot: SlotState, content: bytes, scheme: str | None, strict: bool,
+                digests: dict[str, bytes]) -> str:
+    """'' when the slot holds a good block, else the reason it does not.
+
+    ``digests`` caches the content digest per scheme (one pass over a 1.5 MB image each).
+    """
     if slot.block is None:
         return slot.error or f"block {slot.index} is empty"
     block = slot.block
@@ -242,7 +247,10 @@ def _check_slot(slot: SlotState, content: bytes, scheme: str | None, strict: boo
                    or block.reserved2 or (block.version == SIG_BLOCK_VERSION_RSA
                                           and block.sha_version)):
         return f"block {slot.index} has non-zero reserved/padding bytes (altered block)"
-    if block.image_digest != image_digest(content, block.scheme):
+    hash_name = "sha384" if block.scheme == "ecdsa384" else "sha256"
+    if hash_name not in digests:
+        digests[hash_name] = image_digest(content, block.scheme)
+    if block.image_digest != digests[hash_name]:
         return f"block {slot.index} image digest mismatch: the image changed after signing"
     if not _signature_ok(block):
         return f"block {slot.index} signature does not verify with the key in the block"
@@ -298,11 +306,13 @@ def verify_v2(
         scheme = first.scheme if first is not None else None
     if strict:
         _strict_layout(slots, sector)
+        _no_trailing_data(data, len(content) + SECTOR_SIZE)
     revoked_set = set(revoked)
     reasons: list[str] = []
     good: list[tuple[int, SignatureBlock]] = []
+    content_digests: dict[str, bytes] = {}
     for slot in present:
-        reason = _check_slot(slot, content, scheme, strict)
+        reason = _check_slot(slot, content, scheme, strict, content_digests)
         if reason and strict:
             raise SignatureInvalid(reason)
         if reason:
@@ -323,6 +333,16 @@ def verify_v2(
             return SignatureResult(block.scheme, index, len(present), len(content),
                                    block_index, block.image_digest)
     raise SignatureInvalid("; ".join(reasons))
+
+
+def _no_trailing_data(data: bytes, end: int) -> None:
+    """Bytes after the sector must be erased flash (0xFF) or absent (RFC 9124 IMG.EXTRA)."""
+    tail = data[end:]
+    if tail.strip(b"\xff"):
+        raise SignatureInvalid(
+            f"trailing data: {len(tail)} bytes after the signature sector are not erased "
+            "flash (data appended after signing)"
+        )
 
 
 def _strict_layout(slots: list[SlotState], sector: bytes) -> None:
@@ -350,17 +370,47 @@ def _describe(trusted: Sequence[bytes],
 
 
 def signature_key_digests(data: bytes, image_len: int | None = None) -> list[bytes]:
-    """Key digests of the valid blocks of a signed image, in order.
-
-    Without hardware Secure Boot, ESP-IDF trusts the keys of the running app's own blocks
-    (secure_boot_signatures_app.c), so the device uses this on the running image.
+    """Key digests of the valid blocks (magic and CRC) of a signed image, in slot order.
 
     Raises:
         SignatureInvalid: the image has no (or a truncated) signature sector.
     """
+    return [d for d in _slot_key_digests(data, image_len) if any(d)]
+
+
+def _slot_key_digests(data: bytes, image_len: int | None) -> list[bytes]:
+    """Per slot: the block's key digest when valid, else 32 zero bytes (never matches), as
+    ``esp_secure_boot_get_signature_blocks_for_running_app`` fills its table."""
     _, sector = _locate(data, image_len)
+    return [block_key_digest(s.block) if s.block is not None else bytes(32)
+            for s in read_sector(sector)]
+
+
+def verify_v2_against_running_app(new: bytes, running: bytes, *,
+                                  new_image_len: int | None = None,
+                                  running_image_len: int | None = None) -> SignatureResult:
+    """OTA check with signed apps but without hardware Secure Boot
+    (``CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT``, secure_boot_signatures_app.c).
+
+    The trusted key is the one of the running app's block 0, and only block 0 of the new
+    image is checked against it. So the running app must itself be signed, and the new image's
+    first block must use the same key (espressif/esp-idf#10917).
+
+    Raises:
+        SignatureInvalid: the running app is unsigned, or the new image's block 0 is not a
+            valid signature by the running app's key.
+    """
     try:
-        slots = read_sector(sector)
-    except FormatError as err:
-        raise SignatureInvalid(str(err)) from None
-    return [block_key_digest(s.block) for s in slots if s.block is not None]
+        trusted = _slot_key_digests(running, running_image_len)
+    except SignatureInvalid as err:
+        trusted, reason = [], str(err)
+    else:
+        reason = "no valid signature block"
+    if not any(any(d) for d in trusted):
+        raise SignatureInvalid(
+            f"running app is not signed ({reason}), so no update can be verified: without "
+            "hardware Secure Boot the trusted key comes from the running app"
+        )
+    trusted = trusted[:1]
+    return verify_v2(new, digests=trusted, image_len=new_image_len, strict=False,
+                     max_blocks=1)

@@ -12,8 +12,14 @@ Mirrors, in ESP-IDF v6.0+ (master) behaviour:
 * ``flash_partitions.c``: ``esp_partition_table_verify`` (missing MD5 accepted);
 * ``esp_image_format.c`` via :func:`otaforge.formats.app_image.verify_image`.
 
-Differences in older ESP-IDF releases, noted where they matter: before v5.0 the test-app fallback
-did not run the anti-rollback check; before v5.1 the factory reset pin was always active-low.
+Older releases: the decision logic has been stable since v4.x; the differences that show are
+(a) in some v5.x releases and earlier the last-resort test-app fallback ran without the
+anti-rollback check (master checks it; otaforge follows master), (b) older factory-reset code only
+knew an active-low pin (a pin level is not modelled here: the caller says "held"), (c) pre-v5.0
+logs lack "Failed to get partition description". Not modelled: ``CONFIG_BOOTLOADER_SKIP_VALIDATE_*``
+(fast boot without verification), deep-sleep wake (which skips the GPIO checks), flash encryption,
+the ESP32 3/4 eFuse coding scheme (which refuses secure-version burns), the load-address checks of
+``ESP_IMAGE_LOAD`` against the bootloader's own RAM, and the recovery bootloader / TEE paths.
 
 :func:`select_boot` never writes: the otadata writes the bootloader makes are returned as
 :class:`FlashOp` s (erase a 4 KiB sector, then program the 32-byte entry), in order.
@@ -82,6 +88,8 @@ class BootConfig:
             (Kconfig default is n; otaforge's devices enable it so a reset boots factory).
         v1_public_key: the ECDSA P-256 key embedded in the bootloader for ``signed_app_v1``
             (64 raw bytes X||Y, or PEM).
+        efuse_blk_rev: the chip's eFuse block revision (major*100+minor) that non-ESP32 chips
+            check against the app description; None: not checked.
     """
 
     chip: ChipSpec
@@ -97,6 +105,7 @@ class BootConfig:
     data_factory_reset: str = "nvs"
     ota_data_erase: bool = True
     v1_public_key: bytes | None = None
+    efuse_blk_rev: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,9 +167,21 @@ class _Flash:
     def _raw(self, addr: int, n: int) -> bytes:
         try:
             data = bytes(self._read(addr, n))[:n]
-        except FlashError:  # beyond the chip: bootloader_mmap fails, nothing valid there
-            data = b""
+        except FlashError:  # runs past the chip: keep what is readable, the rest reads 0xFF
+            data = self._readable_prefix(addr, n)
         return data + b"\xff" * (n - len(data))
+
+    def _readable_prefix(self, addr: int, n: int) -> bytes:
+        out = bytearray()
+        pos, end = addr, addr + n
+        while pos < end:
+            step = min(SECTOR_SIZE - pos % SECTOR_SIZE, end - pos)
+            try:
+                out += bytes(self._read(pos, step))[:step]
+            except FlashError:
+                break
+            pos += step
+        return bytes(out)
 
     def read(self, addr: int, n: int) -> bytes:
         out = self._raw(addr, n)
@@ -310,7 +331,7 @@ def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
         return f"partition size 0x{part.size:x} invalid, larger than 16MB"
     data = read(part.offset, part.size)
     chip: ChipSpec | None = config.chip
-    rev, addr = config.chip_rev or 0, part.offset
+    rev, addr, blk = config.chip_rev or 0, part.offset, config.efuse_blk_rev
     try:
         if config.chip_rev is None:  # unknown revision: check only the chip id here
             found = int.from_bytes(data[12:14], "little")
@@ -319,20 +340,22 @@ def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
             chip = None
         if not (config.secure_boot_v2 or config.signed_app_v1):
             try:
-                verify_image(data, chip=chip, chip_rev=rev, partition_size=part.size, addr=addr)
+                verify_image(data, chip=chip, chip_rev=rev, partition_size=part.size, addr=addr,
+                             efuse_blk_rev=blk)
             except TruncatedError:
                 # segments run past the partition end: the bootloader reads on through flash
                 # and then refuses the length ("doesn't fit in partition length")
                 verify_image(read(part.offset, SIXTEEN_MB), chip=chip, chip_rev=rev,
-                             partition_size=part.size, addr=addr)
+                             partition_size=part.size, addr=addr, efuse_blk_rev=blk)
             return None
-        image_len = verify_image(data, chip=chip, chip_rev=rev, addr=addr).image_len
+        image_len = verify_image(data, chip=chip, chip_rev=rev, addr=addr,
+                                 efuse_blk_rev=blk).image_len
         if config.secure_boot_v2:
             sig_len = align_up(image_len, SECTOR_SIZE) - image_len + SECTOR_SIZE
         else:
             sig_len = 68
         verify_image(data, chip=chip, chip_rev=rev, partition_size=part.size, sig_len=sig_len,
-                     addr=addr)
+                     addr=addr, efuse_blk_rev=blk)
         _verify_signature(data[: image_len + sig_len], image_len, config, efuse)
     except OtaforgeError as err:
         return str(err)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from otaforge.device.esp_err import raise_esp
 from otaforge.errors import InputError
-from otaforge.formats.chips import ChipSpec, chip
+from otaforge.formats.chips import ChipSpec
+from otaforge.formats.chips import chip as chip_spec
 
 KEY_DIGEST_SIZE = 32
 MAX_KEY_DIGESTS = 3
@@ -36,7 +37,7 @@ class Efuses:
     """One chip's eFuses.
 
     Args:
-        chip_spec: the chip (name or :class:`ChipSpec`); fixes the maximum secure_version width.
+        chip: the chip (name or :class:`ChipSpec`); fixes the maximum secure_version width.
         secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD`` (1..chip width);
             default: the chip's full width.
         coding_scheme_none: False models an ESP32 with 3/4 coding, where updating the secure
@@ -46,10 +47,10 @@ class Efuses:
         burns: how many burn operations changed bits (a counter for tests).
     """
 
-    def __init__(self, chip_spec: ChipSpec | str = "esp32", *,
+    def __init__(self, chip: ChipSpec | str = "esp32", *,
                  secure_version_bits: int | None = None,
                  coding_scheme_none: bool = True) -> None:
-        self.chip = chip(chip_spec) if isinstance(chip_spec, str) else chip_spec
+        self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         width = self.chip.secure_version_bits
         bits = width if secure_version_bits is None else secure_version_bits
         if not 1 <= bits <= width:

@@ -27,12 +27,13 @@ from otaforge.device.bootloader import BootConfig, EfuseState, select_boot
 from otaforge.device.efuse import Efuses
 from otaforge.device.flash import SECTOR_SIZE, Flash
 from otaforge.device.ota_ops import OtaConfig, OtaOps, read_partition_desc
-from otaforge.errors import DeviceError, EspError, FormatError, InputError
+from otaforge.errors import DeviceError, EspError, InputError
 from otaforge.formats.app_desc import AppDesc
-from otaforge.formats.app_image import AppImage
-from otaforge.formats.chips import ChipSpec, chip
+from otaforge.formats.chips import ChipSpec
+from otaforge.formats.chips import chip as chip_spec
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+from otaforge.formats.signature_block import app_image_length
 
 Behaviour = Literal["healthy", "never_confirms", "fails_self_test", "hangs", "panics"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("healthy", "never_confirms", "fails_self_test", "hangs",
@@ -158,6 +159,8 @@ class BootResult:
         resets: why each reset happened ("task watchdog", "panic", "rollback restart").
         reason: the last bootloader decision's reason.
         log: every bootloader log line of this power-on.
+        app_error: an esp_err the app got from the OTA API while starting (e.g. the eFuse
+            burn in ``esp_ota_mark_app_valid_cancel_rollback`` failed), or None.
     """
 
     status: Status
@@ -170,6 +173,7 @@ class BootResult:
     resets: tuple[str, ...]
     reason: str
     log: tuple[str, ...] = field(default=(), repr=False)
+    app_error: str | None = None
 
 
 class _Reset(Exception):
@@ -188,11 +192,11 @@ class Device:
         clock: time seam (default: a :class:`VirtualClock`).
     """
 
-    def __init__(self, flash: Flash, chip_name: str | ChipSpec = "esp32",
+    def __init__(self, flash: Flash, chip: str | ChipSpec = "esp32",
                  config: DeviceConfig | None = None, efuses: Efuses | None = None,
                  apps: AppRegistry | None = None, clock: Clock | None = None) -> None:
         self.flash = flash
-        self.chip = chip(chip_name) if isinstance(chip_name, str) else chip_name
+        self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         self.config = config or DeviceConfig()
         self.efuses = efuses or Efuses(self.chip,
                                        secure_version_bits=self.config.secure_version_bits)
@@ -241,6 +245,17 @@ class Device:
         """
         off = self.config.partition_table_offset
         return PartitionTable.from_bytes(self.flash.read(off, 0xC00))
+
+    def partition(self, name: str) -> PartitionEntry:
+        """The partition called ``name`` in the flash's partition table.
+
+        Raises:
+            InputError: no such partition.
+        """
+        part = self.partition_table().find(name)
+        if part is None:
+            raise InputError(f"no partition named {name!r} in the device's partition table")
+        return part
 
     @property
     def ota(self) -> OtaOps:
@@ -329,11 +344,9 @@ class Device:
         sha = None
         if self.apps.needs_hash:
             data = self.flash.read(part.offset, part.size)
-            try:
-                image = AppImage.from_bytes(data, check=False)
-                sha = hashlib.sha256(data[: image.image_len]).hexdigest()
-            except FormatError:
-                sha = None
+            length = app_image_length(data)
+            if length is not None:
+                sha = hashlib.sha256(memoryview(data)[:length]).hexdigest()
         return desc, sha
 
     def _run_app(self, part: PartitionEntry, boot_state: int | None, reason: str,
@@ -346,8 +359,11 @@ class Device:
                            restart=self._restart)
         self.status = "running"
         self._in_app = True
+        app_error: str | None = None
         try:
             self._app_main(behaviour, boot_state)
+        except EspError as err:  # the app logs it and keeps running
+            app_error = str(err)
         except _Reset as reset:
             resets.append(str(reset))
             self.power_off()
@@ -356,7 +372,7 @@ class Device:
             self._in_app = False
         state = self._slot_state(part)
         return BootResult("running", part, desc, behaviour, boot_state, state, self.boot_count,
-                          tuple(resets), reason, tuple(log))
+                          tuple(resets), reason, tuple(log), app_error)
 
     def _slot_state(self, part: PartitionEntry) -> int | None:
         if self._ota is None or not part.is_ota_slot:
@@ -376,11 +392,7 @@ class Device:
             raise _Reset("task watchdog")
         pending = boot_state == OtaImgState.PENDING_VERIFY
         if behaviour == "fails_self_test" and pending:
-            try:
-                ota.esp_ota_mark_app_invalid_rollback_and_reboot()
-            except EspError as err:
-                if err.name != "ESP_ERR_OTA_ROLLBACK_FAILED":
-                    raise
+            ota.esp_ota_mark_app_invalid_rollback_and_reboot()  # ROLLBACK_FAILED: keeps running
             return
         if behaviour == "healthy" and pending:
             ota.esp_ota_mark_app_valid_cancel_rollback()

@@ -131,6 +131,17 @@ class MemoryFlash:
                 f"{what} of {n} bytes at 0x{addr:x} is outside the 0x{self._size:x}-byte flash"
             )
 
+    def _base_run(self, first: int, stop: int) -> bytes:
+        """Base contents of sectors ``first..stop-1`` in one slice (0xFF past the base)."""
+        base = self._base
+        start, end = first * SECTOR_SIZE, stop * SECTOR_SIZE
+        if base is None or start >= len(base):
+            return ERASED_SECTOR * (stop - first) if stop - first > 1 else ERASED_SECTOR
+        chunk = bytes(base[start:end])
+        if len(chunk) < end - start:
+            chunk += b"\xff" * (end - start - len(chunk))
+        return chunk
+
     def read(self, addr: int, n: int) -> bytes:
         """Read ``n`` bytes at ``addr`` (reads are not counted and never cut).
 
@@ -138,15 +149,28 @@ class MemoryFlash:
             FlashError: the range is outside the flash.
         """
         self._check_range(addr, n, "read")
-        first, last = addr // SECTOR_SIZE, (addr + n - 1) // SECTOR_SIZE
         if n == 0:
             return b""
-        if first == last:
-            off = addr - first * SECTOR_SIZE
-            return self._sector(first)[off : off + n]
-        parts = [self._sector(i) for i in range(first, last + 1)]
+        first, last = addr // SECTOR_SIZE, (addr + n - 1) // SECTOR_SIZE
         off = addr - first * SECTOR_SIZE
-        return b"".join(parts)[off : off + n]
+        if first == last:
+            return self._sector(first)[off : off + n]
+        sectors = self._sectors
+        parts: list[bytes] = []
+        index = first
+        while index <= last:
+            sector = sectors.get(index)
+            if sector is not None:
+                parts.append(sector)
+                index += 1
+                continue
+            stop = index + 1
+            while stop <= last and stop not in sectors:
+                stop += 1
+            parts.append(self._base_run(index, stop))
+            index = stop
+        data = b"".join(parts)
+        return data[off : off + n] if off or len(data) != n else data
 
     def to_bytes(self) -> bytes:
         """The whole flash contents (what ``esptool read-flash 0 SIZE`` would return)."""

@@ -83,6 +83,29 @@ def detect_flash_size(read: Reader, chip: ChipSpec) -> int | None:
 # --- compose --------------------------------------------------------------------------------
 
 
+def patch_flash_size(bootloader: bytes, flash_size: int) -> bytes:
+    """The bootloader with header byte 3's flash-size nibble set (esptool ``--flash-size``).
+
+    The bootloader takes the flash size from this nibble, and partitions beyond it fail the
+    partition table check. Not an image, or not a standard size (1MB..128MB): unchanged. An
+    appended SHA-256 is recomputed, as esptool does.
+    """
+    from otaforge.formats.app_image import AppImage
+
+    if flash_size not in STANDARD_FLASH_SIZES or len(bootloader) < 24 or bootloader[0] != 0xE9:
+        return bootloader
+    out = bytearray(bootloader)
+    out[3] = STANDARD_FLASH_SIZES.index(flash_size) << 4 | (out[3] & 0x0F)
+    if out[23] == 1:
+        try:
+            end = AppImage.from_bytes(bytes(out), check=False).image_len
+        except OtaforgeError:
+            return bootloader
+        out[end - 32 : end] = hashlib.sha256(bytes(out[: end - 32])).digest()
+    return bytes(out)
+
+
+
 def _flash_size_for(table: PartitionTable, flash_size: int | None) -> int:
     end = max((p.offset + p.size for p in table.entries), default=0)
     if flash_size is not None:
@@ -104,7 +127,9 @@ def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
         apps: partition name -> binary written at the partition's start (any bytes: a corrupt
             image is composed as given, so tests can build broken devices).
         flash_size: bytes; default the smallest standard size (1MB..128MB) the table fits.
-        bootloader: second-stage bootloader written at the chip's bootloader offset.
+        bootloader: second-stage bootloader written at the chip's bootloader offset; with an
+            explicit ``flash_size`` its header's flash size is set to it (and its SHA-256
+            recomputed), as ``esptool merge-bin --flash-size`` does.
         chip: the target chip (for the bootloader offset).
         table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
         otadata: the two otadata entries to write (None: erased, as ``ota_data_initial.bin``).
@@ -119,6 +144,8 @@ def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
     image = bytearray(b"\xff" * size)
     image[table_offset : table_offset + 0xC00] = table.to_bytes()
     if bootloader is not None:
+        if flash_size is not None:
+            bootloader = patch_flash_size(bootloader, flash_size)
         start = bootloader_offset(chip)
         if start + len(bootloader) > table_offset:
             raise InputError(
@@ -309,19 +336,23 @@ def _app_report(read: Reader, part: PartitionEntry, config: BootConfig,
     return AppReport(part, error is None, error, version, project, secure_version, sha)
 
 
-def inspect(read: Reader, config: BootConfig, efuse: EfuseState | None = None) -> InspectReport:
+def inspect(read: Reader, config: BootConfig, efuse: EfuseState | None = None, *,
+            factory_reset_requested: bool = False, test_requested: bool = False) -> InspectReport:
     """Report on a flash image and decide, as the bootloader would, what boots next.
 
     Args:
         read: flash reader (see :func:`file_reader`); nothing is written.
         config: the bootloader's configuration.
         efuse: eFuse state (default: secure version 0, the chip's field width).
+        factory_reset_requested: the factory reset pin is held (needs ``config.factory_reset``).
+        test_requested: the test app pin is held (needs ``config.app_test``).
 
     Returns:
         The report; ``report.boot.partition`` None means the device is bricked.
     """
     efuse = efuse or EfuseState(secure_version_bits=config.chip.secure_version_bits)
-    decision = select_boot(read, config, efuse)
+    decision = select_boot(read, config, efuse, factory_reset_requested=factory_reset_requested,
+                           test_requested=test_requested)
     try:
         entries = read_partition_table(read, config.partition_table_offset, config.flash_size)
         table_error = None

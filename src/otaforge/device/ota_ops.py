@@ -430,9 +430,11 @@ class OtaOps:
         return self.running
 
     def esp_ota_get_next_update_partition(
-            self, start_from: PartitionEntry | None = None) -> PartitionEntry | None:
-        """The OTA slot after ``start_from`` (default: running) in subtype order, else ota_0."""
-        start = self.running if start_from is None else start_from
+            self, start: PartitionEntry | None = None) -> PartitionEntry | None:
+        """The OTA slot after ``start`` (C: ``start_from``; default: the running partition) in
+        subtype order, else the first OTA slot."""
+        if start is None:
+            start = self.running
         default: PartitionEntry | None = None
         next_is_result = False
         for i in range(OTA_SLOTS_MAX):

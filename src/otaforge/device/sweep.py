@@ -29,9 +29,9 @@ from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device,
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
-from otaforge.errors import DeviceError, InputError, OtaforgeError, PowerCut
+from otaforge.errors import InputError, OtaforgeError, PowerCut
 from otaforge.formats.app_image import AppImage
-from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, active_otadata, read_otadata
 from otaforge.formats.partition_table import PartitionTable
 
 FLOWS = ("update", "rollback", "panic")
@@ -130,6 +130,14 @@ def _sha(image: bytes) -> str:
     return hashlib.sha256(image[: image_len(image)]).hexdigest()
 
 
+def _registry(old: bytes, new: bytes, followup: bytes,
+              new_behaviour: Behaviour) -> dict[str, Behaviour]:
+    mapping: dict[str, Behaviour] = {_sha(old): "healthy", _sha(followup): "healthy"}
+    if _sha(new) != _sha(old):
+        mapping[_sha(new)] = new_behaviour
+    return mapping
+
+
 class Sweeper:
     """Runs flows on emulated devices built from one shared base image."""
 
@@ -147,13 +155,13 @@ class Sweeper:
         self.followup = cfg.followup if cfg.followup is not None else build_image(
             version="followup", chip=cfg.chip, size=64 * 1024, seed=9001)
         self.device_config = DeviceConfig(rollback=cfg.rollback)
-        first = cfg.table.factory() or (cfg.table.ota_slots() or [None])[0]
-        if first is None:
-            raise InputError("the partition table has no factory or OTA app partition")
-        if not cfg.table.ota_slots():
+        self._registries: dict[Behaviour, dict[str, Behaviour]] = {}
+        slots = cfg.table.ota_slots()
+        if not slots:
             raise InputError("the partition table has no OTA app partitions to update")
         if cfg.table.otadata() is None:
             raise InputError("the partition table has no otadata partition")
+        first = cfg.table.factory() or slots[0]
         self._base = compose_flash(cfg.table, {first.name: cfg.old})
         self._base_fuses = Efuses(cfg.chip).snapshot()
         if cfg.start == "ota":
@@ -164,12 +172,11 @@ class Sweeper:
     # --- devices --------------------------------------------------------------------------
 
     def _apps(self, new_behaviour: Behaviour) -> AppRegistry:
-        reg = AppRegistry()
-        reg.register(_sha(self.config.old), "healthy")
-        reg.register(_sha(self.followup), "healthy")
-        if _sha(self.config.new) != _sha(self.config.old):
-            reg.register(_sha(self.config.new), new_behaviour)
-        return reg
+        mapping = self._registries.get(new_behaviour)
+        if mapping is None:
+            mapping = _registry(self.config.old, self.config.new, self.followup, new_behaviour)
+            self._registries[new_behaviour] = mapping
+        return AppRegistry(mapping)
 
     def _device(self, flash: MemoryFlash, fuses: EfuseSnapshot,
                 new_behaviour: Behaviour = "healthy") -> Device:
@@ -296,7 +303,8 @@ class Sweeper:
         problem = self._otadata_problem(dev)
         if problem:
             return result(f"booted {which}, otadata inconsistent", False, problem)
-        outcome = _outcome(which, boot)
+        default_boot = boot.partition.is_ota_slot and _active_entry(dev) is None
+        outcome = _outcome(which, boot, default_boot)
         try:
             after = self.update(dev, self.followup)
         except OtaforgeError as err:
@@ -319,21 +327,28 @@ class Sweeper:
         return None
 
     def _otadata_problem(self, dev: Device) -> str:
+        """Why otadata does not match what runs, or "" when it is consistent.
+
+        Consistent: ``esp_ota_get_boot_partition()`` is the running partition (no bootloader
+        fallback), and when an active entry exists its state is VALID once the app confirmed
+        (UNDEFINED or VALID without rollback). No active entry is consistent when the running
+        app is the default boot partition (factory, or ota_0 without factory).
+        """
         ota = dev.ota
         running = dev.running_partition
         boot = ota.esp_ota_get_boot_partition()
         if boot != running:
             return (f"esp_ota_get_boot_partition() is {boot.name if boot else None} but "
                     f"{running.name if running else None} runs (a bootloader fallback)")
-        if running is not None and running.is_ota_slot:
-            try:
-                state = ota.esp_ota_get_state_partition(running)
-            except DeviceError as err:
-                return f"no otadata entry for the running slot ({err})"
-            want = OtaImgState.VALID if self.config.rollback else OtaImgState.UNDEFINED
-            if state != want and not (state == OtaImgState.VALID and not self.config.rollback):
-                return f"running slot state is {state}, expected {want.name}"
-        return ""
+        active = _active_entry(dev)
+        if active is None or running is None or not running.is_ota_slot:
+            return ""
+        state = active.ota_state
+        if self.config.rollback:
+            ok = state == OtaImgState.VALID
+        else:
+            ok = state in (OtaImgState.VALID, OtaImgState.UNDEFINED)
+        return "" if ok else f"running slot's active entry has state {state}, not VALID"
 
     # --- sweeping -------------------------------------------------------------------------
 
@@ -387,7 +402,18 @@ def _relabel(snap: _Snapshot, names: dict[str, str]) -> _Snapshot:
                      names.get(snap.phase, snap.phase), snap.flash, snap.efuses)
 
 
-def _outcome(which: str, boot: BootResult) -> str:
+def _active_entry(dev: Device) -> OtaSelectEntry | None:
+    otadata = dev.partition_table().otadata()
+    if otadata is None:
+        return None
+    entries = read_otadata(dev.flash.read(otadata.offset, 0x2000))
+    index = active_otadata(entries)
+    return None if index is None else entries[index]
+
+
+def _outcome(which: str, boot: BootResult, default_boot: bool = False) -> str:
+    if default_boot:
+        return f"{_outcome(which, boot)} (no valid otadata entry: default boot)"
     if which == "old":
         if "rollback restart" in boot.resets:
             return "booted old (new failed its self-test, rolled back)"

@@ -186,7 +186,7 @@ CHIPS: dict[str, ChipSpec] = {
         ),
         ChipSpec(
             "esp32c61", 0x0014, (0x42000000, 0x42800000), (0x42800000, 0x43000000),
-            (0x40800000, 0x40860000), (0x40800000, 0x40860000), 16, _RSA_ECDSA,
+            (0x40800000, 0x40860000), (0x40800000, 0x40860000), 16, ("ecdsa256",),
             display_name="ESP32-C61", mmu_page_sizes=_C6_PAGES,
             flash_freq=(("80m", 0xF), ("40m", 0x0), ("20m", 0x2)),
             memory_map=_riscv_map((0x42000000, 0x44000000), (0x40800000, 0x40860000),

@@ -15,7 +15,7 @@ import datetime
 import hashlib
 import random
 
-from otaforge.errors import InputError
+from otaforge.errors import FormatError, InputError
 from otaforge.formats._binary import align_up
 from otaforge.formats.app_desc import APP_DESC_SIZE, AppDesc
 from otaforge.formats.app_image import (
@@ -104,26 +104,25 @@ def build_image(*, version: str, project: str = "otaforge-demo", secure_version:
     )
     try:
         desc_bytes = desc.to_bytes()
-    except Exception as err:  # FormatError from a too-long string: the user's input
+    except FormatError as err:  # a string too long for its field: the user's input
         raise InputError(str(err)) from None
-    segments = _layout(spec, rng, desc_bytes, total)
+    segments, entry = _layout(spec, rng, desc_bytes, total)
     header = ImageHeader(
         spi_mode=spi_mode, spi_speed=_speed_code(spec), spi_size=_FLASH_SIZE_CODES[flash_size],
-        entry_addr=segments.entry, chip_id=spec.chip_id, min_chip_rev=min_chip_rev_full // 100,
+        entry_addr=entry, chip_id=spec.chip_id, min_chip_rev=min_chip_rev_full // 100,
         min_chip_rev_full=min_chip_rev_full, max_chip_rev_full=max_chip_rev_full,
         hash_appended=1 if hash_appended else 0,
     )
-    return assemble_image(header, segments.segments)
+    return assemble_image(header, segments)
 
 
-class _Layout:
-    def __init__(self, segments: list[Segment], entry: int) -> None:
-        self.segments = segments
-        self.entry = entry
+def _layout(spec: ChipSpec, rng: random.Random, desc: bytes,
+            total: int) -> tuple[list[Segment], int]:
+    """Segments and entry point of a ``total``-byte image.
 
-
-def _layout(spec: ChipSpec, rng: random.Random, desc: bytes, total: int) -> _Layout:
-    """Choose segment sizes and addresses for a ``total``-byte image."""
+    Raises:
+        InputError: the image would not fit the chip's flash-mapped address ranges.
+    """
     page = spec.mmu_page_size
     body = total - IMAGE_HEADER_SIZE - _TRAILER
     with_irom = total >= page + 0x2000
@@ -149,7 +148,7 @@ def _layout(spec: ChipSpec, rng: random.Random, desc: bytes, total: int) -> _Lay
     iram_data = _rand4(rng, iram_len)
     entry = iram_lo + (rng.randrange(max(min(iram_len, 0x400) // 4, 1)) * 4)
     if not with_irom:
-        return _Layout([drom, dram, Segment(iram_lo, iram_data)], entry)
+        return [drom, dram, Segment(iram_lo, iram_data)], entry
     pos = IMAGE_HEADER_SIZE + 2 * SEGMENT_HEADER_SIZE + len(drom.data) + len(dram.data)
     # IROM data must start at a file offset == its load address (mod page): the smallest such
     # offset leaving room for a filler segment (header + 4 bytes) before the IROM header
@@ -168,7 +167,12 @@ def _layout(spec: ChipSpec, rng: random.Random, desc: bytes, total: int) -> _Lay
     rest_iram = iram_data[first_iram:]
     irom_len = align_up(max(total - target - _TRAILER - SEGMENT_HEADER_SIZE - len(rest_iram), 4),
                         4)
-    segs.append(Segment(spec.irom[0] + irom_vaddr_offset, _rand4(rng, irom_len)))
+    irom = Segment(spec.irom[0] + irom_vaddr_offset, _rand4(rng, irom_len))
+    for seg, (_, end) in ((drom, spec.drom), (irom, spec.irom)):
+        if seg.load_addr + len(seg.data) > end:
+            raise InputError(f"--size {total}: too large for {spec.name}'s flash-mapped address "
+                             f"space (a segment would end past 0x{end:08x}); choose a smaller size")
+    segs.append(irom)
     if rest_iram:
         segs.append(Segment(iram_lo + first_iram, rest_iram))
-    return _Layout(segs, entry)
+    return segs, entry

@@ -22,7 +22,6 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from dataclasses import dataclass
 
 from otaforge.errors import PartitionTableError
 
@@ -96,6 +95,11 @@ _UNKNOWN_VAR = re.compile(r"(?<!\\)\$([A-Za-z_][A-Za-z0-9_]*)")
 _MAX_SUFFIXES = 900
 
 
+def hx(value: int) -> str:
+    """``0x1000`` / ``-0x1000`` for messages (values from a CSV may be negative)."""
+    return f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
+
+
 def offset_alignment(ptype: int) -> int:
     """Required offset alignment: 0x10000 for app partitions, 0x1000 for every other type."""
     return 0x10000 if ptype == APP_TYPE else 0x1000
@@ -162,18 +166,21 @@ def parse_int(value: str, keywords: dict[str, int] | None = None, *, line: int |
         ) from None
 
 
-@dataclass
 class CsvRow:
-    """One partition line as parsed, before and after offsets are filled in."""
+    """One partition line as parsed, before and after offsets are filled in (mutable)."""
 
-    name: str
-    type: int
-    subtype: int
-    offset: int | None
-    size: int
-    encrypted: bool
-    readonly: bool
-    line: int
+    __slots__ = ("encrypted", "line", "name", "offset", "readonly", "size", "subtype", "type")
+
+    def __init__(self, name: str, ptype: int, subtype: int, offset: int | None, size: int,
+                 encrypted: bool, readonly: bool, line: int) -> None:
+        self.name = name
+        self.type = ptype
+        self.subtype = subtype
+        self.offset = offset
+        self.size = size
+        self.encrypted = encrypted
+        self.readonly = readonly
+        self.line = line
 
     def key(self) -> tuple[str, int, int, int | None, int]:
         """The fields gen_esp32part's ``PartitionDefinition.__eq__`` compares."""
@@ -185,13 +192,17 @@ class CsvRow:
         return self.type in (BOOTLOADER_TYPE, PARTITION_TABLE_TYPE) and self.subtype == PRIMARY
 
 
-@dataclass(frozen=True)
 class CsvOptions:
     """The command-line settings gen_esp32part's CSV parsing depends on."""
 
-    table_offset: int = DEFAULT_TABLE_OFFSET
-    primary_bootloader_offset: int | None = None
-    recovery_bootloader_offset: int | None = None
+    __slots__ = ("primary_bootloader_offset", "recovery_bootloader_offset", "table_offset")
+
+    def __init__(self, table_offset: int = DEFAULT_TABLE_OFFSET,
+                 primary_bootloader_offset: int | None = None,
+                 recovery_bootloader_offset: int | None = None) -> None:
+        self.table_offset = table_offset
+        self.primary_bootloader_offset = primary_bootloader_offset
+        self.recovery_bootloader_offset = recovery_bootloader_offset
 
 
 def _bootloader_offset_missing(which: str, line: int) -> PartitionTableError:
@@ -294,13 +305,13 @@ def _place(rows: list[CsvRow], opts: CsvOptions) -> None:
         if row.offset is not None and row.offset < last_end:
             if row.key() == rows[0].key() or previous is None:
                 raise PartitionTableError(
-                    f"partition {row.name!r} at offset 0x{row.offset:x} overlaps the partition "
-                    f"table sector at 0x{opts.table_offset:x}: use offset 0x{last_end:x} or higher",
+                    f"partition {row.name!r} at offset {hx(row.offset)} overlaps the partition "
+                    f"table sector at {hx(opts.table_offset)}: use offset {hx(last_end)} or higher",
                     line=row.line)
             raise PartitionTableError(
-                f"partition {row.name!r} at offset 0x{row.offset:x} overlaps the previous "
-                f"partition {previous.name!r} (0x{previous.offset:x}-0x{last_end:x}, line "
-                f"{previous.line}); leave the offset empty or use 0x{last_end:x} or higher",
+                f"partition {row.name!r} at offset {hx(row.offset)} overlaps the previous "
+                f"partition {previous.name!r} ({hx(previous.offset or 0)}-{hx(last_end)}, line "
+                f"{previous.line}); leave the offset empty or use {hx(last_end)} or higher",
                 line=row.line)
         if row.offset is None:
             pad_to = offset_alignment(row.type)

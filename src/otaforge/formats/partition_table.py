@@ -58,6 +58,7 @@ from otaforge.formats.partition_csv import (
     csv_row_text,
     decode_text,
     format_size,
+    hx,
     keyword_for,
     offset_alignment,
     parse_csv,
@@ -130,7 +131,7 @@ class PartitionEntry:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise PartitionTableError(
-                f"partition label {raw!r} at offset 0x{offset:x} is not valid UTF-8") from None
+                f"partition label {raw!r} at offset {hx(offset)} is not valid UTF-8") from None
         return cls(name, ptype, subtype, offset, size,
                    bool(flags & FLAG_ENCRYPTED), bool(flags & FLAG_READONLY))
 
@@ -144,10 +145,9 @@ class PartitionEntry:
                                  ("offset", self.offset, 0xFFFFFFFF),
                                  ("size", self.size, 0xFFFFFFFF)):
             if not 0 <= value <= top:
-                shown = f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
                 raise PartitionTableError(
-                    f"partition {self.name!r}: {what} {shown} does not fit the binary table "
-                    f"(0..0x{top:x})", line=self.line)
+                    f"partition {self.name!r}: {what} {hx(value)} does not fit the binary table "
+                    f"(0..{hx(top)})", line=self.line)
         flags = (FLAG_ENCRYPTED if self.encrypted else 0) | (FLAG_READONLY if self.readonly else 0)
         return _ENTRY.pack(ENTRY_MAGIC, self.type, self.subtype, self.offset, self.size,
                            self.name.encode("utf-8"), flags)
@@ -159,6 +159,7 @@ class PartitionEntry:
 
     @property
     def is_app(self) -> bool:
+        """Type app (0x00)."""
         return self.type == APP_TYPE
 
     @property
@@ -173,14 +174,17 @@ class PartitionEntry:
 
     @property
     def type_name(self) -> str:
+        """CSV keyword of the type (``app``), or its decimal number for custom types."""
         return keyword_for(self.type, TYPES)
 
     @property
     def subtype_name(self) -> str:
+        """CSV keyword of the subtype (``ota_0``), or its decimal number."""
         return keyword_for(self.subtype, SUBTYPES.get(self.type, {}))
 
     @property
     def flag_names(self) -> list[str]:
+        """Set flags in CSV order (``encrypted``, ``readonly``)."""
         set_flags = {"encrypted": self.encrypted, "readonly": self.readonly}
         return [name for name in FLAG_NAMES if set_flags[name]]
 
@@ -190,7 +194,8 @@ class PartitionEntry:
                             self.flag_names)
 
     def describe(self) -> str:
-        return f"{self.name!r} (0x{self.offset:x}-0x{self.end:x})"
+        """``'name' (0xstart-0xend)`` for messages."""
+        return f"{self.name!r} ({hx(self.offset)}-{hx(self.end)})"
 
 
 def _is_primary_fixed(p: PartitionEntry) -> bool:
@@ -220,21 +225,21 @@ class PartitionTable:
             record = data[pos:pos + ENTRY_SIZE]
             if len(record) != ENTRY_SIZE:
                 raise TruncatedError(
-                    f"partition table: record at 0x{pos:x} has only {len(record)} bytes "
+                    f"partition table: record at {hx(pos)} has only {len(record)} bytes "
                     "(the table length must be a multiple of 32 and end with an all-0xFF record)")
             if record == END_MARKER:
                 return cls(tuple(entries))
             if md5 and record[:2] == MD5_MAGIC:
                 if record[16:] != digest.digest():
                     raise ChecksumMismatch(
-                        f"partition table MD5 mismatch at 0x{pos:x}: computed "
+                        f"partition table MD5 mismatch at {hx(pos)}: computed "
                         f"{digest.hexdigest()}, stored {record[16:].hex()}")
                 continue
             digest.update(record)
             try:
                 entries.append(PartitionEntry.from_bytes(record))
             except BadMagicError as err:
-                raise BadMagicError(f"partition table record at 0x{pos:x}: {err}") from None
+                raise BadMagicError(f"partition table record at {hx(pos)}: {err}") from None
         raise TruncatedError(
             f"partition table ({len(data)} bytes) is missing its end-of-table marker "
             "(an all-0xFF record)")
@@ -252,7 +257,7 @@ class PartitionTable:
             most = (MAX_TABLE_LENGTH - 1) // ENTRY_SIZE - (1 if md5 else 0)
             raise PartitionTableError(
                 f"{len(self.entries)} partitions make a {len(body)}-byte binary table; it must be "
-                f"shorter than 0x{MAX_TABLE_LENGTH:x} bytes (at most {most} partitions)")
+                f"shorter than {hx(MAX_TABLE_LENGTH)} bytes (at most {most} partitions)")
         return body + b"\xff" * (MAX_TABLE_LENGTH - len(body))
 
     # --- CSV ----------------------------------------------------------------------------
@@ -309,8 +314,8 @@ class PartitionTable:
                     line=found[1].line)
             if found and found[0].size != OTADATA_SIZE:
                 raise PartitionTableError(
-                    f"{what} partition {found[0].name!r} has size 0x{found[0].size:x}; "
-                    f"it must be 0x{OTADATA_SIZE:x}", line=found[0].line)
+                    f"{what} partition {found[0].name!r} has size {hx(found[0].size)}; "
+                    f"it must be {hx(OTADATA_SIZE)}", line=found[0].line)
         if flash_size is not None:
             self.verify_fits(flash_size)
 
@@ -331,11 +336,11 @@ class PartitionTable:
         for p in sorted(self.entries, key=lambda e: e.offset):
             if p.offset < first_free and not _is_primary_fixed(p):
                 raise PartitionTableError(
-                    f"partition {p.name!r} offset 0x{p.offset:x} is below 0x{first_free:x}, the "
-                    f"end of the partition table sector at 0x{table_offset:x}", line=p.line)
+                    f"partition {p.name!r} offset {hx(p.offset)} is below {hx(first_free)}, the "
+                    f"end of the partition table sector at {hx(table_offset)}", line=p.line)
             if last is not None and p.offset < last.end:
                 raise PartitionTableError(
-                    f"partition {p.name!r} at offset 0x{p.offset:x} overlaps {last.describe()}",
+                    f"partition {p.name!r} at offset {hx(p.offset)} overlaps {last.describe()}",
                     line=p.line)
             last = p
 
@@ -346,7 +351,7 @@ class PartitionTable:
             raise PartitionTableError(
                 f"partitions occupy {last.end / 0x100000:.1f}MB of flash ({last.end} bytes), "
                 f"which does not fit in a {format_size(flash_size)}B flash: partition "
-                f"{last.name!r} ends at 0x{last.end:x}", line=last.line)
+                f"{last.name!r} ends at {hx(last.end)}", line=last.line)
 
     # --- queries ------------------------------------------------------------------------
 
@@ -364,9 +369,11 @@ class PartitionTable:
         return 0 if last is None else last.end
 
     def find(self, name: str) -> PartitionEntry | None:
+        """The first partition labelled ``name``."""
         return next((p for p in self.entries if p.name == name), None)
 
     def find_by_type(self, ptype: int, subtype: int) -> PartitionEntry | None:
+        """The first partition of this type and subtype (as esp_partition_find_first)."""
         return next((p for p in self.entries if p.type == ptype and p.subtype == subtype), None)
 
     def ota_slots(self) -> list[PartitionEntry]:
@@ -374,15 +381,19 @@ class PartitionTable:
         return sorted((p for p in self.entries if p.is_ota_slot), key=lambda p: p.subtype)
 
     def factory(self) -> PartitionEntry | None:
+        """The app/factory partition."""
         return self.find_by_type(APP_TYPE, FACTORY)
 
     def test_app(self) -> PartitionEntry | None:
+        """The app/test partition."""
         return self.find_by_type(APP_TYPE, TEST)
 
     def otadata(self) -> PartitionEntry | None:
+        """The data/ota (otadata) partition."""
         return self.find_by_type(DATA_TYPE, OTA_DATA)
 
     def app_partitions(self) -> list[PartitionEntry]:
+        """Every app partition, in table order."""
         return [p for p in self.entries if p.is_app]
 
 
@@ -395,20 +406,20 @@ def _verify_entry(p: PartitionEntry, secure: str | None) -> None:
     what = f"partition {p.name!r}"
     if p.offset % align:
         raise PartitionTableError(
-            f"{what}: offset 0x{p.offset:x} is not aligned to 0x{align:x}"
+            f"{what}: offset {hx(p.offset)} is not aligned to {hx(align)}"
             f"{' (app partitions start on a 64 KiB boundary)' if p.is_app else ''}", line=p.line)
     size_align = size_alignment(p.type, secure)
     if p.is_app and p.size % size_align:
         raise PartitionTableError(
-            f"{what}: size 0x{p.size:x} is not aligned to 0x{size_align:x}", line=p.line)
+            f"{what}: size {hx(p.size)} is not aligned to {hx(size_align)}", line=p.line)
     if p.type == DATA_TYPE and p.subtype in (OTA_DATA, COREDUMP) and p.readonly:
         raise PartitionTableError(
             f"{what}: data/{p.subtype_name} partitions are always read-write and cannot be "
             "flagged readonly", line=p.line)
     if p.type == DATA_TYPE and p.subtype == NVS and p.size < NVS_RW_MIN_SIZE and not p.readonly:
         raise PartitionTableError(
-            f"{what}: an NVS partition of size 0x{p.size:x} must be flagged 'readonly' "
-            f"(read/write NVS needs at least 0x{NVS_RW_MIN_SIZE:x})", line=p.line)
+            f"{what}: an NVS partition of size {hx(p.size)} must be flagged 'readonly' "
+            f"(read/write NVS needs at least {hx(NVS_RW_MIN_SIZE)})", line=p.line)
 
 
 def is_binary_table(data: bytes) -> bool:
@@ -427,13 +438,15 @@ def load_partition_table(data: bytes, offset: int = DEFAULT_TABLE_OFFSET, *,
         recovery_bootloader_offset=recovery_bootloader_offset)
 
 
-@dataclass(frozen=True)
 class Conversion:
-    """Result of :func:`convert_table`: the output bytes and what they are."""
+    """Result of :func:`convert_table`: the table, the output bytes, and what they are."""
 
-    table: PartitionTable
-    output: bytes
-    output_kind: str  # "binary" or "csv"
+    __slots__ = ("output", "output_kind", "table")
+
+    def __init__(self, table: PartitionTable, output: bytes, output_kind: str) -> None:
+        self.table = table
+        self.output = output
+        self.output_kind = output_kind  # "binary" or "csv"
 
 
 def convert_table(data: bytes, *, flash_size: int | None = None,
@@ -448,8 +461,8 @@ def convert_table(data: bytes, *, flash_size: int | None = None,
     """
     if primary_bootloader_offset is not None and primary_bootloader_offset >= offset:
         raise InputError(
-            f"primary bootloader offset 0x{primary_bootloader_offset:x} must be below the "
-            f"partition table offset 0x{offset:x}")
+            f"primary bootloader offset {hx(primary_bootloader_offset)} must be below the "
+            f"partition table offset {hx(offset)}")
     if is_binary_table(data):
         table = PartitionTable.from_bytes(data, md5=md5)
     else:
@@ -498,6 +511,7 @@ class Finding:
 
     @property
     def critical(self) -> bool:
+        """A finding that must fail ``partitions check``."""
         return self.severity == "critical"
 
     def __str__(self) -> str:
@@ -543,8 +557,8 @@ def _slot_findings(table: PartitionTable, slots: list[PartitionEntry]) -> list[F
             out.append(Finding(
                 "critical", "slot-size",
                 f"{first.name} and {other.name} must be identical size and large enough for "
-                f"your firmware ({first.name} is 0x{first.size:x}, {other.name} is "
-                f"0x{other.size:x})"))
+                f"your firmware ({first.name} is {hx(first.size)}, {other.name} is "
+                f"{hx(other.size)})"))
     numbers = [p.subtype - OTA_0 for p in slots]
     if len(set(numbers)) != len(numbers):
         dupes = sorted({f"ota_{n}" for n in numbers if numbers.count(n) > 1})
@@ -560,7 +574,7 @@ def _slot_findings(table: PartitionTable, slots: list[PartitionEntry]) -> list[F
     if otadata is None:
         out.append(Finding("critical", "otadata-missing",
                            f"{len(slots)} OTA slot(s) but no otadata partition (data, ota, "
-                           f"size 0x{OTADATA_SIZE:x}): the bootloader cannot select a slot"))
+                           f"size {hx(OTADATA_SIZE)}): the bootloader cannot select a slot"))
     if len(slots) == 1 and table.factory() is None:
         out.append(Finding("warning", "single-slot",
                            f"only one OTA slot ({first.name}) and no factory app: an update "
@@ -571,8 +585,8 @@ def _slot_findings(table: PartitionTable, slots: list[PartitionEntry]) -> list[F
                            "no free slot for the next one"))
     if not out and otadata is not None:
         out.append(Finding("ok", "slots",
-                           f"{len(slots)} OTA slots of 0x{first.size:x} bytes each, otadata "
-                           f"{otadata.name!r} at 0x{otadata.offset:x}"))
+                           f"{len(slots)} OTA slots of {hx(first.size)} bytes each, otadata "
+                           f"{otadata.name!r} at {hx(otadata.offset)}"))
     return out
 
 

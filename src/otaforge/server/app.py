@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otaforge import __version__
@@ -26,6 +27,7 @@ from otaforge.errors import (
 )
 from otaforge.server import routes_admin, routes_device
 from otaforge.server.db import make_engine, migrate
+from otaforge.server.fastpath import CheckInFastPath
 from otaforge.server.settings import Settings
 from otaforge.server.store import Store
 
@@ -34,6 +36,8 @@ PROBLEM = "application/problem+json"
 
 
 def _snake(name: str) -> str:
+    if name == "InputError":
+        return "invalid_input"
     snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
     return snake.removesuffix("_error")
 
@@ -76,11 +80,26 @@ async def _validation_error(_req: Request, err: Exception) -> JSONResponse:
     return problem(422, "; ".join(parts) or "invalid request", "invalid_request")
 
 
-async def _http_error(_req: Request, err: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method any route serves at this path (starlette lists only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, StarletteHTTPException)
-    return problem(err.status_code, str(err.detail), _snake(
-        __import__("http").HTTPStatus(err.status_code).name.title().replace("_", "")),
-        dict(err.headers or {}))
+    from http import HTTPStatus
+
+    headers = dict(err.headers or {})
+    if err.status_code == 405:
+        headers["allow"] = _allowed_methods(request)
+        headers.pop("Allow", None)
+    reason = HTTPStatus(err.status_code).name.lower()
+    return problem(err.status_code, str(err.detail), reason, headers)
 
 
 class LoadShedder:
@@ -140,13 +159,14 @@ def create_app(settings: Settings, *, migrate_db: bool = True) -> FastAPI:
     app.add_exception_handler(OtaforgeError, _otaforge_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(CheckInFastPath, store=store)
     app.add_middleware(LoadShedder, limit=settings.max_in_flight,
                        retry_after=settings.retry_after_s)
     app.include_router(routes_device.router)
     app.include_router(routes_admin.router)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         """Liveness: 200 while the server runs."""
         return {"status": "ok"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -34,6 +35,13 @@ IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
+def aware(when: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive UTC datetimes; answer with explicit UTC."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=dt.UTC)
+
+
 def fleet_out(fleet: Fleet, channels: dict[str, int | None],
               token: str | None = None) -> FleetOut:
     digests = [k.public_key_digest(k.load_public_key(p.encode())).hex()
@@ -50,7 +58,7 @@ def release_out(release: Release, fleet: str) -> ReleaseOut:
                       secure_version=release.secure_version, sha256=release.sha256,
                       size=release.size, app_desc=release.app_desc,
                       signature=sig_info(release.signature),
-                    created_at=release.created_at)
+                    created_at=aware(release.created_at) or release.created_at)
 
 
 def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOut:
@@ -60,7 +68,7 @@ def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOu
                      running_partition=device.running_partition,
                      otadata_state=device.otadata_state,
                      efuse_secure_version=device.efuse_secure_version,
-                     last_check_in=device.last_check_in, token=token)
+                     last_check_in=aware(device.last_check_in), token=token)
 
 
 @router.post("/fleets", response_model=FleetOut, status_code=201)
@@ -155,7 +163,9 @@ def show_device(device_id: Annotated[str, Path(pattern=NAME)],
         **base.model_dump(),
         deployments=[{"id": d.id, "release_id": d.release_id, "state": d.state,
                       "reason": d.reason, "bytes": d.bytes,
-                      "updated_at": d.updated_at.isoformat()} for d in deps],
+                      "updated_at": (aware(d.updated_at) or d.updated_at).isoformat()}
+                     for d in deps],
         events=[EventOut(event_id=e.event_id, deployment_id=e.deployment_id, state=e.state,
-                         reason=e.reason, bytes=e.bytes, received_at=e.received_at)
+                         reason=e.reason, bytes=e.bytes,
+                         received_at=aware(e.received_at) or e.received_at)
                 for e in events])

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from otaforge.errors import NotFound, ServerError
-from otaforge.server import service
+from otaforge.errors import NotFound
+from otaforge.server import checkin, service
 from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
+from otaforge.server.checkin import NEXT_CHECK_IN
 from otaforge.server.deps import caller, get_store
 from otaforge.server.download import FirmwareResponse, etag_of
 from otaforge.server.ranges import none_match
@@ -21,7 +22,6 @@ from otaforge.server.schemas import (
     Problem,
     Report,
     ReportAck,
-    sig_info,
 )
 from otaforge.server.store import Store
 
@@ -31,7 +31,6 @@ PROBLEMS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (400, 401, 403, 404, 409, 422, 503)
 }
-NEXT_CHECK_IN = "x-next-check-in-s"
 
 
 @router.post("/api/v1/devices/{device_id}/check-in", response_model=Manifest,
@@ -40,36 +39,17 @@ NEXT_CHECK_IN = "x-next-check-in-s"
 async def check_in(device_id: DeviceId, body: CheckIn, request: Request,
                    who: Principal = Depends(caller),
                    store: Store = Depends(get_store)) -> Response | Manifest:
-    """Report the running firmware; 200 with a manifest when an update is due, else 204."""
-    fleet_id, channel = store.authorize_device(who, device_id)
-    fleet_name, chip = store.fleet_by_id(fleet_id)
-    if body.fleet != fleet_name:
-        raise forbidden(f"device {device_id!r} belongs to fleet {fleet_name!r}, "
-                        f"not {body.fleet!r}")
-    if body.chip != chip:
-        raise ServerError(f"device reports chip {body.chip!r}; fleet {fleet_name!r} is "
-                          f"{chip!r}", status_code=409)
-    facts = service.DeviceFacts(body.version, body.image_sha256.lower() if body.image_sha256
-                                else None, body.otadata_state, body.secure_version)
-    store.remember(device_id, {
-        "running_version": body.version, "running_sha256": facts.image_sha256,
-        "running_partition": body.running_partition, "otadata_state": body.otadata_state,
-        "efuse_secure_version": body.secure_version})
-    settings = store.settings
-    hint = service.next_check_in(settings.check_in_interval_s, settings.check_in_jitter)
-    target = store.target(fleet_id, channel)
-    deployment = None
-    if service.decide(facts, target, 0, settings.max_failures) is None and target is not None:
-        deployment = await run_in_threadpool(store.offer, device_id, target, facts)
-    if deployment is None or target is None:
+    """Report the running firmware; 200 with a manifest when an update is due, else 204.
+
+    The response carries an ``X-Next-Check-In-S`` header (also ``next_check_in_s`` in the
+    manifest): the server's poll-interval hint, with jitter.
+    """
+    fleet_id, channel = checkin.admit(store, who, device_id, body)
+    hint, manifest = await checkin.answer(store, device_id, fleet_id, channel, body,
+                                          lambda: str(request.base_url))
+    if manifest is None:
         return Response(status_code=204, headers={NEXT_CHECK_IN: str(hint)})
-    release = await run_in_threadpool(store.release_by_id, target.release_id)
-    base = settings.public_url or str(request.base_url).rstrip("/")
-    return Manifest(deployment_id=deployment, release_id=release.id, version=release.version,
-                    secure_version=release.secure_version, size=release.size,
-                    sha256=release.sha256, url=f"{base}/firmware/{release.sha256}.bin",
-                    signature=sig_info(release.signature),
-                    next_check_in_s=hint)
+    return manifest
 
 
 @router.post("/api/v1/devices/{device_id}/events", response_model=ReportAck, status_code=201,

@@ -76,7 +76,7 @@ class Report(Strict):
     """A progress or outcome report; idempotent by ``event_id``."""
 
     event_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
-    deployment_id: int | None = Field(default=None, ge=1, le=2**62)
+    deployment_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     state: ReportState
     reason: str | None = Field(default=None, max_length=1000)
     bytes: int | None = Field(default=None, ge=0, le=2**40)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -90,13 +90,13 @@ class Store:
         cached: Principal | None = self._tokens.get(digest)
         if cached is not None:
             return cached
-        with self.sessions() as s:
-            row = s.execute(select(Device.id, Device.fleet_id)
-                            .where(Device.token_hash == digest)).first()
+        with self.engine.connect() as conn:
+            row = conn.execute(_DEVICE_BY_TOKEN, {"h": digest}).first()
             if row is not None:
                 principal = Principal("device", fleet_id=row[1], device_id=row[0])
+                self._devices.put(row[0], (int(row[1]), str(row[2])))
             else:
-                fleet_id = s.scalar(select(Fleet.id).where(Fleet.enrollment_token_hash == digest))
+                fleet_id = conn.execute(_FLEET_BY_TOKEN, {"h": digest}).scalar()
                 if fleet_id is None:
                     raise Unauthorized("unknown token")
                 principal = Principal("enroll", fleet_id=fleet_id)
@@ -272,9 +272,8 @@ class Store:
         hit: tuple[int, str] | None = self._devices.get(device_id)
         if hit is not None:
             return hit
-        with self.sessions() as s:
-            row = s.execute(select(Device.fleet_id, Device.channel)
-                            .where(Device.id == device_id)).first()
+        with self.engine.connect() as conn:
+            row = conn.execute(_DEVICE_INFO, {"d": device_id}).first()
         if row is None:
             return None
         info = (int(row[0]), str(row[1]))
@@ -461,9 +460,14 @@ class Store:
 
 
 def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
     return bindparam(name)
+
+
+# hot-path statements, built once (Core, no ORM session)
+_DEVICE_BY_TOKEN = select(Device.id, Device.fleet_id, Device.channel).where(
+    Device.token_hash == bindparam("h"))
+_FLEET_BY_TOKEN = select(Fleet.id).where(Fleet.enrollment_token_hash == bindparam("h"))
+_DEVICE_INFO = select(Device.fleet_id, Device.channel).where(Device.id == bindparam("d"))
 
 
 def now() -> dt.datetime:

@@ -1,0 +1,133 @@
+"""``otaforge device run``: one emulated ESP32 runs the update agent against a server.
+
+The device's flash is a file (``otaforge flash compose`` makes one) and stays in it between
+runs, with its eFuses beside it (``FLASH.bin.efuse.json``). One run = power on, boot-time
+check, check in, download with a progress bar, reboot into the update, self-test, confirm or
+roll back. A power cut or a dropped connection leaves the partial download in the flash; the
+next run resumes it.
+
+Exit status: 0 up to date / updated and confirmed; 1 refused, failed or rolled back;
+2 bad input; 3 server unreachable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from otaforge.cli._agent_render import DownloadBar
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, handle_errors
+
+Server = Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
+                                     help="Server URL, e.g. https://localhost:8443.")]
+Ca = Annotated[Path, typer.Option("--ca", envvar="OTAFORGE_CA",
+                                  help="CA certificate the device pins (DATA/server_cert.pem).")]
+Token = Annotated[str, typer.Option("--token", envvar="OTAFORGE_TOKEN",
+                                    help="Device or fleet enrollment token, or @FILE.")]
+
+
+def _token(value: str) -> str:
+    if not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        fail(f"--token {value}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
+
+
+def _digests(keys: list[Path]) -> list[bytes]:
+    from otaforge.crypto import keys as k
+
+    out = []
+    for path in keys:
+        try:
+            out.append(k.public_key_digest(k.load_public_key(path.read_bytes())))
+        except OSError as err:
+            fail(f"--secure-boot-key {path}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
+    return out
+
+
+def run(
+    flash: Annotated[Path, typer.Option("--flash", help="The device's flash image file "
+                                        "(read, and written back after the run).")],
+    fleet: Annotated[str, typer.Option("--fleet", help="The device's fleet.")],
+    server: Server, ca: Ca, token: Token,
+    device_id: Annotated[str | None, typer.Option(
+        "--device-id", help="Device id on the server (default: the flash file's name).")] = None,
+    chip_name: Annotated[str, typer.Option("--chip", help="The device's chip.")] = "esp32",
+    rollback: Annotated[bool, typer.Option(
+        "--rollback/--no-rollback", help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE.")] = True,
+    anti_rollback: Annotated[bool, typer.Option(
+        "--anti-rollback", help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (secure_version "
+        "eFuse).")] = False,
+    secure_boot_key: Annotated[list[Path] | None, typer.Option(
+        "--secure-boot-key", help="Enable Secure Boot v2 and burn this key's digest into the "
+        "device's eFuses (first run; repeatable).")] = None,
+    app: Annotated[list[str] | None, typer.Option(
+        "--app", help="VERSION=BEHAVIOUR of an app on this device: healthy, fails_self_test, "
+        "never_confirms, hangs, panics (repeatable; default healthy).")] = None,
+) -> None:
+    """Run one emulated device against an update server (one check-in and update)."""
+    from otaforge.agent.config import AgentConfig
+    from otaforge.agent.httpx_fetcher import HttpxFetcher
+    from otaforge.agent.server_api import ServerClient
+    from otaforge.agent.session import load_device, parse_behaviours, run_cycle, save_device
+    from otaforge.agent.updater import AgentEvent, Updater
+    from otaforge.device.emulator import DeviceConfig
+    from otaforge.errors import PowerCut
+    from otaforge.formats.chips import chip
+
+    console = Console(highlight=False)
+    bar = DownloadBar(console)
+
+    def show(event: AgentEvent) -> None:
+        bar.close()
+        if event.kind in ("report", "report_failed", "report_refused"):
+            console.print(f"  [blue]server[/]  {event.message}")
+        else:
+            console.print(f"  [green]device[/]  {event.message}")
+
+    with handle_errors():
+        key_digests = _digests(secure_boot_key or [])
+        config = DeviceConfig(rollback=rollback, anti_rollback=anti_rollback,
+                              secure_boot_v2=bool(key_digests))
+        device = load_device(flash, chip(chip_name), config, parse_behaviours(app or []),
+                             key_digests)
+        ident = device_id or flash.stem
+        the_token = _token(token)
+        try:
+            boot = device.power_on()
+            console.print(f"  [green]device[/]  power on: bootloader: {boot.reason}")
+            if boot.status != "running":
+                fail(f"device does not run an app ({boot.status}): {boot.reason}")
+            with HttpxFetcher.from_file(ca) as fetcher:
+                client = ServerClient(fetcher, server, ident, the_token)
+                agent = Updater(device, client, fetcher, AgentConfig(server, fleet, ident,
+                                                                     the_token),
+                                on_event=show,
+                                on_progress=lambda d, t: bar.update("download", d, t))
+                result = run_cycle(agent)
+        except PowerCut as cut:
+            bar.close()
+            console.print(f"  [red]device[/]  power cut: {cut}; run again to resume")
+            raise typer.Exit(EXIT_FAILED) from None
+        finally:
+            bar.close()
+            save_device(device, flash)
+    running = device.running_desc.version if device.running_desc else "?"
+    where = device.running_partition.name if device.running_partition else "?"
+    outcome = str(result.update.outcome)
+    if result.after_reboot is not None:
+        outcome = f"{result.update.version} {result.after_reboot}"
+    console.print(f"running {running} from {where}: {outcome}"
+                  + (f" ({result.update.reason})" if result.update.reason else ""))
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the ``device`` group."""
+    app.command("run")(run)

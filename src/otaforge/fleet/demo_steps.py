@@ -1,0 +1,196 @@
+"""The demo's steps after setup, in order; each ends with one verdict (see :mod:`.demo`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from otaforge.agent.updater import BootOutcome, Outcome, Updater
+from otaforge.device.emulator import Device
+from otaforge.device.powercut import PowerCutPlan
+from otaforge.errors import PowerCut
+from otaforge.fleet.local_server import ServerInfo
+from otaforge.formats.otadata import OtaImgState
+from otaforge.server.client import ManagementClient
+
+if TYPE_CHECKING:
+    from otaforge.fleet.demo import _Demo
+
+POWER_CUT_AT_OP = 120  # flash operations into the download (~half of a 384 KiB image)
+
+
+@dataclass
+class Context:
+    """What every step works with."""
+
+    demo: _Demo
+    admin: ManagementClient
+    device: Device
+    agent: Callable[[], Updater]
+    info: ServerInfo
+
+
+def _running(ctx: Context) -> tuple[str | None, str | None, int | None]:
+    dev = ctx.device
+    part = dev.running_partition
+    version = dev.running_desc.version if dev.running_desc else None
+    state = None
+    if part is not None and part.is_ota_slot:
+        state = dev.ota.esp_ota_get_state_partition(part)
+    return version, part.name if part else None, state
+
+
+def _deployment_states(detail: dict[str, Any], release_id: int) -> list[str]:
+    return [str(d["state"]) for d in detail.get("deployments", [])
+            if d["release_id"] == release_id]
+
+
+def _publish(ctx: Context, version: str) -> dict[str, Any]:
+    release: dict[str, Any] = ctx.admin.publish("demo", ctx.demo.images[version],
+                                                channel="stable")
+    ctx.demo.emit("server", "publish", f"published {version} (secure_version "
+                  f"{release['secure_version']}) on channel 'stable'")
+    return release
+
+
+def step_factory_boot(ctx: Context) -> None:
+    """Boot an emulated ESP32 from factory (v1.0.0)."""
+    result = ctx.device.power_on()
+    ctx.demo.emit("device", "power_on", f"power on: bootloader: {result.reason}")
+    ctx.agent().on_boot()
+    version, part, _ = _running(ctx)
+    ctx.demo.verdict(version == "1.0.0" and part == "factory",
+                     f"runs {version} from {part} (expected 1.0.0 from factory)")
+
+
+def step_update(ctx: Context) -> None:
+    """Update to v1.1.0 with progress, reboot, self-test, mark valid, report confirmed."""
+    agent = ctx.agent()
+    result = agent.check_for_update()
+    ctx.demo.server_view(ctx.admin)
+    if result.outcome != Outcome.INSTALLED:
+        ctx.demo.verdict(False, f"expected 1.1.0 to install, got {result.outcome}: "
+                         f"{result.reason}")
+        return
+    boot = ctx.agent().reboot()
+    detail = ctx.demo.server_view(ctx.admin)
+    version, part, state = _running(ctx)
+    deployments = [d["state"] for d in detail.get("deployments", [])]
+    fuse = ctx.device.efuses.secure_version
+    ok = (boot == BootOutcome.CONFIRMED and version == "1.1.0" and state == OtaImgState.VALID
+          and fuse == ctx.demo.secure_version("1.1.0") and "confirmed" in deployments)
+    ctx.demo.verdict(ok, f"runs {version} from {part} ({_state(state)}), eFuse secure_version "
+                     f"{fuse}, server deployment {deployments[0] if deployments else '-'}")
+
+
+def _state(state: int | None) -> str:
+    return OtaImgState(state).name if state is not None else "factory"
+
+
+def step_rollback(ctx: Context) -> None:
+    """Publish v1.2.0 that fails its self-test: it rolls back to v1.1.0, server: rolled_back."""
+    release = _publish(ctx, "1.2.0")
+    result = ctx.agent().check_for_update()
+    ctx.demo.server_view(ctx.admin)
+    if result.outcome != Outcome.INSTALLED:
+        ctx.demo.verdict(False, f"expected 1.2.0 to install, got {result.outcome}")
+        return
+    boot = ctx.agent().reboot()
+    again = ctx.agent().check_for_update()
+    detail = ctx.demo.server_view(ctx.admin)
+    version, part, state = _running(ctx)
+    rolled_back = "rolled_back" in _deployment_states(detail, release["id"])
+    ok = (boot == BootOutcome.ROLLED_BACK and version == "1.1.0"
+          and state == OtaImgState.VALID and rolled_back and again.outcome == Outcome.SKIPPED)
+    ctx.demo.verdict(ok, f"back on {version} from {part} ({_state(state)}); server recorded "
+                     f"{'rolled_back' if rolled_back else 'no rollback'}; offered again: "
+                     f"{again.outcome} (no reflash loop)")
+
+
+def step_anti_rollback(ctx: Context) -> None:
+    """Publish a downgrade below the burned secure_version: refused, running app untouched."""
+    _publish(ctx, "1.0.1")
+    slot = ctx.device.ota.esp_ota_get_next_update_partition(None)
+    assert slot is not None
+    before = ctx.device.flash.read(slot.offset, 0x10000)
+    agent = ctx.agent()
+    managed = agent.check_for_update()
+    stock_url = agent.client.stock_ota_url("demo")
+    ctx.demo.emit("device", "stock", f"and the stock ESP-IDF way: GET {stock_url}")
+    stock = agent.fetch_stock(stock_url)
+    ctx.demo.server_view(ctx.admin)
+    version, _, state = _running(ctx)
+    untouched = ctx.device.flash.read(slot.offset, 0x10000) == before
+    ok = (managed.outcome == Outcome.NO_UPDATE and stock.outcome == Outcome.REFUSED
+          and stock.code == "secure_version" and version == "1.1.0"
+          and state == OtaImgState.VALID and untouched)
+    ctx.demo.verdict(ok, f"server did not offer it; the image itself was refused "
+                     f"({stock.code}) before erasing {slot.name}; still {version} "
+                     f"({_state(state)})")
+
+
+def step_power_cut(ctx: Context) -> None:
+    """Cut the power mid-download, power on again, resume from what is written."""
+    _publish(ctx, "1.3.0")
+    flash = ctx.device.flash
+    arm = getattr(flash, "arm", None)
+    if arm is None:
+        ctx.demo.verdict(False, "this flash cannot inject power cuts")
+        return
+    arm(PowerCutPlan(POWER_CUT_AT_OP, "torn"))
+    try:
+        ctx.agent().check_for_update()
+        ctx.demo.verdict(False, "the power cut never happened")
+        return
+    except PowerCut as cut:
+        arm(None)
+        ctx.demo.emit("device", "power_cut", f"POWER CUT during the download ({cut})")
+    result = ctx.device.power_on()
+    ctx.demo.emit("device", "power_on", f"power on: bootloader: {result.reason}")
+    agent = ctx.agent()
+    agent.on_boot()
+    update = agent.check_for_update()
+    resumed = [e.kind for e in ctx.demo.result.events if e.step == ctx.demo.step]
+    ctx.demo.server_view(ctx.admin)
+    if update.outcome != Outcome.INSTALLED:
+        ctx.demo.verdict(False, f"expected 1.3.0 to install after the cut, got "
+                         f"{update.outcome}: {update.reason}")
+        return
+    boot = ctx.agent().reboot()
+    ctx.demo.server_view(ctx.admin)
+    version, part, state = _running(ctx)
+    ok = "resumed" in resumed and boot == BootOutcome.CONFIRMED and version == "1.3.0"
+    ctx.demo.verdict(ok, f"resumed with Range after the cut; runs {version} from {part} "
+                     f"({_state(state)})")
+
+
+def step_stock_304(ctx: Context) -> None:
+    """A stock esp_https_ota fetch of /ota/{fleet}/{device}.bin: 304 for the running image."""
+    agent = ctx.agent()
+    url = agent.client.stock_ota_url("demo")
+    result = agent.fetch_stock(url)
+    version, _, _ = _running(ctx)
+    ctx.demo.verdict(result.outcome == Outcome.NO_UPDATE and version == "1.3.0",
+                     f"GET {url.split('/ota/', 1)[-1]}: {result.reason or result.outcome}")
+
+
+def step_erase_otadata(ctx: Context) -> None:
+    """``idf.py erase-otadata``: the next boot is the factory app."""
+    ctx.device.erase_otadata()
+    ctx.demo.emit("device", "erase_otadata", "erase-otadata: both otadata sectors erased")
+    agent = ctx.agent()
+    agent.reboot()
+    agent.check_in()
+    detail = ctx.demo.server_view(ctx.admin)
+    version, part, _ = _running(ctx)
+    ctx.demo.verdict(version == "1.0.0" and part == "factory"
+                     and detail.get("running_partition") == "factory",
+                     f"boots {version} from {part}; server sees it running "
+                     f"{detail.get('running_version')} on {detail.get('running_partition')}")
+
+
+STEPS: tuple[Callable[[Context], None], ...] = (
+    step_factory_boot, step_update, step_rollback, step_anti_rollback, step_power_cut,
+    step_stock_304, step_erase_otadata,
+)

@@ -1,0 +1,185 @@
+"""esp_https_ota's state machine against a real TLS server and the emulated device's OtaOps:
+HTTP statuses, resumption rules (206 / 200 / 416 / wrong Content-Range), header reads,
+never writing past the announced size."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from otaforge.agent import https_ota as ho
+from otaforge.agent.httpx_fetcher import HttpxFetcher
+from otaforge.device.efuse import Efuses
+from otaforge.device.emulator import compose_flash
+from otaforge.device.flash import MemoryFlash
+from otaforge.device.ota_ops import OtaConfig, OtaOps
+from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
+from otaforge.formats.app_image import build_image
+from otaforge.formats.chips import chip
+from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+from tests.agent.faultserver import FaultServer, etag_of, make_ca
+
+PARTITIONS = """\
+nvs,      data, nvs,     0x9000,   0x6000,
+otadata,  data, ota,     0xf000,   0x2000,
+factory,  app,  factory, 0x20000,  0x100000,
+ota_0,    app,  ota_0,   0x120000, 0x100000,
+ota_1,    app,  ota_1,   0x220000, 0x100000,
+"""
+NEW = build_image(version="2.0.0", seed=5, size=0x20000)
+OLD = build_image(version="1.0.0", seed=4, size=0x20000)
+
+
+@dataclass
+class Env:
+    server: FaultServer
+    fetcher: HttpxFetcher
+    flash: MemoryFlash
+    ota: OtaOps
+    slot: PartitionEntry
+
+    @property
+    def url(self) -> str:
+        return self.server.url + "/fw.bin"
+
+    def read(self, part: Any, off: int, n: int) -> bytes:
+        return self.flash.read(part.offset + off, n)
+
+    def resume(self, part: Any, _erase: int, offset: int) -> Any:
+        """esp_ota_resume for the test: replay the written bytes (as the agent does)."""
+        handle = self.ota.esp_ota_begin(part, ho.OTA_WITH_SEQUENTIAL_WRITES)
+        self.ota.esp_ota_write(handle, self.read(part, 0, offset))
+        return handle
+
+    def config(self, **kw: Any) -> ho.HttpsOtaConfig:
+        base: dict[str, Any] = {"url": self.url, "partition": self.slot,
+                                "resume": self.resume, "read_partition": self.read}
+        base.update(kw)
+        return ho.HttpsOtaConfig(**base)
+
+    def download(self, cfg: ho.HttpsOtaConfig) -> ho.HttpsOtaHandle:
+        handle = ho.esp_https_ota_begin(cfg, self.fetcher, self.ota)
+        while ho.esp_https_ota_perform(handle) == ho.ESP_ERR_HTTPS_OTA_IN_PROGRESS:
+            assert ho.esp_https_ota_get_image_len_read(handle) <= handle.image_length
+        return handle
+
+    def slot_image(self, n: int = len(NEW)) -> bytes:
+        return self.read(self.slot, 0, n)
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    _ca, leaf, ca_pem = make_ca()
+    table = PartitionTable.from_csv(PARTITIONS)
+    flash = MemoryFlash(4 * 1024 * 1024, compose_flash(table, {"factory": OLD}), strict=True)
+    spec = chip("esp32")
+    ota = OtaOps(flash, table, Efuses(spec), OtaConfig(chip=spec, rollback=True),
+                 running=table.find("factory"))
+    slot = table.find("ota_0")
+    assert slot is not None
+    with FaultServer(leaf, {"/fw.bin": NEW}) as srv, HttpxFetcher(ca_pem) as fetcher:
+        yield Env(srv, fetcher, flash, ota, slot)
+
+
+def test_full_download_finish_selects_the_slot(env: Env) -> None:
+    handle = env.download(env.config())
+    assert ho.esp_https_ota_is_complete_data_received(handle)
+    ho.esp_https_ota_finish(handle)
+    assert env.ota.esp_ota_get_boot_partition() == env.slot
+    assert env.slot_image() == NEW
+
+
+def test_img_desc_is_read_before_anything_is_written(env: Env) -> None:
+    handle = ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
+    before = env.flash.op_count
+    assert ho.esp_https_ota_get_img_desc(handle).version == "2.0.0"
+    assert ho.esp_https_ota_get_image_len_read(handle) == -1
+    assert env.flash.op_count == before
+    ho.esp_https_ota_abort(handle)
+
+
+def test_truncated_header_is_reported_not_written(env: Env) -> None:
+    env.server.faults.replace_body = NEW[:180]
+    handle = ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
+    with pytest.raises(TruncatedError, match="Complete headers were not received"):
+        ho.esp_https_ota_perform(handle)
+    ho.esp_https_ota_abort(handle)
+
+
+def _half(env: Env) -> int:
+    """Download, drop at ~half, return the sector-aligned number of bytes in flash."""
+    env.server.faults.drop_after = [len(NEW) // 2 + 123]
+    handle = ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
+    with pytest.raises(ConnectionLost):
+        while ho.esp_https_ota_perform(handle) == ho.ESP_ERR_HTTPS_OTA_IN_PROGRESS:
+            pass
+    ho.esp_https_ota_abort(handle)
+    written = handle.binary_file_len
+    assert 0 < written < len(NEW)
+    return written - written % 4096
+
+
+def test_resume_sends_range_and_if_range_and_completes(env: Env) -> None:
+    offset = _half(env)
+    handle = env.download(env.config(ota_resumption=True, ota_image_bytes_written=offset,
+                                     resume_etag=etag_of(NEW), resume_image_size=len(NEW)))
+    assert (handle.start_offset, handle.restarted) == (offset, None)
+    last = env.server.faults.requests[-1]
+    assert last["range"] == f"bytes={offset}-" and last["if-range"] == etag_of(NEW)
+    ho.esp_https_ota_finish(handle)
+    assert hashlib.sha256(env.slot_image()).digest() == hashlib.sha256(NEW).digest()
+
+
+# fmt: off
+RESTARTS = {
+    "server ignores Range (200)":      ({"ignore_range": True}, {}),
+    "ETag changed (If-Range -> 200)":  ({}, {"resume_etag": '"stale"'}),
+    "size changed (Content-Range)":    ({}, {"resume_image_size": len(NEW) + 4096}),
+    "offset past the end (416)":       ({}, {"ota_image_bytes_written": len(NEW) + 4096}),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("faults,cfg", RESTARTS.values(), ids=RESTARTS.keys())
+def test_resumption_that_cannot_continue_restarts_from_zero(
+        env: Env, faults: dict[str, Any], cfg: dict[str, Any]) -> None:
+    offset = _half(env)
+    for name, value in faults.items():
+        setattr(env.server.faults, name, value)
+    kw: dict[str, Any] = {"ota_resumption": True, "ota_image_bytes_written": offset,
+                          "resume_etag": etag_of(NEW), "resume_image_size": len(NEW)}
+    kw.update(cfg)
+    handle = env.download(env.config(**kw))
+    assert handle.start_offset == 0 and handle.restarted
+    assert handle.binary_file_len == len(NEW)
+    ho.esp_https_ota_finish(handle)
+    assert env.slot_image() == NEW
+
+
+@pytest.mark.parametrize("status,name", [
+    (304, "ESP_ERR_HTTP_NOT_MODIFIED"), (416, "ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE")])
+def test_304_and_416_are_esp_http_errors(env: Env, status: int, name: str) -> None:
+    env.server.faults.status = status
+    with pytest.raises(EspError) as info:
+        ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
+    assert info.value.name == name
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 500])
+def test_error_statuses_are_http_status_errors(env: Env, status: int) -> None:
+    env.server.faults.status = status
+    with pytest.raises(HTTPStatusError) as info:
+        ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
+    assert info.value.status_code == status
+
+
+def test_finish_before_complete_fails_and_does_not_select(env: Env) -> None:
+    handle = ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
+    ho.esp_https_ota_perform(handle)  # header written, rest not read
+    with pytest.raises(EspError):
+        ho.esp_https_ota_finish(handle)
+    assert env.ota.esp_ota_get_boot_partition().name == "factory"

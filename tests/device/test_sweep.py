@@ -1,0 +1,137 @@
+"""The power-cut sweep on the seed partition table (small images; the 600 KB run is in bench/):
+every flash operation x before/after/torn, plus cuts during mark-valid and during rollbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from otaforge.device.powercut import CUT_MODES
+from otaforge.device.sweep import SweepConfig, Sweeper
+from otaforge.formats.partition_table import PartitionTable
+from tests.conftest import run_cli
+from tests.device._emu_helpers import NO_FACTORY_CSV, image, seed_table
+
+MB = 1024 * 1024
+
+
+def _sweeper(shared: Path, **kw: object) -> Sweeper:
+    table = seed_table(shared)
+    params: dict[str, object] = {"old": image("1.0", 40 * 1024), "new": image("2.0", 40 * 1024)}
+    params.update(kw)
+    return Sweeper(SweepConfig(table=table, flash_size=8 * MB, **params))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("rollback", "start"), [(True, "factory"), (False, "factory"),
+                                                 (True, "ota"), (False, "ota")])
+def test_seed_table_sweep_never_bricks(shared_fixtures: Path, rollback: bool,
+                                       start: str) -> None:
+    report = _sweeper(shared_fixtures, rollback=rollback, start=start).run()
+    assert report.failures == []
+    assert report.cases == sum(report.ops_per_flow.values()) * len(CUT_MODES)
+    outcomes = set(report.outcomes)
+    assert "update: booted old" in outcomes
+    assert any(o.startswith("update: booted new") for o in outcomes)
+    if rollback:
+        assert "update: booted new (pending verify, then confirmed)" in outcomes
+        assert set(report.ops_per_flow) == {"update", "rollback", "panic"}
+        assert "rollback: booted old (new failed its self-test, rolled back)" in outcomes
+        assert "panic: booted old (new reset before confirming, rolled back)" in outcomes
+
+
+def test_sweep_without_factory_partition(shared_fixtures: Path) -> None:
+    table = PartitionTable.from_csv(NO_FACTORY_CSV)
+    sweeper = Sweeper(SweepConfig(table=table, flash_size=4 * MB, old=image("1.0"),
+                                  new=image("2.0"), rollback=True, bulk_erase=True))
+    report = sweeper.run()
+    assert report.failures == [] and report.cases > 100
+
+
+def test_snapshot_cases_equal_replays_from_scratch(shared_fixtures: Path) -> None:
+    """Forking the snapshot before op N == running the flow with a real PowerCutPlan at N."""
+    sweeper = _sweeper(shared_fixtures, rollback=True, seed=7)
+    snaps = sweeper.record("update")
+    picks = [0, 1, len(snaps) // 2, *range(len(snaps) - 6, len(snaps))]
+    for snap in (snaps[i] for i in picks):
+        for mode in CUT_MODES:
+            fast = sweeper.run_case("update", snap, mode)
+            slow = sweeper.replay_case("update", snap.index, mode)
+            assert (fast.outcome, fast.ok) == (slow.outcome, slow.ok), (snap.index, mode)
+
+
+def test_the_checker_reports_a_bricked_device(shared_fixtures: Path) -> None:
+    sweeper = _sweeper(shared_fixtures, rollback=True)
+    snap = sweeper.record("update")[-1]
+    flash = snap.flash.fork()
+    for name in ("factory", "ota_0", "ota_1"):
+        part = sweeper.config.table.find(name)
+        assert part is not None
+        flash.erase_sector(part.offset)
+    dev = sweeper._device(flash, snap.efuses)
+    result = sweeper.check(dev, "update", snap.index, "after", snap.phase)
+    assert not result.ok and result.outcome == "bricked"
+
+
+def test_the_checker_reports_a_bootloader_fallback_as_inconsistent(shared_fixtures: Path) -> None:
+    sweeper = _sweeper(shared_fixtures, rollback=True)
+    snap = sweeper.record("update")[-1]  # before the VALID entry is programmed
+    flash = snap.flash.fork()
+    flash.program(snap.addr, snap.data)  # new image in ota_0, otadata points at it
+    ota_0 = sweeper.config.table.find("ota_0")
+    assert ota_0 is not None
+    flash.program(ota_0.offset + 0x4000, bytes(8))  # random segment data
+    result = sweeper.check(sweeper._device(flash, snap.efuses), "update", 0, "after", "x")
+    assert not result.ok and "otadata inconsistent" in result.outcome
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> tuple[Path, Path]:
+    old, new = tmp_path / "old.bin", tmp_path / "new.bin"
+    old.write_bytes(image("1.0", 24 * 1024))
+    new.write_bytes(image("2.0", 24 * 1024))
+    return old, new
+
+
+def test_cli_sweep_reports_zero_bricked(shared_fixtures: Path, images: tuple[Path, Path]) -> None:
+    csv = shared_fixtures / "partitions" / "seed.csv"
+    proc = run_cli("device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
+                   "--to", str(images[1]), "--flash-size", "8MB", "--rollback",
+                   "--modes", "before,after,torn")
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    cases = int(last.split()[0])
+    assert last == f"{cases} cases, 0 bricked" and cases > 50
+    assert "update: booted new (pending verify, then confirmed)" in proc.stdout
+
+
+def test_cli_replay_of_one_case(shared_fixtures: Path, images: tuple[Path, Path]) -> None:
+    csv = shared_fixtures / "partitions" / "seed.csv"
+    proc = run_cli("device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
+                   "--to", str(images[1]), "--rollback", "--replay", "3", "--modes", "torn")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok update op 3 [write] torn: booted old")
+
+
+@pytest.mark.parametrize("args", [["--modes", "sideways"], ["--flash-size", "huge"],
+                                  ["--start", "middle"], ["--replay", "1"]])
+def test_cli_bad_input_exits_2(shared_fixtures: Path, images: tuple[Path, Path],
+                               args: list[str]) -> None:
+    csv = shared_fixtures / "partitions" / "seed.csv"
+    proc = run_cli("device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
+                   "--to", str(images[1]), *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ")
+
+
+def test_cli_rejects_a_non_image(shared_fixtures: Path, tmp_path: Path,
+                                 images: tuple[Path, Path]) -> None:
+    junk = tmp_path / "page.html"
+    junk.write_text("<html>not firmware</html>")
+    csv = shared_fixtures / "partitions" / "seed.csv"
+    proc = run_cli("device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
+                   "--to", str(junk))
+    assert proc.returncode == 2 and "--to" in proc.stderr

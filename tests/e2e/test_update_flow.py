@@ -1,0 +1,164 @@
+"""The seed's flow against the real server over loopback HTTPS (reliability matrix §6, E2E rows
+and the agent rows that need no fault injection)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from otaforge.agent.session import run_cycle
+from otaforge.agent.updater import BootOutcome, Outcome
+from otaforge.device.emulator import DeviceConfig
+from otaforge.device.powercut import PowerCutPlan
+from otaforge.errors import PowerCut
+from otaforge.formats.otadata import OtaImgState
+from tests.e2e.conftest import image, signed
+
+
+def _state(rig: Any) -> int:
+    part = rig.device.running_partition
+    return int(rig.device.ota.esp_ota_get_state_partition(part))
+
+
+def test_update_confirms_and_server_records_it(rig_factory: Any) -> None:
+    rig = rig_factory(factory=image("1.0.0"))
+    release = rig.publish(image("1.1.0", seed=1))
+    result = run_cycle(rig.agent())
+    assert result.update.outcome == Outcome.INSTALLED
+    assert result.after_reboot == BootOutcome.CONFIRMED
+    assert rig.running() == ("1.1.0", "ota_0")
+    assert _state(rig) == OtaImgState.VALID
+    states = [e["state"] for e in reversed(rig.server_events())]
+    assert states == ["downloading", "downloaded", "rebooting", "pending_verify", "confirmed"]
+    assert rig.deployments()[0]["release_id"] == release["id"]
+    assert rig.deployments()[0]["state"] == "confirmed"
+    # progress is bytes read of image size, monotonic, never past 100 %
+    done = [d for d, _ in rig.progress]
+    assert done == sorted(done) and done[-1] == len(image("1.1.0", seed=1))
+    assert all(d <= t for d, t in rig.progress)
+
+
+def test_mark_valid_only_after_self_test(rig_factory: Any) -> None:
+    rig = rig_factory(factory=image("1.0.0"))
+    rig.publish(image("1.1.0", seed=1))
+    run_cycle(rig.agent())
+    kinds = rig.kinds()
+    assert kinds.index("self_test") < kinds.index("confirmed")
+
+
+def test_failing_self_test_rolls_back_and_server_records_rolled_back(rig_factory: Any) -> None:
+    rig = rig_factory(factory=image("1.0.0"), apps={"1.1.0": "fails_self_test"})
+    rig.publish(image("1.1.0", seed=1))
+    result = run_cycle(rig.agent())
+    assert result.after_reboot == BootOutcome.ROLLED_BACK
+    assert rig.running() == ("1.0.0", "factory")
+    assert rig.deployments()[0]["state"] == "rolled_back"
+    assert "confirmed" not in rig.kinds()
+
+
+def test_app_that_never_confirms_reverts_at_next_reset(rig_factory: Any) -> None:
+    """Matrix row 62 (and 17: no new update while the app is unconfirmed)."""
+    rig = rig_factory(factory=image("1.0.0"), apps={"1.1.0": "never_confirms"})
+    rig.publish(image("1.1.0", seed=1))
+    result = run_cycle(rig.agent())
+    assert result.after_reboot == BootOutcome.UNCONFIRMED
+    assert _state(rig) == OtaImgState.PENDING_VERIFY
+    assert rig.agent().check_for_update().outcome == Outcome.BUSY
+    boot = rig.agent().reboot()
+    assert boot == BootOutcome.ROLLED_BACK
+    assert rig.running() == ("1.0.0", "factory")
+    assert rig.deployments()[0]["state"] == "rolled_back"
+    assert "confirmed" not in [e["state"] for e in rig.server_events()]
+
+
+def test_same_version_is_skipped_without_download(rig_factory: Any, proxy: Any) -> None:
+    """Matrix row 61: a rebuilt image with the running version is not flashed."""
+    fault, ca = proxy
+    rig = rig_factory(factory=image("1.0.0"), base_url=fault.url, ca_pem=ca)
+    rig.publish(image("1.0.0", seed=7))  # same version string, other bytes
+    slot = rig.slot_bytes("ota_0")
+    for _ in range(2):
+        result = rig.agent().check_for_update()
+        assert (result.outcome, result.code) == (Outcome.SKIPPED, "same_version")
+    assert not [r for r in fault.faults.requests if r["path"].startswith("/firmware/")]
+    assert rig.slot_bytes("ota_0") == slot
+
+
+def test_power_cut_mid_download_resumes_after_power_on(rig_factory: Any, proxy: Any) -> None:
+    """Matrix row 48: power fails mid-transfer; the next boot resumes from the flash."""
+    fault, ca = proxy
+    rig = rig_factory(factory=image("1.0.0"), base_url=fault.url, ca_pem=ca)
+    data = image("1.1.0", seed=1, size=0x50000)
+    rig.publish(data)
+    rig.device.flash.arm(PowerCutPlan(110, "torn"))
+    try:
+        rig.agent().check_for_update()
+        raise AssertionError("power cut did not fire")
+    except PowerCut:
+        rig.device.flash.arm(None)
+    assert rig.device.power_on().status == "running"
+    assert rig.running() == ("1.0.0", "factory")
+    result = run_cycle(rig.agent())
+    assert result.after_reboot == BootOutcome.CONFIRMED
+    assert rig.running() == ("1.1.0", "ota_0")
+    resumed = [e for e in rig.events if e.kind == "resumed"]
+    assert resumed and resumed[0].data["offset"] > 0
+    ranges = [r for r in fault.faults.requests if "range" in r]
+    assert ranges and ranges[0]["if-range"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    assert ranges[0]["range"] == f"bytes={resumed[0].data['offset']}-"
+
+
+def test_signed_fleet_updates_with_secure_boot(rig_factory: Any) -> None:
+    rig = rig_factory(factory=signed(image("1.0.0")), signed=True, require_signature=True)
+    rig.publish(signed(image("1.1.0", seed=1)))
+    result = run_cycle(rig.agent())
+    assert result.after_reboot == BootOutcome.CONFIRMED
+
+
+def test_unsigned_image_refused_by_secure_boot_device(rig_factory: Any) -> None:
+    """Matrix row 29: the fleet accepts unsigned images, the device does not."""
+    rig = rig_factory(factory=signed(image("1.0.0")), signed=True)
+    rig.publish(image("1.1.0", seed=1))
+    result = rig.agent().check_for_update()
+    assert (result.outcome, result.code) == (Outcome.REFUSED, "bad_signature")
+    assert rig.running() == ("1.0.0", "factory")
+    assert rig.device.ota.esp_ota_get_boot_partition().name == "factory"
+    failed = [e for e in rig.server_events() if e["state"] == "failed"]
+    assert failed and failed[0]["reason"].startswith("bad_signature")
+
+
+def test_downgrade_below_efuse_refused_before_erase(rig_factory: Any) -> None:
+    """Matrix row 30 via the stock URL (the server itself does not offer it)."""
+    config = DeviceConfig(rollback=True, anti_rollback=True)
+    rig = rig_factory(factory=image("1.0.0", secure_version=1), config=config)
+    rig.publish(image("1.1.0", secure_version=2, seed=1))
+    assert run_cycle(rig.agent()).after_reboot == BootOutcome.CONFIRMED
+    assert rig.device.efuses.secure_version == 2
+    rig.publish(image("1.0.5", secure_version=1, seed=2))
+    agent = rig.agent()
+    assert agent.check_for_update().outcome == Outcome.NO_UPDATE
+    before = rig.slot_bytes("ota_1")
+    result = agent.fetch_stock(agent.client.stock_ota_url(rig.fleet))
+    assert (result.outcome, result.code) == (Outcome.REFUSED, "secure_version")
+    assert rig.slot_bytes("ota_1") == before
+    assert rig.running() == ("1.1.0", "ota_0")
+
+
+def test_stock_url_answers_304_for_running_image(rig_factory: Any) -> None:
+    rig = rig_factory(factory=image("1.0.0"))
+    rig.publish(image("1.1.0", seed=1))
+    run_cycle(rig.agent())
+    agent = rig.agent()
+    result = agent.fetch_stock(agent.client.stock_ota_url(rig.fleet))
+    assert (result.outcome, result.reason) == (Outcome.NO_UPDATE, "304 Not Modified")
+
+
+def test_bootloader_without_rollback_is_not_reported_confirmed(rig_factory: Any) -> None:
+    """Matrix row 63: state stays NEW after the first boot; no false confirmed."""
+    config = DeviceConfig(rollback=True, bootloader_rollback=False)
+    rig = rig_factory(factory=image("1.0.0"), config=config)
+    rig.publish(image("1.1.0", seed=1))
+    result = run_cycle(rig.agent())
+    assert result.after_reboot == BootOutcome.UNVERIFIABLE
+    states = [e["state"] for e in rig.server_events()]
+    assert "confirmed" not in states and "pending_verify" in states

@@ -1,0 +1,48 @@
+"""The chip table against the installed esptool's targets (the source it was checked with)."""
+
+from __future__ import annotations
+
+import pytest
+
+from otaforge.errors import InputError
+from otaforge.formats.chips import CHIPS, CHIPS_BY_ID, chip, chip_by_id
+
+esptool_targets = pytest.importorskip("esptool.targets")
+
+BRIEF_CHIPS = {"esp32": 0, "esp32s2": 2, "esp32s3": 9, "esp32c2": 12, "esp32c3": 5,
+               "esp32c5": 23, "esp32c6": 13, "esp32c61": 20, "esp32h2": 16, "esp32p4": 18}
+
+
+def test_every_chip_of_the_brief_with_its_id() -> None:
+    assert {name: spec.chip_id for name, spec in CHIPS.items()} == BRIEF_CHIPS
+    assert set(CHIPS_BY_ID) == set(BRIEF_CHIPS.values())
+
+
+@pytest.mark.parametrize("name", sorted(BRIEF_CHIPS))
+def test_chip_matches_esptool_target(name: str) -> None:
+    target = esptool_targets.CHIP_DEFS[name]
+    spec = CHIPS[name]
+    assert spec.chip_id == target.IMAGE_CHIP_ID
+    assert spec.display_name == target.CHIP_NAME
+    assert spec.irom == (target.IROM_MAP_START, target.IROM_MAP_END)
+    assert spec.drom == (target.DROM_MAP_START, target.DROM_MAP_END)
+    assert spec.memory_map == tuple(tuple(row) for row in target.MEMORY_MAP)
+    assert spec.flash_freq == tuple(target.FLASH_FREQUENCY.items())
+    assert spec.mmu_page_sizes == target.BOOTLOADER_IMAGE.MMU_PAGE_SIZE_CONF
+    assert spec.mmu_page_size == target.BOOTLOADER_IMAGE.IROM_ALIGN
+    rows = {kind: (lo, hi) for lo, hi, kind in reversed(target.MEMORY_MAP)}
+    assert (spec.iram, spec.dram) == (rows["IRAM"], rows["DRAM"])
+
+
+def test_lookup_by_name_and_id() -> None:
+    assert chip("ESP32-S3") is CHIPS["esp32s3"] and chip("esp32_c3") is CHIPS["esp32c3"]
+    assert chip_by_id(0x17) is CHIPS["esp32c5"] and chip_by_id(0x99) is None
+    with pytest.raises(InputError, match="unknown chip 'esp8266'"):
+        chip("esp8266")
+
+
+def test_page_size_follows_app_desc_only_on_configurable_chips() -> None:
+    assert chip("esp32c6").page_size_for(15) == 0x8000
+    assert chip("esp32c6").page_size_for(12) == 0x10000  # 4 KiB: not a C6 page size
+    assert chip("esp32").page_size_for(15) == 0x10000
+    assert chip("esp32c2").page_size_for(0) == 0x10000
