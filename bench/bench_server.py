@@ -190,13 +190,32 @@ http {{
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its children (nginx workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        pending += [int(c) for c in children]
+    return total
+
+
 def curl_throughput(url: str, ca: Path, headers: list[str], repeats: int, parallel: int,
                     size: int) -> float:
     """MB/s of ``parallel`` curl processes each fetching ``url`` ``repeats`` times (keep-alive)."""
     args = ["curl", "-s", "--cacert", str(ca), "-o", "/dev/null"]
     for h in headers:
         args += ["-H", h]
-    cmd = args + [url] + sum((["-o", "/dev/null", url] for _ in range(repeats - 1)), [])
+    cmd = [*args, url]
+    for _ in range(repeats - 1):
+        cmd += ["-o", "/dev/null", url]
     t0 = time.monotonic()
     procs = [subprocess.Popen(cmd) for _ in range(parallel)]
     codes = [p.wait() for p in procs]
@@ -206,8 +225,8 @@ def curl_throughput(url: str, ca: Path, headers: list[str], repeats: int, parall
     return size * repeats * parallel / elapsed / 1e6
 
 
-def bench_downloads(settings: Settings, root: Path, port: int, sha: str, size: int,
-                    token: str, args: argparse.Namespace) -> None:
+def bench_downloads(settings: Settings, root: Path, port: int, server_pid: int, sha: str,
+                    size: int, token: str, args: argparse.Namespace) -> None:
     """Alternate rounds against both servers (the machine may be busy); compare medians."""
     import statistics
 
@@ -227,17 +246,27 @@ def bench_downloads(settings: Settings, root: Path, port: int, sha: str, size: i
             print(f"downloads: {size} byte image x {args.repeats} per curl, {parallel} curl "
                   f"process(es), keep-alive, pinned CA, {args.rounds} alternating rounds")
             ours, ref = [], []
+            cpu = {"ours": 0.0, "nginx": 0.0}
             for _ in range(args.rounds):
+                c0 = process_tree_cpu(server_pid)
                 ours.append(curl_throughput(ours_url, settings.ca_cert_path,
                                             [f"Authorization: Bearer {token}"],
                                             args.repeats, parallel, size))
+                cpu["ours"] += process_tree_cpu(server_pid) - c0
+                c0 = process_tree_cpu(nginx.pid)
                 ref.append(curl_throughput(ref_url, settings.ca_cert_path, [], args.repeats,
                                            parallel, size))
+                cpu["nginx"] += process_tree_cpu(nginx.pid) - c0
+            gigabytes = size * args.repeats * parallel * args.rounds / 1e9
             mine, theirs = statistics.median(ours), statistics.median(ref)
             print(f"  otaforge: {mine:,.0f} MB/s (rounds: {', '.join(f'{x:.0f}' for x in ours)})")
             print(f"  nginx:    {theirs:,.0f} MB/s (rounds: {', '.join(f'{x:.0f}' for x in ref)})")
             print(f"  ratio otaforge/nginx: {mine / theirs:.2f}  (target >= 0.70: "
                   f"{'met' if mine / theirs >= 0.7 else 'NOT met'})")
+            ours_cpu, ref_cpu = cpu["ours"] / gigabytes, cpu["nginx"] / gigabytes
+            print(f"  server CPU per GB served: otaforge {ours_cpu:.2f} s, nginx {ref_cpu:.2f} s"
+                  f" -> CPU-bound throughput ratio {ref_cpu / ours_cpu:.2f} (insensitive to "
+                  "other load on the machine)")
     finally:
         nginx.terminate()
         nginx.wait(10)
@@ -270,7 +299,8 @@ def main() -> None:
                                    args.connections, args.seconds)
             print(f"  {rate:,.0f} check-ins/s  (target >= 2,000/s: "
                   f"{'met' if rate >= 2000 else 'NOT met'})")
-            bench_downloads(settings, root, port, sha, len(image), tokens[0][1], args)
+            bench_downloads(settings, root, port, server.pid, sha, len(image), tokens[0][1],
+                            args)
         finally:
             server.terminate()
             server.wait(10)

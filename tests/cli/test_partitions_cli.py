@@ -155,3 +155,19 @@ def test_check_invalid_table_exits_2(tmp_path: Path) -> None:
     proc = run_cli("partitions", "check", str(src))
     assert proc.returncode == 2
     assert "line 1: otadata partition 'otadata' has size 0x3000; it must be 0x2000" in proc.stderr
+
+
+def test_disable_md5sum(shared_fixtures: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t.bin"
+    proc = run_cli("partitions", "convert", str(_fixture(shared_fixtures, "seed.csv")), str(out),
+                   "--disable-md5sum")
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    reference = _fixture(shared_fixtures, "seed.bin").read_bytes()
+    assert data[:7 * 32] == reference[:7 * 32]
+    assert data[7 * 32:] == b"\xff" * (0xC00 - 7 * 32)
+    # reading an MD5-carrying table with --disable-md5sum fails as in gen_esp32part
+    bad = run_cli("partitions", "convert", str(_fixture(shared_fixtures, "seed.bin")),
+                  str(tmp_path / "t.csv"), "--disable-md5sum")
+    assert bad.returncode == 2
+    assert "magic eb eb" in bad.stderr

@@ -183,3 +183,19 @@ def test_revoked_key_index_is_honoured(keys: tuple[object, object]) -> None:
         install(dev, sign_v2(unsigned, [key_a]))  # type: ignore[list-item]
     install(dev, sign_v2(unsigned, [key_b]))  # type: ignore[list-item]
     assert dev.reboot().partition.name == "ota_0"  # type: ignore[union-attr]
+
+
+def test_revoke_public_key_needs_another_key_that_signs_the_running_app(
+        keys: tuple[object, object]) -> None:
+    key_a, key_b = keys
+    dev = _signed_device(keys, hw=True)  # factory signed with key A only
+    with pytest.raises(EspError, match="ESP_FAIL"):
+        dev.ota.esp_ota_revoke_secure_boot_public_key(0)
+    assert dev.efuses.revoked == frozenset()
+    both = sign_v2(image("2.0", chip="esp32c6"), [key_a, key_b])  # type: ignore[list-item]
+    install(dev, both)
+    dev.reboot()
+    dev.ota.esp_ota_revoke_secure_boot_public_key(0)
+    assert dev.efuses.revoked == frozenset({0})
+    with pytest.raises(EspError, match="ESP_ERR_INVALID_ARG"):
+        dev.ota.esp_ota_revoke_secure_boot_public_key(3)

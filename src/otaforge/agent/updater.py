@@ -5,11 +5,8 @@ It reads device facts (``esp_ota_*``, eFuses), talks to the server through a
 machine into the inactive slot, persists its progress in flash, and hands every judgement to
 the pure core in :mod:`otaforge.agent.decision`. The seed's flow:
 
-1. :meth:`Updater.on_boot`: if the running app is PENDING_VERIFY, run the self-test with the
-   watchdog armed, then ``esp_ota_mark_app_valid_cancel_rollback`` (report ``confirmed``) or
-   ``esp_ota_mark_app_invalid_rollback_and_reboot`` (report ``rolled_back`` from the app that
-   boots instead). An update that is no longer running after a reset was reverted by the
-   bootloader (report ``rolled_back``).
+1. :meth:`Updater.on_boot` (in :mod:`.boot`): verify a PENDING_VERIFY app with the watchdog
+   armed, then mark it valid or roll back, and report ``confirmed`` / ``rolled_back``.
 2. :meth:`Updater.check_for_update`: check in; for an offer, check the first bytes before the
    slot is erased, download with progress (resuming after drops and power cuts), check the
    whole image, ``esp_ota_end`` + ``esp_ota_set_boot_partition``; the caller reboots.
@@ -20,319 +17,52 @@ Every report carries an event id derived from its content, so a retry is a harml
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 
 from otaforge.agent import https_ota as ho
-from otaforge.agent.config import AgentConfig
+from otaforge.agent.agent_base import (
+    AgentEvent,
+    BootOutcome,
+    Outcome,
+    UpdateResult,
+    image_file_length,
+    state_store_for,
+)
+from otaforge.agent.boot import BootVerifier
 from otaforge.agent.decision import (
-    BootStep,
     DeviceFacts,
     Offer,
     Refusal,
-    boot_step,
     check_header,
     check_image,
     plan_offer,
     refusal_for,
 )
-from otaforge.agent.fetcher import Fetcher
-from otaforge.agent.selftest import run_self_test
-from otaforge.agent.server_api import CheckIn, Event, ServerClient
-from otaforge.agent.state import AgentState, FlashStateStore, Partial, Pending, StateStore
-from otaforge.device.emulator import Device
+from otaforge.agent.server_api import CheckIn
+from otaforge.agent.state import Partial, Pending
 from otaforge.device.esp_err import OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import SECTOR_SIZE
-from otaforge.device.ota_ops import OtaOps
 from otaforge.errors import (
     ConnectionLost,
-    DeviceError,
     EspError,
     FormatError,
-    HTTPStatusError,
-    InputError,
     TransportError,
     VerificationError,
 )
-from otaforge.formats.app_image import AppImage, has_signature_sector, signature_sector_offset
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.partition_table import PartitionEntry
 
+__all__ = ["AgentEvent", "BootOutcome", "Outcome", "UpdateResult", "Updater",
+           "image_file_length", "state_store_for"]
 
-@dataclass(frozen=True)
-class AgentEvent:
-    """One line of the device's timeline.
 
-    Attributes:
-        kind: short machine name (``check_in``, ``offer``, ``refused``, ``resumed``, ...).
-        message: human-readable text.
-        data: details (version, bytes, reason, ...).
+class Updater(BootVerifier):
+    """One device's update agent: boot-time check (:class:`BootVerifier`) plus check-in and
+    download.
+
+    Args: see :class:`~otaforge.agent.agent_base.AgentBase`.
     """
-
-    kind: str
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class Outcome(StrEnum):
-    """How one check-for-update ended."""
-
-    NO_UPDATE = "no_update"
-    INSTALLED = "installed"  # written and selected: reboot to run it
-    REFUSED = "refused"
-    SKIPPED = "skipped"
-    INTERRUPTED = "interrupted"  # connection lost; resumes at the next check-in
-    FAILED = "failed"
-    BUSY = "busy"  # running app not yet confirmed
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    """Result of :meth:`Updater.check_for_update`."""
-
-    outcome: Outcome
-    version: str | None = None
-    reason: str = ""
-    code: str | None = None
-
-
-class BootOutcome(StrEnum):
-    """What :meth:`Updater.on_boot` found and did."""
-
-    NOTHING = "nothing"
-    CONFIRMED = "confirmed"
-    ROLLED_BACK = "rolled_back"
-    UNCONFIRMED = "unconfirmed"  # firmware never confirms: left PENDING_VERIFY
-    UNVERIFIABLE = "unverifiable"  # bootloader without rollback support
-
-
-EventSink = Callable[[AgentEvent], None]
-ProgressSink = Callable[[int, int], None]
-
-
-def _ignore_event(_event: AgentEvent) -> None:
-    return None
-
-
-def _ignore_progress(_done: int, _total: int) -> None:
-    return None
-
-
-def image_file_length(slot_bytes: bytes) -> int:
-    """Length of the image file in a slot: image_len, plus the Secure Boot v2 sector if any.
-
-    Raises:
-        FormatError: the slot holds no parseable app image.
-    """
-    image = AppImage.from_bytes(slot_bytes, check=False)
-    if has_signature_sector(slot_bytes, image):
-        return signature_sector_offset(image) + SECTOR_SIZE
-    return image.image_len
-
-
-def state_store_for(device: Device, partition: str = "nvs") -> FlashStateStore:
-    """The agent's state sector: the last 4 KiB of ``partition`` on the device.
-
-    Raises:
-        InputError: the partition table has no such partition.
-    """
-    part = device.partition_table().find(partition)
-    if part is None or part.size < SECTOR_SIZE:
-        raise InputError(f"partition table has no {partition!r} partition for the agent state")
-    return FlashStateStore(device.flash, part.offset + part.size - SECTOR_SIZE)
-
-
-class Updater:
-    """One device's update agent.
-
-    Args:
-        device: the emulated device (powered on).
-        client: the server's device API.
-        fetcher: the network seam used for downloads.
-        config: settings and limits.
-        store: persistent agent state (default: a sector of the ``nvs`` partition).
-        on_event: receives every timeline event.
-        on_progress: receives (bytes written, image size) while downloading.
-    """
-
-    def __init__(self, device: Device, client: ServerClient, fetcher: Fetcher,
-                 config: AgentConfig, store: StateStore | None = None,
-                 on_event: EventSink | None = None,
-                 on_progress: ProgressSink | None = None) -> None:
-        self.device = device
-        self.client = client
-        self.fetcher = fetcher
-        self.config = config
-        self.store = store or state_store_for(device, config.state_partition)
-        self.on_event = on_event or _ignore_event
-        self.on_progress = on_progress or _ignore_progress
-
-    # --- small helpers --------------------------------------------------------------------
-
-    def _emit(self, kind: str, message: str, **data: Any) -> None:
-        self.on_event(AgentEvent(kind, message, data))
-
-    @property
-    def ota(self) -> OtaOps:
-        return self.device.ota
-
-    def _report(self, state: str, deployment: str | None, reason: str | None = None,
-                nbytes: int | None = None, nonce: str = "") -> bool:
-        """Best-effort report; False when the server could not be told (retried later)."""
-        dep = int(deployment) if deployment and deployment.isdigit() else None
-        event = Event(state, dep, reason, nbytes, nonce)
-        try:
-            new = self.client.report(event)
-        except HTTPStatusError as err:
-            self._emit("report_refused", f"server refused the {state} report: "
-                       f"HTTP {err.status_code}", state=state, status=err.status_code)
-            return err.status_code in (409, 410, 422)  # terminal: never retry these
-        except TransportError as err:
-            self._emit("report_failed", f"could not report {state}: {err}", state=state)
-            return False
-        self._emit("report", f"reported {state}" + (f" ({reason})" if reason else ""),
-                   state=state, reason=reason, bytes=nbytes, event_id=event.event_id,
-                   duplicate=not new)
-        return True
-
-    def _running_sha256(self) -> str | None:
-        part = self.device.running_partition
-        if part is None:
-            return None
-        data = self.device.flash.read(part.offset, part.size)
-        try:
-            return hashlib.sha256(data[:image_file_length(data)]).hexdigest()
-        except FormatError:
-            return None
-
-    def _running_state(self) -> OtaImgState | None:
-        part = self.device.running_partition
-        if part is None or not part.is_ota_slot:
-            return None
-        try:
-            return OtaImgState(self.ota.esp_ota_get_state_partition(part))
-        except (EspError, ValueError):
-            return None
-
-    def facts(self) -> DeviceFacts:
-        """The device as the decision core needs it.
-
-        Raises:
-            DeviceError: no OTA slot to update into.
-        """
-        ota = self.ota
-        slot = ota.esp_ota_get_next_update_partition(None)
-        if slot is None:
-            raise DeviceError("the partition table has no OTA app slot to update into")
-        desc = self.device.running_desc
-        invalid = ota.esp_ota_get_last_invalid_partition()
-        invalid_desc = ota.esp_ota_get_partition_description(invalid) if invalid else None
-        cfg = self.device.config
-        fuses = self.device.efuses
-        return DeviceFacts(
-            chip=self.device.chip, chip_rev=cfg.chip_rev,
-            running_version=desc.version if desc else "", slot_size=slot.size,
-            efuse_secure_version=fuses.secure_version, anti_rollback=cfg.anti_rollback,
-            key_digests=tuple(fuses.key_digests), revoked=frozenset(fuses.revoked),
-            require_signature=cfg.secure_boot_v2,
-            last_invalid_version=invalid_desc.version if invalid_desc else None)
-
-    # --- 1. boot-time verification --------------------------------------------------------
-
-    def on_boot(self) -> BootOutcome:
-        """Verify a freshly updated app, or learn that the bootloader reverted it.
-
-        Raises:
-            PowerCut: power failed while writing otadata or the agent state.
-        """
-        state = self.store.load()
-        running = self.device.running_partition
-        desc = self.device.running_desc
-        version = desc.version if desc else None
-        ota_state = self._running_state()
-        pending = state.pending
-        where = running.name if running else "?"
-        self._emit("boot", f"booted {version} from {where}"
-                   + (f" ({ota_state.name})" if ota_state is not None else ""),
-                   version=version, partition=where,
-                   otadata_state=ota_state.name if ota_state is not None else None)
-        if pending is not None and (running is None or running.name != pending.slot
-                                    or version != pending.version):
-            return self._reverted(state, pending, version)
-        step = boot_step(ota_state, pending is not None)
-        if step == BootStep.SELF_TEST:
-            return self._verify(state, pending)
-        if step == BootStep.NO_ROLLBACK_BOOTLOADER and pending is not None:
-            self._emit("warning", "bootloader does not support rollback: the new app stays "
-                       f"{ota_state.name if ota_state is not None else '?'} and cannot be "
-                       "verified", version=version)
-            if self._report("pending_verify", pending.deployment,
-                            "bootloader without rollback support; not confirmed"):
-                self.store.save(replace(state, pending=None))
-            return BootOutcome.UNVERIFIABLE
-        if pending is not None and ota_state == OtaImgState.VALID:
-            # confirmed earlier, but the report did not get out before a reset
-            if self._report("confirmed", pending.deployment, nbytes=None):
-                self.store.save(replace(state, pending=None))
-            return BootOutcome.CONFIRMED
-        return BootOutcome.NOTHING
-
-    def _reverted(self, state: AgentState, pending: Pending, version: str | None) -> BootOutcome:
-        reason = pending.failure or (
-            f"{pending.version} did not confirm before a reset; the bootloader rolled back "
-            f"to {version}")
-        self._emit("rolled_back", f"running {version}: update to {pending.version} was rolled "
-                   f"back ({reason})", version=version, failed_version=pending.version,
-                   reason=reason)
-        if self._report("rolled_back", pending.deployment, reason):
-            self.store.save(replace(state, pending=None))
-        return BootOutcome.ROLLED_BACK
-
-    def _verify(self, state: AgentState, pending: Pending | None) -> BootOutcome:
-        deployment = pending.deployment if pending else None
-        version = self.device.running_desc.version if self.device.running_desc else None
-        self._report("pending_verify", deployment)
-        sha = pending.sha256 if pending else self._running_sha256()
-        result = run_self_test(self.device, sha, self.config.self_test_timeout_s)
-        self._emit("self_test", f"self-test of {version} with the watchdog armed: "
-                   f"{result.reason}", passed=result.passed, version=version)
-        if not result.confirms:
-            return BootOutcome.UNCONFIRMED
-        if result.passed:
-            self.ota.esp_ota_mark_app_valid_cancel_rollback()
-            self._emit("confirmed", f"esp_ota_mark_app_valid_cancel_rollback: {version} is "
-                       f"VALID (eFuse secure_version {self.device.efuses.secure_version})",
-                       version=version)
-            if self._report("confirmed", deployment):
-                self.store.save(replace(state, pending=None))
-            return BootOutcome.CONFIRMED
-        failed = pending or Pending("", version or "", None, "?", "")
-        self.store.save(replace(state, pending=replace(failed, failure=result.reason)))
-        self._emit("rollback", f"esp_ota_mark_app_invalid_rollback_and_reboot: {result.reason}",
-                   version=version)
-        try:
-            self.ota.esp_ota_mark_app_invalid_rollback_and_reboot()
-        except EspError as err:  # ESP_ERR_OTA_ROLLBACK_FAILED: nothing else can boot
-            self._emit("failed", f"cannot roll back: {err}", code=err.name)
-            if self._report("failed", deployment, f"{result.reason}; rollback impossible: "
-                            f"{err}"):
-                self.store.save(replace(state, pending=None))
-            return BootOutcome.UNCONFIRMED
-        return self.on_boot()
-
-    def reboot(self) -> BootOutcome:
-        """``esp_restart()`` into the selected app, then the boot-time check.
-
-        Raises:
-            PowerCut: power failed during boot.
-        """
-        result = self.device.reboot()
-        self._emit("reset", f"esp_restart(): bootloader: {result.reason}", status=result.status)
-        return self.on_boot()
-
-    # --- 2. check in and update -----------------------------------------------------------
 
     def check_in(self) -> tuple[Offer | None, DeviceFacts]:
         """Tell the server what runs here; returns its offer (or None) and the facts used.
@@ -556,4 +286,5 @@ class Updater:
                                                                 min(0x10000, offset - start)))
         self._save_partial(kept)
         return handle
+
 

@@ -32,14 +32,15 @@ SECURE_CHOICES = ("v1", "v2")
 class TableOptions:
     """Command-line settings shared by ``convert`` and ``check`` (as typed by the user)."""
 
-    __slots__ = ("flash_size", "offset", "primary_bootloader_offset",
+    __slots__ = ("flash_size", "md5", "offset", "primary_bootloader_offset",
                  "recovery_bootloader_offset", "secure")
 
     def __init__(self, flash_size: str | None = None, offset: str = "0x8000",
                  primary_bootloader_offset: str | None = None,
                  recovery_bootloader_offset: str | None = None,
-                 secure: str | None = None) -> None:
+                 secure: str | None = None, md5: bool = True) -> None:
         self.flash_size = flash_size
+        self.md5 = md5
         self.offset = offset
         self.primary_bootloader_offset = primary_bootloader_offset
         self.recovery_bootloader_offset = recovery_bootloader_offset
@@ -107,7 +108,8 @@ def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
         result = convert_table(
             _read_input(input_path), flash_size=o.flash_size, offset=o.offset,
             primary_bootloader_offset=o.primary_bootloader_offset,
-            recovery_bootloader_offset=o.recovery_bootloader_offset, secure=o.secure)
+            recovery_bootloader_offset=o.recovery_bootloader_offset, secure=o.secure,
+            md5=opts.md5)
         if output_path == "-":
             out.flush()
             sys.stdout.buffer.write(result.output)

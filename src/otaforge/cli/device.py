@@ -38,6 +38,9 @@ def sweep(
     rollback: Annotated[bool, typer.Option(
         "--rollback", help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE; also sweeps rollbacks "
         "(new app fails its self-test / panics before confirming).")] = False,
+    anti_rollback: Annotated[bool, typer.Option(
+        "--anti-rollback", help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (needs --rollback); "
+        "images carry their secure_version.")] = False,
     modes: Annotated[str, typer.Option(
         "--modes", help="Power-cut modes, comma separated: before, after, torn.")
     ] = "before,after,torn",
@@ -74,6 +77,7 @@ def sweep(
             raise InputError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
         config = SweepConfig(table=table, flash_size=size, old=_read(old, "--from"),
                              new=_read(new, "--to"), chip=chip_name, rollback=rollback,
+                             anti_rollback=anti_rollback,
                              modes=cut_modes, chunk_size=chunk, bulk_erase=bulk_erase,
                              start=start, seed=seed)
         sweeper = Sweeper(config)

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--recovery-bootloader-offset", default=None)
     parser.add_argument("--secure", default=None, choices=SECURE_CHOICES,
                         help="app partition sizes suitable for secure boot v1/v2")
+    parser.add_argument("--disable-md5sum", action="store_true",
+                        help="no MD5 record (tables for ESP-IDF older than v3.1)")
     return parser
 
 
@@ -37,5 +39,6 @@ def fast_main(argv: list[str]) -> int:
     """
     args = _parser().parse_args(argv)
     opts = TableOptions(args.flash_size, args.offset, args.primary_bootloader_offset,
-                        args.recovery_bootloader_offset, args.secure)
+                        args.recovery_bootloader_offset, args.secure,
+                        md5=not args.disable_md5sum)
     return run_convert(args.input, args.output, opts)

@@ -27,10 +27,13 @@ def convert(
     primary_bootloader_offset: PrimaryBoot = None,
     recovery_bootloader_offset: RecoveryBoot = None,
     secure: Secure = None,
+    disable_md5sum: Annotated[bool, typer.Option(
+        "--disable-md5sum", help="No MD5 record (tables for ESP-IDF older than v3.1).")] = False,
 ) -> None:
     """Convert CSV to binary or binary to CSV, byte-identical to ESP-IDF's gen_esp32part.py."""
     code = run_convert(input, output, TableOptions(
-        flash_size, offset, primary_bootloader_offset, recovery_bootloader_offset, secure))
+        flash_size, offset, primary_bootloader_offset, recovery_bootloader_offset, secure,
+        md5=not disable_md5sum))
     if code:
         raise typer.Exit(code)
 

@@ -561,6 +561,41 @@ class OtaOps:
         if self.restart is not None:
             self.restart()
 
+    def esp_ota_revoke_secure_boot_public_key(self, index: int) -> None:
+        """Revoke Secure Boot v2 key digest ``index`` once the running app verifies without it.
+
+        Raises:
+            EspError: ESP_FAIL (secure boot off, running app not VALID with rollback, or the
+                running app is signed only with that key), ESP_ERR_INVALID_ARG (index not 0..2).
+        """
+        if not self.config.secure_boot_v2:
+            raise_esp("ESP_FAIL", "Secure boot v2 has not been enabled.")
+        if index not in (0, 1, 2):
+            raise_esp("ESP_ERR_INVALID_ARG",
+                      f"Invalid Index found for public key revocation {index}.")
+        running = self.running
+        if running is None:
+            raise_esp("ESP_FAIL", "no running app")
+        if self.config.rollback:
+            state = self._running_state()
+            if state != OtaImgState.VALID and running.is_ota_slot:
+                raise_esp("ESP_FAIL", "The current running application is not marked as a "
+                          "valid image. Aborting..")
+        slots = self.efuses.key_digest_slots
+        if index >= len(slots) or slots[index] is None or index in self.efuses.revoked:
+            return  # already revoked (or never burned): ESP_OK
+        data = self.flash.read(running.offset, running.size)
+        others = [d or b"" for d in slots]
+        revoked = set(self.efuses.revoked) | {index}
+        try:
+            image = AppImage.from_bytes(data, check=False)
+            verify_v2(data, digests=others, revoked=revoked, image_len=image.image_len,
+                      strict=False)
+        except (FormatError, VerificationError):
+            raise_esp("ESP_FAIL", "Application cannot be verified with any key other than the "
+                      "one being revoked")
+        self.efuses.revoke_key(index)
+
     def _last_invalid_index(self, entries: list[OtaSelectEntry]) -> int | None:
         flags = [e.ota_seq != SEQ_UNUSED and e.crc_ok and
                  e.ota_state in (OtaImgState.INVALID, OtaImgState.ABORTED) for e in entries]

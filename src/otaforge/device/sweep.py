@@ -30,6 +30,7 @@ from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
 from otaforge.errors import InputError, OtaforgeError, PowerCut
+from otaforge.formats.app_desc import read_app_desc
 from otaforge.formats.app_image import AppImage
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, active_otadata, read_otadata
 from otaforge.formats.partition_table import PartitionTable
@@ -50,6 +51,8 @@ class SweepConfig:
             None, built with ``build_image``).
         chip: esptool chip name.
         rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` (also sweeps the rollback flows).
+        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK`` (needs ``rollback``); the
+            follow-up image gets the highest secure_version of old and new.
         modes: power-cut modes.
         chunk_size: bytes per ``esp_ota_write`` (esp_https_ota writes what each read returns).
         bulk_erase: erase the whole slot in ``esp_ota_begin`` instead of sector by sector.
@@ -67,6 +70,7 @@ class SweepConfig:
     followup: bytes | None = None
     chip: str = "esp32"
     rollback: bool = False
+    anti_rollback: bool = False
     modes: tuple[CutMode, ...] = CUT_MODES
     chunk_size: int = 4096
     bulk_erase: bool = False
@@ -152,9 +156,13 @@ class Sweeper:
                 image_len(img)
             except OtaforgeError as err:
                 raise InputError(f"{name}: not an app image ({err})") from None
+        if cfg.anti_rollback and not cfg.rollback:
+            raise InputError("anti-rollback needs rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK "
+                             "depends on CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)")
+        top = max(read_app_desc(cfg.old).secure_version, read_app_desc(cfg.new).secure_version)
         self.followup = cfg.followup if cfg.followup is not None else build_image(
-            version="followup", chip=cfg.chip, size=64 * 1024, seed=9001)
-        self.device_config = DeviceConfig(rollback=cfg.rollback)
+            version="followup", chip=cfg.chip, size=64 * 1024, seed=9001, secure_version=top)
+        self.device_config = DeviceConfig(rollback=cfg.rollback, anti_rollback=cfg.anti_rollback)
         self._registries: dict[Behaviour, dict[str, Behaviour]] = {}
         slots = cfg.table.ota_slots()
         if not slots:
@@ -298,13 +306,30 @@ class Sweeper:
         if which is None:
             return result("booted a half-written or unknown image", False,
                           f"{boot.partition.name}: {boot.reason}")
+        prefix = ""
+        if flow != "update" and which == "new" and boot.app_error and \
+                "ESP_ERR_OTA_ROLLBACK_FAILED" in boot.app_error:
+            # esp_ota_check_rollback_is_possible() said no (anti-rollback ignores factory):
+            # ESP-IDF keeps the unconfirmed new app running; its next reset aborts it
+            prefix = "kept new until reset (ESP_ERR_OTA_ROLLBACK_FAILED), then "
+            try:
+                boot = dev.reboot()
+            except OtaforgeError as err:
+                return result("reboot failed", False, str(err))
+            if boot.status != "running" or boot.partition is None:
+                return result(boot.status, False, boot.reason)
+            which = self._which_image(dev)
+            if which is None:
+                return result("booted a half-written or unknown image", False, boot.reason)
+        part = boot.partition
+        assert part is not None
         if flow != "update" and which == "new":
-            return result("booted the failing new image", False, boot.partition.name)
+            return result("booted the failing new image", False, part.name)
         problem = self._otadata_problem(dev)
         if problem:
             return result(f"booted {which}, otadata inconsistent", False, problem)
-        default_boot = boot.partition.is_ota_slot and _active_entry(dev) is None
-        outcome = _outcome(which, boot, default_boot)
+        default_boot = part.is_ota_slot and _active_entry(dev) is None
+        outcome = prefix + _outcome(which, boot, default_boot)
         try:
             after = self.update(dev, self.followup)
         except OtaforgeError as err:

@@ -43,7 +43,7 @@ class Settings:
     check_in_jitter: float = 0.2
     max_failures: int = 3
     max_upload_bytes: int = 16 * 1024 * 1024
-    chunk_size: int = 1024 * 1024
+    chunk_size: int = 64 * 1024
     public_url: str | None = None
 
     @property
