@@ -13,6 +13,7 @@ import functools
 import hashlib
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,8 @@ class Faults:
         no_etag: send no ETag.
         requests: every GET/HEAD seen (path and lower-cased headers), in order.
         status: answer every artifact request with this status and an empty body.
+        stall_after: after this many body bytes, stop sending for ``stall_s`` seconds.
+        stall_s: how long a stall lasts before the connection is closed.
     """
 
     drop_after: list[int] = field(default_factory=list)
@@ -46,6 +49,8 @@ class Faults:
     no_etag: bool = False
     requests: list[dict[str, str]] = field(default_factory=list)
     status: int | None = None
+    stall_after: int | None = None
+    stall_s: float = 3.0
 
 
 def etag_of(data: bytes) -> str:
@@ -194,6 +199,12 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
             self.end_headers()
             if not send_body:
+                return
+            if faults.stall_after is not None and faults.stall_after < len(body):
+                self.wfile.write(body[:faults.stall_after])
+                self.wfile.flush()
+                time.sleep(faults.stall_s)
+                self.close_connection = True
                 return
             limit = faults.drop_after.pop(0) if faults.drop_after else None
             if limit is not None and limit < len(body):

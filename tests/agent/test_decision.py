@@ -22,10 +22,11 @@ from otaforge.agent.decision import (
     check_image,
     plan_offer,
     refusal_for,
+    refusal_for_device,
 )
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.errors import OtaforgeError
+from otaforge.errors import EspError, OtaforgeError
 from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
 from otaforge.formats.otadata import OtaImgState
@@ -223,3 +224,15 @@ def test_check_header_single_byte_corruption_never_crashes(at: int, value: int) 
         check_header(_facts(), bytes(data), len(_image()))
     except OtaforgeError as err:
         assert refusal_for(err).code in set(Code)
+
+
+@pytest.mark.parametrize("name,detail,expect", [
+    ("ESP_ERR_OTA_SMALL_SEC_VER", "1 < 2", Code.SECURE_VERSION),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: block 0 signature does not verify", Code.BAD_SIGNATURE),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: invalid magic byte", Code.NOT_AN_IMAGE),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: checksum mismatch", Code.CORRUPT),
+    ("ESP_ERR_INVALID_SIZE", "write overruns ota_0", None),
+])
+def test_refusal_for_device_errors(name: str, detail: str, expect: Code | None) -> None:
+    refusal = refusal_for_device(EspError(0x1500, name, detail))
+    assert (refusal.code if refusal is not None else None) == expect

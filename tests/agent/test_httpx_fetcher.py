@@ -75,6 +75,24 @@ def test_drop_mid_transfer_raises_connection_lost(server: FaultServer, pki: tupl
     assert len(got) <= 10_000
 
 
+def test_stalled_transfer_times_out_as_connection_lost(server: FaultServer,
+                                                       pki: tuple) -> None:
+    """Matrix row 49: a server that stops sending mid-body is a timeout, not a hang."""
+    server.faults.stall_after = 5000
+    server.faults.stall_s = 2.0
+    with HttpxFetcher(pki[2], timeout=0.3) as fetcher, \
+            pytest.raises(ConnectionLost, match="timed out"), \
+            fetcher.open(Request("GET", server.url + "/fw.bin")) as resp:
+        for _ in resp.chunks:
+            pass
+
+
+def test_default_timeout_is_esp_http_client_10_s(pki: tuple) -> None:
+    fetcher = HttpxFetcher(pki[2])
+    assert fetcher._client.timeout.read == 10.0  # timeout_ms = 10000
+    fetcher.close()
+
+
 def test_keep_alive_reuses_one_connection(server: FaultServer, pki: tuple) -> None:
     ports: set[int] = set()
     original = server.httpd.RequestHandlerClass.setup

@@ -251,3 +251,64 @@ def test_trailing_data_after_the_sector_is_refused_on_the_host(
         sbv2.verify_v2(signed + b"payload", keys=[key])
     assert sbv2.verify_v2(signed + b"payload", keys=[key], strict=False).key_index == 0
     assert sbv2.verify_v2(signed + b"\xff" * 100, keys=[key]).key_index == 0
+
+
+# --- scenario table: attack / fault -> the reason verification gives ----------------------
+
+def _flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:
+    out = bytearray(data)
+    out[offset] ^= mask
+    return bytes(out)
+
+
+def _edit_block(signed: bytes, index: int, offset: int, value: int, fix_crc: bool) -> bytes:
+    start = len(signed) - SECTOR_SIZE + index * SIG_BLOCK_SIZE
+    block = bytearray(signed[start : start + SIG_BLOCK_SIZE])
+    block[offset] = value
+    raw = _with_crc(bytes(block)) if fix_crc else bytes(block)
+    return _replace_block(signed, index, raw)
+
+
+def _mixed_sector(keys: dict) -> bytes:
+    rsa_signed = sbv2.sign_v2(small_image(), [keys["rsa3072"]])
+    ec_signed = sbv2.sign_v2(small_image(), [keys["ecdsa256"]])
+    return _replace_block(rsa_signed, 1, ec_signed[-SECTOR_SIZE:][:SIG_BLOCK_SIZE])
+
+
+def _gap_sector(keys: dict) -> bytes:
+    two = sbv2.sign_v2(small_image(), [keys["ecdsa256"], keys["ecdsa256"]])
+    moved = _replace_block(two, 2, two[-SECTOR_SIZE + SIG_BLOCK_SIZE :][:SIG_BLOCK_SIZE])
+    return _replace_block(moved, 1, b"\xff" * SIG_BLOCK_SIZE)
+
+
+# attack -> (make the tampered bytes from (signed image, keys), reason expected)
+ATTACKS = {
+    "image byte flipped after signing": (lambda s, _: _flip(s, 10), "image digest mismatch"),
+    "padding before the sector changed": (lambda s, _: _flip(s, 5000), "image digest mismatch"),
+    "signature byte flipped, CRC recomputed": (
+        lambda s, _: _edit_block(s, 0, 120, s[-SECTOR_SIZE + 120] ^ 0x40, True),
+        "signature does not verify with the key in the block"),
+    "block CRC damaged": (lambda s, _: _flip(s, len(s) - SECTOR_SIZE + 1196), "block 0 bad CRC"),
+    "block magic damaged": (lambda s, _: _flip(s, len(s) - SECTOR_SIZE), "bad magic"),
+    "unknown block version, CRC recomputed": (
+        lambda s, _: _edit_block(s, 0, 1, 0x09, True), "unknown version"),
+    "reserved bytes set, CRC recomputed": (
+        lambda s, _: _edit_block(s, 0, 500, 0x01, True), "reserved/padding"),
+    "padding after the CRC set": (
+        lambda s, _: _flip(s, len(s) - SECTOR_SIZE + 1210), "reserved/padding"),
+    "sector fill after the blocks changed": (lambda s, _: _flip(s, len(s) - 10), "fill"),
+    "data appended after signing": (lambda s, _: s + b"extra", "trailing data"),
+    "signature sector cut short": (lambda s, _: s[:-2000], "truncated signature sector"),
+    "signature stripped": (lambda s, _: s[:-SECTOR_SIZE].rstrip(b"\xff"), "no signature sector"),
+    "blocks of two schemes in one sector": (lambda _, keys: _mixed_sector(keys), "differs"),
+    "block after an empty slot": (lambda _, keys: _gap_sector(keys), "contiguous"),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_attack_is_rejected_with_its_reason(attack: str, v2_keys: dict) -> None:
+    make, reason = ATTACKS[attack]
+    key = v2_keys["ecdsa256"]
+    tampered = make(sbv2.sign_v2(small_image(5000), [key]), v2_keys)
+    with pytest.raises(SignatureInvalid, match=reason):
+        sbv2.verify_v2(tampered, keys=[key, v2_keys["rsa3072"]])

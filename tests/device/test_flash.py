@@ -254,3 +254,16 @@ def test_bad_plans_and_modes_are_input_errors() -> None:
     with pytest.raises(InputError, match="unknown power-cut mode"):
         parse_modes("before,midway")
     assert parse_modes(" torn,before,torn") == ("torn", "before")
+
+
+def test_block_erase_is_one_op_and_tears_across_sectors() -> None:
+    flash = MemoryFlash(MB, base=b"\x00" * 0x20000)
+    flash.erase_block(0x10000)
+    assert flash.op_count == 1 and flash.read(0x10000, 0x10000) == b"\xff" * 0x10000
+    with pytest.raises(FlashError, match="aligned"):
+        flash.erase_block(0x1000)
+    flash.arm(PowerCutPlan(0, "torn", torn_fraction=0.25))
+    with pytest.raises(PowerCut, match="16384 of 65536"):
+        flash.erase_block(0)
+    assert flash.read(0, 0x4000) == b"\xff" * 0x4000
+    assert flash.read(0x4000, 0xC000) == b"\x00" * 0xC000

@@ -146,3 +146,42 @@ def test_anti_rollback_sweep_never_bricks(shared_fixtures: Path, start: str) -> 
     report = sweeper.run()
     assert report.failures == []
     assert any("booted new" in o for o in report.outcomes)
+
+
+# reliability-matrix §6 rows 5-9, each at its exact flash operation:
+# (flow, phase, nth op of that phase, mode, expected outcome)
+OTADATA_WINDOWS = [
+    ("row 5: cut after erasing the otadata sector in set_boot_partition",
+     "update", "set_boot_partition", 0, "after", "booted old"),
+    ("row 6: torn otadata entry write in set_boot_partition",
+     "update", "set_boot_partition", 1, "torn", "booted old"),
+    ("set_boot_partition completed, cut before the reboot",
+     "update", "set_boot_partition", 1, "after",
+     "booted new (pending verify, then confirmed)"),
+    ("row 7: cut after the bootloader erased the NEW entry (NEW -> PENDING_VERIFY)",
+     "update", "boot / mark valid", 0, "after", "booted old"),
+    ("row 7: torn PENDING_VERIFY write", "update", "boot / mark valid", 1, "torn", "booted old"),
+    ("PENDING_VERIFY written, cut before the app confirmed",
+     "update", "boot / mark valid", 1, "after", "booted old"),
+    ("row 9: cut after mark-valid erased the active sector (revert)",
+     "update", "boot / mark valid", 2, "after", "booted old"),
+    ("row 9: torn VALID write", "update", "boot / mark valid", 3, "torn", "booted old"),
+    ("VALID written", "update", "boot / mark valid", 3, "after", "booted new (valid)"),
+    ("row 8: cut after the bootloader erased the PENDING entry (-> ABORTED)",
+     "panic", "boot / panic", 2, "after", "booted old"),
+    ("row 8: torn ABORTED write", "panic", "boot / panic", 3, "torn", "booted old"),
+    ("cut after the self-test failure marked the entry INVALID",
+     "rollback", "boot / rollback", 3, "after", "booted old"),
+]
+
+
+@pytest.mark.parametrize(("name", "flow", "phase", "nth", "mode", "outcome"), OTADATA_WINDOWS,
+                         ids=[w[0] for w in OTADATA_WINDOWS])
+def test_otadata_write_windows(shared_fixtures: Path, name: str, flow: str, phase: str,
+                               nth: int, mode: str, outcome: str) -> None:
+    sweeper = _sweeper(shared_fixtures, rollback=True)
+    snaps = [s for s in sweeper.record(flow) if s.phase == phase]
+    assert len(snaps) == 4 if phase.startswith("boot") else 2
+    result = sweeper.run_case(flow, snaps[nth], mode)  # type: ignore[arg-type]
+    assert result.ok, result
+    assert result.outcome == outcome

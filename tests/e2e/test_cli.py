@@ -14,7 +14,8 @@ from tests.e2e.conftest import PARTITIONS, image
 
 DEMO_STEPS = ("Boot an emulated ESP32 from factory", "Update to v1.1.0",
               "fails its self-test", "downgrade below the burned secure_version",
-              "Cut the power mid-download", "/ota/{fleet}/{device}.bin", "erase-otadata")
+              "Cut the power mid-download", "/ota/{fleet}/{device}.bin", "erase-otadata",
+              "What the server learned")
 
 
 def test_demo_exits_0_and_shows_every_step() -> None:
@@ -24,7 +25,7 @@ def test_demo_exits_0_and_shows_every_step() -> None:
     for title in DEMO_STEPS:
         assert title in out
     assert "FAIL" not in out
-    assert out.count("PASS") == 10
+    assert out.count("PASS") == 11
     for seen in ("confirmed", "rolled_back", "refused", "resuming", "304 Not Modified",
                  "booting factory"):
         assert seen in out, seen

@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pytest
+
 from otaforge.agent.session import run_cycle
 from otaforge.agent.updater import BootOutcome, Outcome
+from otaforge.crypto.keys import generate_key
+from otaforge.crypto.sbv2 import sign_v2
 from otaforge.device.emulator import DeviceConfig
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut
@@ -115,10 +119,26 @@ def test_signed_fleet_updates_with_secure_boot(rig_factory: Any) -> None:
     assert result.after_reboot == BootOutcome.CONFIRMED
 
 
-def test_unsigned_image_refused_by_secure_boot_device(rig_factory: Any) -> None:
-    """Matrix row 29: the fleet accepts unsigned images, the device does not."""
+def _flip_signature(data: bytes) -> bytes:
+    at = len(data) - 4096 + 200  # inside block 0 of the signature sector
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+
+
+# fmt: off
+UNTRUSTED = {
+    "unsigned image":            lambda: image("1.1.0", seed=1),
+    "signed by an unknown key":  lambda: sign_v2(image("1.1.0", seed=1),
+                                                 [generate_key("ecdsa256")]),
+    "signature byte flipped":    lambda: _flip_signature(signed(image("1.1.0", seed=1))),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("make", UNTRUSTED.values(), ids=UNTRUSTED.keys())
+def test_untrusted_image_refused_by_secure_boot_device(rig_factory: Any, make: Any) -> None:
+    """Matrix rows 27-29: the fleet accepts these (no signature policy), the device does not."""
     rig = rig_factory(factory=signed(image("1.0.0")), signed=True)
-    rig.publish(image("1.1.0", seed=1))
+    rig.publish(make())
     result = rig.agent().check_for_update()
     assert (result.outcome, result.code) == (Outcome.REFUSED, "bad_signature")
     assert rig.running() == ("1.0.0", "factory")
@@ -162,3 +182,16 @@ def test_bootloader_without_rollback_is_not_reported_confirmed(rig_factory: Any)
     assert result.after_reboot == BootOutcome.UNVERIFIABLE
     states = [e["state"] for e in rig.server_events()]
     assert "confirmed" not in states and "pending_verify" in states
+
+
+def test_signed_app_without_secure_boot_refuses_other_key(rig_factory: Any) -> None:
+    """Signed-app updates (no hardware secure boot): esp_ota_end rejects another key's image;
+    the agent reports the device's reason as a refusal."""
+    config = DeviceConfig(rollback=True, signed_app=True)
+    rig = rig_factory(factory=signed(image("1.0.0")), config=config)
+    rig.publish(sign_v2(image("1.1.0", seed=1), [generate_key("ecdsa256")]))
+    result = rig.agent().check_for_update()
+    assert (result.outcome, result.code) == (Outcome.REFUSED, "bad_signature"), result.reason
+    assert rig.device.ota.esp_ota_get_boot_partition().name == "factory"
+    rig.publish(signed(image("1.2.0", seed=2)))
+    assert run_cycle(rig.agent()).after_reboot == BootOutcome.CONFIRMED

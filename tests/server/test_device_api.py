@@ -200,14 +200,48 @@ def test_stock_ota_wrong_fleet_in_path(api: TestClient, fleet: str, image_v1: by
 
 def test_load_shedding_answers_503_with_retry_after(data_dir: object,
                                                     database_url: str | None) -> None:
+    with _app_with(data_dir, database_url, max_in_flight=0, retry_after_s=7) as client:
+        r = client.get("/api/v1/fleets")
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "7"
+        assert r.json()["reason"] == "overloaded"
+        assert client.get("/healthz").status_code == 200
+
+
+def _app_with(data_dir: object, database_url: str | None, **overrides: object) -> TestClient:
     from pathlib import Path
 
     from otaforge.server.app import create_app
 
     settings = Settings(data_dir=Path(str(data_dir)), database_url=database_url,
-                        max_in_flight=0, retry_after_s=7)
-    with TestClient(create_app(settings), base_url="https://testserver") as client:
-        r = client.get("/api/v1/fleets")
-        assert r.status_code == 503
-        assert r.headers["retry-after"] == "7"
-        assert client.get("/healthz").status_code == 200
+                        **overrides)  # type: ignore[arg-type]
+    client = TestClient(create_app(settings), base_url="https://testserver")
+    client.headers["authorization"] = f"Bearer {settings.admin_token()}"
+    return client
+
+
+def test_report_flood_is_429_and_earlier_reports_stay(data_dir: object,
+                                                      database_url: str | None) -> None:
+    with _app_with(data_dir, database_url, max_reports_per_minute=5) as api:
+        enroll = api.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                  "partition_csv": PARTITIONS_CSV}
+                          ).json()["enrollment_token"]
+        codes = [report(api, enroll, f"e{i}", "downloading", None).status_code
+                 for i in range(8)]
+        assert codes == [201] * 5 + [429] * 3
+        assert len(api.get("/api/v1/devices/dev1").json()["events"]) == 5
+
+
+def test_oversized_upload_is_413(data_dir: object, database_url: str | None,
+                                 image_v1: bytes) -> None:
+    with _app_with(data_dir, database_url, max_upload_bytes=1000) as api:
+        api.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                         "partition_csv": PARTITIONS_CSV})
+        r = api.post("/api/v1/fleets/f1/releases", content=image_v1)
+        assert r.status_code == 413 and r.json()["reason"] == "too_large"
+        assert api.get("/api/v1/fleets/f1/releases").json() == []
+
+
+def test_publish_to_unknown_fleet_is_404(api: TestClient, image_v1: bytes) -> None:
+    r = api.post("/api/v1/fleets/nope/releases", content=image_v1)
+    assert r.status_code == 404 and r.json()["reason"] == "not_found"

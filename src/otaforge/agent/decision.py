@@ -25,6 +25,7 @@ from otaforge.crypto.sbv2 import verify_v2
 from otaforge.errors import (
     BadMagicError,
     DigestMismatch,
+    EspError,
     FormatError,
     ImageRejected,
     OtaforgeError,
@@ -256,6 +257,24 @@ def refusal_for(err: OtaforgeError) -> Refusal:
     if isinstance(err, FormatError):
         return Refusal(Code.CORRUPT, text)
     return Refusal(Code.CORRUPT, text)
+
+
+def refusal_for_device(err: EspError) -> Refusal | None:
+    """The refusal behind a device-side rejection (``esp_ota_end`` / ``set_boot_partition``).
+
+    Returns:
+        A refusal for image-validation and anti-rollback errors, None for other errors.
+    """
+    if err.name == "ESP_ERR_OTA_SMALL_SEC_VER":
+        return Refusal(Code.SECURE_VERSION, str(err))
+    if err.name == "ESP_ERR_OTA_VALIDATE_FAILED":
+        lowered = err.detail.lower()
+        if "signature" in lowered or "key" in lowered:
+            return Refusal(Code.BAD_SIGNATURE, str(err))
+        if "magic" in lowered:
+            return Refusal(Code.NOT_AN_IMAGE, str(err))
+        return Refusal(Code.CORRUPT, str(err))
+    return None
 
 
 def _rejected_code(text: str) -> Code:

@@ -347,8 +347,8 @@ def esp_https_ota_finish(handle: HttpsOtaHandle) -> None:
         if handle.state not in (HttpsOtaState.SUCCESS, HttpsOtaState.IN_PROGRESS):
             raise EspError(ESP_ERR_INVALID_STATE, "ESP_ERR_INVALID_STATE",
                            f"esp_https_ota_finish in state {handle.state.name}")
-        handle.ota.esp_ota_end(handle.ota_handle)
-        handle.ota_handle = None
+        ota_handle, handle.ota_handle = handle.ota_handle, None  # esp_ota_end always frees it
+        handle.ota.esp_ota_end(ota_handle)
         if handle.state != HttpsOtaState.SUCCESS:
             raise EspError(-1, "ESP_FAIL", "image download incomplete")
         handle.ota.esp_ota_set_boot_partition(handle.staging)

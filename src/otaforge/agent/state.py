@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from otaforge.device.flash import SECTOR_SIZE, Flash
@@ -70,8 +70,6 @@ class AgentState:
 
     partial: Partial | None = None
     pending: Pending | None = None
-    boots: int = 0
-    reported: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,8 +79,7 @@ class AgentState:
         partial = raw.get("partial")
         pending = raw.get("pending")
         return cls(Partial(**partial) if partial else None,
-                   Pending(**pending) if pending else None,
-                   int(raw.get("boots", 0)), tuple(raw.get("reported", ())))
+                   Pending(**pending) if pending else None)
 
 
 class StateStore(Protocol):

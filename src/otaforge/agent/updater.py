@@ -38,6 +38,7 @@ from otaforge.agent.decision import (
     check_image,
     plan_offer,
     refusal_for,
+    refusal_for_device,
 )
 from otaforge.agent.server_api import CheckIn
 from otaforge.agent.state import Partial, Pending
@@ -168,7 +169,9 @@ class Updater(BootVerifier):
             return self._attempt(stock, facts, extra)
         except EspError as err:
             if err.code != ho.ESP_ERR_HTTP_NOT_MODIFIED:
-                raise
+                self._emit("failed", f"GET {url}: {err}", code=err.name)
+                self._report("failed", None, str(err))
+                return UpdateResult(Outcome.FAILED, None, str(err), err.name)
             self._emit("not_modified", f"GET {url}: 304 Not Modified, "
                        f"{facts.running_version} is what the server wants here", url=url)
             return UpdateResult(Outcome.NO_UPDATE, facts.running_version, "304 Not Modified")
@@ -205,6 +208,9 @@ class Updater(BootVerifier):
         except EspError as err:
             ho.esp_https_ota_abort(handle)
             self._save_partial(None)
+            refusal = refusal_for_device(err)
+            if refusal is not None:
+                return self._refused(offer, refusal)
             self._emit("failed", f"{offer.version}: {err}", code=err.name)
             self._report("failed", offer.deployment, str(err))
             return UpdateResult(Outcome.FAILED, offer.version, str(err), err.name)

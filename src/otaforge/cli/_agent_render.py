@@ -16,6 +16,12 @@ from rich.progress import (
 )
 
 
+def make_console() -> Console:
+    """A console that keeps timeline lines unwrapped when output goes to a file or pipe."""
+    probe = Console()
+    return Console(highlight=False, width=None if probe.is_terminal else 120)
+
+
 class DownloadBar:
     """One progress bar per download; ``update(done, total)`` as esp_https_ota reports it."""
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from otaforge.cli._agent_render import DownloadBar
+from otaforge.cli._agent_render import DownloadBar, make_console
 
 STEP_TITLES = {
     "server": "Start an update server on loopback HTTPS",
@@ -27,6 +26,7 @@ STEP_TITLES = {
     "power-cut": "Cut the power mid-download, then resume",
     "stock-304": "Stock esp_https_ota fetch of /ota/{fleet}/{device}.bin",
     "erase-otadata": "erase-otadata",
+    "server-view": "What the server learned",
 }
 ACTOR_STYLE = {"device": "[green]device[/]", "server": "[blue]server[/]", "demo": "[dim]demo[/]"}
 
@@ -39,7 +39,7 @@ def demo(
     """Run the seed's OTA flow end to end: server, signed images, an emulated ESP32."""
     from otaforge.fleet.demo import TimelineEvent, run_demo
 
-    console = Console(highlight=False)
+    console = make_console()
     bar = DownloadBar(console)
     current = {"step": ""}
     started = time.monotonic()

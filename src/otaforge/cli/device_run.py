@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from otaforge.cli._agent_render import DownloadBar
+from otaforge.cli._agent_render import DownloadBar, make_console
 from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, handle_errors
 
 Server = Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
@@ -80,7 +79,7 @@ def run(
     from otaforge.errors import PowerCut
     from otaforge.formats.chips import chip
 
-    console = Console(highlight=False)
+    console = make_console()
     bar = DownloadBar(console)
 
     def show(event: AgentEvent) -> None:

@@ -37,6 +37,8 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
 FAST_PATHS: dict[tuple[str, str], str] = {
     ("image", "info"): "otaforge.cli.fast_image",
     ("partitions", "convert"): "otaforge.cli.fast_partitions",
+    ("image", "sign"): "otaforge.cli.fast_sign",
+    ("image", "verify"): "otaforge.cli.fast_verify",
 }
 # top-level commands: name -> module exposing register_root(app)
 ROOT_COMMANDS: dict[str, str] = {"demo": "otaforge.cli.demo"}

@@ -15,11 +15,10 @@ signature block (reference §4.2):
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from otaforge.errors import InputError
@@ -78,9 +77,7 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
     """SubjectPublicKeyInfo PEM (what ``espsecure extract-public-key --version 2`` writes)."""
-    pub = key.public_key() if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) \
-        else key
-    return pub.public_bytes(
+    return as_public(key).public_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PublicFormat.SubjectPublicKeyInfo,
     )
@@ -223,7 +220,21 @@ def key_material(key: PrivateKey | PublicKey) -> bytes:
 
 def public_key_digest(key: PrivateKey | PublicKey) -> bytes:
     """The 32-byte key digest burnt into eFuse (``espsecure digest-sbv2-public-key``)."""
-    return hashlib.sha256(key_material(key)).digest()
+    return sha256(key_material(key))
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 via ``cryptography`` (OpenSSL), sparing the start-up cost of ``hashlib``."""
+    h = hashes.Hash(hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def sha384(data: bytes) -> bytes:
+    """SHA-384 via ``cryptography`` (OpenSSL)."""
+    h = hashes.Hash(hashes.SHA384())
+    h.update(data)
+    return h.finalize()
 
 
 def v1_public_key_bytes(key: PrivateKey | PublicKey) -> bytes:

@@ -13,7 +13,6 @@ device's behaviour instead (any one good, trusted block suffices, damaged blocks
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -80,13 +79,13 @@ class SignatureResult:
 def image_digest(content: bytes, scheme: str) -> bytes:
     """The image digest a block of ``scheme`` carries: SHA-384 for P-384, else SHA-256."""
     if scheme == "ecdsa384":
-        return hashlib.sha384(content).digest()
-    return hashlib.sha256(content).digest()
+        return k.sha384(content)
+    return k.sha256(content)
 
 
 def block_key_digest(block: SignatureBlock) -> bytes:
     """SHA-256 of the block's key fields: the digest burnt into eFuse for its key."""
-    return hashlib.sha256(block.key).digest()
+    return k.sha256(block.key)
 
 
 # --- signing -----------------------------------------------------------------------------

@@ -4,13 +4,15 @@ Mirrors, in ESP-IDF v6.0+ (master) behaviour:
 
 * ``bootloader_start.c``: ``select_partition_number`` -> ``selected_boot_partition`` (factory
   reset pin, test app pin) -> ``bootloader_utility_load_boot_image``;
-* ``bootloader_utility.c``: ``bootloader_utility_load_partition_table``,
-  ``bootloader_utility_get_selected_boot_partition``, ``try_load_partition``,
-  ``check_anti_rollback``, ``update_anti_rollback``, ``set_actual_ota_seq``, ``write_otadata``;
+* ``bootloader_utility.c``: ``bootloader_utility_get_selected_boot_partition``,
+  ``get_active_otadata_with_check_anti_rollback``, ``bootloader_utility_load_boot_image``,
+  ``try_load_partition``, ``check_anti_rollback``, ``update_anti_rollback``,
+  ``set_actual_ota_seq``, ``write_otadata``;
 * ``bootloader_common_loader.c``: ``bootloader_common_ota_select_valid``/``_invalid``,
-  ``bootloader_common_select_otadata`` (ties go to otadata[0]);
-* ``flash_partitions.c``: ``esp_partition_table_verify`` (missing MD5 accepted);
-* ``esp_image_format.c`` via :func:`otaforge.formats.app_image.verify_image`.
+  ``bootloader_common_select_otadata`` (uint32 compare, ties go to otadata[0]),
+  ``bootloader_common_erase_part_type_data``;
+* the partition table (``esp_partition_table_verify``) in :mod:`otaforge.device.boot_table`,
+  per-image checks (``bootloader_load_image``) in :mod:`otaforge.device.boot_image`.
 
 Older releases: the decision logic has been stable since v4.x; the differences that show are
 (a) in some v5.x releases and earlier the last-resort test-app fallback ran without the
@@ -27,22 +29,26 @@ the ESP32 3/4 eFuse coding scheme (which refuses secure-version burns), the load
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
-from otaforge.errors import (
-    FlashError,
-    FormatError,
-    OtaforgeError,
-    PartitionTableError,
-    SignatureInvalid,
-    TruncatedError,
+from otaforge.device.boot_flash import BootFlash, FlashOp
+from otaforge.device.boot_image import (
+    SECTOR_SIZE,
+    BootConfig,
+    EfuseState,
+    app_secure_version,
+    image_load_error,
 )
-from otaforge.formats._binary import align_up
-from otaforge.formats.chips import ChipSpec
+from otaforge.device.boot_table import (
+    FACTORY_INDEX,
+    INVALID_INDEX,
+    TEST_APP_INDEX,
+    BootState,
+    Reader,
+    index_name,
+    read_partition_table,
+)
+from otaforge.errors import FormatError
 from otaforge.formats.otadata import (
     OTADATA_SECTOR_SIZE,
     SEQ_UNUSED,
@@ -53,85 +59,11 @@ from otaforge.formats.otadata import (
 )
 from otaforge.formats.partition_table import PartitionEntry
 
-PARTITION_TABLE_MAX_LEN = 0xC00
-PARTITION_MAGIC = 0x50AA
-PARTITION_MAGIC_MD5 = 0xEBEB
-SIXTEEN_MB = 0x1000000
-FACTORY_INDEX = -1
-TEST_APP_INDEX = -2
-INVALID_INDEX = -99
-SECTOR_SIZE = 0x1000
-
-Reader = Callable[[int, int], bytes]
-
-
-@dataclass(frozen=True)
-class BootConfig:
-    """The bootloader's build configuration (fixed at manufacturing; OTA never changes it).
-
-    Attributes:
-        chip: the target chip (``CONFIG_IDF_TARGET``): image chip id must match.
-        chip_rev: the chip's full revision (major*100+minor) for min/max revision checks;
-            None: unknown, revisions not checked (the chip id still is).
-        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE``.
-        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
-        secure_boot_v2: ``CONFIG_SECURE_BOOT_V2_ENABLED``: signatures checked against eFuse.
-        signed_app_v1: ``CONFIG_SECURE_SIGNED_ON_BOOT`` with the v1 ECDSA scheme.
-        factory_reset: ``CONFIG_BOOTLOADER_FACTORY_RESET`` (long hold on the reset pin).
-        app_test: ``CONFIG_BOOTLOADER_APP_TEST`` (long hold on the test pin).
-        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
-        flash_size: the flash size the bootloader header declares (``g_rom_flashchip.chip_size``);
-            partitions beyond it fail the table check. None: not checked.
-        data_factory_reset: ``CONFIG_BOOTLOADER_DATA_FACTORY_RESET``: data partition labels
-            erased on factory reset (comma or space separated).
-        ota_data_erase: ``CONFIG_BOOTLOADER_OTA_DATA_ERASE``: factory reset also erases otadata
-            (Kconfig default is n; otaforge's devices enable it so a reset boots factory).
-        v1_public_key: the ECDSA P-256 key embedded in the bootloader for ``signed_app_v1``
-            (64 raw bytes X||Y, or PEM).
-        efuse_blk_rev: the chip's eFuse block revision (major*100+minor) that non-ESP32 chips
-            check against the app description; None: not checked.
-    """
-
-    chip: ChipSpec
-    chip_rev: int | None = 0
-    rollback: bool = False
-    anti_rollback: bool = False
-    secure_boot_v2: bool = False
-    signed_app_v1: bool = False
-    factory_reset: bool = False
-    app_test: bool = False
-    partition_table_offset: int = 0x8000
-    flash_size: int | None = None
-    data_factory_reset: str = "nvs"
-    ota_data_erase: bool = True
-    v1_public_key: bytes | None = None
-    efuse_blk_rev: int | None = None
-
-
-@dataclass(frozen=True)
-class EfuseState:
-    """The eFuses the bootloader reads.
-
-    Attributes:
-        secure_version: current anti-rollback value (number of bits set in SECURE_VERSION).
-        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``.
-        key_digests: Secure Boot v2 public key digests burned in eFuse (index = key slot).
-        revoked: revoked key slots (``SECURE_BOOT_KEY_REVOKEn``).
-    """
-
-    secure_version: int = 0
-    secure_version_bits: int = 32
-    key_digests: tuple[bytes, ...] = ()
-    revoked: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True)
-class FlashOp:
-    """One flash write the bootloader makes. ``erase``: the 4 KiB sector at ``addr``."""
-
-    kind: Literal["erase", "program"]
-    addr: int
-    data: bytes = b""
+__all__ = [
+    "FACTORY_INDEX", "INVALID_INDEX", "TEST_APP_INDEX", "BootConfig", "BootDecision",
+    "BootState", "EfuseState", "FlashOp", "Reader", "image_load_error", "read_partition_table",
+    "select_boot",
+]
 
 
 @dataclass(frozen=True)
@@ -156,64 +88,11 @@ class BootDecision:
     log: tuple[str, ...]
 
 
-class _Flash:
-    """The flash as the bootloader sees it: ``read`` plus the writes it made so far."""
-
-    def __init__(self, read: Reader) -> None:
-        self._read = read
-        self._sectors: dict[int, bytearray] = {}
-        self.ops: list[FlashOp] = []
-
-    def _raw(self, addr: int, n: int) -> bytes:
-        try:
-            data = bytes(self._read(addr, n))[:n]
-        except FlashError:  # runs past the chip: keep what is readable, the rest reads 0xFF
-            data = self._readable_prefix(addr, n)
-        return data + b"\xff" * (n - len(data))
-
-    def _readable_prefix(self, addr: int, n: int) -> bytes:
-        out = bytearray()
-        pos, end = addr, addr + n
-        while pos < end:
-            step = min(SECTOR_SIZE - pos % SECTOR_SIZE, end - pos)
-            try:
-                out += bytes(self._read(pos, step))[:step]
-            except FlashError:
-                break
-            pos += step
-        return bytes(out)
-
-    def read(self, addr: int, n: int) -> bytes:
-        out = self._raw(addr, n)
-        if not self._sectors:
-            return out
-        buf = bytearray(out)
-        for base, sector in self._sectors.items():
-            lo, hi = max(base, addr), min(base + SECTOR_SIZE, addr + n)
-            if lo < hi:
-                buf[lo - addr : hi - addr] = sector[lo - base : hi - base]
-        return bytes(buf)
-
-    def erase(self, addr: int) -> None:
-        base = addr - addr % SECTOR_SIZE
-        self._sectors[base] = bytearray(b"\xff" * SECTOR_SIZE)
-        self.ops.append(FlashOp("erase", base))
-
-    def program(self, addr: int, data: bytes) -> None:
-        base = addr - addr % SECTOR_SIZE
-        if base not in self._sectors:
-            self._sectors[base] = bytearray(self._raw(base, SECTOR_SIZE))
-        sector = self._sectors[base]
-        for i, byte in enumerate(data):
-            sector[addr - base + i] &= byte
-        self.ops.append(FlashOp("program", addr, bytes(data)))
-
-
 @dataclass
 class _Run:
     """Mutable state of one boot: flash view, eFuse value, log."""
 
-    flash: _Flash
+    flash: BootFlash
     config: BootConfig
     efuse: EfuseState
     secure_version: int
@@ -231,156 +110,6 @@ class _Run:
         self.log.append(f"E {tag}: {msg}")
         if note:
             self.notes.append(msg)
-
-
-_RECORD = struct.Struct("<HBBII16sI")
-
-
-def _entry(record: bytes) -> PartitionEntry:
-    _magic, ptype, subtype, offset, size, label, flags = _RECORD.unpack(record)
-    return PartitionEntry(
-        name=label.split(b"\x00", 1)[0].decode("utf-8", errors="replace"), type=ptype,
-        subtype=subtype, offset=offset, size=size, encrypted=bool(flags & 1),
-        readonly=bool(flags & 2),
-    )
-
-
-def read_partition_table(read: Reader, offset: int = 0x8000,
-                         flash_size: int | None = None) -> tuple[PartitionEntry, ...]:
-    """The partition records as the bootloader takes them (``esp_partition_table_verify``).
-
-    Up to 96 records from ``offset``: 0x50AA entries (within ``flash_size`` when given), at most
-    one 0xEBEB MD5 record whose digest covers the records before it (a missing MD5 is fine),
-    ending at a record starting ``FF FF FF FF``. The first ``n - has_md5`` records are returned,
-    as the bootloader iterates them.
-
-    Raises:
-        PartitionTableError: the bootloader's reason ("partition 3 invalid magic number 0x...").
-    """
-    raw = bytes(read(offset, PARTITION_TABLE_MAX_LEN))[:PARTITION_TABLE_MAX_LEN]
-    raw = raw.ljust(PARTITION_TABLE_MAX_LEN, b"\xff")
-    md5_found = 0
-    for num in range(PARTITION_TABLE_MAX_LEN // 32):
-        record = raw[num * 32 : num * 32 + 32]
-        magic, ptype, subtype, p_off, p_size, _label, _flags = _RECORD.unpack(record)
-        if magic == PARTITION_MAGIC:
-            end = (p_off + p_size) & 0xFFFFFFFF
-            if flash_size is not None and (p_off > flash_size or end > flash_size):
-                raise PartitionTableError(
-                    f"partition {num} invalid - offset 0x{p_off:x} size 0x{p_size:x} exceeds "
-                    f"flash chip size 0x{flash_size:x}")
-        elif magic == PARTITION_MAGIC_MD5:
-            if md5_found:
-                raise PartitionTableError("Only one MD5 checksum is allowed")
-            if hashlib.md5(raw[: num * 32]).digest() != record[16:32]:
-                raise PartitionTableError("Incorrect MD5 checksum")
-            md5_found = 1
-        elif magic == 0xFFFF and ptype == 0xFF and subtype == 0xFF:
-            return tuple(_entry(raw[i * 32 : i * 32 + 32]) for i in range(num - md5_found))
-        else:
-            raise PartitionTableError(f"partition {num} invalid magic number 0x{magic:x}")
-    raise PartitionTableError("partition table has no terminating entry, not valid")
-
-
-@dataclass(frozen=True)
-class BootState:
-    """``bootloader_state_t``: where factory, test, ota[N] and otadata are (last entry wins).
-
-    ``app_count`` counts every app ota_N entry; ``ota`` is indexed by ``subtype & 0x0F``, so a
-    table with a gap (ota_0, ota_2) has a missing slot 1 and an unreachable ota_2, as on a chip.
-    """
-
-    entries: tuple[PartitionEntry, ...]
-    factory: PartitionEntry | None
-    test: PartitionEntry | None
-    ota: Mapping[int, PartitionEntry]
-    app_count: int
-    ota_info: PartitionEntry | None
-
-    @classmethod
-    def from_entries(cls, entries: tuple[PartitionEntry, ...]) -> BootState:
-        """Classify records as ``bootloader_utility_load_partition_table`` does."""
-        factory = test = ota_info = None
-        ota: dict[int, PartitionEntry] = {}
-        app_count = 0
-        for part in entries:
-            if part.type == 0x00 and part.subtype == 0x00:
-                factory = part
-            elif part.type == 0x00 and part.subtype == 0x20:
-                test = part
-            elif part.type == 0x00 and part.subtype & 0xF0 == 0x10:
-                ota[part.subtype & 0x0F] = part
-                app_count += 1
-            elif part.type == 0x01 and part.subtype == 0x00:
-                ota_info = part
-        return cls(entries, factory, test, ota, app_count, ota_info)
-
-
-def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
-                efuse: EfuseState) -> str | None:
-    """``bootloader_load_image`` (full verification): None when the image loads, else why.
-
-    Partition size <= 16 MiB, then :func:`~otaforge.formats.app_image.verify_image` (magic,
-    chip id and revision, segments, checksum, fit with the signature, SHA-256); with
-    ``secure_boot_v2`` the signature sector against the eFuse key digests (revoked slots
-    refused), with ``signed_app_v1`` the 68-byte ECDSA trailer against the embedded key.
-    """
-    from otaforge.formats.app_image import verify_image
-
-    if part.size > SIXTEEN_MB:
-        return f"partition size 0x{part.size:x} invalid, larger than 16MB"
-    data = read(part.offset, part.size)
-    chip: ChipSpec | None = config.chip
-    rev, addr, blk = config.chip_rev or 0, part.offset, config.efuse_blk_rev
-    try:
-        if config.chip_rev is None:  # unknown revision: check only the chip id here
-            found = int.from_bytes(data[12:14], "little")
-            if data[:1] == b"\xe9" and found != config.chip.chip_id:
-                return f"mismatch chip ID, expected {config.chip.chip_id}, found {found}"
-            chip = None
-        if not (config.secure_boot_v2 or config.signed_app_v1):
-            try:
-                verify_image(data, chip=chip, chip_rev=rev, partition_size=part.size, addr=addr,
-                             efuse_blk_rev=blk)
-            except TruncatedError:
-                # segments run past the partition end: the bootloader reads on through flash
-                # and then refuses the length ("doesn't fit in partition length")
-                verify_image(read(part.offset, SIXTEEN_MB), chip=chip, chip_rev=rev,
-                             partition_size=part.size, addr=addr, efuse_blk_rev=blk)
-            return None
-        image_len = verify_image(data, chip=chip, chip_rev=rev, addr=addr,
-                                 efuse_blk_rev=blk).image_len
-        if config.secure_boot_v2:
-            sig_len = align_up(image_len, SECTOR_SIZE) - image_len + SECTOR_SIZE
-        else:
-            sig_len = 68
-        verify_image(data, chip=chip, chip_rev=rev, partition_size=part.size, sig_len=sig_len,
-                     addr=addr, efuse_blk_rev=blk)
-        _verify_signature(data[: image_len + sig_len], image_len, config, efuse)
-    except OtaforgeError as err:
-        return str(err)
-    return None
-
-
-def _verify_signature(signed: bytes, image_len: int, config: BootConfig,
-                      efuse: EfuseState) -> None:
-    """Secure Boot v2 against eFuse key digests, or the v1 ECDSA trailer (raises on failure)."""
-    if config.secure_boot_v2:
-        from otaforge.crypto.sbv2 import verify_v2
-
-        # ESP32 (ECO3) checks signature block 0 only (SECURE_BOOT_NUM_BLOCKS 1); others 3.
-        verify_v2(signed, digests=list(efuse.key_digests), revoked=set(efuse.revoked),
-                  image_len=image_len, strict=False,
-                  max_blocks=1 if config.chip.name == "esp32" else 3)
-        return
-    from otaforge.crypto.keys import load_public_key, load_v1_public_key
-    from otaforge.crypto.sbv1 import verify_v1
-
-    raw = config.v1_public_key
-    if raw is None:
-        raise SignatureInvalid("the bootloader has no signature verification key")
-    key = load_public_key(raw) if raw.lstrip().startswith(b"-----") else load_v1_public_key(raw)
-    verify_v1(signed, keys=[key], image_len=image_len)
 
 
 def _state_text(state: int) -> str:
@@ -409,26 +138,18 @@ def _read_entries(run: _Run, bs: BootState) -> tuple[OtaSelectEntry, OtaSelectEn
 
 
 def _write_otadata(run: _Run, bs: BootState, entry: OtaSelectEntry, index: int) -> None:
+    """``write_otadata``: erase the sector holding the entry, then program its 32 bytes."""
     assert bs.ota_info is not None
     addr = bs.ota_info.offset + OTADATA_SECTOR_SIZE * index
     run.flash.erase(addr)
     run.flash.program(addr, entry.to_bytes())
 
 
-def _secure_version_of(run: _Run, part: PartitionEntry | None) -> int | None:
-    """``bootloader_common_get_partition_description`` -> secure_version, None on failure."""
-    if part is None or part.offset == 0:
-        return None
-    raw = run.flash.read(part.offset + 0x20, 8)
-    magic, secure_version = struct.unpack("<II", raw)
-    return int(secure_version) if magic == 0xABCD5432 else None
-
-
 def _check_anti_rollback(run: _Run, part: PartitionEntry | None) -> str | None:
     """``check_anti_rollback``: None when the partition may boot, else why not."""
     if not run.config.anti_rollback:
         return None
-    version = _secure_version_of(run, part)
+    version = app_secure_version(run.flash.read, part)
     if version is None:
         run.error("boot", "Failed to get partition description", note=False)
         return "no app description (secure_version unreadable)"
@@ -439,7 +160,7 @@ def _check_anti_rollback(run: _Run, part: PartitionEntry | None) -> str | None:
 
 def _update_anti_rollback(run: _Run, part: PartitionEntry | None) -> None:
     """``update_anti_rollback`` -> ``esp_efuse_update_secure_version``."""
-    version = _secure_version_of(run, part)
+    version = app_secure_version(run.flash.read, part)
     if version is None:
         run.error("boot", "Failed to get partition description", note=False)
         return
@@ -470,11 +191,10 @@ def _get_selected(run: _Run, bs: BootState) -> int:
                 entries[i] = entries[i].with_state(OtaImgState.ABORTED)
                 _write_otadata(run, bs, entries[i], i)
                 run.notes.append(f"otadata[{i}] PENDING_VERIFY -> ABORTED (app never confirmed)")
-    boot_index = FACTORY_INDEX
     active: int | None
     if not run.config.anti_rollback:
         if (entries[0].is_invalid() and entries[1].is_invalid()) or bs.app_count == 0:
-            if bs.factory is not None and bs.factory.offset != 0:
+            if bs.has_factory:
                 run.info("boot", "Defaulting to factory image")
                 return FACTORY_INDEX
             run.info("boot", "No factory image, trying OTA 0")
@@ -488,21 +208,28 @@ def _get_selected(run: _Run, bs: BootState) -> int:
             run.initial_contents = True
             return FACTORY_INDEX
         active = _active_with_anti_rollback(run, bs, entries)
-    if active is not None:
-        entry = entries[active]
-        boot_index = _slot(entry.ota_seq, bs.app_count)
-        run.notes.append(f"otadata[{active}] active: seq {entry.ota_seq} -> OTA slot "
-                         f"{boot_index} (state {_state_text(entry.ota_state)})")
-        if run.config.rollback and entry.ota_state == OtaImgState.NEW:
-            entries[active] = entry.with_state(OtaImgState.PENDING_VERIFY)
-            _write_otadata(run, bs, entries[active], active)
-            run.notes.append(f"otadata[{active}] NEW -> PENDING_VERIFY")
-        if run.config.anti_rollback and entry.ota_state == OtaImgState.VALID:
-            _update_anti_rollback(run, bs.ota.get(boot_index))
-    elif bs.factory is not None and bs.factory.offset != 0:
-        run.error("boot", "ota data partition invalid, falling back to factory")
-    else:
-        run.error("boot", "ota data partition invalid and no factory, will try all partitions")
+    if active is None:
+        if bs.has_factory:
+            run.error("boot", "ota data partition invalid, falling back to factory")
+        else:
+            run.error("boot", "ota data partition invalid and no factory, will try all "
+                      "partitions")
+        return FACTORY_INDEX
+    return _use_active(run, bs, entries, active)
+
+
+def _use_active(run: _Run, bs: BootState, entries: list[OtaSelectEntry], active: int) -> int:
+    """The active entry's slot; NEW -> PENDING_VERIFY (rollback), eFuse burn if VALID."""
+    entry = entries[active]
+    boot_index = _slot(entry.ota_seq, bs.app_count)
+    run.notes.append(f"otadata[{active}] active: seq {entry.ota_seq} -> OTA slot "
+                     f"{boot_index} (state {_state_text(entry.ota_state)})")
+    if run.config.rollback and entry.ota_state == OtaImgState.NEW:
+        entries[active] = entry.with_state(OtaImgState.PENDING_VERIFY)
+        _write_otadata(run, bs, entries[active], active)
+        run.notes.append(f"otadata[{active}] NEW -> PENDING_VERIFY")
+    if run.config.anti_rollback and entry.ota_state == OtaImgState.VALID:
+        _update_anti_rollback(run, bs.ota.get(boot_index))
     return boot_index
 
 
@@ -525,24 +252,6 @@ def _active_with_anti_rollback(run: _Run, bs: BootState,
     return select_otadata(entries, usable[0], usable[1])
 
 
-def _index_to_partition(bs: BootState, index: int) -> PartitionEntry | None:
-    if index == FACTORY_INDEX:
-        return bs.factory
-    if index == TEST_APP_INDEX:
-        return bs.test
-    if 0 <= index < 16 and index < bs.app_count:
-        return bs.ota.get(index)
-    return None
-
-
-def _index_name(index: int) -> str:
-    if index == FACTORY_INDEX:
-        return "Factory app partition"
-    if index == TEST_APP_INDEX:
-        return "Factory test app partition"
-    return f"OTA app partition slot {index}"
-
-
 def _try(run: _Run, part: PartitionEntry | None) -> str | None:
     """``check_anti_rollback(part) && try_load_partition(part)``: None on success."""
     why = _check_anti_rollback(run, part)
@@ -559,6 +268,7 @@ def _try(run: _Run, part: PartitionEntry | None) -> str | None:
 
 
 def _set_actual_ota_seq(run: _Run, bs: BootState, index: int) -> None:
+    """``set_actual_ota_seq``: after blank otadata, record the slot that booted (seq, VALID)."""
     if index > FACTORY_INDEX and run.initial_contents:
         entry = OtaSelectEntry.make(index + 1, OtaImgState.VALID)
         _write_otadata(run, bs, entry, 0)
@@ -575,17 +285,18 @@ def _load_boot_image(run: _Run, bs: BootState, start: int) -> PartitionEntry | N
             return bs.test
         run.error("boot", f"No bootable test partition in the partition table ({why})")
         return None
+    # down from start to the factory app, then up through the OTA slots after start
     order = [*range(start, FACTORY_INDEX - 1, -1), *range(start + 1, bs.app_count)]
     for index in order:
-        part = _index_to_partition(bs, index)
+        part = bs.partition_at(index)
         if part is None or part.size == 0:
             continue
         why = _try(run, part)
         if why is None:
             _set_actual_ota_seq(run, bs, index)
             return part
-        run.error("boot", f"{_index_name(index)} is not bootable", note=False)
-        run.notes.append(f"{_index_name(index)} ({part.name}) is not bootable: {why}")
+        run.error("boot", f"{index_name(index)} is not bootable", note=False)
+        run.notes.append(f"{index_name(index)} ({part.name}) is not bootable: {why}")
     if _try(run, bs.test) is None:
         run.log.append("W boot: Falling back to test app as only bootable partition")
         run.notes.append("Falling back to test app as only bootable partition")
@@ -639,7 +350,7 @@ def _state_after(run: _Run, bs: BootState, booted: PartitionEntry | None) -> int
     """The booted OTA slot's state as ``esp_ota_get_state_partition`` reads it afterwards."""
     if booted is None or bs.ota_info is None or bs.app_count == 0:
         return None
-    slot = next((i for i, p in bs.ota.items() if p is booted), None)
+    slot = bs.slot_of(booted)
     if slot is None or bs.ota_info.size < 2 * SECTOR_SIZE:
         return None
     for entry in _read_entries(run, bs):
@@ -664,7 +375,7 @@ def select_boot(read: Reader, config: BootConfig, efuse: EfuseState, *,
     Returns:
         The decision; ``partition`` None means the device is bricked (reset loop).
     """
-    run = _Run(_Flash(read), config, efuse, efuse.secure_version)
+    run = _Run(BootFlash(read), config, efuse, efuse.secure_version)
     try:
         entries = read_partition_table(run.flash.read, config.partition_table_offset,
                                        config.flash_size)

@@ -331,7 +331,10 @@ class Device:
             else:
                 self.flash.program(op.addr, op.data)
         if decision.burn_secure_version is not None:
-            self.efuses.burn_secure_version(decision.burn_secure_version)
+            try:
+                self.efuses.burn_secure_version(decision.burn_secure_version)
+            except EspError as err:  # update_anti_rollback logs the failure and boots on
+                log.append(f"E boot: failed to update anti-rollback eFuse: {err}")
         part = decision.partition
         if part is None:
             self.status = "bricked"

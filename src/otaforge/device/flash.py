@@ -30,8 +30,8 @@ SECTOR_SIZE = 0x1000
 BLOCK_SIZE = 0x10000
 ERASED_SECTOR = b"\xff" * SECTOR_SIZE
 
-# observer(op_index, kind, addr, data) is called before each counted operation runs
-# (``data`` is empty for an erase, which always covers one 4 KiB sector)
+# observer(op_index, kind, addr, data) is called before each counted operation runs; kind is
+# "erase" (one 4 KiB sector), "erase_block" (64 KiB) or "program" (``data`` empty for erases)
 FlashObserver = Callable[[int, str, int, bytes], None]
 
 
@@ -217,23 +217,42 @@ class MemoryFlash:
             FlashError: ``addr`` is not sector aligned or outside the flash.
             PowerCut: the armed plan fires here.
         """
-        if addr % SECTOR_SIZE:
-            raise FlashError(f"erase at 0x{addr:x} is not 4 KiB-sector aligned")
-        self._check_range(addr, SECTOR_SIZE, "erase")
-        cut = self._begin_op("erase", addr, b"")
-        index = addr // SECTOR_SIZE
+        self._erase(addr, SECTOR_SIZE, "erase")
+
+    def erase_block(self, addr: int) -> None:
+        """Erase the 64 KiB block at ``addr`` (one counted operation; a tear leaves a prefix).
+
+        Raises:
+            FlashError: ``addr`` is not 64 KiB aligned or outside the flash.
+            PowerCut: the armed plan fires here.
+        """
+        self._erase(addr, BLOCK_SIZE, "erase_block")
+
+    def _erase(self, addr: int, size: int, kind: str) -> None:
+        if addr % size:
+            raise FlashError(f"{kind} at 0x{addr:x} is not aligned to 0x{size:x}")
+        self._check_range(addr, size, "erase")
+        cut = self._begin_op(kind, addr, b"")
+        first = addr // SECTOR_SIZE
+        done = size
         if cut is not None and cut.mode == "torn":
-            done = cut.torn_length(SECTOR_SIZE)
-            old = self._sector(index)
-            self._sectors[index] = ERASED_SECTOR[:done] + old[done:]
+            done = cut.torn_length(size)
+        for i in range(size // SECTOR_SIZE):
+            erased = min(max(done - i * SECTOR_SIZE, 0), SECTOR_SIZE)
+            if erased == 0:
+                break
+            index = first + i
+            if erased == SECTOR_SIZE:
+                self._sectors[index] = ERASED_SECTOR
+            else:
+                self._sectors[index] = ERASED_SECTOR[:erased] + self._sector(index)[erased:]
             self._written.pop(index, None)
-            raise PowerCut(f"power cut inside flash op #{self.op_count - 1} (erase at "
-                           f"0x{addr:x}: {done} of {SECTOR_SIZE} bytes erased)")
-        self._sectors[index] = ERASED_SECTOR
-        self._written.pop(index, None)
+        if cut is not None and cut.mode == "torn":
+            raise PowerCut(f"power cut inside flash op #{self.op_count - 1} ({kind} at "
+                           f"0x{addr:x}: {done} of {size} bytes erased)")
         self.erase_count += 1
         if cut is not None:
-            raise PowerCut(f"power cut after flash op #{self.op_count - 1} (erase at 0x{addr:x})")
+            raise PowerCut(f"power cut after flash op #{self.op_count - 1} ({kind} at 0x{addr:x})")
 
     def erase_range(self, addr: int, n: int) -> None:
         """Erase ``n`` bytes from ``addr``: one counted operation per 4 KiB sector.

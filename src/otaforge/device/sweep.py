@@ -277,6 +277,8 @@ class Sweeper:
         try:
             if snap.kind == "erase":
                 flash.erase_sector(snap.addr)
+            elif snap.kind == "erase_block":
+                flash.erase_block(snap.addr)
             else:
                 flash.program(snap.addr, snap.data)
         except PowerCut:

@@ -151,7 +151,8 @@ class _Demo:
 
     def make_device(self, digest: bytes) -> Device:
         table = PartitionTable.from_csv(SEED_PARTITIONS)
-        flash = MemoryFlash(FLASH_SIZE, compose_flash(table, {"factory": self.images["1.0.0"]}))
+        flash = MemoryFlash(FLASH_SIZE, compose_flash(table, {"factory": self.images["1.0.0"]}),
+                            strict=True)
         apps = AgentFirmware({v: b for v, (_, b) in RELEASES.items()})  # type: ignore[misc]
         config = DeviceConfig(rollback=True, anti_rollback=True, secure_boot_v2=True)
         device = Device(flash, "esp32", config, apps=apps)

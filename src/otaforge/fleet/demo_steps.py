@@ -10,6 +10,7 @@ from otaforge.agent.updater import BootOutcome, Outcome, Updater
 from otaforge.device.emulator import Device
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut
+from otaforge.fleet.demo import DEVICE_ID, FLEET
 from otaforge.fleet.local_server import ServerInfo
 from otaforge.formats.otadata import OtaImgState
 from otaforge.server.client import ManagementClient
@@ -47,7 +48,7 @@ def _deployment_states(detail: dict[str, Any], release_id: int) -> list[str]:
 
 
 def _publish(ctx: Context, version: str) -> dict[str, Any]:
-    release: dict[str, Any] = ctx.admin.publish("demo", ctx.demo.images[version],
+    release: dict[str, Any] = ctx.admin.publish(FLEET, ctx.demo.images[version],
                                                 channel="stable")
     ctx.demo.emit("server", "publish", f"published {version} (secure_version "
                   f"{release['secure_version']}) on channel 'stable'")
@@ -116,7 +117,7 @@ def step_anti_rollback(ctx: Context) -> None:
     before = ctx.device.flash.read(slot.offset, 0x10000)
     agent = ctx.agent()
     managed = agent.check_for_update()
-    stock_url = agent.client.stock_ota_url("demo")
+    stock_url = agent.client.stock_ota_url(FLEET)
     ctx.demo.emit("device", "stock", f"and the stock ESP-IDF way: GET {stock_url}")
     stock = agent.fetch_stock(stock_url)
     ctx.demo.server_view(ctx.admin)
@@ -168,7 +169,7 @@ def step_power_cut(ctx: Context) -> None:
 def step_stock_304(ctx: Context) -> None:
     """A stock esp_https_ota fetch of /ota/{fleet}/{device}.bin: 304 for the running image."""
     agent = ctx.agent()
-    url = agent.client.stock_ota_url("demo")
+    url = agent.client.stock_ota_url(FLEET)
     result = agent.fetch_stock(url)
     version, _, _ = _running(ctx)
     ctx.demo.verdict(result.outcome == Outcome.NO_UPDATE and version == "1.3.0",
@@ -190,7 +191,27 @@ def step_erase_otadata(ctx: Context) -> None:
                      f"{detail.get('running_version')} on {detail.get('running_partition')}")
 
 
+def step_server_view(ctx: Context) -> None:
+    """What the server learned: every deployment of this device and how it ended."""
+    versions = {r["id"]: r["version"] for r in ctx.admin.releases(FLEET)}
+    detail = ctx.admin.device(DEVICE_ID)
+    ended: dict[str, list[str]] = {}
+    for dep in reversed(detail.get("deployments", [])):
+        version = versions.get(dep["release_id"], "?")
+        ended.setdefault(version, []).append(dep["state"])
+        reason = f" ({dep['reason']})" if dep.get("reason") else ""
+        ctx.demo.emit("server", "deployment", f"deployment #{dep['id']}: {version} -> "
+                      f"{dep['state']}{reason}")
+    ctx.demo.emit("server", "device", f"device {DEVICE_ID}: running "
+                  f"{detail.get('running_version')} on {detail.get('running_partition')}, "
+                  f"eFuse secure_version {detail.get('efuse_secure_version')}")
+    ok = ("confirmed" in ended.get("1.1.0", []) and "rolled_back" in ended.get("1.2.0", [])
+          and "confirmed" in ended.get("1.3.0", []))
+    ctx.demo.verdict(ok, "server recorded 1.1.0 confirmed, 1.2.0 rolled back, 1.3.0 "
+                     "confirmed")
+
+
 STEPS: tuple[Callable[[Context], None], ...] = (
     step_factory_boot, step_update, step_rollback, step_anti_rollback, step_power_cut,
-    step_stock_304, step_erase_otadata,
+    step_stock_304, step_erase_otadata, step_server_view,
 )

@@ -10,7 +10,6 @@ whether the signature verifies is :mod:`otaforge.crypto.sbv2`'s job.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -285,9 +284,16 @@ def find_signature_sector(image: bytes, image_len: int | None = None) -> int | N
             return offset
         return None
     if len(image) % SECTOR_SIZE:
-        # a cut-off file: a block magic at the last sector boundary means a truncated sector
+        # a cut-off file: a block magic at the last sector boundary means a truncated sector;
+        # a whole sector (magic, 0xFF fill) just before it means data appended after signing
         offset = len(image) - len(image) % SECTOR_SIZE
-        return offset if image[offset] == SIG_BLOCK_MAGIC else None
+        if image[offset] == SIG_BLOCK_MAGIC:
+            return offset
+        before = offset - SECTOR_SIZE
+        if before >= 0 and image[before] == SIG_BLOCK_MAGIC \
+                and sector_fill_ok(image[before:offset]):
+            return before
+        return None
     if len(image) >= SECTOR_SIZE and _looks_like_sector(image[-SECTOR_SIZE:]):
         return len(image) - SECTOR_SIZE  # a damaged sector (e.g. block 0's magic changed)
     return None
@@ -344,6 +350,8 @@ def summarize_signatures(image: bytes, image_len: int | None = None) -> list[Blo
 
     Checks structure and image digests only; signatures are verified by ``image verify``.
     """
+    import hashlib
+
     offset = find_signature_sector(image, image_len)
     if offset is None or len(image) < offset + SECTOR_SIZE:
         return []

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from otaforge import __version__
 from otaforge.errors import (
@@ -27,7 +27,7 @@ from otaforge.errors import (
 )
 from otaforge.server import routes_admin, routes_device
 from otaforge.server.db import make_engine, migrate
-from otaforge.server.fastpath import CheckInFastPath
+from otaforge.server.fastpath import FastPaths
 from otaforge.server.settings import Settings
 from otaforge.server.store import Store
 
@@ -67,7 +67,8 @@ async def _otaforge_error(_req: Request, err: Exception) -> JSONResponse:
     headers = {"www-authenticate": "Bearer"} if isinstance(err, Unauthorized) else None
     reason = "not_found" if isinstance(err, NotFound) else _snake(type(err).__name__)
     if type(err) is ServerError:
-        reason = {403: "forbidden", 409: "conflict", 413: "too_large"}.get(status, "refused")
+        reason = {403: "forbidden", 409: "conflict", 413: "too_large",
+                  429: "too_many_reports"}.get(status, "refused")
     return problem(status, str(err), reason, headers)
 
 
@@ -102,26 +103,31 @@ async def _http_error(request: Request, err: Exception) -> JSONResponse:
     return problem(err.status_code, str(err.detail), reason, headers)
 
 
-class LoadShedder:
-    """Answer 503 + Retry-After once ``limit`` requests are in flight (pure ASGI)."""
+class ServerApp(FastAPI):
+    """FastAPI plus what runs before its middleware stack: load shedding (503 + Retry-After
+    once ``max_in_flight`` requests are being served) and the device fast paths."""
 
-    def __init__(self, app: ASGIApp, limit: int, retry_after: int) -> None:
-        self.app, self.limit, self.retry_after = app, limit, retry_after
-        self.in_flight = 0
+    fast: FastPaths | None = None
+    max_in_flight = 256
+    retry_after_s = 5
+    in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/healthz":
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if self.in_flight >= self.max_in_flight:
             response = problem(503, f"server busy ({self.in_flight} requests in flight); "
-                               f"retry after {self.retry_after} s", "overloaded",
-                               {"retry-after": str(self.retry_after)})
+                               f"retry after {self.retry_after_s} s", "overloaded",
+                               {"retry-after": str(self.retry_after_s)})
             await response(scope, receive, send)
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            if self.fast is not None:
+                await self.fast(scope, receive, send, super().__call__)
+            else:
+                await super().__call__(scope, receive, send)
         finally:
             self.in_flight -= 1
 
@@ -133,7 +139,7 @@ async def _flush_loop(store: Store) -> None:
             await run_in_threadpool(store.flush)
 
 
-def create_app(settings: Settings, *, migrate_db: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, migrate_db: bool = True) -> ServerApp:
     """Build the server app for ``settings`` (runs migrations unless told not to)."""
     engine = make_engine(settings.url)
     if migrate_db:
@@ -152,16 +158,15 @@ def create_app(settings: Settings, *, migrate_db: bool = True) -> FastAPI:
             store.flush()
             engine.dispose()
 
-    app = FastAPI(title="otaforge update server", version=__version__, lifespan=lifespan,
+    app = ServerApp(title="otaforge update server", version=__version__, lifespan=lifespan,
                   description="Device API (check-in, reports, firmware with Range) and "
                   "management API of an otaforge update server.")
     app.state.store = store
     app.add_exception_handler(OtaforgeError, _otaforge_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(CheckInFastPath, store=store)
-    app.add_middleware(LoadShedder, limit=settings.max_in_flight,
-                       retry_after=settings.retry_after_s)
+    app.fast = FastPaths(store)
+    app.max_in_flight, app.retry_after_s = settings.max_in_flight, settings.retry_after_s
     app.include_router(routes_device.router)
     app.include_router(routes_admin.router)
 

@@ -29,7 +29,7 @@ router = APIRouter()
 DeviceId = Annotated[str, Path(pattern=NAME, description="device id")]
 PROBLEMS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 422, 503)
+    for code in (400, 401, 403, 404, 409, 422, 429, 503)
 }
 
 
@@ -73,7 +73,7 @@ async def report(device_id: DeviceId, body: Report, response: Response,
 def _firmware_allowed(store: Store, who: Principal, sha256: str) -> bool:
     if who.is_admin:
         return store.any_release_has_blob(sha256)
-    return who.fleet_id is not None and store.fleet_has_blob(who.fleet_id, sha256)
+    return who.fleet_id is not None and store.may_read(who.fleet_id, sha256)
 
 
 FIRMWARE_RESPONSES: dict[int | str, dict[str, object]] = {

@@ -31,6 +31,8 @@ class Settings:
         max_failures: failed/rolled-back attempts of one release before a device stops
             being offered it (NervesHub's penalty box).
         max_upload_bytes: largest image accepted by the upload endpoint.
+        max_reports_per_minute: reports one device may send per minute before 429
+            (earlier reports stay recorded).
         chunk_size: bytes per read when streaming firmware.
         public_url: base URL written into manifests; ``None`` uses the request's own.
     """
@@ -43,7 +45,8 @@ class Settings:
     check_in_jitter: float = 0.2
     max_failures: int = 3
     max_upload_bytes: int = 16 * 1024 * 1024
-    chunk_size: int = 64 * 1024
+    max_reports_per_minute: int = 120
+    chunk_size: int = 256 * 1024
     public_url: str | None = None
 
     @property

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from otaforge.errors import Conflict, InputError, NotFound, Unauthorized
+from otaforge.errors import Conflict, InputError, NotFound, ServerError, Unauthorized
 from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, forbidden, is_admin_token, new_token, token_hash
 from otaforge.server.blobs import BlobStore
@@ -67,6 +67,7 @@ class Store:
         self._devices = _TTLCache(CACHE_TTL_S)
         self._targets = _TTLCache(CACHE_TTL_S)
         self._fleets = _TTLCache(CACHE_TTL_S)
+        self._readable = _TTLCache(CACHE_TTL_S)
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_lock = threading.Lock()
 
@@ -402,6 +403,12 @@ class Store:
             return existing, True
         try:
             with self.tx() as s:
+                recent = s.scalar(select(func.count(Event.id)).where(
+                    Event.device_id == device_id,
+                    Event.received_at > utcnow() - dt.timedelta(seconds=60)))
+                if (recent or 0) >= self.settings.max_reports_per_minute:
+                    raise ServerError(f"device {device_id!r} sent {recent} reports in the last "
+                                      "minute; slow down", status_code=429)
                 if deployment_id is not None:
                     dep = s.get(Deployment, deployment_id, with_for_update=True)
                     if dep is None or dep.device_id != device_id:
@@ -449,6 +456,15 @@ class Store:
                             .where(Device.id == device_id)).first()
         return (row[0], row[1]) if row else (None, None)
 
+    def may_read(self, fleet_id: int, sha256: str) -> bool:
+        """True when ``sha256`` is a stored image of a release of the fleet (cached briefly)."""
+        key = (fleet_id, sha256)
+        hit: bool | None = self._readable.get(key)
+        if hit is None:
+            hit = self.fleet_has_blob(fleet_id, sha256) and self.blobs.exists(sha256)
+            self._readable.put(key, hit)
+        return hit
+
     def fleet_has_blob(self, fleet_id: int, sha256: str) -> bool:
         with self.sessions() as s:
             return s.scalar(select(Release.id).where(Release.fleet_id == fleet_id,
@@ -468,7 +484,3 @@ _DEVICE_BY_TOKEN = select(Device.id, Device.fleet_id, Device.channel).where(
     Device.token_hash == bindparam("h"))
 _FLEET_BY_TOKEN = select(Fleet.id).where(Fleet.enrollment_token_hash == bindparam("h"))
 _DEVICE_INFO = select(Device.fleet_id, Device.channel).where(Device.id == bindparam("d"))
-
-
-def now() -> dt.datetime:
-    return utcnow()

@@ -1,0 +1,214 @@
+"""Per-image checks of ESP-IDF's second-stage bootloader: load verification and anti-rollback.
+
+Sources (espressif/esp-idf, components/bootloader_support/src/):
+
+* ``esp_image_format.c``: ``bootloader_load_image`` -> ``image_load(ESP_IMAGE_LOAD)``: partition
+  size <= 16 MiB, header (magic, chip id and revision, segment count), segments (length, MMU
+  alignment, eFuse block revision from segment 0 on non-ESP32 chips), checksum, fit in the
+  partition with the signature (``process_appended_hash_and_sig``), then either the appended
+  SHA-256 (``verify_simple_hash``) or, when signatures are checked on boot, only the signature
+  (``verify_secure_boot_signature``: its digest covers the simple hash, which is then not
+  compared on its own).
+* ``bootloader_utility.c``: ``bootloader_common_get_partition_description`` (the
+  ``esp_app_desc_t`` at image offset 0x20, magic ``0xABCD5432``), ``check_anti_rollback``.
+* ``bootloader_common_loader.c``: ``bootloader_common_check_chip_validity``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from otaforge.device.boot_table import Reader
+from otaforge.errors import ChecksumMismatch, FlashError, OtaforgeError, SignatureInvalid
+from otaforge.formats._binary import align_up
+from otaforge.formats.chips import ChipSpec
+from otaforge.formats.partition_table import PartitionEntry
+
+SIXTEEN_MB = 0x1000000
+SECTOR_SIZE = 0x1000
+APP_DESC_OFFSET = 0x20  # sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t)
+APP_DESC_MAGIC = 0xABCD5432
+V1_SIG_BLOCK_LEN = 68  # esp_secure_boot_sig_block_t: version + 64-byte signature
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    """The bootloader's build configuration (fixed at manufacturing; OTA never changes it).
+
+    Attributes:
+        chip: the target chip (``CONFIG_IDF_TARGET``): image chip id must match.
+        chip_rev: the chip's full revision (major*100+minor) for min/max revision checks;
+            None: unknown -- the image's own minimum is taken as met (an image whose maximum
+            is below its minimum still fails, as it does on every chip).
+        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE``.
+        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
+        secure_boot_v2: ``CONFIG_SECURE_BOOT_V2_ENABLED``: signatures checked against eFuse.
+        signed_app_v1: ``CONFIG_SECURE_SIGNED_ON_BOOT`` with the v1 ECDSA scheme.
+        factory_reset: ``CONFIG_BOOTLOADER_FACTORY_RESET`` (long hold on the reset pin).
+        app_test: ``CONFIG_BOOTLOADER_APP_TEST`` (long hold on the test pin).
+        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
+        flash_size: the flash size the bootloader header declares (``g_rom_flashchip.chip_size``);
+            partitions beyond it fail the table check. None: not checked.
+        data_factory_reset: ``CONFIG_BOOTLOADER_DATA_FACTORY_RESET``: data partition labels
+            erased on factory reset (comma or space separated).
+        ota_data_erase: ``CONFIG_BOOTLOADER_OTA_DATA_ERASE``: factory reset also erases otadata
+            (Kconfig default is n; otaforge's devices enable it so a reset boots factory).
+        v1_public_key: the ECDSA P-256 key embedded in the bootloader for ``signed_app_v1``
+            (64 raw bytes X||Y, or PEM).
+        efuse_blk_rev: the chip's eFuse block revision (major*100+minor) that non-ESP32 chips
+            check against the app description; None: not checked.
+    """
+
+    chip: ChipSpec
+    chip_rev: int | None = 0
+    rollback: bool = False
+    anti_rollback: bool = False
+    secure_boot_v2: bool = False
+    signed_app_v1: bool = False
+    factory_reset: bool = False
+    app_test: bool = False
+    partition_table_offset: int = 0x8000
+    flash_size: int | None = None
+    data_factory_reset: str = "nvs"
+    ota_data_erase: bool = True
+    v1_public_key: bytes | None = None
+    efuse_blk_rev: int | None = None
+
+    @property
+    def checks_signature(self) -> bool:
+        """``SECURE_BOOT_CHECK_SIGNATURE`` of a bootloader build (signatures checked on boot)."""
+        return self.secure_boot_v2 or self.signed_app_v1
+
+
+@dataclass(frozen=True)
+class EfuseState:
+    """The eFuses the bootloader reads.
+
+    Attributes:
+        secure_version: current anti-rollback value (number of bits set in SECURE_VERSION).
+        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``.
+        key_digests: Secure Boot v2 public key digests burned in eFuse (index = key slot).
+        revoked: revoked key slots (``SECURE_BOOT_KEY_REVOKEn``).
+    """
+
+    secure_version: int = 0
+    secure_version_bits: int = 32
+    key_digests: tuple[bytes, ...] = ()
+    revoked: frozenset[int] = frozenset()
+
+
+def read_padded(read: Reader, addr: int, n: int) -> bytes:
+    """``n`` bytes at ``addr``; what lies past the end of a dump (or the chip) reads 0xFF."""
+    try:
+        data = bytes(read(addr, n))[:n]
+    except FlashError:  # runs past the chip: keep what is readable, sector by sector
+        out = bytearray()
+        pos, end = addr, addr + n
+        while pos < end:
+            step = min(SECTOR_SIZE - pos % SECTOR_SIZE, end - pos)
+            try:
+                out += bytes(read(pos, step))[:step]
+            except FlashError:
+                break
+            pos += step
+        data = bytes(out)
+    return data + b"\xff" * (n - len(data))
+
+
+def app_secure_version(read: Reader, part: PartitionEntry | None) -> int | None:
+    """``bootloader_common_get_partition_description`` -> ``secure_version``; None on failure.
+
+    Fails (None) for a missing partition, offset 0 (``ESP_ERR_INVALID_ARG``) or a wrong
+    ``esp_app_desc_t`` magic at image offset 0x20 (``ESP_ERR_NOT_FOUND``).
+    """
+    if part is None or part.offset == 0:
+        return None
+    magic, secure_version = struct.unpack("<II", read_padded(read, part.offset + APP_DESC_OFFSET,
+                                                              8))
+    return int(secure_version) if magic == APP_DESC_MAGIC else None
+
+
+def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
+                     efuse: EfuseState) -> str | None:
+    """``bootloader_load_image`` (full verification): None when the image loads, else why.
+
+    Partition size <= 16 MiB, then :func:`~otaforge.formats.app_image.verify_image` (magic,
+    chip id and revision, segments, eFuse block revision, checksum, fit with the signature,
+    SHA-256); with ``secure_boot_v2`` the signature sector against the eFuse key digests
+    (revoked slots refused), with ``signed_app_v1`` the 68-byte ECDSA trailer against the
+    embedded key -- and then the appended SHA-256 is not compared on its own (the signed digest
+    covers it). Reads past the end of a short dump count as erased flash.
+    """
+    from otaforge.formats.app_image import verify_image
+
+    if part.size > SIXTEEN_MB:
+        return f"partition size 0x{part.size:x} invalid, larger than 16MB"
+    data = read_padded(read, part.offset, part.size)
+    rev = config.chip_rev
+    if rev is None:  # unknown revision: the image's min_chip_rev_full (header 0x0F) is met
+        rev = int.from_bytes(data[15:17], "little")
+    sig_len = 0
+    try:
+        if config.checks_signature:
+            image_len = _image_len(data, config, rev)
+            if config.secure_boot_v2:
+                sig_len = align_up(image_len, SECTOR_SIZE) - image_len + SECTOR_SIZE
+            else:
+                sig_len = V1_SIG_BLOCK_LEN
+        try:
+            image = verify_image(data, chip=config.chip, chip_rev=rev, partition_size=part.size,
+                                 sig_len=sig_len, addr=part.offset,
+                                 efuse_blk_rev=config.efuse_blk_rev)
+            image_len = image.image_len
+        except ChecksumMismatch:
+            if not config.checks_signature or not _only_hash_wrong(data):
+                raise
+            image_len = _image_len(data, config, rev)
+        if config.checks_signature:
+            _verify_signature(data[: image_len + sig_len], image_len, config, efuse)
+    except OtaforgeError as err:
+        return str(err)
+    return None
+
+
+def _image_len(data: bytes, config: BootConfig, rev: int) -> int:
+    """The image length (header .. appended hash) after the checks that precede the fit check."""
+    from otaforge.formats.app_image import AppImage, verify_image
+
+    try:
+        return verify_image(data, chip=config.chip, chip_rev=rev,
+                            efuse_blk_rev=config.efuse_blk_rev).image_len
+    except ChecksumMismatch:
+        if not _only_hash_wrong(data):
+            raise
+        return AppImage.from_bytes(data, check=False).image_len
+
+
+def _only_hash_wrong(data: bytes) -> bool:
+    """The XOR checksum is right and only the appended SHA-256 differs."""
+    from otaforge.formats.app_image import AppImage
+
+    image = AppImage.from_bytes(data, check=False)
+    return image.checksum_valid and image.hash_valid is False
+
+
+def _verify_signature(signed: bytes, image_len: int, config: BootConfig,
+                      efuse: EfuseState) -> None:
+    """Secure Boot v2 against eFuse key digests, or the v1 ECDSA trailer (raises on failure)."""
+    if config.secure_boot_v2:
+        from otaforge.crypto.sbv2 import verify_v2
+
+        # ESP32 (ECO3) checks signature block 0 only (SECURE_BOOT_NUM_BLOCKS 1); others 3.
+        verify_v2(signed, digests=list(efuse.key_digests), revoked=set(efuse.revoked),
+                  image_len=image_len, strict=False,
+                  max_blocks=1 if config.chip.name == "esp32" else 3)
+        return
+    from otaforge.crypto.keys import load_public_key, load_v1_public_key
+    from otaforge.crypto.sbv1 import verify_v1
+
+    raw = config.v1_public_key
+    if raw is None:
+        raise SignatureInvalid("the bootloader has no signature verification key")
+    key = load_public_key(raw) if raw.lstrip().startswith(b"-----") else load_v1_public_key(raw)
+    verify_v1(signed, keys=[key], image_len=image_len)

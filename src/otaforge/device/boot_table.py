@@ -1,0 +1,150 @@
+"""The partition table as ESP-IDF's second-stage bootloader reads and classifies it.
+
+Sources (espressif/esp-idf, components/bootloader_support/src/):
+
+* ``flash_partitions.c``: ``esp_partition_table_verify`` -- up to 96 records; ``0x50AA`` records
+  must lie within the chip size (uint32 arithmetic), at most one ``0xEBEB`` MD5 record whose
+  digest covers the records before it (a missing MD5 is accepted), the table ends at a record
+  starting ``FF FF FF FF``; ``num_partitions = records - md5_found``.
+* ``bootloader_utility.c``: ``bootloader_utility_load_partition_table`` fills
+  ``bootloader_state_t`` (factory, test, ``ota[subtype & 0x0F]``, ``app_count``, ``ota_info``;
+  the last record of a kind wins) and ``index_to_partition``.
+
+The bootloader iterates the first ``num_partitions`` records, so with the MD5 record in the
+middle of a table the MD5 record itself is iterated (as a record of type 0xFF) and the last real
+record is dropped; :func:`read_partition_table` returns exactly those records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from otaforge.errors import PartitionTableError
+from otaforge.formats.partition_table import PartitionEntry
+
+Reader = Callable[[int, int], bytes]
+"""A flash reader: ``read(addr, n)`` -> up to ``n`` bytes (short reads count as erased 0xFF)."""
+
+PARTITION_TABLE_MAX_LEN = 0xC00
+PARTITION_MAGIC = 0x50AA
+PARTITION_MAGIC_MD5 = 0xEBEB
+MAX_OTA_SLOTS = 16
+# bootloader_config.h
+FACTORY_INDEX = -1
+TEST_APP_INDEX = -2
+INVALID_INDEX = -99
+
+_RECORD = struct.Struct("<HBBII16sI")
+_APP, _DATA = 0x00, 0x01
+_FACTORY, _TEST, _OTA_FLAG, _OTA_DATA = 0x00, 0x20, 0x10, 0x00
+
+
+def _entry(record: bytes) -> PartitionEntry:
+    _magic, ptype, subtype, offset, size, label, flags = _RECORD.unpack(record)
+    return PartitionEntry(
+        name=label.split(b"\x00", 1)[0].decode("utf-8", errors="replace"), type=ptype,
+        subtype=subtype, offset=offset, size=size, encrypted=bool(flags & 1),
+        readonly=bool(flags & 2),
+    )
+
+
+def read_partition_table(read: Reader, offset: int = 0x8000,
+                         flash_size: int | None = None) -> tuple[PartitionEntry, ...]:
+    """The partition records as the bootloader takes them (``esp_partition_table_verify``).
+
+    Up to 96 records from ``offset``: 0x50AA entries (within ``flash_size`` when given), at most
+    one 0xEBEB MD5 record whose digest covers the records before it (a missing MD5 is fine),
+    ending at a record starting ``FF FF FF FF``. The first ``n - has_md5`` records are returned,
+    as the bootloader iterates them.
+
+    Raises:
+        PartitionTableError: the bootloader's reason ("partition 3 invalid magic number 0x...").
+    """
+    raw = bytes(read(offset, PARTITION_TABLE_MAX_LEN))[:PARTITION_TABLE_MAX_LEN]
+    raw = raw.ljust(PARTITION_TABLE_MAX_LEN, b"\xff")
+    md5_found = 0
+    for num in range(PARTITION_TABLE_MAX_LEN // 32):
+        record = raw[num * 32 : num * 32 + 32]
+        magic, ptype, subtype, p_off, p_size, _label, _flags = _RECORD.unpack(record)
+        if magic == PARTITION_MAGIC:
+            end = (p_off + p_size) & 0xFFFFFFFF  # uint32 sum, as in C
+            if flash_size is not None and (p_off > flash_size or end > flash_size):
+                raise PartitionTableError(
+                    f"partition {num} invalid - offset 0x{p_off:x} size 0x{p_size:x} exceeds "
+                    f"flash chip size 0x{flash_size:x}")
+        elif magic == PARTITION_MAGIC_MD5:
+            if md5_found:
+                raise PartitionTableError("Only one MD5 checksum is allowed")
+            if hashlib.md5(raw[: num * 32]).digest() != record[16:32]:
+                raise PartitionTableError("Incorrect MD5 checksum")
+            md5_found = 1
+        elif magic == 0xFFFF and ptype == 0xFF and subtype == 0xFF:
+            return tuple(_entry(raw[i * 32 : i * 32 + 32]) for i in range(num - md5_found))
+        else:
+            raise PartitionTableError(f"partition {num} invalid magic number 0x{magic:x}")
+    raise PartitionTableError("partition table has no terminating entry, not valid")
+
+
+@dataclass(frozen=True)
+class BootState:
+    """``bootloader_state_t``: where factory, test, ota[N] and otadata are (last entry wins).
+
+    ``app_count`` counts every app ota_N entry; ``ota`` is indexed by ``subtype & 0x0F``, so a
+    table with a gap (ota_0, ota_2) has a missing slot 1 and an unreachable ota_2, as on a chip.
+    """
+
+    entries: tuple[PartitionEntry, ...]
+    factory: PartitionEntry | None
+    test: PartitionEntry | None
+    ota: Mapping[int, PartitionEntry]
+    app_count: int
+    ota_info: PartitionEntry | None
+
+    @classmethod
+    def from_entries(cls, entries: tuple[PartitionEntry, ...]) -> BootState:
+        """Classify records as ``bootloader_utility_load_partition_table`` does."""
+        factory = test = ota_info = None
+        ota: dict[int, PartitionEntry] = {}
+        app_count = 0
+        for part in entries:
+            if part.type == _APP and part.subtype == _FACTORY:
+                factory = part
+            elif part.type == _APP and part.subtype == _TEST:
+                test = part
+            elif part.type == _APP and part.subtype & 0xF0 == _OTA_FLAG:
+                ota[part.subtype & 0x0F] = part
+                app_count += 1
+            elif part.type == _DATA and part.subtype == _OTA_DATA:
+                ota_info = part
+        return cls(entries, factory, test, ota, app_count, ota_info)
+
+    @property
+    def has_factory(self) -> bool:
+        """``bs->factory.offset != 0``: how the bootloader asks "is there a factory app"."""
+        return self.factory is not None and self.factory.offset != 0
+
+    def partition_at(self, index: int) -> PartitionEntry | None:
+        """``index_to_partition``: factory, test app, or OTA slot ``index`` (< app_count)."""
+        if index == FACTORY_INDEX:
+            return self.factory
+        if index == TEST_APP_INDEX:
+            return self.test
+        if 0 <= index < MAX_OTA_SLOTS and index < self.app_count:
+            return self.ota.get(index)
+        return None
+
+    def slot_of(self, part: PartitionEntry | None) -> int | None:
+        """The OTA slot number ``part`` occupies, or None (factory, test, not an OTA slot)."""
+        return next((i for i, p in self.ota.items() if p is part), None)
+
+
+def index_name(index: int) -> str:
+    """``log_invalid_app_partition``'s name for a boot index."""
+    if index == FACTORY_INDEX:
+        return "Factory app partition"
+    if index == TEST_APP_INDEX:
+        return "Factory test app partition"
+    return f"OTA app partition slot {index}"
