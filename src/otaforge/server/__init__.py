@@ -1,1 +1,29 @@
-"""otaforge.server."""
+"""The otaforge update server: HTTPS firmware hosting and a device API.
+
+``otaforge server init --dir DATA`` makes a private CA (``DATA/server_cert.pem``, the file a
+device embeds), a server certificate, the database and ``DATA/admin.token``;
+``otaforge server run --dir DATA`` serves HTTPS with uvicorn. The schema is served at
+``/openapi.json``. Every error is ``application/problem+json`` with a ``reason``.
+
+Device API (``Authorization: Bearer <device token | fleet enrollment token>``)::
+
+    POST /api/v1/devices/{id}/check-in   {fleet, chip, version, image_sha256,
+                                          running_partition, otadata_state, secure_version}
+        204 no update | 200 {deployment_id, release_id, version, secure_version, size,
+                             sha256, url, signature, next_check_in_s}
+        header X-Next-Check-In-S on both; 503 + Retry-After when shedding load
+    POST /api/v1/devices/{id}/events     {event_id, deployment_id, state, reason, bytes}
+        201 recorded | 200 replay of the same event_id | 409 contradicts a finished
+        deployment | 429 too many reports
+    GET|HEAD /firmware/{sha256}.bin      Range / If-Range / If-None-Match, ETag "<sha256>"
+    GET|HEAD /ota/{fleet}/{id}.bin       the image the device should run (stock
+        esp_https_ota); 304 when it already runs it (If-None-Match, ?version=, last report)
+
+Management API (admin token): ``/api/v1/fleets``, ``/api/v1/fleets/{f}/releases``,
+``/api/v1/fleets/{f}/channels/{c}``, ``/api/v1/fleets/{f}/devices``, ``/api/v1/devices``.
+
+Modules: ``app`` (ASGI factory, errors, load shedding), ``fastpath`` (check-in and download
+fast paths), ``routes_device`` / ``routes_admin``, ``checkin`` and ``service`` (business
+rules), ``store`` (SQL + blobs), ``models`` / ``migrations`` / ``db``, ``ranges`` /
+``download`` (HTTP Range), ``pki``, ``auth``, ``lifecycle`` (init/run), ``client``.
+"""

@@ -33,8 +33,14 @@ PROBLEMS: dict[int | str, dict[str, object]] = {
 }
 
 
+HINT_HEADER = {NEXT_CHECK_IN: {"description": "seconds until the next check-in (with jitter)",
+                              "schema": {"type": "integer"}}}
+
+
 @router.post("/api/v1/devices/{device_id}/check-in", response_model=Manifest,
-             responses={204: {"description": "no update"}, **PROBLEMS},
+             responses={200: {"headers": HINT_HEADER},
+                        204: {"description": "no update", "headers": HINT_HEADER},
+                        **PROBLEMS},
              tags=["device"])
 async def check_in(device_id: DeviceId, body: CheckIn, request: Request,
                    who: Principal = Depends(caller),
