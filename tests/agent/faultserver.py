@@ -39,6 +39,7 @@ class Faults:
         status: answer every artifact request with this status and an empty body.
         stall_after: after this many body bytes, stop sending for ``stall_s`` seconds.
         stall_s: how long a stall lasts before the connection is closed.
+        no_head: answer HEAD with 405 (a server or proxy without HEAD support).
     """
 
     drop_after: list[int] = field(default_factory=list)
@@ -51,6 +52,7 @@ class Faults:
     status: int | None = None
     stall_after: int | None = None
     stall_s: float = 3.0
+    no_head: bool = False
 
 
 def etag_of(data: bytes) -> str:
@@ -76,7 +78,7 @@ class FaultServer:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert.configure_cert(ctx)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -132,6 +134,12 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self._serve(send_body=True)
 
         def do_HEAD(self) -> None:
+            if server.faults.no_head:
+                server.faults.requests.append({"path": self.path, "method": "HEAD"})
+                self.send_response(405)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self._serve(send_body=False)
 
         def do_POST(self) -> None:
@@ -158,8 +166,8 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, send_body: bool) -> None:
             faults = server.faults
-            faults.requests.append({"path": self.path, **{k.lower(): v for k, v in
-                                                          self.headers.items()}})
+            faults.requests.append({"path": self.path, "method": self.command,
+                                    **{k.lower(): v for k, v in self.headers.items()}})
             data = server.artifact(self.path, dict(self.headers.items()))
             if data is None:
                 if server.upstream is not None:

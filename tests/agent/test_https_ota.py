@@ -183,3 +183,67 @@ def test_finish_before_complete_fails_and_does_not_select(env: Env) -> None:
     with pytest.raises(EspError):
         ho.esp_https_ota_finish(handle)
     assert env.ota.esp_ota_get_boot_partition().name == "factory"
+
+
+@pytest.mark.parametrize("no_head", [False, True], ids=["HEAD probe", "HEAD refused: 0-0 probe"])
+def test_partial_download_in_ranges(env: Env, no_head: bool) -> None:
+    env.server.faults.no_head = no_head
+    handle = env.download(env.config(partial_http_download=True,
+                                     max_http_request_size=0x8000))
+    ho.esp_https_ota_finish(handle)
+    assert env.slot_image() == NEW
+    gets = [r for r in env.server.faults.requests if r["method"] == "GET"]
+    probe = 1 if no_head else 0
+    assert gets[0].get("range") == ("bytes=0-0" if no_head else "bytes=0-32767")
+    ranges = [r["range"] for r in gets[probe:]]
+    chunks = -(-len(NEW) // 0x8000)
+    assert len(ranges) == chunks
+    assert ranges[-1] == f"bytes={(chunks - 1) * 0x8000}-{len(NEW)}"  # one past the end
+
+
+def test_partial_download_of_a_small_image_sends_no_range(env: Env) -> None:
+    handle = env.download(env.config(partial_http_download=True,
+                                     max_http_request_size=len(NEW) + 1))
+    ho.esp_https_ota_finish(handle)
+    gets = [r for r in env.server.faults.requests if r["method"] == "GET"]
+    assert len(gets) == 1 and "range" not in gets[0]
+
+
+def test_partial_download_resumes_and_checks_etag(env: Env) -> None:
+    offset = _half(env)
+    handle = env.download(env.config(partial_http_download=True, max_http_request_size=0x8000,
+                                     ota_resumption=True, ota_image_bytes_written=offset,
+                                     resume_etag=etag_of(NEW), resume_image_size=len(NEW)))
+    assert handle.start_offset == offset and not handle.restarted
+    ho.esp_https_ota_finish(handle)
+    assert env.slot_image() == NEW
+    stale = env.config(partial_http_download=True, ota_resumption=True,
+                       ota_image_bytes_written=offset, resume_etag='"old"',
+                       resume_image_size=len(NEW))
+    again = ho.esp_https_ota_begin(stale, env.fetcher, env.ota)
+    assert again.start_offset == 0 and again.restarted
+    ho.esp_https_ota_abort(again)
+
+
+def test_partial_download_from_a_server_ignoring_range(env: Env) -> None:
+    """A 200 to the first range is the whole image: used as is, never written past its end."""
+    env.server.faults.ignore_range = True
+    handle = env.download(env.config(partial_http_download=True, max_http_request_size=0x8000))
+    ho.esp_https_ota_finish(handle)
+    assert env.slot_image() == NEW
+    assert len([r for r in env.server.faults.requests if r["method"] == "GET"]) == 1
+
+
+def test_partial_download_refuses_200_to_a_later_range(env: Env) -> None:
+    """Mid-download, a server that stops honouring Range must not be spliced in."""
+    handle = ho.esp_https_ota_begin(env.config(partial_http_download=True,
+                                               max_http_request_size=0x8000),
+                                    env.fetcher, env.ota)
+    while handle.binary_file_len < 0x8000:
+        ho.esp_https_ota_perform(handle)
+    env.server.faults.ignore_range = True
+    with pytest.raises(EspError, match="ignored"):
+        while ho.esp_https_ota_perform(handle) == ho.ESP_ERR_HTTPS_OTA_IN_PROGRESS:
+            pass
+    assert handle.binary_file_len == 0x8000
+    ho.esp_https_ota_abort(handle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -58,7 +59,7 @@ OTADATA = 0xD000
 
 
 @functools.cache
-def app(version: str, secure_version: int = 0, chip_name: str = "esp32", **kw: int) -> bytes:
+def app(version: str, secure_version: int = 0, chip_name: str = "esp32", **kw: Any) -> bytes:
     """A real app image (cached: building one costs a few ms)."""
     return build_image(version=version, secure_version=secure_version, chip=chip_name,
                        seed=zlib.crc32(version.encode()) & 0xFFFF, **kw)

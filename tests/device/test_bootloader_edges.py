@@ -8,6 +8,7 @@ flash_partitions.c, esp_image_format.c.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
@@ -135,8 +136,6 @@ def test_md5_record_in_the_middle_drops_the_last_record() -> None:
     # the record after it is never looked at by bootloader_utility_load_partition_table
     table = PartitionTable.from_csv(TWO_OTA)
     head = b"".join(e.to_bytes() for e in table.entries[:5])
-    import hashlib
-
     md5 = b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(head).digest()
     raw = _raw_table(head, md5, table.entries[5].to_bytes())
     entries = read_partition_table(lambda a, n: raw[a - 0x8000 : a - 0x8000 + n])
@@ -263,3 +262,45 @@ def test_otadata_rewrite_keeps_seq_label_and_crc() -> None:
     assert booted(decision) == "ota_0"
     assert dev.entry(1).seq_label == label and dev.entry(1).crc == entry(2).crc
     assert dev.entry(1).ota_state == ABORTED
+
+
+def _segment0_patched(image: bytes, patch: dict[int, bytes]) -> bytes:
+    """The image with bytes of segment 0 replaced (checksum and hash recomputed)."""
+    from otaforge.formats.app_image import Segment, assemble_image
+
+    parsed = AppImage.from_bytes(image, check=False)
+    first = bytearray(parsed.segments[0].data)
+    for offset, data in patch.items():
+        first[offset : offset + len(data)] = data
+    segments = (Segment(parsed.segments[0].load_addr, bytes(first)), *parsed.segments[1:])
+    return assemble_image(parsed.header, segments)
+
+
+@pytest.mark.parametrize(("patch", "boots"), [
+    # min 0xFFFF is "not set" (IS_FIELD_SET): no requirement
+    ({0xB0: b"\xff\xff"}, "ota_1"),
+    # no esp_app_desc_t magic: the fields are read anyway (pitfall "efuse blk rev >= v251.85")
+    ({0x00: b"\x00\x00\x00\x00", 0xB0: b"\xd3\x03"}, "ota_0"),
+])
+def test_efuse_blk_rev_fields_as_process_segment_data_reads_them(patch: dict[int, bytes],
+                                                                 boots: str) -> None:
+    c3 = chip("esp32c3")
+    odd = _segment0_patched(app("b", chip_name="esp32c3"), patch)
+    dev = Device(NO_FACTORY, {"ota_0": app("a", chip_name="esp32c3"), "ota_1": odd},
+                 otadata=(entry(2, VALID), None))
+    assert booted(dev.boot(BootConfig(c3, chip_rev=3, efuse_blk_rev=100))) == boots
+
+
+@pytest.mark.parametrize(("seq", "expect"), [
+    (1, "ota_1"),  # slot 0 is missing: down to factory (none), then up: index 1 -> ota_1
+    (2, "ota_1"),
+    (3, "ota_1"),  # (3-1) % 2 == 0 again; ota_2 (index 2 >= app_count) is never reachable
+])
+def test_table_without_ota_0(seq: int, expect: str) -> None:
+    # bootloader_utility_load_partition_table: ota[subtype & 0x0F], app_count counts entries;
+    # index_to_partition refuses index >= app_count
+    csv = "otadata, data, ota, 0xd000, 0x2000,\nota_1, app, ota_1, 0x10000, 1M,\n" \
+          "ota_2, app, ota_2, , 1M,\n"
+    dev = Device(csv, {"ota_1": app("v1"), "ota_2": app("v2")}, otadata=(entry(seq, VALID), None))
+    decision = dev.boot()
+    assert booted(decision) == expect and decision.otadata_ops == ()

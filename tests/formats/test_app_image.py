@@ -35,10 +35,10 @@ from otaforge.formats.app_image import (
     build_image,
     has_signature_sector,
     image_sha256,
-    verify_image,
     xor_checksum,
 )
 from otaforge.formats.chips import CHIPS, chip
+from otaforge.formats.image_verify import verify_image
 
 
 @pytest.fixture(scope="module")
@@ -426,3 +426,12 @@ def test_image_round_trip_property(segments: list[Segment], entry: int, chip_id:
     assert image.header == header and list(image.segments) == segments
     assert image.image_len == len(data) and image.to_bytes() == data
     assert (image.sha256 is not None) == bool(hashed)
+
+
+def test_verify_image_stays_importable_from_app_image(template: bytes) -> None:
+    from otaforge.formats import app_image
+
+    assert app_image.verify_image(template, chip=chip("esp32"), partition_size=0x100000) == (
+        verify_image(template, chip=chip("esp32"), partition_size=0x100000))
+    with pytest.raises(ImageRejected, match="mismatch chip ID"):
+        app_image.verify_image(template, chip=chip("esp32c3"))

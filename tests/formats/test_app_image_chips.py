@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import esptool.targets as esptool_targets  # a dependency: a missing esptool fails, not skips
 import pytest
 
 from otaforge.errors import InputError
 from otaforge.formats.chips import CHIPS, CHIPS_BY_ID, chip, chip_by_id
-
-esptool_targets = pytest.importorskip("esptool.targets")
 
 BRIEF_CHIPS = {"esp32": 0, "esp32s2": 2, "esp32s3": 9, "esp32c2": 12, "esp32c3": 5,
                "esp32c5": 23, "esp32c6": 13, "esp32c61": 20, "esp32h2": 16, "esp32p4": 18}

@@ -18,13 +18,13 @@ from otaforge.errors import (
     PartitionTableError,
     TruncatedError,
 )
+from otaforge.formats.ota_layout import check_ota_layout
 from otaforge.formats.partition_table import (
     APP_TYPE,
     DATA_TYPE,
     OTA_0,
     PartitionEntry,
     PartitionTable,
-    check_ota_layout,
     convert_table,
     load_partition_table,
     parse_flash_size,

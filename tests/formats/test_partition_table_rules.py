@@ -1,18 +1,12 @@
 """Every rule of ESP-IDF's gen_esp32part.py (master), one scenario each, with its verdict.
 
 Verdicts were derived from gen_esp32part.py's source (``PartitionTable.from_csv``/``verify``/
-``to_binary``, ``PartitionDefinition.from_csv``/``verify``, ``parse_int``). When the environment
-variable ``GEN_ESP32PART`` names a copy of the script, each scenario is also run through it and
-the verdicts (and, when accepted, the bytes) must agree.
+``to_binary``, ``PartitionDefinition.from_csv``/``verify``, ``parse_int``). The comparison with
+the script itself (these scenarios plus random tables) is by hand, since gen_esp32part.py is not
+installable: ``GEN_ESP32PART=/path/to/gen_esp32part.py python bench/compare_gen_esp32part.py``.
 """
 
 from __future__ import annotations
-
-import os
-import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -142,7 +136,6 @@ def test_rejected(name: str, csv: str, opts: dict[str, int],
         _run(csv, opts)
     assert info.value.line == line
     assert text in str(info.value)
-    _agrees_with_gen_esp32part(csv, opts, None)
 
 
 @pytest.mark.parametrize(("name", "csv", "opts"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
@@ -152,7 +145,6 @@ def test_accepted(name: str, csv: str, opts: dict[str, int]) -> None:
     back = PartitionTable.from_bytes(out)
     assert [e.name.encode()[:16] for e in back.entries] == [
         e.name.encode()[:16] for e in PartitionTable.from_csv(csv, **_csv_opts(opts)).entries]
-    _agrees_with_gen_esp32part(csv, opts, out)
 
 
 def _csv_opts(opts: dict[str, int]) -> dict[str, int]:
@@ -201,57 +193,3 @@ def test_bootloader_entries_get_fixed_offsets_and_sizes() -> None:
         "bl, bootloader, primary, 0x123000, 5\npt, partition_table, primary, 0x5, 7\n",
         primary_bootloader_offset=0x1000)
     assert [(e.offset, e.size) for e in table.entries] == [(0x1000, 0x7000), (0x8000, 0x1000)]
-
-
-def _agrees_with_gen_esp32part(csv: str, opts: dict[str, int], ours: bytes | None) -> None:
-    script = os.environ.get("GEN_ESP32PART")
-    if not script:
-        return
-    args = [sys.executable, script, "-q"]
-    if opts.get("secure_v1"):
-        args += ["--secure", "v1"]
-    for key in ("primary_bootloader_offset", "recovery_bootloader_offset"):
-        if key in opts:
-            args += [f"--{key.replace('_', '-')}", hex(opts[key])]
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"otaforge-gen-{os.getpid()}.csv"
-    tmp.write_bytes(csv.encode())
-    try:
-        proc = subprocess.run([*args, str(tmp), "-"], capture_output=True, timeout=60, check=False)
-    finally:
-        tmp.unlink()
-    assert (proc.returncode == 0) == (ours is not None), proc.stderr.decode()
-    if ours is not None:
-        assert proc.stdout == ours
-
-
-_FIELDS = {
-    "type": ["app", "data", "DATA", "0x40", "2", "bootloader", "partition_table", "", "foo", "256"],
-    "subtype": ["factory", "ota_0", "ota_1", "ota_16", "test", "nvs", "ota", "phy", "coredump",
-                "spiffs", "littlefs", "tee_ota", "", "0x10", "0x99", "primary", "fatk"],
-    "offset": ["", "", "", "0x9000", "0x10000", "0x20000", "1M", "64K", "-0x1000", "zz", "010",
-               "0x110000", "0xd000"],
-    "size": ["", "4K", "0x2000", "8K", "1M", "-0x400000", "0x3000", "12k", "0", "1.5M", "0x1001",
-             "24K", "0x100000", "0x1C0000"],
-    "flags": ["", "", "encrypted", "readonly", "encrypted:readonly", "bad", " readonly"],
-}
-
-
-def _random_csv(rng: random.Random) -> str:
-    lines = []
-    for _ in range(rng.randrange(1, 7)):
-        name = rng.choice(["nvs", "otadata", "factory", "ota_0", "ota_1", "storage", "x" * 20])
-        fields = [name, *(rng.choice(_FIELDS[k]) for k in _FIELDS)]
-        lines.append(", ".join(fields[:rng.choice([6, 6, 5, 4])]))
-    return "\n".join(lines) + "\n"
-
-
-@pytest.mark.skipif(not os.environ.get("GEN_ESP32PART"), reason="set GEN_ESP32PART to the script")
-def test_random_tables_agree_with_gen_esp32part() -> None:
-    rng = random.Random(2026)
-    for _ in range(150):
-        csv = _random_csv(rng)
-        try:
-            ours: bytes | None = _run(csv, {})
-        except PartitionTableError:
-            ours = None
-        _agrees_with_gen_esp32part(csv, {}, ours)

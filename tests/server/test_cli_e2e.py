@@ -152,3 +152,54 @@ def test_device_admin_commands(running: tuple[Path, dict[str, str]]) -> None:
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+@pytest.mark.postgres
+def test_server_run_on_postgres(postgres: str, tmp_path: Path) -> None:
+    """``server run --database-url postgresql://...``: publish, check in, download, report."""
+    from tests.server.conftest import _new_pg_database
+
+    url_db = _new_pg_database(postgres).replace("postgresql+psycopg://", "postgresql://")
+    data = tmp_path / "data"
+    assert run_cli("server", "init", "--dir", str(data)).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "otaforge", "server", "run", "--dir",
+                             str(data), "--port", str(port), "--database-url", url_db],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ctx = ssl.create_default_context(cafile=str(data / "server_cert.pem"))
+        base = f"https://localhost:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/healthz", verify=ctx)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("server on PostgreSQL did not start")
+                time.sleep(0.1)
+        env = {"OTAFORGE_SERVER": base, "OTAFORGE_CA": str(data / "server_cert.pem"),
+               "OTAFORGE_TOKEN": f"@{data / 'admin.token'}"}
+        (tmp_path / "p.csv").write_text(PARTITIONS_CSV)
+        made = run_cli("fleet", "create", "pg", "--chip", "esp32", "--partitions",
+                       str(tmp_path / "p.csv"), "--json", env=env)
+        assert made.returncode == 0, made.stderr
+        image = build_image(version="3.3.3", size=150_000)
+        (tmp_path / "a.bin").write_bytes(image)
+        pub = run_cli("release", "publish", str(tmp_path / "a.bin"), "--fleet", "pg",
+                      "--channel", "stable", env=env)
+        assert pub.returncode == 0, pub.stderr
+        token = json.loads(made.stdout)["enrollment_token"]
+        with httpx.Client(base_url=base, verify=ctx,
+                          headers={"authorization": f"Bearer {token}"}) as dev:
+            m = dev.post("/api/v1/devices/pg-1/check-in",
+                         json={"fleet": "pg", "chip": "esp32", "version": "0"}).json()
+            assert dev.get(m["url"], headers={"range": "bytes=0-"}).content == image
+        import psycopg
+
+        with psycopg.connect(url_db) as conn:
+            assert conn.execute("SELECT count(*) FROM releases").fetchone() == (1,)
+            assert (data / "otaforge.db").exists()  # made by init, unused by this run
+    finally:
+        proc.terminate()
+        proc.wait(10)

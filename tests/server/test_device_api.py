@@ -245,3 +245,31 @@ def test_oversized_upload_is_413(data_dir: object, database_url: str | None,
 def test_publish_to_unknown_fleet_is_404(api: TestClient, image_v1: bytes) -> None:
     r = api.post("/api/v1/fleets/nope/releases", content=image_v1)
     assert r.status_code == 404 and r.json()["reason"] == "not_found"
+
+
+@pytest.mark.parametrize("name", ["offer", "no update", "bad body", "wrong chip"])
+def test_fast_path_answers_like_the_documented_route(data_dir: object,
+                                                     database_url: str | None,
+                                                     image_v1: bytes, name: str) -> None:
+    """The ASGI fast path and the FastAPI route give the same status, headers and body."""
+    bodies = {"offer": {"fleet": "f1", "chip": "esp32", "version": "0.1"},
+              "no update": {"fleet": "f1", "chip": "esp32", "version": "1.0.0"},
+              "bad body": {"fleet": "f1"},
+              "wrong chip": {"fleet": "f1", "chip": "esp32c3"}}
+    answers = []
+    with _app_with(data_dir, database_url) as api:
+        enroll = api.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                  "partition_csv": PARTITIONS_CSV}
+                          ).json()["enrollment_token"]
+        publish(api, image_v1)
+        fast = api.app.fast  # type: ignore[attr-defined]
+        for use_fast in (True, False):
+            api.app.fast = fast if use_fast else None  # type: ignore[attr-defined]
+            r = api.post("/api/v1/devices/same/check-in", json=bodies[name],
+                         headers=auth(enroll))
+            body = r.json() if r.content else None
+            if isinstance(body, dict):
+                body.pop("next_check_in_s", None)
+            answers.append((r.status_code, r.headers.get("content-type"),
+                            "x-next-check-in-s" in r.headers, body))
+    assert answers[0] == answers[1], name

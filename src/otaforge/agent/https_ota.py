@@ -22,105 +22,38 @@ Deliberate choices where ESP-IDF versions differ (documented in §6.1 step 5):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Any, Protocol
-
-from otaforge.agent.fetcher import Fetcher, Request, Response
+from otaforge.agent.fetcher import Fetcher
+from otaforge.agent.ota_http import (
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_MAX_HTTP_REQUEST_SIZE,
+    ESP_ERR_HTTP_NOT_MODIFIED,
+    ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE,
+    ESP_ERR_HTTPS_OTA_IN_PROGRESS,
+    ESP_ERR_INVALID_SIZE,
+    ESP_ERR_INVALID_STATE,
+    IMAGE_HEADER_SIZE,
+    HttpsOtaConfig,
+    HttpsOtaHandle,
+    HttpsOtaState,
+    OtaOpsLike,
+    begin_partial,
+    open_full,
+    open_next_range,
+    open_resumed,
+)
 from otaforge.device.esp_err import ESP_OK, OTA_WITH_SEQUENTIAL_WRITES
-from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
+from otaforge.errors import ConnectionLost, EspError, TruncatedError
 from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc, read_app_desc
 
-IMAGE_HEADER_SIZE = 1024
-DEFAULT_BUFFER_SIZE = 4096
-ESP_ERR_HTTPS_OTA_IN_PROGRESS = 0x9001
-ESP_ERR_HTTP_NOT_MODIFIED = 0x7009
-ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE = 0x700A
-ESP_ERR_INVALID_STATE = 0x103
-ESP_ERR_INVALID_SIZE = 0x104
-
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
-
-
-class OtaOpsLike(Protocol):
-    """The ``esp_ota_*`` calls esp_https_ota makes (``otaforge.device.ota_ops.OtaOps``)."""
-
-    def esp_ota_begin(self, partition: Any, image_size: int) -> Any: ...
-    def esp_ota_write(self, handle: Any, data: bytes) -> None: ...
-    def esp_ota_end(self, handle: Any) -> None: ...
-    def esp_ota_abort(self, handle: Any) -> None: ...
-    def esp_ota_set_boot_partition(self, partition: Any) -> None: ...
-    def esp_ota_get_next_update_partition(self, start: Any = None) -> Any: ...
-
-
-class HttpsOtaState(IntEnum):
-    """``esp_https_ota_state``."""
-
-    INIT = 0
-    BEGIN = 1
-    IN_PROGRESS = 2
-    SUCCESS = 3
-    RESUME = 4
-
-
-# resume(partition, image_size, offset) -> handle: esp_ota_resume; read(partition, off, n)
-ResumeFn = Callable[[Any, int, int], Any]
-ReadFn = Callable[[Any, int, int], bytes]
-
-
-@dataclass
-class HttpsOtaConfig:
-    """``esp_https_ota_config_t`` (the fields the agent uses).
-
-    Attributes:
-        url: image URL.
-        headers: extra request headers (e.g. ``Authorization``).
-        partition: staging partition; default ``esp_ota_get_next_update_partition(NULL)``.
-        bulk_flash_erase: erase ``image_length`` up front instead of sector by sector.
-        ota_resumption: resume from ``ota_image_bytes_written``.
-        ota_image_bytes_written: bytes already in the staging partition.
-        resume_etag: ETag of the partial image (sent as ``If-Range``).
-        resume_image_size: total size of the partial image (checked against Content-Range).
-        buffer_size: bytes per read/write.
-        resume: ``esp_ota_resume(partition, erase_size, offset)`` of the device.
-        read_partition: ``esp_partition_read(partition, offset, n)`` of the device.
-    """
-
-    url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    partition: Any = None
-    bulk_flash_erase: bool = False
-    ota_resumption: bool = False
-    ota_image_bytes_written: int = 0
-    resume_etag: str | None = None
-    resume_image_size: int | None = None
-    buffer_size: int = DEFAULT_BUFFER_SIZE
-    resume: ResumeFn | None = None
-    read_partition: ReadFn | None = None
-
-
-@dataclass
-class HttpsOtaHandle:
-    """``esp_https_ota_handle_t``: one download in progress."""
-
-    config: HttpsOtaConfig
-    fetcher: Fetcher
-    ota: OtaOpsLike
-    staging: Any
-    state: HttpsOtaState = HttpsOtaState.INIT
-    image_length: int = -1
-    binary_file_len: int = 0
-    start_offset: int = 0
-    etag: str | None = None
-    restarted: str | None = None  # why a resumption restarted from 0, if it did
-    header: bytes = b""  # the first bytes read from the stream, not yet written
-    ota_handle: Any = None
-    response: Response | None = None
-    _chunks: Iterator[bytes] | None = None
-    _pending: bytes = b""
-    _eof: bool = False
+__all__ = [
+    "DEFAULT_BUFFER_SIZE", "DEFAULT_MAX_HTTP_REQUEST_SIZE", "ESP_ERR_HTTPS_OTA_IN_PROGRESS",
+    "ESP_ERR_HTTP_NOT_MODIFIED", "ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE", "IMAGE_HEADER_SIZE",
+    "OTA_WITH_SEQUENTIAL_WRITES", "HttpsOtaConfig", "HttpsOtaHandle", "HttpsOtaState",
+    "OtaOpsLike", "esp_https_ota_abort", "esp_https_ota_begin", "esp_https_ota_finish",
+    "esp_https_ota_get_header_bytes", "esp_https_ota_get_image_len_read",
+    "esp_https_ota_get_image_size", "esp_https_ota_get_img_desc",
+    "esp_https_ota_is_complete_data_received", "esp_https_ota_perform",
+]
 
 
 def esp_https_ota_begin(config: HttpsOtaConfig, fetcher: Fetcher,
@@ -135,83 +68,15 @@ def esp_https_ota_begin(config: HttpsOtaConfig, fetcher: Fetcher,
     staging = config.partition or ota.esp_ota_get_next_update_partition(None)
     handle = HttpsOtaHandle(config, fetcher, ota, staging)
     offset = config.ota_image_bytes_written if config.ota_resumption else 0
-    if offset >= IMAGE_HEADER_SIZE:
-        _open_resumed(handle, offset)
+    if offset < IMAGE_HEADER_SIZE:
+        offset = 0
+    if config.partial_http_download:
+        begin_partial(handle, offset)
+    elif offset:
+        open_resumed(handle, offset)
     else:
-        _open_full(handle, None)
+        open_full(handle, None)
     return handle
-
-
-def _request(handle: HttpsOtaHandle, extra: Mapping[str, str]) -> Response:
-    hdrs = {**handle.config.headers, **extra}
-    resp = handle.fetcher.open(Request("GET", handle.config.url, hdrs))
-    if resp.status == 304:
-        resp.close()
-        raise EspError(ESP_ERR_HTTP_NOT_MODIFIED, "ESP_ERR_HTTP_NOT_MODIFIED",
-                       "OTA image not modified since last request")
-    if resp.status == 416:
-        resp.close()
-        raise EspError(ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE, "ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE",
-                       "Requested range is incorrect")
-    if resp.status not in (200, 206):
-        resp.close()
-        raise HTTPStatusError(f"GET {handle.config.url}: HTTP {resp.status}", resp.status)
-    return resp
-
-
-def _attach(handle: HttpsOtaHandle, resp: Response, offset: int, length: int) -> None:
-    handle.response = resp
-    handle._chunks = iter(resp.chunks)
-    handle.etag = resp.header("etag")
-    handle.start_offset = handle.binary_file_len = offset
-    handle.image_length = length
-    handle.state = HttpsOtaState.RESUME if offset else HttpsOtaState.BEGIN
-
-
-def _open_full(handle: HttpsOtaHandle, resp: Response | None) -> None:
-    if resp is None:
-        resp = _request(handle, {})
-    length = resp.content_length()
-    if resp.status == 206:
-        parsed = _content_range(resp.header("content-range"))
-        length = parsed[2] if parsed and parsed[0] == 0 else length
-    _attach(handle, resp, 0, length if length is not None else -1)
-
-
-def _open_resumed(handle: HttpsOtaHandle, offset: int) -> None:
-    extra = {"Range": f"bytes={offset}-"}
-    if handle.config.resume_etag:
-        extra["If-Range"] = handle.config.resume_etag
-    try:
-        resp = _request(handle, extra)
-    except EspError as err:
-        if err.code != ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE:
-            raise
-        handle.restarted = "server answered 416 to the resumption range"
-        _open_full(handle, None)
-        return
-    if resp.status == 200:
-        handle.restarted = ("server ignored the Range header (200)" if not
-                            handle.config.resume_etag else
-                            "server sent the whole image (200): Range ignored or ETag changed")
-        _open_full(handle, resp)
-        return
-    parsed = _content_range(resp.header("content-range"))
-    expected = handle.config.resume_image_size
-    if parsed is None or parsed[0] != offset or (expected is not None and parsed[2] != expected):
-        resp.close()
-        handle.restarted = (f"Content-Range {resp.header('content-range')!r} does not continue "
-                            f"the partial image at {offset}")
-        _open_full(handle, None)
-        return
-    _attach(handle, resp, offset, parsed[2])
-
-
-def _content_range(value: str | None) -> tuple[int, int, int] | None:
-    match = _CONTENT_RANGE.match(value or "")
-    if match is None or match.group(3) == "*":
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
 def _read(handle: HttpsOtaHandle, n: int) -> bytes:
@@ -227,6 +92,13 @@ def _read(handle: HttpsOtaHandle, n: int) -> bytes:
             buf += chunk
     handle._pending = bytes(buf[n:])
     return bytes(buf[:n])
+
+
+def _peek(handle: HttpsOtaHandle) -> bool:
+    """Whether more body bytes are available (buffers the next chunk)."""
+    first = _read(handle, 1)
+    handle._pending = first + handle._pending
+    return bool(first)
 
 
 def _read_header(handle: HttpsOtaHandle) -> bytes:
@@ -302,6 +174,13 @@ def esp_https_ota_perform(handle: HttpsOtaHandle) -> int:
     data = _read(handle, want)
     if data:
         _write(handle, data)
+        return ESP_ERR_HTTPS_OTA_IN_PROGRESS
+    if cfg.partial_http_download and 0 <= handle.binary_file_len < handle.image_length:
+        before = handle.binary_file_len
+        _close(handle)
+        open_next_range(handle)
+        if not _peek(handle):
+            raise ConnectionLost(f"range request at {before} returned no data")
         return ESP_ERR_HTTPS_OTA_IN_PROGRESS
     if handle.image_length >= 0 and handle.binary_file_len != handle.image_length:
         raise ConnectionLost(

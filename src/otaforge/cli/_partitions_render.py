@@ -14,12 +14,11 @@ from typing import TextIO
 
 from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code_for
 from otaforge.errors import InputError, OtaforgeError
+from otaforge.formats.ota_layout import Finding, check_ota_layout
 from otaforge.formats.partition_csv import format_size
 from otaforge.formats.partition_table import (
     DEFAULT_TABLE_OFFSET,
-    Finding,
     PartitionTable,
-    check_ota_layout,
     convert_table,
     load_partition_table,
     parse_flash_size,

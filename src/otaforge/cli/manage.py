@@ -115,8 +115,7 @@ def release_publish(
     with handle_errors(), _client(server, ca, token) as client:
         out = client.publish(fleet, data, channel)
     if as_json:
-        typer.echo(json.dumps({"sha256": out["sha256"], "version": out["version"],
-                               "id": out["id"]}))
+        typer.echo(json.dumps({"sha256": out["sha256"], "version": out["version"]}))
         return
     typer.echo(f"release {out['id']}: {out['version']} sha256 {out['sha256']} "
                f"({out['size']} bytes){' -> ' + channel if channel else ''}")
@@ -203,3 +202,7 @@ def register_device_admin(app: typer.Typer) -> None:
     app.command("add")(device_add)
     app.command("list")(device_list)
     app.command("show")(device_show)
+
+
+# cli/main.py calls register_<group>: listing this module under the "device" group is enough
+register_device = register_device_admin

@@ -20,7 +20,13 @@ import struct
 from dataclasses import dataclass
 
 from otaforge.device.boot_table import Reader
-from otaforge.errors import ChecksumMismatch, FlashError, OtaforgeError, SignatureInvalid
+from otaforge.errors import (
+    ChecksumMismatch,
+    FlashError,
+    ImageRejected,
+    OtaforgeError,
+    SignatureInvalid,
+)
 from otaforge.formats._binary import align_up
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.partition_table import PartitionEntry
@@ -157,14 +163,14 @@ def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
             else:
                 sig_len = V1_SIG_BLOCK_LEN
         try:
-            image = verify_image(data, chip=config.chip, chip_rev=rev, partition_size=part.size,
-                                 sig_len=sig_len, addr=part.offset,
-                                 efuse_blk_rev=config.efuse_blk_rev)
-            image_len = image.image_len
+            image_len = verify_image(data, chip=config.chip, chip_rev=rev,
+                                     partition_size=part.size, sig_len=sig_len,
+                                     addr=part.offset).image_len
         except ChecksumMismatch:
             if not config.checks_signature or not _only_hash_wrong(data):
                 raise
             image_len = _image_len(data, config, rev)
+        _check_efuse_blk_rev(data, config)
         if config.checks_signature:
             _verify_signature(data[: image_len + sig_len], image_len, config, efuse)
     except OtaforgeError as err:
@@ -177,12 +183,35 @@ def _image_len(data: bytes, config: BootConfig, rev: int) -> int:
     from otaforge.formats.app_image import AppImage, verify_image
 
     try:
-        return verify_image(data, chip=config.chip, chip_rev=rev,
-                            efuse_blk_rev=config.efuse_blk_rev).image_len
+        return verify_image(data, chip=config.chip, chip_rev=rev).image_len
     except ChecksumMismatch:
         if not _only_hash_wrong(data):
             raise
         return AppImage.from_bytes(data, check=False).image_len
+
+
+def _check_efuse_blk_rev(data: bytes, config: BootConfig) -> None:
+    """``bootloader_common_check_efuse_blk_validity`` on segment 0 (non-ESP32 chips).
+
+    ``process_segment_data`` reads ``min/max_efuse_blk_rev_full`` where ``esp_app_desc_t`` keeps
+    them (image offset 0xD0/0xD2) without checking the descriptor's magic; a field counts only
+    when it is neither 0 nor 0xFFFF (``IS_FIELD_SET``). None in ``config``: not checked.
+
+    Raises:
+        ImageRejected: the chip's eFuse block revision is outside the image's range.
+    """
+    rev = config.efuse_blk_rev
+    if rev is None or config.chip.name == "esp32" or data[1] == 0:  # no segment 0
+        return
+    lo, hi = struct.unpack_from("<HH", data.ljust(0xD4, b"\xff"), 0xD0)  # tiny partition
+    if lo not in (0, 0xFFFF) and rev < lo:
+        raise ImageRejected(f"Image requires efuse blk rev >= {_rev(lo)}, but chip is {_rev(rev)}")
+    if hi not in (0, 0xFFFF) and rev > hi:
+        raise ImageRejected(f"Image requires efuse blk rev <= {_rev(hi)}, but chip is {_rev(rev)}")
+
+
+def _rev(full: int) -> str:
+    return f"v{full // 100}.{full % 100}"
 
 
 def _only_hash_wrong(data: bytes) -> bool:

@@ -21,7 +21,8 @@ knew an active-low pin (a pin level is not modelled here: the caller says "held"
 logs lack "Failed to get partition description". Not modelled: ``CONFIG_BOOTLOADER_SKIP_VALIDATE_*``
 (fast boot without verification), deep-sleep wake (which skips the GPIO checks), flash encryption,
 the ESP32 3/4 eFuse coding scheme (which refuses secure-version burns), the load-address checks of
-``ESP_IMAGE_LOAD`` against the bootloader's own RAM, and the recovery bootloader / TEE paths.
+``ESP_IMAGE_LOAD`` against the bootloader's own RAM, ``bootloader_mmap``'s size limit (an otadata
+partition over 3.2 MB on ESP32 is a reset loop), and the recovery bootloader / TEE paths.
 
 :func:`select_boot` never writes: the otadata writes the bootloader makes are returned as
 :class:`FlashOp` s (erase a 4 KiB sector, then program the 32-byte entry), in order.

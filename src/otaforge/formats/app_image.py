@@ -5,9 +5,10 @@ components/bootloader_support/src/esp_image_format.c (``image_load``: order of c
 their messages), bootloader_common_loader.c (``bootloader_common_check_chip_validity``),
 esptool ``bin_image.py`` (the same layout as esptool reads and writes it).
 
-:meth:`AppImage.from_bytes` parses the structure; :func:`verify_image` is the bootloader's
-``image_load`` in verify mode. Bytes after ``image_len`` (erased 0xFF of a slot, a Secure Boot
-signature sector) are ignored, exactly as the bootloader ignores them.
+:meth:`AppImage.from_bytes` parses the structure; :func:`verify_image` (in :mod:`image_verify`,
+re-exported here) is the bootloader's ``image_load`` in verify mode. Bytes after ``image_len``
+(erased 0xFF of a slot, a Secure Boot signature sector) are ignored, exactly as the bootloader
+ignores them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from otaforge.errors import (
     BadMagicError,
     ChecksumMismatch,
     FormatError,
-    ImageRejected,
     TruncatedError,
 )
 from otaforge.formats._binary import Reader, unpack_from
@@ -331,134 +331,18 @@ def has_signature_sector(data: bytes, image: AppImage) -> bool:
     return len(data) > offset and data[offset] == SIG_SECTOR_MAGIC
 
 
-def _rev(full: int) -> str:
-    return f"v{full // 100}.{full % 100}"
-
-
-def _check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
-    """``bootloader_common_check_chip_validity`` for an application image."""
-    if header.chip_id != chip.chip_id:
-        raise ImageRejected(
-            f"mismatch chip ID, expected {chip.chip_id}, found {header.chip_id} "
-            f"(this image is for {_chip_label(header.chip_id)}, not {chip.name})"
-        )
-    if chip_rev < header.min_chip_rev_full:
-        raise ImageRejected(
-            f"Image requires chip rev >= {_rev(header.min_chip_rev_full)}, "
-            f"but chip is {_rev(chip_rev)}"
-        )
-    max_rev = header.max_chip_rev_full
-    if max_rev not in (0, 0xFFFF) and chip_rev > max_rev:
-        raise ImageRejected(
-            f"Image requires chip rev <= {_rev(max_rev)}, but chip is {_rev(chip_rev)}"
-        )
-
-
-def _chip_label(chip_id: int) -> str:
-    spec = chip_by_id(chip_id)
-    return spec.name if spec else f"unknown chip id {chip_id}"
-
-
-def _scan_segments(raw: bytes, header: ImageHeader, chip: ChipSpec | None, addr: int) -> None:
-    """Walk segment headers as ``process_segment`` does: length rules, then MMU alignment."""
-    spec = chip or header.chip
-    desc_page_log2 = raw[0xD4] if len(raw) > 0xD4 and raw[0x20:0x24] == b"\x32\x54\xcd\xab" else 0
-    page = spec.page_size_for(desc_page_log2) if spec else 0x10000
-    reader = Reader(raw, f"image at 0x{addr:x}", IMAGE_HEADER_SIZE)
-    for index in range(header.segment_count):
-        load_addr, length = reader.unpack(_SEGMENT, f"segment {index} header")
-        offset = reader.offset
-        if length % 4 or length >= SIXTEEN_MB:
-            raise ImageRejected(f"invalid segment length 0x{length:x} (segment {index})")
-        if spec is not None and spec.is_mapped(load_addr) and offset % page != load_addr % page:
-            raise ImageRejected(
-                f"Segment {index} load address 0x{load_addr:08x}, doesn't match data "
-                f"0x{offset:08x} (flash-mapped segments need file offset == address modulo "
-                f"the 0x{page:x} MMU page)"
-            )
-        reader.read(length, f"segment {index} data")
-
-
-def _check_efuse_blk_rev(image: AppImage, chip: ChipSpec | None,
-                         efuse_blk_rev: int | None) -> None:
-    """Segment-0 check of non-ESP32 chips: the app desc's eFuse block revision range."""
-    desc = image.app_desc
-    if efuse_blk_rev is None or desc is None or chip is None or chip.name == "esp32":
-        return
-    lo, hi = desc.min_efuse_blk_rev_full, desc.max_efuse_blk_rev_full
-    if efuse_blk_rev < lo:
-        raise ImageRejected(
-            f"Image requires efuse blk rev >= {_rev(lo)}, but chip is {_rev(efuse_blk_rev)}"
-        )
-    if hi not in (0, 0xFFFF) and efuse_blk_rev > hi:
-        raise ImageRejected(
-            f"Image requires efuse blk rev <= {_rev(hi)}, but chip is {_rev(efuse_blk_rev)}"
-        )
-
-
 def verify_image(data: bytes, *, chip: ChipSpec | None = None, chip_rev: int = 0,
                  partition_size: int | None = None, sig_len: int = 0, addr: int = 0,
                  efuse_blk_rev: int | None = None) -> AppImage:
     """esp_image_format.c ``image_load`` in verify mode, in the bootloader's order.
 
-    Checks: partition size <= 16 MiB; magic; chip id and chip revision (when ``chip`` is
-    given); segment count <= 16; each segment length (%4, < 16 MiB) and MMU alignment of
-    flash-mapped segments; eFuse block revision (when ``efuse_blk_rev`` is given, non-ESP32);
-    checksum; fit in the partition (``image_len + sig_len``); appended SHA-256.
-
-    Args:
-        data: the slot contents from offset 0 (trailing bytes after ``image_len`` ignored).
-        chip: the device's chip; None skips the chip id/revision checks.
-        chip_rev: the device's chip revision, major*100+minor.
-        partition_size: the slot size; None skips the fit check.
-        sig_len: space the signature needs after the image (see signature_length()).
-        addr: flash address of the image, only used in messages.
-        efuse_blk_rev: the device's eFuse block revision (major*100+minor), None to skip.
-
-    Returns:
-        The parsed image.
-
-    Raises:
-        TruncatedError / BadMagicError / ChecksumMismatch: the bytes are not a sound image.
-        ImageRejected: a sound image this device must not run (chip, revision, layout, size).
+    See :func:`otaforge.formats.image_verify.verify_image` for the checks, arguments and
+    errors. Imported lazily (that module builds on this one).
     """
-    if partition_size is not None and partition_size > SIXTEEN_MB:
-        raise ImageRejected(f"partition size 0x{partition_size:x} invalid, larger than 16MB")
-    raw = bytes(data)
-    try:
-        return _verify(raw, chip, chip_rev, partition_size, sig_len, addr, efuse_blk_rev)
-    except TruncatedError as err:
-        if partition_size is not None and len(raw) >= partition_size:
-            # the whole slot was given and the image runs past its end
-            raise ImageRejected(
-                f"Image doesn't fit in partition length {partition_size}: {err}"
-            ) from None
-        raise _truncated(err) from None
+    from otaforge.formats.image_verify import verify_image as _verify_image
 
-
-def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: int | None,
-            sig_len: int, addr: int, efuse_blk_rev: int | None) -> AppImage:
-    header = ImageHeader.from_bytes(raw)
-    check_magic(header, addr)
-    if chip is not None:
-        _check_chip(header, chip, chip_rev)
-    if header.segment_count > ESP_IMAGE_MAX_SEGMENTS:
-        raise ImageRejected(
-            f"image at 0x{addr:x} segment count {header.segment_count} exceeds max "
-            f"{ESP_IMAGE_MAX_SEGMENTS}"
-        )
-    _scan_segments(raw, header, chip, addr)
-    image = AppImage.from_bytes(raw, check=False)
-    _check_efuse_blk_rev(image, chip, efuse_blk_rev)
-    if not image.checksum_valid:
-        image.raise_if_corrupt()
-    if partition_size is not None and image.image_len + sig_len > partition_size:
-        raise ImageRejected(
-            f"Image length {image.image_len + sig_len} doesn't fit in partition length "
-            f"{partition_size}"
-        )
-    image.raise_if_corrupt()
-    return image
+    return _verify_image(data, chip=chip, chip_rev=chip_rev, partition_size=partition_size,
+                         sig_len=sig_len, addr=addr, efuse_blk_rev=efuse_blk_rev)
 
 
 def build_image(*, version: str, project: str = "otaforge-demo", secure_version: int = 0,

@@ -6,15 +6,16 @@ components/bootloader_support/include/esp_flash_partitions.h (``esp_partition_in
 Binary layout: one 32-byte ``esp_partition_info_t`` per partition (magic ``AA 50``, type,
 subtype, offset, size, 16-byte label, flags), then the MD5 record (``EB EB``, 14 x ``FF``, MD5 of
 all preceding records), then 0xFF up to 0xC00 bytes. :meth:`PartitionTable.verify` applies
-gen_esp32part's table rules in its order; CSV text handling lives in :mod:`partition_csv`.
+gen_esp32part's table rules in its order. One record is :mod:`partition_entry`
+(:class:`PartitionEntry`, re-exported here); CSV text handling lives in :mod:`partition_csv`;
+the OTA layout checks beyond gen_esp32part live in :mod:`ota_layout`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from otaforge.errors import (
     BadMagicError,
@@ -23,7 +24,6 @@ from otaforge.errors import (
     PartitionTableError,
     TruncatedError,
 )
-from otaforge.formats._binary import unpack_from
 from otaforge.formats.partition_csv import (
     APP_TYPE,
     BOOTLOADER_TYPE,
@@ -35,12 +35,10 @@ from otaforge.formats.partition_csv import (
     ESPHTTPD,
     FACTORY,
     FAT,
-    FLAG_NAMES,
     LITTLEFS,
     NUM_OTA_SLOTS,
     NVS,
     NVS_KEYS,
-    NVS_RW_MIN_SIZE,
     OTA_0,
     OTA_DATA,
     OTADATA_SIZE,
@@ -55,147 +53,26 @@ from otaforge.formats.partition_csv import (
     TYPES,
     UNDEFINED,
     CsvOptions,
-    csv_row_text,
     decode_text,
     format_size,
     hx,
     keyword_for,
-    offset_alignment,
     parse_csv,
-    size_alignment,
 )
+from otaforge.formats.partition_entry import ENTRY_MAGIC, ENTRY_SIZE, PartitionEntry, verify_entry
 
 __all__ = [
     "APP_TYPE", "BOOTLOADER_TYPE", "COREDUMP", "DATA_TYPE", "DEFAULT_TABLE_OFFSET", "EFUSE",
     "ESPHTTPD", "FACTORY", "FAT", "LITTLEFS", "NUM_OTA_SLOTS", "NVS", "NVS_KEYS", "OTADATA_SIZE",
     "OTA_0", "OTA_DATA", "PARTITION_TABLE_TYPE", "PHY", "SPIFFS", "SUBTYPES", "TEE_OTA", "TEST",
-    "TYPES", "UNDEFINED", "Conversion", "Finding", "PartitionEntry", "PartitionTable",
-    "check_ota_layout", "convert_table", "is_binary_table", "load_partition_table",
-    "parse_flash_size",
+    "TYPES", "UNDEFINED", "Conversion", "PartitionEntry", "PartitionTable", "convert_table",
+    "is_binary_table", "load_partition_table", "parse_flash_size",
 ]
 
 MAX_TABLE_LENGTH = 0xC00  # the entries area of the sector; the rest is for a signature
-ENTRY_SIZE = 32
-ENTRY_MAGIC = b"\xaa\x50"
 MD5_MAGIC = b"\xeb\xeb"
 MD5_PREFIX = MD5_MAGIC + b"\xff" * 14
 END_MARKER = b"\xff" * ENTRY_SIZE
-FLAG_ENCRYPTED = 0x1
-FLAG_READONLY = 0x2
-
-# esp_partition_info_t: magic, type, subtype, offset, size, label[16], flags
-_ENTRY = struct.Struct("<2sBBII16sI")
-assert _ENTRY.size == ENTRY_SIZE
-
-
-@dataclass(frozen=True)
-class PartitionEntry:
-    """One ``esp_partition_info_t`` record.
-
-    Attributes:
-        name: the label (at most 16 bytes are stored; longer names are cut, as gen_esp32part does).
-        type: 0 app, 1 data, 2 bootloader, 3 partition_table, 0x40-0xFE custom.
-        subtype: meaning depends on ``type`` (see :data:`SUBTYPES`).
-        offset: absolute flash address.
-        size: bytes.
-        encrypted: flags bit 0.
-        readonly: flags bit 1.
-        line: CSV line the entry came from (not part of equality).
-    """
-
-    name: str
-    type: int
-    subtype: int
-    offset: int
-    size: int
-    encrypted: bool = False
-    readonly: bool = False
-    line: int | None = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def from_bytes(cls, b: bytes) -> PartitionEntry:
-        """Decode a 32-byte record (unknown flag bits are dropped, as gen_esp32part does).
-
-        Raises:
-            TruncatedError: fewer than 32 bytes. BadMagicError: not ``AA 50``.
-            PartitionTableError: the label is not UTF-8.
-        """
-        magic, ptype, subtype, offset, size, label, flags = unpack_from(
-            _ENTRY, b, 0, "partition entry")
-        if magic != ENTRY_MAGIC:
-            raise BadMagicError(
-                f"partition entry has magic {magic.hex(' ')}, expected aa 50 "
-                "(not a partition table, or the wrong offset?)")
-        raw = label.split(b"\x00", 1)[0]
-        try:
-            name = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise PartitionTableError(
-                f"partition label {raw!r} at offset {hx(offset)} is not valid UTF-8") from None
-        return cls(name, ptype, subtype, offset, size,
-                   bool(flags & FLAG_ENCRYPTED), bool(flags & FLAG_READONLY))
-
-    def to_bytes(self) -> bytes:
-        """Encode as 32 bytes (label UTF-8, cut to 16 bytes).
-
-        Raises:
-            PartitionTableError: a field does not fit its binary width.
-        """
-        for what, value, top in (("type", self.type, 0xFF), ("subtype", self.subtype, 0xFF),
-                                 ("offset", self.offset, 0xFFFFFFFF),
-                                 ("size", self.size, 0xFFFFFFFF)):
-            if not 0 <= value <= top:
-                raise PartitionTableError(
-                    f"partition {self.name!r}: {what} {hx(value)} does not fit the binary table "
-                    f"(0..{hx(top)})", line=self.line)
-        flags = (FLAG_ENCRYPTED if self.encrypted else 0) | (FLAG_READONLY if self.readonly else 0)
-        return _ENTRY.pack(ENTRY_MAGIC, self.type, self.subtype, self.offset, self.size,
-                           self.name.encode("utf-8"), flags)
-
-    @property
-    def end(self) -> int:
-        """First address after the partition."""
-        return self.offset + self.size
-
-    @property
-    def is_app(self) -> bool:
-        """Type app (0x00)."""
-        return self.type == APP_TYPE
-
-    @property
-    def is_ota_slot(self) -> bool:
-        """An ``ota_N`` app slot (subtype 0x10..0x1F)."""
-        return self.type == APP_TYPE and OTA_0 <= self.subtype < OTA_0 + NUM_OTA_SLOTS
-
-    @property
-    def ota_index(self) -> int | None:
-        """N of an ``ota_N`` slot, else None."""
-        return self.subtype - OTA_0 if self.is_ota_slot else None
-
-    @property
-    def type_name(self) -> str:
-        """CSV keyword of the type (``app``), or its decimal number for custom types."""
-        return keyword_for(self.type, TYPES)
-
-    @property
-    def subtype_name(self) -> str:
-        """CSV keyword of the subtype (``ota_0``), or its decimal number."""
-        return keyword_for(self.subtype, SUBTYPES.get(self.type, {}))
-
-    @property
-    def flag_names(self) -> list[str]:
-        """Set flags in CSV order (``encrypted``, ``readonly``)."""
-        set_flags = {"encrypted": self.encrypted, "readonly": self.readonly}
-        return [name for name in FLAG_NAMES if set_flags[name]]
-
-    def to_csv(self) -> str:
-        """One CSV line as gen_esp32part writes it (no newline)."""
-        return csv_row_text(self.name, self.type, self.subtype, self.offset, self.size,
-                            self.flag_names)
-
-    def describe(self) -> str:
-        """``'name' (0xstart-0xend)`` for messages."""
-        return f"{self.name!r} ({hx(self.offset)}-{hx(self.end)})"
 
 
 def _is_primary_fixed(p: PartitionEntry) -> bool:
@@ -302,7 +179,7 @@ class PartitionTable:
             PartitionTableError: the first rule broken, naming the partition and its line.
         """
         for p in self.entries:
-            _verify_entry(p, secure)
+            verify_entry(p, secure)
         self._verify_names()
         self._verify_layout(table_offset)
         for subtype, what in ((OTA_DATA, "otadata"), (TEE_OTA, "TEE otadata")):
@@ -401,27 +278,6 @@ def _names(entries: Iterable[PartitionEntry]) -> str:
     return ", ".join(repr(p.name) for p in entries)
 
 
-def _verify_entry(p: PartitionEntry, secure: str | None) -> None:
-    align = offset_alignment(p.type)
-    what = f"partition {p.name!r}"
-    if p.offset % align:
-        raise PartitionTableError(
-            f"{what}: offset {hx(p.offset)} is not aligned to {hx(align)}"
-            f"{' (app partitions start on a 64 KiB boundary)' if p.is_app else ''}", line=p.line)
-    size_align = size_alignment(p.type, secure)
-    if p.is_app and p.size % size_align:
-        raise PartitionTableError(
-            f"{what}: size {hx(p.size)} is not aligned to {hx(size_align)}", line=p.line)
-    if p.type == DATA_TYPE and p.subtype in (OTA_DATA, COREDUMP) and p.readonly:
-        raise PartitionTableError(
-            f"{what}: data/{p.subtype_name} partitions are always read-write and cannot be "
-            "flagged readonly", line=p.line)
-    if p.type == DATA_TYPE and p.subtype == NVS and p.size < NVS_RW_MIN_SIZE and not p.readonly:
-        raise PartitionTableError(
-            f"{what}: an NVS partition of size {hx(p.size)} must be flagged 'readonly' "
-            f"(read/write NVS needs at least {hx(NVS_RW_MIN_SIZE)})", line=p.line)
-
-
 def is_binary_table(data: bytes) -> bool:
     """gen_esp32part's test: binary when the first two bytes are the entry magic ``AA 50``."""
     return data[:2] == ENTRY_MAGIC
@@ -496,120 +352,3 @@ def parse_flash_size(text: str) -> int:
     if value <= 0:
         raise InputError(f"flash size {text!r} must be positive")
     return value
-
-
-# --- OTA layout checks (beyond gen_esp32part) ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One OTA layout finding. ``severity`` is "critical", "warning" or "ok"."""
-
-    severity: str
-    code: str
-    message: str
-
-    @property
-    def critical(self) -> bool:
-        """A finding that must fail ``partitions check``."""
-        return self.severity == "critical"
-
-    def __str__(self) -> str:
-        return f"{self.severity.capitalize()}: {self.message}"
-
-
-def check_ota_layout(table: PartitionTable, image_size: int | None = None) -> list[Finding]:
-    """The seed's OTA checks: identical slot sizes, otadata present, image fits every slot.
-
-    Also: contiguous ``ota_0..ota_N`` numbering and no duplicate slot (the app counts slots up
-    to the first gap, the bootloader counts every 0x1X entry), at least one bootable app.
-
-    Args:
-        table: the (verified) partition table.
-        image_size: size in bytes of the firmware image that must fit every OTA slot/factory.
-    """
-    out: list[Finding] = []
-    slots = table.ota_slots()
-    apps = [p for p in table.app_partitions() if p.is_ota_slot or p.subtype in (FACTORY, TEST)]
-    if not apps:
-        out.append(Finding("critical", "no-app",
-                           "no factory, ota_N or test app partition: the bootloader has "
-                           "nothing to boot"))
-    if slots:
-        out.extend(_slot_findings(table, slots))
-    elif table.otadata() is not None:
-        out.append(Finding("warning", "otadata-without-slots",
-                           "an otadata partition but no ota_N app slots: OTA updates are "
-                           "impossible with this table"))
-    else:
-        out.append(Finding("warning", "no-ota-slots",
-                           "no ota_N app slots: this table cannot receive OTA updates"))
-    if image_size is not None:
-        out.extend(_image_findings(table, slots, image_size))
-    return out
-
-
-def _slot_findings(table: PartitionTable, slots: list[PartitionEntry]) -> list[Finding]:
-    out: list[Finding] = []
-    first = slots[0]
-    for other in slots[1:]:
-        if other.size != first.size:
-            out.append(Finding(
-                "critical", "slot-size",
-                f"{first.name} and {other.name} must be identical size and large enough for "
-                f"your firmware ({first.name} is {hx(first.size)}, {other.name} is "
-                f"{hx(other.size)})"))
-    numbers = [p.subtype - OTA_0 for p in slots]
-    if len(set(numbers)) != len(numbers):
-        dupes = sorted({f"ota_{n}" for n in numbers if numbers.count(n) > 1})
-        out.append(Finding("critical", "slot-duplicate",
-                           f"OTA slot subtype used twice: {', '.join(dupes)}"))
-    if sorted(set(numbers)) != list(range(len(set(numbers)))):
-        out.append(Finding(
-            "critical", "slot-gap",
-            f"OTA slots must be numbered ota_0, ota_1, ... without gaps (found "
-            f"{', '.join(f'ota_{n}' for n in sorted(set(numbers)))}): the app and the bootloader "
-            "would count them differently"))
-    otadata = table.otadata()
-    if otadata is None:
-        out.append(Finding("critical", "otadata-missing",
-                           f"{len(slots)} OTA slot(s) but no otadata partition (data, ota, "
-                           f"size {hx(OTADATA_SIZE)}): the bootloader cannot select a slot"))
-    if len(slots) == 1 and table.factory() is None:
-        out.append(Finding("warning", "single-slot",
-                           f"only one OTA slot ({first.name}) and no factory app: an update "
-                           "would overwrite the running app"))
-    elif len(slots) == 1:
-        out.append(Finding("warning", "single-slot",
-                           f"only one OTA slot ({first.name}): after the first update there is "
-                           "no free slot for the next one"))
-    if not out and otadata is not None:
-        out.append(Finding("ok", "slots",
-                           f"{len(slots)} OTA slots of {hx(first.size)} bytes each, otadata "
-                           f"{otadata.name!r} at {hx(otadata.offset)}"))
-    return out
-
-
-def _image_findings(table: PartitionTable, slots: list[PartitionEntry],
-                    image_size: int) -> list[Finding]:
-    out: list[Finding] = []
-    targets = [*([f] if (f := table.factory()) else []), *slots]
-    if not targets:
-        return [Finding("critical", "image-no-slot", "no factory or OTA slot to hold the image")]
-    for p in targets:
-        if image_size > p.size:
-            out.append(Finding(
-                "critical", "image-too-large",
-                f"image of {image_size} bytes does not fit in {p.name} ({p.size} bytes, "
-                f"{image_size - p.size} bytes too many)"))
-        elif image_size * 20 > p.size * 19:
-            out.append(Finding(
-                "warning", "image-tight",
-                f"image of {image_size} bytes leaves less than 5% of {p.name} free "
-                f"({p.size - image_size} bytes)"))
-    if not out:
-        smallest = min(p.size for p in targets)
-        out.append(Finding("ok", "image-fits",
-                           f"image of {image_size} bytes fits every app slot "
-                           f"({smallest - image_size} bytes free in the smallest)"))
-    return out

@@ -42,7 +42,7 @@ HINT_HEADER = {NEXT_CHECK_IN: {"description": "seconds until the next check-in (
                         204: {"description": "no update", "headers": HINT_HEADER},
                         **PROBLEMS},
              tags=["device"])
-async def check_in(device_id: DeviceId, body: CheckIn, request: Request,
+async def check_in(device_id: DeviceId, body: CheckIn, request: Request, response: Response,
                    who: Principal = Depends(caller),
                    store: Store = Depends(get_store)) -> Response | Manifest:
     """Report the running firmware; 200 with a manifest when an update is due, else 204.
@@ -55,6 +55,7 @@ async def check_in(device_id: DeviceId, body: CheckIn, request: Request,
                                           lambda: str(request.base_url))
     if manifest is None:
         return Response(status_code=204, headers={NEXT_CHECK_IN: str(hint)})
+    response.headers[NEXT_CHECK_IN] = str(hint)
     return manifest
 
 
