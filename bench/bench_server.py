@@ -280,7 +280,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--image-size", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--repeats", type=int, default=25)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
 

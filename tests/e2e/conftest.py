@@ -83,12 +83,13 @@ class Rig:
     progress: list[tuple[int, int]] = field(default_factory=list)
     fetchers: list[HttpxFetcher] = field(default_factory=list)
 
-    def agent(self) -> Updater:
+    def agent(self, **config_kw: Any) -> Updater:
         """A fresh agent (as after a reset: all it knows is in flash)."""
         fetcher = HttpxFetcher(self.ca_pem)
         self.fetchers.append(fetcher)
         client = ServerClient(fetcher, self.base_url, self.device_id, self.token)
-        config = AgentConfig(self.base_url, self.fleet, self.device_id, self.token)
+        config = AgentConfig(self.base_url, self.fleet, self.device_id, self.token,
+                             **config_kw)
         return Updater(self.device, client, fetcher, config, on_event=self.events.append,
                        on_progress=lambda d, t: self.progress.append((d, t)))
 

@@ -49,7 +49,7 @@ def test_device_run_updates_and_keeps_flash_between_runs(tmp_path: Path, server:
     assert first.returncode == 0, first.stdout + first.stderr
     assert "running 1.0.0 from factory: no_update" in " ".join(first.stdout.split())
     admin.publish("cli-fleet", image("1.1.0", seed=1), channel="stable")
-    second = run_cli(*args, env=env)
+    second = run_cli(*args, "--partial-download", "16384", env=env)
     out = " ".join(second.stdout.split())
     assert second.returncode == 0, out + second.stderr
     assert "running 1.1.0 from ota_0: 1.1.0 confirmed" in out

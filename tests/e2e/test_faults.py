@@ -147,6 +147,7 @@ def test_broken_server_splicing_a_changed_artifact_is_caught(rig_factory: Any,
 
     agent.on_event = swap
     result = agent.check_for_update()
+    assert "resumed" in rig.kinds() and "restarted" in rig.kinds()  # spliced, then from 0
     assert (result.outcome, result.code) == (Outcome.REFUSED, "digest_mismatch")
     assert rig.device.ota.esp_ota_get_boot_partition().name == "factory"
 
@@ -164,4 +165,31 @@ def test_drops_on_every_attempt_resume_at_next_check_in(rig_factory: Any,
     assert waiting and "will resume" in waiting[0]["reason"]
     _install(rig)
     assert "resumed" in rig.kinds()
+    assert rig.running() == ("1.1.0", "ota_0")
+
+
+def test_partial_download_against_the_server_resumes_after_drop(rig_factory: Any,
+                                                                proxy: Any) -> None:
+    """esp_https_ota's partial-download mode (HEAD probe, 32 KiB ranges) through the real
+    server, with a drop in the middle: resumes in ranges, image intact."""
+    fault, ca = proxy
+    rig = rig_factory(factory=image("1.0.0"), base_url=fault.url, ca_pem=ca)
+    rig.publish(_offered())
+    fault.faults.drop_after = [0x8000 - 1000, 0x8000 - 100]
+    kw = {"partial_http_download": True, "max_http_request_size": 0x8000}
+    result = rig.agent(**kw).check_for_update()
+    assert result.outcome == Outcome.INSTALLED, rig.kinds()
+    assert rig.agent(**kw).reboot() == BootOutcome.CONFIRMED
+    gets = [r for r in fault.faults.requests if r["method"] == "GET"]
+    assert all("range" in r for r in gets[1:])
+    assert "connection_lost" in rig.kinds()
+
+
+def test_partial_download_direct_to_server(rig_factory: Any) -> None:
+    """No proxy: the server's own HEAD, Range clamping (end one past the image) and 206s."""
+    rig = rig_factory(factory=image("1.0.0"))
+    rig.publish(_offered())
+    agent = rig.agent(partial_http_download=True, max_http_request_size=0x5000)
+    assert agent.check_for_update().outcome == Outcome.INSTALLED
+    assert rig.agent().reboot() == BootOutcome.CONFIRMED
     assert rig.running() == ("1.1.0", "ota_0")

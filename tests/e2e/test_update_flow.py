@@ -195,3 +195,17 @@ def test_signed_app_without_secure_boot_refuses_other_key(rig_factory: Any) -> N
     assert rig.device.ota.esp_ota_get_boot_partition().name == "factory"
     rig.publish(signed(image("1.2.0", seed=2)))
     assert run_cycle(rig.agent()).after_reboot == BootOutcome.CONFIRMED
+
+
+@pytest.mark.parametrize("behaviour", ["hangs", "panics"])
+def test_app_that_hangs_or_panics_is_rolled_back_by_the_bootloader(rig_factory: Any,
+                                                                   behaviour: str) -> None:
+    """The task watchdog (hang) or a panic resets the new app before it can confirm: the
+    bootloader rolls back and the agent, in the old app, reports rolled_back."""
+    rig = rig_factory(factory=image("1.0.0"), apps={"1.1.0": behaviour})
+    rig.publish(image("1.1.0", seed=1))
+    result = run_cycle(rig.agent())
+    assert result.after_reboot == BootOutcome.ROLLED_BACK
+    assert rig.running() == ("1.0.0", "factory")
+    assert rig.deployments()[0]["state"] == "rolled_back"
+    assert rig.device.last_result is not None and rig.device.last_result.resets

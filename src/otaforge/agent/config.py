@@ -21,6 +21,8 @@ class AgentConfig:
         checkpoint_bytes: persist the resume offset every this many bytes (multiple of 4 KiB).
         max_attempts: download attempts per check-in (resuming after each drop).
         bulk_flash_erase: erase the whole image area at begin instead of sector by sector.
+        partial_http_download: download in Range requests of ``max_http_request_size``.
+        max_http_request_size: bytes per request in partial-download mode.
         state_partition: partition whose last sector keeps the agent's state.
         self_test_timeout_s: watchdog budget for the self-test (emulated time).
     """
@@ -34,6 +36,8 @@ class AgentConfig:
     checkpoint_bytes: int = 16 * SECTOR_SIZE
     max_attempts: int = 3
     bulk_flash_erase: bool = False
+    partial_http_download: bool = False
+    max_http_request_size: int = 64 * 1024
     state_partition: str = "nvs"
     self_test_timeout_s: float = 30.0
 
@@ -42,5 +46,7 @@ class AgentConfig:
             raise ValueError("checkpoint_bytes must be a positive multiple of 4 KiB")
         if SECTOR_SIZE % self.buffer_size:
             raise ValueError("buffer_size must divide 4096")
+        if self.max_http_request_size < SECTOR_SIZE:
+            raise ValueError("max_http_request_size must be at least 4096")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")

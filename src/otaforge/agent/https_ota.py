@@ -9,7 +9,9 @@ Names, states and error codes follow components/esp_https_ota/src/esp_https_ota.
 :func:`esp_https_ota_get_image_size`), :func:`esp_https_ota_finish` runs ``esp_ota_end`` and
 ``esp_ota_set_boot_partition``.
 
-Deliberate choices where ESP-IDF versions differ (documented in §6.1 step 5):
+How the image is fetched (plain, resumed, or in partial-download ranges after a HEAD probe)
+is in :mod:`otaforge.agent.ota_http`. Deliberate choices where ESP-IDF versions differ
+(documented in §6.1 step 5):
 
 * Resumption sends ``If-Range: <ETag>`` as well, so an artifact that changed between attempts
   comes back as a full 200 and the download restarts instead of splicing two images.

@@ -46,6 +46,7 @@ from otaforge.device.esp_err import OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import SECTOR_SIZE
 from otaforge.errors import (
     ConnectionLost,
+    DigestMismatch,
     EspError,
     FormatError,
     TransportError,
@@ -53,6 +54,11 @@ from otaforge.errors import (
 )
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.partition_table import PartitionEntry
+
+
+class _SplicedImage(Exception):
+    """A resumed download does not match the release: retry it from byte 0."""
+
 
 __all__ = ["AgentEvent", "BootOutcome", "Outcome", "UpdateResult", "Updater",
            "image_file_length", "state_store_for"]
@@ -121,6 +127,9 @@ class Updater(BootVerifier):
                 return self._attempt(offer, facts)
             except ConnectionLost as err:
                 self._emit("connection_lost", f"attempt {attempt}: {err}", attempt=attempt)
+            except _SplicedImage as err:
+                self._emit("restarted", f"resumed image does not verify ({err}); downloading "
+                           "it again from 0", reason=str(err))
             except TransportError as err:
                 self._report("failed", offer.deployment, f"download failed: {err}")
                 return UpdateResult(Outcome.FAILED, offer.version, str(err))
@@ -193,6 +202,8 @@ class Updater(BootVerifier):
             resume_etag=partial.etag if partial else None,
             resume_image_size=partial.size if partial else None,
             buffer_size=self.config.buffer_size, resume=self._resume,
+            partial_http_download=self.config.partial_http_download,
+            max_http_request_size=self.config.max_http_request_size,
             read_partition=self._read_partition)
         handle = ho.esp_https_ota_begin(cfg, self.fetcher, self.ota)
         try:
@@ -204,6 +215,8 @@ class Updater(BootVerifier):
         except (FormatError, VerificationError) as err:
             ho.esp_https_ota_abort(handle)
             self._save_partial(None)
+            if handle.start_offset and isinstance(err, DigestMismatch):
+                raise _SplicedImage(str(err)) from err  # never trust a resumed mismatch
             return self._refused(offer, refusal_for(err))
         except EspError as err:
             ho.esp_https_ota_abort(handle)

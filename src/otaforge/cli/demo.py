@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from otaforge.cli._agent_render import DownloadBar, make_console
+from otaforge.cli._common import EXIT_BAD_INPUT, fail
 
 STEP_TITLES = {
     "server": "Start an update server on loopback HTTPS",
@@ -39,6 +40,8 @@ def demo(
     """Run the seed's OTA flow end to end: server, signed images, an emulated ESP32."""
     from otaforge.fleet.demo import TimelineEvent, run_demo
 
+    if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        fail(f"--keep {keep}: must be a new or empty directory", EXIT_BAD_INPUT)
     console = make_console()
     bar = DownloadBar(console)
     current = {"step": ""}

@@ -65,6 +65,10 @@ def run(
     secure_boot_key: Annotated[list[Path] | None, typer.Option(
         "--secure-boot-key", help="Enable Secure Boot v2 and burn this key's digest into the "
         "device's eFuses (first run; repeatable).")] = None,
+    partial: Annotated[int | None, typer.Option(
+        "--partial-download", min=4096, help="esp_https_ota partial-download mode: fetch the "
+        "image in Range requests of this many bytes (CONFIG_ESP_HTTPS_OTA_ENABLE_PARTIAL_"
+        "DOWNLOAD, max_http_request_size).")] = None,
     app: Annotated[list[str] | None, typer.Option(
         "--app", help="VERSION=BEHAVIOUR of an app on this device: healthy, fails_self_test, "
         "never_confirms, hangs, panics (repeatable; default healthy).")] = None,
@@ -104,8 +108,10 @@ def run(
                 fail(f"device does not run an app ({boot.status}): {boot.reason}")
             with HttpxFetcher.from_file(ca) as fetcher:
                 client = ServerClient(fetcher, server, ident, the_token)
-                agent = Updater(device, client, fetcher, AgentConfig(server, fleet, ident,
-                                                                     the_token),
+                agent_config = AgentConfig(server, fleet, ident, the_token,
+                                           partial_http_download=partial is not None,
+                                           max_http_request_size=partial or 64 * 1024)
+                agent = Updater(device, client, fetcher, agent_config,
                                 on_event=show,
                                 on_progress=lambda d, t: bar.update("download", d, t))
                 result = run_cycle(agent)

@@ -26,7 +26,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "keys": ("Signing keys for Secure Boot v2 and signed apps.", ("otaforge.cli.keys",)),
     "flash": ("Flash images: compose, inspect, erase-otadata.", ("otaforge.cli.flash",)),
     "device": ("Emulated ESP32: power-cut sweep, run against a server.",
-               ("otaforge.cli.device", "otaforge.cli.device_run")),
+               ("otaforge.cli.device", "otaforge.cli.device_run", "otaforge.cli.manage")),
     "server": ("The HTTPS update server: init, run.", ("otaforge.cli.server",)),
     "fleet": ("Fleets on an update server.", ("otaforge.cli.manage",)),
     "release": ("Releases on an update server.", ("otaforge.cli.manage",)),
