@@ -68,6 +68,7 @@ def test_app_that_never_confirms_reverts_at_next_reset(rig_factory: Any) -> None
     assert result.after_reboot == BootOutcome.UNCONFIRMED
     assert _state(rig) == OtaImgState.PENDING_VERIFY
     assert rig.agent().check_for_update().outcome == Outcome.BUSY
+    assert rig.admin.device(rig.device_id)["otadata_state"] == "pending_verify"
     boot = rig.agent().reboot()
     assert boot == BootOutcome.ROLLED_BACK
     assert rig.running() == ("1.0.0", "factory")
@@ -114,9 +115,23 @@ def test_power_cut_mid_download_resumes_after_power_on(rig_factory: Any, proxy: 
 
 def test_signed_fleet_updates_with_secure_boot(rig_factory: Any) -> None:
     rig = rig_factory(factory=signed(image("1.0.0")), signed=True, require_signature=True)
-    rig.publish(signed(image("1.1.0", seed=1)))
+    release = rig.publish(signed(image("1.1.0", seed=1)))
     result = run_cycle(rig.agent())
     assert result.after_reboot == BootOutcome.CONFIRMED
+    # the check-in's image_sha256 covers the signature sector: the server knows it is current
+    assert rig.agent().check_for_update().outcome == Outcome.NO_UPDATE
+    assert rig.admin.device(rig.device_id)["running_sha256"] == release["sha256"]
+
+
+def test_reports_are_idempotent(rig_factory: Any) -> None:
+    from otaforge.agent.server_api import Event
+
+    rig = rig_factory(factory=image("1.0.0"))
+    client = rig.agent().client
+    event = Event("failed", None, "same_version: test", None)
+    assert client.report(event) is True
+    assert client.report(event) is False  # replay: recorded once
+    assert len([e for e in rig.server_events() if e["event_id"] == event.event_id]) == 1
 
 
 def _flip_signature(data: bytes) -> bytes:

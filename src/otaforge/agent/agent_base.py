@@ -147,6 +147,7 @@ class AgentBase:
 
     @property
     def ota(self) -> OtaOps:
+        """The running app's ``esp_ota_*`` API."""
         return self.device.ota
 
     def _report(self, state: str, deployment: str | None, reason: str | None = None,

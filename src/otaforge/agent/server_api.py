@@ -38,6 +38,7 @@ class CheckIn:
     secure_version: int | None
 
     def to_json(self) -> dict[str, Any]:
+        """The check-in body (fields left out when unknown)."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
@@ -53,10 +54,12 @@ class Event:
 
     @property
     def event_id(self) -> str:
+        """Stable id from the content: sending the same report again is a replay."""
         key = f"{self.deployment_id}|{self.state}|{self.reason}|{self.bytes}|{self.nonce}"
         return "ev-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
     def to_json(self) -> dict[str, Any]:
+        """The report body."""
         body: dict[str, Any] = {"event_id": self.event_id, "state": self.state}
         if self.deployment_id is not None:
             body["deployment_id"] = self.deployment_id
@@ -85,6 +88,7 @@ class ServerClient:
 
     @property
     def auth(self) -> dict[str, str]:
+        """The ``Authorization: Bearer`` header."""
         return {"Authorization": f"Bearer {self.token}"}
 
     def _url(self, tail: str) -> str:

@@ -72,10 +72,12 @@ class AgentState:
     pending: Pending | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> AgentState:
+        """Inverse of :meth:`to_json`."""
         partial = raw.get("partial")
         pending = raw.get("pending")
         return cls(Partial(**partial) if partial else None,
@@ -96,9 +98,11 @@ class MemoryStateStore:
         self.state = AgentState()
 
     def load(self) -> AgentState:
+        """The state kept in memory."""
         return self.state
 
     def save(self, state: AgentState) -> None:
+        """Keep ``state`` in memory."""
         self.state = state
 
 

@@ -103,11 +103,12 @@ class Updater(BootVerifier):
             PowerCut: power failed (the download resumes after the next power-on).
             TransportError: the check-in failed.
         """
-        if self._running_state() == OtaImgState.PENDING_VERIFY:
-            self._emit("busy", "running app is still PENDING_VERIFY: not updating before it "
-                       "is confirmed")
+        busy = self._running_state() == OtaImgState.PENDING_VERIFY
+        offer, facts = self.check_in()  # the server learns the state either way
+        if busy:
+            self._emit("busy", "running app is still PENDING_VERIFY: no update before it is "
+                       "confirmed (esp_ota_begin would fail with ROLLBACK_INVALID_STATE)")
             return UpdateResult(Outcome.BUSY, reason="running app not confirmed")
-        offer, facts = self.check_in()
         if offer is None:
             return UpdateResult(Outcome.NO_UPDATE)
         return self.install(offer, facts)

@@ -86,6 +86,7 @@ class DemoResult:
 
     @property
     def ok(self) -> bool:
+        """True when every step passed."""
         return bool(self.verdicts) and all(self.verdicts.values())
 
 
@@ -105,25 +106,30 @@ class _Demo:
 
     @staticmethod
     def secure_version(version: str) -> int:
+        """The secure_version the demo builds ``version`` with."""
         return RELEASES[version][0]
 
     # --- timeline -------------------------------------------------------------------------
 
     def emit(self, actor: str, kind: str, message: str, ok: bool | None = None) -> None:
+        """Record and forward one timeline event of the current step."""
         event = TimelineEvent(self.step, actor, kind, message, ok)
         self.result.events.append(event)
         self.on_event(event)
 
     def device_event(self, event: AgentEvent) -> None:
+        """Forward an agent event (reports are shown from the server side instead)."""
         if event.kind in ("report", "report_failed", "report_refused"):
             return  # the server side shows what arrived
         self.emit("device", event.kind, event.message)
 
     def verdict(self, ok: bool, message: str) -> None:
+        """Record whether the current step behaved as the seed says."""
         self.result.verdicts[self.step] = ok
         self.emit("demo", "verdict", message, ok)
 
     def server_view(self, admin: ManagementClient) -> dict[str, Any]:
+        """Emit the device events the server recorded since the last call; its device detail."""
         detail: dict[str, Any] = admin.device(DEVICE_ID)
         for ev in reversed(detail.get("events", [])):
             if ev["event_id"] in self.server_events_seen:
@@ -138,6 +144,7 @@ class _Demo:
     # --- setup ----------------------------------------------------------------------------
 
     def build(self) -> tuple[Any, bytes]:
+        """Generate the signing key and the signed sample images; (key, key digest)."""
         key = generate_key("ecdsa256")
         atomic_write(self.work / "signing_key.pem", private_key_pem(key), 0o600)
         for seed, (version, (secure_version, _)) in enumerate(RELEASES.items()):
@@ -150,6 +157,7 @@ class _Demo:
         return key, digest
 
     def make_device(self, digest: bytes) -> Device:
+        """The emulated ESP32: factory v1.0.0, Secure Boot v2 key burned, rollback on."""
         table = PartitionTable.from_csv(SEED_PARTITIONS)
         flash = MemoryFlash(FLASH_SIZE, compose_flash(table, {"factory": self.images["1.0.0"]}),
                             strict=True)
@@ -222,6 +230,7 @@ def _run_steps(demo: _Demo, info: ServerInfo) -> None:
         client = ServerClient(fetcher, info.url, DEVICE_ID, token)
 
         def agent() -> Updater:
+            """A fresh agent for the device (as after a reset)."""
             return Updater(device, client, fetcher, config, on_event=demo.device_event,
                            on_progress=lambda d, t: demo.on_progress("download", d, t))
 

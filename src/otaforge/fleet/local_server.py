@@ -50,6 +50,7 @@ class ServerInfo:
 
     @property
     def ca_pem(self) -> bytes:
+        """The CA certificate (PEM bytes) devices pin."""
         return self.ca_path.read_bytes()
 
     def admin(self) -> ManagementClient:
