@@ -8,6 +8,8 @@ image (or is missing/truncated).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 import subprocess
 import sys
@@ -257,3 +259,24 @@ def test_images_made_by_esptool_elf2image(tmp_path: Path, shared_fixtures: Path,
     assert ours.stdout.strip() == _without_banner(esptool_info(out).stdout).strip()
     data = out.read_bytes()
     assert verify_image(data, chip=chip_spec(chip)).to_bytes() == data
+
+
+# --- acceptance QA regressions ---------------------------------------------------------------
+
+
+def test_built_image_gets_normal_permissions_not_0600(tmp_path: Path) -> None:
+    out = tmp_path / "fw.bin"
+    assert run_cli("image", "build", "-o", str(out), "--version", "1").returncode == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("esptool/esp32-app-template.elf", "this is an ELF file"),
+    ("partitions/seed.bin", "this looks like a partition table"),
+])
+def test_common_wrong_files_get_a_hint(shared_fixtures: Path, name: str, hint: str) -> None:
+    proc = run_cli("image", "info", str(shared_fixtures / name))
+    assert proc.returncode == 2
+    assert "invalid magic byte" in proc.stderr and hint in proc.stderr

@@ -93,3 +93,20 @@ def test_digest_of_missing_or_junk_key_is_bad_input(tmp_path: Path) -> None:
         proc = run_cli("keys", "digest", str(path), "-o", str(tmp_path / "d.bin"))
         assert proc.returncode == 2 and "error:" in proc.stderr
     assert not (tmp_path / "d.bin").exists()
+
+
+def test_outputs_that_are_directories_or_in_missing_folders_are_bad_input(
+        tmp_path: Path) -> None:
+    key = tmp_path / "k.pem"
+    assert run_cli("keys", "generate", "--scheme", "ecdsa256", str(key)).returncode == 0
+    (tmp_path / "adir").mkdir()
+    for args in (["generate", str(tmp_path / "adir")],
+                 ["digest", str(key), "-o", str(tmp_path / "adir")],
+                 ["public", str(key), "-o", str(tmp_path / "adir")],
+                 ["digest", str(key), "-o", str(tmp_path / "nodir" / "d.bin")],
+                 ["digest", str(tmp_path / "adir"), "-o", str(tmp_path / "d.bin")]):
+        proc = run_cli("keys", *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert ("is a directory" in proc.stderr or "does not exist" in proc.stderr), proc.stderr
+        assert ".tmp" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "k.pem"]

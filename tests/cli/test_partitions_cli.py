@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +173,84 @@ def test_disable_md5sum(shared_fixtures: Path, tmp_path: Path) -> None:
                   str(tmp_path / "t.csv"), "--disable-md5sum")
     assert bad.returncode == 2
     assert "magic eb eb" in bad.stderr
+
+
+# --- acceptance QA regressions ---------------------------------------------------------------
+
+
+def test_invalid_input_leaves_an_existing_output_untouched(tmp_path: Path) -> None:
+    src, out = tmp_path / "bad.csv", tmp_path / "out.bin"
+    src.write_text(BAD_CSV)
+    out.write_bytes(b"previous build")
+    out.chmod(0o640)
+    proc = run_cli("partitions", "convert", str(src), str(out))
+    assert proc.returncode == 2 and "line 3:" in proc.stderr
+    assert out.read_bytes() == b"previous build"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "out.bin"]
+
+
+def test_output_file_gets_normal_permissions_not_0600(shared_fixtures: Path,
+                                                      tmp_path: Path) -> None:
+    # atomic_write goes through a mkstemp file (mode 0600); users expect gen_esp32part's 0644
+    out = tmp_path / "new.bin"
+    proc = run_cli("partitions", "convert", str(_fixture(shared_fixtures, "seed.csv")), str(out))
+    assert proc.returncode == 0, proc.stderr
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"old")
+    kept.chmod(0o640)
+    assert run_cli("partitions", "convert", str(_fixture(shared_fixtures, "seed.csv")),
+                   str(kept)).returncode == 0
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    assert kept.read_bytes() == _fixture(shared_fixtures, "seed.bin").read_bytes()
+
+
+def test_check_image_that_is_a_directory_exits_2(shared_fixtures: Path, tmp_path: Path) -> None:
+    proc = run_cli("partitions", "check", str(_fixture(shared_fixtures, "seed.csv")),
+                   "--image", str(tmp_path))
+    assert proc.returncode == 2
+    assert "is a directory" in proc.stderr and "OTA checks" not in proc.stdout
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("erased-flash", b"\xff" * 0xC00),
+    ("random-bytes", bytes(range(256)) * 4),
+    ("table-without-entries", b"\xeb\xeb" + b"\xff" * 0xBFE),
+])
+def test_binary_that_is_not_a_table_is_named_so(tmp_path: Path, name: str,
+                                                content: bytes) -> None:
+    src = tmp_path / f"{name}.bin"
+    src.write_bytes(content)
+    proc = run_cli("partitions", "convert", str(src), str(tmp_path / "o.csv"))
+    assert proc.returncode == 2
+    assert "not a partition table: a binary table starts with bytes aa 50" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize(("content", "warning"), [
+    (b"ota_0, app, ota_1, , 1M\n", "line 1: partition 'ota_0' is named like the subtype 'ota_0' "
+     "but is app/ota_1"),
+    (b"data, 0x40, 0, , 4K\n", "partition 'data' is named like the partition type 'data'"),
+    (b"", "the table has no partitions"),
+    (b"\xaa\x50\x01\x81\x00\x90\x00\x00\x00\x10\x00\x00" + b"fat".ljust(16, b"\x00")
+     + b"\x11\x00\x00\x00" + b"\xff" * 32, "unknown flag bit(s) 0x00000010"),
+])
+def test_gen_esp32part_warnings_are_shown_and_output_still_written(
+        tmp_path: Path, content: bytes, warning: str) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.write_bytes(content)
+    proc = run_cli("partitions", "convert", str(src), str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: {src}: " in proc.stderr and warning in proc.stderr
+    assert out.exists()
+
+
+def test_fixtures_convert_without_warnings(shared_fixtures: Path, tmp_path: Path) -> None:
+    for name in FIXTURES:
+        for ext in ("csv", "bin"):
+            proc = run_cli("partitions", "convert", str(_fixture(shared_fixtures, f"{name}.{ext}")),
+                           str(tmp_path / f"{name}.{ext}.out"))
+            assert (proc.returncode, proc.stderr) == (0, ""), name

@@ -137,6 +137,33 @@ def test_failed_sign_leaves_no_output_and_keeps_an_old_one(work: Path) -> None:
     assert not [p for p in work.iterdir() if p.name.startswith(".keep.bin")]
 
 
+@pytest.mark.parametrize(("case", "expect"), [
+    ("output is a directory", "is a directory"),
+    ("output folder missing", "does not exist"),
+    ("input is a directory", "expected an image file"),
+    ("public key given to sign", "signing needs the private key"),
+    ("junk key", "junk.pem: not an unencrypted PEM private key"),
+])
+def test_bad_paths_and_keys_name_the_file_and_write_nothing(work: Path, case: str,
+                                                            expect: str) -> None:
+    (work / "adir").mkdir(exist_ok=True)
+    (work / "junk.pem").write_text("not a key")
+    pub = work / "ec256.pub.pem"
+    pub.write_bytes(k.public_key_pem(k.load_private_key((work / "ec256.pem").read_bytes())))
+    key, out, image = str(work / "ec256.pem"), str(work / "bad-out.bin"), str(work / "app.bin")
+    args = {"output is a directory": [key, str(work / "adir"), image],
+            "output folder missing": [key, str(work / "nodir" / "x.bin"), image],
+            "input is a directory": [key, out, str(work / "adir")],
+            "public key given to sign": [str(pub), out, image],
+            "junk key": [str(work / "junk.pem"), out, image]}[case]
+    before = sorted(p.name for p in work.iterdir())
+    proc = run_cli("image", "sign", "--key", args[0], "-o", args[1], args[2])
+    assert proc.returncode == 2 and expect in proc.stderr, proc.stderr
+    assert ".tmp" not in proc.stderr  # never the temporary file's name
+    assert sorted(p.name for p in work.iterdir()) == before
+    assert list((work / "adir").iterdir()) == []
+
+
 def _fast(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     import sys
 

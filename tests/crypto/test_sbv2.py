@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from otaforge.crypto import keys as k
 from otaforge.crypto import sbv2
 from otaforge.errors import InputError, SignatureInvalid
-from otaforge.formats.signature_block import SECTOR_SIZE, SIG_BLOCK_SIZE
+from otaforge.formats.signature_block import CRC_OFFSET, SECTOR_SIZE, SIG_BLOCK_SIZE
 from tests.crypto.conftest import V2_SCHEMES, small_image
 
 SCHEMES = pytest.mark.parametrize("scheme", V2_SCHEMES)
@@ -228,10 +228,10 @@ def test_a_damaged_rsa_key_never_produces_a_signature(v2_keys: dict) -> None:
         sbv2.sign_v2(small_image(), [key])
 
 
-def test_signed_apps_without_hardware_secure_boot_trust_the_running_apps_block0(
+def test_signed_apps_without_hardware_secure_boot_trust_the_running_apps_first_block(
         app_template: bytes) -> None:
-    """CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT: trusted key = running app's block 0;
-    only the new image's block 0 counts (espressif/esp-idf#10917)."""
+    """CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT: trusted key = running app's first valid
+    block; only the new image's block 0 counts (espressif/esp-idf#10917)."""
     a, b = k.generate_key("rsa3072"), k.generate_key("rsa3072")
     running = sbv2.sign_v2(app_template, [a]) + b"\xff" * 0x1000
     assert sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [a, b]),
@@ -240,6 +240,13 @@ def test_signed_apps_without_hardware_secure_boot_trust_the_running_apps_block0(
         sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [b, a]), running)
     with pytest.raises(SignatureInvalid, match="running app is not signed"):
         sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [a]), app_template)
+    # block 0 of the running app damaged: IDF packs the valid digests, so block 1's key counts
+    damaged = bytearray(sbv2.sign_v2(app_template, [a, b]))
+    damaged[-SECTOR_SIZE + CRC_OFFSET] ^= 1
+    assert sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [b]),
+                                              bytes(damaged)).key_index == 0
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        sbv2.verify_v2_against_running_app(sbv2.sign_v2(small_image(), [a]), bytes(damaged))
 
 
 def test_trailing_data_after_the_sector_is_refused_on_the_host(

@@ -189,7 +189,10 @@ def test_revoke_public_key_needs_another_key_that_signs_the_running_app(
         keys: tuple[object, object]) -> None:
     key_a, key_b = keys
     dev = _signed_device(keys, hw=True)  # factory signed with key A only
-    with pytest.raises(EspError, match="ESP_FAIL"):
+    only_a = sign_v2(image("1.5", chip="esp32c6"), [key_a])  # type: ignore[list-item]
+    install(dev, only_a)
+    assert dev.reboot().ota_state == OtaImgState.VALID
+    with pytest.raises(EspError, match=r"ESP_FAIL.*other than the one being revoked"):
         dev.ota.esp_ota_revoke_secure_boot_public_key(0)
     assert dev.efuses.revoked == frozenset()
     both = sign_v2(image("2.0", chip="esp32c6"), [key_a, key_b])  # type: ignore[list-item]
@@ -199,3 +202,53 @@ def test_revoke_public_key_needs_another_key_that_signs_the_running_app(
     assert dev.efuses.revoked == frozenset({0})
     with pytest.raises(EspError, match="ESP_ERR_INVALID_ARG"):
         dev.ota.esp_ota_revoke_secure_boot_public_key(3)
+
+
+def test_revoke_public_key_from_factory_fails_with_rollback(keys: tuple[object, object]) -> None:
+    """esp_ota_get_state_partition(factory) is NOT_SUPPORTED, so the C code returns ESP_FAIL
+    even though the factory app verifies with key B."""
+    key_a, key_b = keys
+    fuses = Efuses("esp32c6")
+    fuses.burn_key_digest(public_key_digest(key_a))  # type: ignore[arg-type]
+    fuses.burn_key_digest(public_key_digest(key_b))  # type: ignore[arg-type]
+    factory = sign_v2(image("1.0", chip="esp32c6"), [key_a, key_b])  # type: ignore[list-item]
+    dev = make_device(factory=factory, efuses=fuses, chip="esp32c6",
+                      config=DeviceConfig(rollback=True, secure_boot_v2=True))
+    assert dev.power_on().partition.name == "factory"  # type: ignore[union-attr]
+    with pytest.raises(EspError, match=r"ESP_FAIL.*not marked as a valid image"):
+        dev.ota.esp_ota_revoke_secure_boot_public_key(0)
+    assert dev.efuses.revoked == frozenset()
+
+
+def _corrupt_block(signed: bytes, index: int) -> bytes:
+    """The signed image with signature block ``index`` failing its CRC (key bytes changed)."""
+    out = bytearray(signed)
+    sector = len(out) - 0x1000
+    out[sector + 1216 * index + 40] ^= 0x01  # inside the public key: CRC no longer matches
+    return bytes(out)
+
+
+def test_signed_app_trusts_the_first_valid_block_of_the_running_app(
+        keys: tuple[object, object]) -> None:
+    """CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT (v6.0+ secure_boot_signatures_app.c): the
+    running app's valid blocks' key digests are packed from index 0 and only index 0 is
+    compared with the new image's block 0. So a running app signed [A, B] trusts A only; one
+    whose block 0 is broken trusts B (its first valid block); the new image's block 1 is never
+    looked at."""
+    key_a, key_b = keys
+    unsigned = image("2.0", chip="esp32c6")
+    config = DeviceConfig(rollback=True, signed_app=True)
+    factory = sign_v2(image("1.0", chip="esp32c6"), [key_a, key_b])  # type: ignore[list-item]
+    dev = make_device(factory=factory, config=config, chip="esp32c6")
+    dev.power_on()
+    for refused in ([key_b], [key_b, key_a]):
+        with pytest.raises(EspError, match="ESP_ERR_OTA_VALIDATE_FAILED"):
+            install(dev, sign_v2(unsigned, refused))  # type: ignore[arg-type]
+    install(dev, sign_v2(unsigned, [key_a]))  # type: ignore[list-item]
+    assert dev.reboot().partition.name == "ota_0"  # type: ignore[union-attr]
+    broken0 = make_device(factory=_corrupt_block(factory, 0), config=config, chip="esp32c6")
+    broken0.power_on()
+    with pytest.raises(EspError, match="ESP_ERR_OTA_VALIDATE_FAILED"):
+        install(broken0, sign_v2(unsigned, [key_a]))  # type: ignore[list-item]
+    install(broken0, sign_v2(unsigned, [key_b]))  # type: ignore[list-item]
+    assert broken0.reboot().partition.name == "ota_0"  # type: ignore[union-attr]

@@ -325,3 +325,33 @@ def test_anti_rollback_secure_version_beyond_field_width_fails_on_confirm() -> N
     assert result.status == "running" and "Max secure version is 4" in str(result.app_error)
     assert result.ota_state == OtaImgState.VALID  # written before the burn was refused
     assert dev.efuses.secure_version == 0
+
+
+def test_begin_on_the_running_slot_is_partition_conflict_and_writes_nothing(dev: Device) -> None:
+    """Matrix row 18 / test_ota_ops.c: refused before any erase; otadata and slot untouched."""
+    install(dev, image("2.0"))
+    dev.reboot()
+    running = dev.running_partition
+    assert running is not None and running.name == "ota_0"
+    before = dev.flash.read(running.offset, running.size), dev.flash.read(OTADATA, 0x2000)
+    ops = dev.flash.op_count  # type: ignore[attr-defined]
+    for size in (0, 0xFFFFFFFE, 0xFFFFFFFF, 4096):
+        with esp_err("ESP_ERR_OTA_PARTITION_CONFLICT"):
+            dev.ota.esp_ota_begin(running, size)
+    assert dev.flash.op_count == ops  # type: ignore[attr-defined]
+    assert (dev.flash.read(running.offset, running.size), dev.flash.read(OTADATA, 0x2000)) == \
+        before
+
+
+def test_corrupting_four_bytes_at_0x50_fails_validation(dev: Device) -> None:
+    """test_switch_ota.c case 10 (bootloader_common_get_sha256_of_partition after 4 bytes at
+    +0x50 are overwritten): the image no longer verifies, so it can neither be selected nor
+    booted."""
+    install(dev, image("2.0"))
+    ota_0 = dev.partition("ota_0")
+    dev.flash.program(ota_0.offset + 0x50, bytes(4))
+    with esp_err("ESP_ERR_OTA_VALIDATE_FAILED"):
+        dev.ota.esp_ota_set_boot_partition(ota_0)
+    result = dev.reboot()  # otadata still selects ota_0 (NEW): the bootloader falls back
+    assert result.partition.name == "factory"  # type: ignore[union-attr]
+    assert dev.ota.esp_ota_get_boot_partition() == ota_0

@@ -3,12 +3,15 @@ every flash operation x before/after/torn, plus cuts during mark-valid and durin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from otaforge.device.emulator import BootResult, Device
 from otaforge.device.powercut import CUT_MODES
 from otaforge.device.sweep import SweepConfig, Sweeper
+from otaforge.errors import FlashError
 from otaforge.formats.partition_table import PartitionTable
 from tests.conftest import run_cli
 from tests.device._emu_helpers import NO_FACTORY_CSV, image, seed_table
@@ -40,12 +43,18 @@ def test_seed_table_sweep_never_bricks(shared_fixtures: Path, rollback: bool,
         assert "panic: booted old (new reset before confirming, rolled back)" in outcomes
 
 
-def test_sweep_without_factory_partition(shared_fixtures: Path) -> None:
+@pytest.mark.parametrize("anti_rollback", [False, True])
+def test_sweep_without_factory_partition(shared_fixtures: Path, anti_rollback: bool) -> None:
+    """The layout ESP-IDF recommends with anti-rollback: ota_0 + ota_1, no factory (the first
+    boot writes seq 1 VALID itself, and that write is swept too)."""
     table = PartitionTable.from_csv(NO_FACTORY_CSV)
-    sweeper = Sweeper(SweepConfig(table=table, flash_size=4 * MB, old=image("1.0"),
-                                  new=image("2.0"), rollback=True, bulk_erase=True))
+    sweeper = Sweeper(SweepConfig(table=table, flash_size=4 * MB,
+                                  old=image("1.0", secure_version=1),
+                                  new=image("2.0", secure_version=2), rollback=True,
+                                  anti_rollback=anti_rollback, bulk_erase=True))
     report = sweeper.run()
     assert report.failures == [] and report.cases > 100
+    assert any(o.startswith("update: booted new") for o in report.outcomes)
 
 
 def test_snapshot_cases_equal_replays_from_scratch(shared_fixtures: Path) -> None:
@@ -77,6 +86,7 @@ def test_the_checker_reports_a_bootloader_fallback_as_inconsistent(shared_fixtur
     sweeper = _sweeper(shared_fixtures, rollback=True)
     snap = sweeper.record("update")[-1]  # before the VALID entry is programmed
     flash = snap.flash.fork()
+    flash.strict = False  # the fault injected below writes over programmed bytes on purpose
     flash.program(snap.addr, snap.data)  # new image in ota_0, otadata points at it
     ota_0 = sweeper.config.table.find("ota_0")
     assert ota_0 is not None
@@ -185,3 +195,98 @@ def test_otadata_write_windows(shared_fixtures: Path, name: str, flow: str, phas
     result = sweeper.run_case(flow, snaps[nth], mode)  # type: ignore[arg-type]
     assert result.ok, result
     assert result.outcome == outcome
+
+
+# --- the checker can fail: deliberately broken update flows ---------------------------------
+
+
+def _in_place_update(self: Sweeper, dev: Device, img: bytes,
+                     phase: Callable[[str], None] | None = None) -> BootResult:
+    """The classic bricking mistake: overwrite the running app in place (no A/B, no otadata)."""
+    mark = phase or (lambda _name: None)
+    part = dev.running_partition
+    assert part is not None
+    mark("write")
+    dev.flash.erase_range(part.offset, (len(img) + 0xFFF) // 0x1000 * 0x1000)
+    for pos in range(0, len(img), 4096):
+        dev.flash.program(part.offset + pos, img[pos : pos + 4096])
+    mark("boot")
+    return dev.reboot()
+
+
+class InPlaceSweeper(Sweeper):
+    update = _in_place_update  # type: ignore[assignment]
+
+
+def test_sweep_of_an_in_place_update_reports_bricks(shared_fixtures: Path) -> None:
+    """The sweep is not a tautology: a flow that can brick is caught at every torn write."""
+    sweeper = InPlaceSweeper(SweepConfig(table=seed_table(shared_fixtures), flash_size=8 * MB,
+                                         old=image("1.0", 16 * 1024),
+                                         new=image("2.0", 16 * 1024)))
+    report = sweeper.run()
+    assert report.bricked > 0 and report.failures
+    assert report.outcomes["update: bricked"] > 0
+    assert all(f.phase == "write" for f in report.failures)
+    replay = sweeper.replay_case("update", report.failures[0].op_index,
+                                 report.failures[0].mode)
+    assert not replay.ok and replay.outcome == "bricked"
+
+
+def test_cli_sweep_exits_1_and_lists_bricked_cases(shared_fixtures: Path,
+                                                  images: tuple[Path, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from otaforge.cli.main import build_app
+
+    monkeypatch.setattr(Sweeper, "update", _in_place_update)
+    csv = shared_fixtures / "partitions" / "seed.csv"
+    result = CliRunner().invoke(build_app("device"), [
+        "device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
+        "--to", str(images[1]), "--modes", "before,after,torn"])
+    assert result.exit_code == 1, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    cases, _, bricked, _ = last.split()
+    assert last == f"{cases} cases, {bricked} bricked" and int(bricked) > 0
+    assert "update: bricked" in result.stdout
+    assert "FAIL update op" in result.stderr and "--replay" in result.stderr
+
+
+def _update_without_erase(self: Sweeper, dev: Device, img: bytes,
+                          phase: Callable[[str], None] | None = None) -> BootResult:
+    """A flow that programs the slot twice without erasing it in between."""
+    ota = dev.ota
+    part = ota.esp_ota_get_next_update_partition()
+    assert part is not None
+    handle = ota.esp_ota_begin(part, len(img))
+    ota.esp_ota_write_with_offset(handle, img, 0)
+    ota.esp_ota_write_with_offset(handle, img, 0)  # NOR: a second program needs an erase
+    ota.esp_ota_end(handle)
+    ota.esp_ota_set_boot_partition(part)
+    return dev.reboot()
+
+
+def test_sweep_runs_on_strict_flash_and_catches_a_double_program(shared_fixtures: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 ) -> None:
+    """Matrix row 19: the sweep's devices use strict NOR flash, so no esp_ota path of a clean
+    sweep ever reprograms unerased bytes; a flow that does is refused."""
+    sweeper = _sweeper(shared_fixtures, rollback=True)
+    assert sweeper.config.strict_flash and sweeper._fresh().flash.strict  # type: ignore[attr-defined]
+    monkeypatch.setattr(Sweeper, "update", _update_without_erase)
+    with pytest.raises(FlashError, match="strict flash"):
+        _sweeper(shared_fixtures, rollback=True).record("update")
+
+
+def test_cli_rejects_an_image_for_another_chip_as_bad_input(shared_fixtures: Path,
+                                                           tmp_path: Path,
+                                                           images: tuple[Path, Path]) -> None:
+    """An update the device would refuse (esp_ota_end: mismatch chip ID) is the user's input
+    error, named as such, not a device failure halfway through the sweep."""
+    foreign = tmp_path / "c3.bin"
+    foreign.write_bytes(image("2.0", 24 * 1024, chip="esp32c3"))
+    csv = shared_fixtures / "partitions" / "seed.csv"
+    proc = run_cli("device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
+                   "--to", str(foreign))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: --to:") and "mismatch chip ID" in proc.stderr

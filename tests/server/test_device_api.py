@@ -4,6 +4,7 @@ firmware access, the stock esp_https_ota URL and its 304, authentication, load s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -273,3 +274,101 @@ def test_fast_path_answers_like_the_documented_route(data_dir: object,
             answers.append((r.status_code, r.headers.get("content-type"),
                             "x-next-check-in-s" in r.headers, body))
     assert answers[0] == answers[1], name
+
+
+# --- QA regressions (issue 5 acceptance) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "range_header", "status"), [
+    ("5000-digit start", b"bytes=" + b"1" * 5000 + b"-", 416),
+    ("5000-digit end, clamped", b"bytes=0-" + b"9" * 5000, 206),
+])
+def test_malformed_range_numbers_never_5xx(api: TestClient, fleet: str, image_v1: bytes,
+                                           name: str, range_header: bytes,
+                                           status: int) -> None:
+    rel = publish(api, image_v1)
+    for use_fast in (True, False):  # the fast path and the documented route
+        fast = api.app.fast  # type: ignore[attr-defined]
+        api.app.fast = fast if use_fast else None  # type: ignore[attr-defined]
+        try:
+            r = api.get(f"/firmware/{rel['sha256']}.bin",
+                        headers={**auth(fleet), "range": range_header})  # type: ignore[dict-item]
+        finally:
+            api.app.fast = fast  # type: ignore[attr-defined]
+        assert r.status_code == status, name
+        if status == 200:
+            assert r.content == image_v1
+
+
+def test_nul_in_report_reason_is_kept_not_500(api: TestClient, fleet: str) -> None:
+    """PostgreSQL text cannot hold NUL: the report is kept with U+FFFD instead of a 500."""
+    r = report(api, fleet, "nul-1", "failed", None, reason="esp_ota_end: \x00 bad")
+    assert r.status_code == 201, r.text
+    events = api.get("/api/v1/devices/dev1").json()["events"]
+    assert events[0]["reason"] == "esp_ota_end: \ufffd bad"
+
+
+@pytest.mark.parametrize(("name", "facts"), [
+    ("NUL in version", {"version": "1.0\x00"}),
+    ("control character in chip", {"chip": "esp32\x01"}),
+    ("NUL in running partition", {"running_partition": "ota_\x00"}),
+])
+def test_control_characters_in_check_in_are_422(api: TestClient, fleet: str, name: str,
+                                                facts: dict[str, object]) -> None:
+    r = check_in(api, fleet, **facts)
+    assert r.status_code == 422, name
+    assert r.json()["reason"] == "invalid_request"
+
+
+def test_flush_keeps_other_devices_when_one_row_is_refused(api: TestClient, fleet: str) -> None:
+    """One device's facts that the database refuses must not drop the whole batch."""
+    for device in ("good", "bad"):
+        assert check_in(api, fleet, device, version="0.1").status_code == 204
+    store = api.app.state.store  # type: ignore[attr-defined]
+    store.flush()
+    store.remember("good", {"running_version": "0.2", "running_sha256": None,
+                            "running_partition": "ota_1", "otadata_state": "valid",
+                            "efuse_secure_version": 0})
+    store.remember("bad", {"running_version": "0.2\x00", "running_sha256": None,
+                           "running_partition": "ota_1", "otadata_state": "valid",
+                           "efuse_secure_version": 0})
+    store.flush()
+    assert api.get("/api/v1/devices/good").json()["running_version"] == "0.2"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("path", ["/api/v1/devices/dev1/check-in", "/api/v1/devices/dev1/events",
+                                  "/api/v1/fleets"])
+def test_huge_json_body_is_413_not_buffered(api: TestClient, fleet: str, path: str,
+                                            chunked: bool) -> None:
+    blob = b'{"fleet": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+
+    def pieces() -> Iterator[bytes]:
+        for i in range(0, len(blob), 65536):
+            yield blob[i:i + 65536]
+
+    headers = {**auth(fleet), "content-type": "application/json"}
+    r = api.post(path, content=pieces() if chunked else blob, headers=headers)
+    assert r.status_code == 413, path
+    assert r.json()["reason"] == "too_large"
+
+
+def test_chunked_small_json_body_still_works(api: TestClient, fleet: str) -> None:
+    def pieces() -> Iterator[bytes]:
+        yield b'{"event_id": "c1", '
+        yield b'"state": "downloading"}'
+
+    r = api.post("/api/v1/devices/dev1/events", content=pieces(),
+                 headers={**auth(fleet), "content-type": "application/json"})
+    assert r.status_code == 201, r.text
+
+
+def test_openapi_documents_the_download_headers(api: TestClient) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/firmware/{sha256}.bin", "/ota/{fleet}/{device_id}.bin"):
+        for method in ("get", "head"):
+            op = paths[path][method]
+            headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
+            assert {"range", "if-range", "if-none-match"} <= headers, (path, method)
+            assert "Content-Range" in op["responses"]["206"]["headers"]
+            assert "Content-Range" in op["responses"]["416"]["headers"]

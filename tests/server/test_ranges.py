@@ -95,3 +95,33 @@ def test_if_range_needs_exact_strong_etag() -> None:
     assert if_range_allows('"abc"', '"abc"')
     assert not if_range_allows('W/"abc"', '"abc"')
     assert not if_range_allows("Tue, 24 Nov 2026 06:00:00 GMT", '"abc"')
+
+
+@pytest.mark.parametrize(("name", "header", "expected"), [
+    # str.isdigit() accepts these, int() then raised (a 500 over HTTP)
+    ("superscript two (latin-1 byte 0xB2) as start", "bytes=\u00b2-", None),
+    ("superscript two as end", "bytes=0-\u00b2", None),
+    ("arabic-indic digit", "bytes=\u0661-", None),
+    ("fullwidth digit in a suffix", "bytes=-\uff15", None),
+    ("5000-digit end is clamped", "bytes=10-" + "9" * 5000, ByteRange(10, 999, SIZE)),
+    ("5000-digit suffix is the whole image", "bytes=-" + "9" * 5000, ByteRange(0, 999, SIZE)),
+    ("leading zeros", "bytes=" + "0" * 30 + "5-" + "0" * 30 + "9", ByteRange(5, 9, SIZE)),
+])
+def test_malformed_or_absurd_numbers(name: str, header: str,
+                                     expected: ByteRange | None) -> None:
+    assert parse_range(header, SIZE) == expected, name
+
+
+def test_5000_digit_start_is_unsatisfiable() -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=" + "1" * 5000 + "-", SIZE)
+
+
+@given(st.text(alphabet=st.characters(codec="latin-1"), max_size=60))
+def test_any_latin1_header_is_total(text: str) -> None:
+    """Servers hand headers over as latin-1: every byte string must parse or be ignored."""
+    try:
+        rng = parse_range("bytes=" + text, SIZE)
+    except RangeNotSatisfiable:
+        return
+    assert rng is None or 0 <= rng.start <= rng.end < SIZE

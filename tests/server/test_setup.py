@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import text
 
-from otaforge.errors import Conflict, InputError
+from otaforge.errors import Conflict, ConnectionLost, InputError
 from otaforge.server.db import make_engine, migrate
 from otaforge.server.lifecycle import init_server
 from otaforge.server.models import Base
@@ -91,3 +91,29 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     engine.dispose()
+
+
+@pytest.mark.parametrize(("name", "url", "error"), [
+    ("not a URL", "notaurl", InputError),
+    ("no driver installed", "mysql://u@h/db", InputError),
+    ("database unreachable", "postgresql://nobody@127.0.0.1:1/x", ConnectionLost),
+    ("sqlite in a missing directory", "sqlite:////nonexistent-otaforge/x.db", ConnectionLost),
+])
+def test_init_with_bad_database_leaves_nothing(tmp_path: Path, name: str, url: str,
+                                               error: type[Exception]) -> None:
+    """A failed init must not leave a half setup that the next init refuses to overwrite."""
+    data = tmp_path / "data"
+    with pytest.raises(error):
+        init_server(data, database_url=url)
+    assert not data.exists(), name
+    init_server(data)  # the retry works
+    assert (data / "server_cert.pem").is_file()
+
+
+def test_failed_init_keeps_unrelated_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "README").write_text("mine")
+    with pytest.raises(ConnectionLost):
+        init_server(data, database_url="postgresql://nobody@127.0.0.1:1/x")
+    assert sorted(p.name for p in data.iterdir()) == ["README"]

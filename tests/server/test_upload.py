@@ -166,3 +166,44 @@ def test_bad_fleet_refused(api: TestClient, name: str, body: dict[str, object],
     assert r.status_code == 422, name
     assert says.lower() in r.json()["detail"].lower()
     assert api.get("/api/v1/fleets").json() == []
+
+
+def _esp32_fleet(api: TestClient, name: str, key: k.PrivateKey) -> None:
+    r = api.post("/api/v1/fleets", json={"name": name, "chip": "esp32",
+                                         "partition_csv": PARTITIONS_CSV,
+                                         "public_keys": [k.public_key_pem(key).decode()],
+                                         "require_signature": True})
+    assert r.status_code == 201, r.text
+
+
+def test_esp32_refuses_an_ecdsa_secure_boot_v2_signature(api: TestClient, settings: Settings,
+                                                         ec_key: k.PrivateKey) -> None:
+    """ESP32 verifies Secure Boot v2 only with RSA-3072 (its ECDSA key is for v1 signing):
+    an SBv2 ECDSA block by the fleet's own key would be refused by the device."""
+    _esp32_fleet(api, "e32", ec_key)
+    r = api.post("/api/v1/fleets/e32/releases", content=sign_v2(GOOD, [ec_key]))
+    assert r.status_code == 422, r.text
+    assert r.json()["reason"] == "signature_invalid"
+    assert "rsa3072" in r.json()["detail"]
+    _nothing_stored(api, settings, "e32")
+
+
+@pytest.fixture(scope="module")
+def rsa_keys() -> tuple[k.PrivateKey, k.PrivateKey]:
+    return k.generate_key("rsa3072"), k.generate_key("rsa3072")
+
+
+def test_esp32_checks_only_signature_block_0(api: TestClient, settings: Settings,
+                                             rsa_keys: tuple[k.PrivateKey, k.PrivateKey]
+                                             ) -> None:
+    """ESP32 ECO3 reads block 0 only: a trusted key in block 1 does not make it bootable."""
+    trusted, other = rsa_keys
+    _esp32_fleet(api, "e32rsa", trusted)
+    refused = api.post("/api/v1/fleets/e32rsa/releases",
+                       content=sign_v2(GOOD, [other, trusted]))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["reason"] == "signature_invalid"
+    _nothing_stored(api, settings, "e32rsa")
+    ok = api.post("/api/v1/fleets/e32rsa/releases", content=sign_v2(GOOD, [trusted]))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["signature"]["scheme"] == "rsa3072"

@@ -183,6 +183,12 @@ def open_resumed(handle: HttpsOtaHandle, offset: int) -> None:
                             f"the partial image at {offset}")
         open_full(handle, None)
         return
+    etag, wanted = resp.header("etag"), handle.config.resume_etag
+    if etag and wanted and etag != wanted:  # a server that ignored If-Range: never splice
+        resp.close()
+        handle.restarted = f"206 for ETag {etag}, but the partial image is {wanted}"
+        open_full(handle, None)
+        return
     _attach(handle, resp, offset, parsed[2])
 
 
@@ -192,8 +198,6 @@ def content_range(value: str | None) -> tuple[int, int, int] | None:
     if match is None or match.group(3) == "*":
         return None
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
-
-
 
 
 # --- partial download ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ exit codes are the same by construction.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from itertools import pairwise
 from typing import TextIO
@@ -22,6 +23,7 @@ from otaforge.formats.partition_table import (
     convert_table,
     load_partition_table,
     parse_flash_size,
+    table_warnings,
 )
 from otaforge.fsutil import atomic_write
 
@@ -109,6 +111,8 @@ def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
             primary_bootloader_offset=o.primary_bootloader_offset,
             recovery_bootloader_offset=o.recovery_bootloader_offset, secure=o.secure,
             md5=opts.md5)
+        for warning in result.warnings:  # gen_esp32part prints its warnings while verifying
+            err.write(f"warning: {input_path}: {warning}\n")
         if output_path == "-":
             out.flush()
             sys.stdout.buffer.write(result.output)
@@ -130,9 +134,23 @@ def _write_output(path: str, data: bytes) -> None:
     if parent:
         os.makedirs(parent, exist_ok=True)  # gen_esp32part creates the output folder too
     try:
-        atomic_write(path, data)
+        atomic_write(path, data, output_mode(path))
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+
+
+def output_mode(path: str) -> int:
+    """Permission bits for an output file: the existing file's, else ``0o666`` less the umask.
+
+    ``atomic_write`` writes through a private temporary file, so without this every output
+    would be ``-rw-------`` (unlike the files esptool or gen_esp32part write).
+    """
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def run_check(input_path: str, opts: TableOptions, image_path: str | None = None, *,
@@ -154,12 +172,15 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
     except OtaforgeError as exc:
         return _report(exc, input_path, err)
     out.write(render_table(table, o.flash_size))
+    out.write("".join(f"Warning: {w}\n" for w in table_warnings(table)))
     findings = check_ota_layout(table, image_size)
     out.write(render_findings(findings, image_path, image_size))
     return EXIT_FAILED if any(f.critical for f in findings) else EXIT_OK
 
 
 def _image_size(path: str) -> int:
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory; --image wants the firmware image file")
     try:
         return os.path.getsize(path)
     except FileNotFoundError:
@@ -210,5 +231,5 @@ def render_findings(findings: list[Finding], image_path: str | None,
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["EXIT_BAD_INPUT", "TableOptions", "render_findings", "render_table", "run_check",
-           "run_convert"]
+__all__ = ["EXIT_BAD_INPUT", "TableOptions", "output_mode", "render_findings", "render_table",
+           "run_check", "run_convert"]

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
+from otaforge.cli._partitions_render import output_mode
 from otaforge.fsutil import atomic_write
 
 
@@ -65,7 +66,7 @@ def build(
             fail(f"{out}: is a directory; give the image file name with -o", EXIT_BAD_INPUT)
         if not out.parent.is_dir():
             fail(f"{out.parent}: no such directory for -o", EXIT_BAD_INPUT)
-        atomic_write(out, data)
+        atomic_write(out, data, output_mode(str(out)))
     spec = image.chip
     typer.echo(f"wrote {out}: {len(data)} bytes, {spec.name if spec else '?'}, "
                f"{len(image.segments)} segments, version {version!r}, secure_version "

@@ -11,8 +11,8 @@ so besides the typer commands (:func:`register`) there are argparse fast paths
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Union
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar, Union
 
 from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
 from otaforge.errors import InputError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 # plain ``str`` paths on the fast path (pathlib costs ~7 ms of start-up); typer passes Path
 PathArg = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
 _KEY_HELP = "Private key PEM (repeat for up to 3 keys, one signature block each)."
 _VERIFY_KEY_HELP = "Trusted key: private or public PEM (v1 also raw 64 bytes); repeatable."
 _DIGEST_HELP = "Trusted eFuse key digest file (32 bytes), instead of keys; repeatable."
@@ -38,7 +39,29 @@ def _read(path: PathArg, what: str) -> bytes:
     except FileNotFoundError:
         raise InputError(f"{path}: no such {what}") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a {what}") from None
+        raise InputError(f"{path}: is a directory, expected {_article(what)} {what}") from None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _load_key(path: PathArg, loader: "Callable[[bytes], T]") -> "T":
+    """``loader(bytes of path)``, with the key file's name in any error."""
+    data = _read(path, "key file")
+    try:
+        return loader(data)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
+
+
+def _check_output(output: PathArg) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    if os.path.isdir(output):
+        raise InputError(f"{output}: is a directory; give the signed image's file name with -o")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise InputError(f"{output}: folder {folder} does not exist (create it first)")
 
 
 def _check_version(version: int) -> None:
@@ -51,7 +74,7 @@ def _sign_bytes(data: bytes, version: int, key_paths: Sequence[PathArg], append:
     from otaforge.crypto import keys as k
     from otaforge.crypto import sbv1, sbv2
 
-    keys = [k.load_private_key(_read(p, "key file")) for p in key_paths]
+    keys = [_load_key(p, k.load_private_key) for p in key_paths]
     if version == 1:
         if len(keys) != 1 or append:
             raise InputError("--version 1 signs with exactly one key and cannot --append")
@@ -79,6 +102,7 @@ def run_sign(image: PathArg, output: PathArg, key_paths: Sequence[PathArg], vers
     _check_version(version)
     if not key_paths:
         raise InputError("give the signing key with --key KEY.pem")
+    _check_output(output)
     data = _read(image, "image file")
     if not data:
         raise InputError(f"{image} is empty: nothing to sign")
@@ -102,8 +126,8 @@ def _load_verify_keys(paths: Sequence[PathArg], version: int) -> list["PublicKey
     from otaforge.crypto import keys as k
 
     if version == 1:
-        return [k.load_v1_public_key(_read(p, "key file")) for p in paths]
-    return [k.load_public_key(_read(p, "key file")) for p in paths]
+        return [_load_key(p, k.load_v1_public_key) for p in paths]
+    return [_load_key(p, k.load_public_key) for p in paths]
 
 
 def _read_digests(paths: Sequence[PathArg]) -> list[bytes]:

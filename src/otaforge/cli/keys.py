@@ -31,6 +31,24 @@ def _read_key_file(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such key file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a key file") from None
+
+
+def _load_public(path: Path) -> k.PublicKey:
+    try:
+        return k.load_public_key(_read_key_file(path))
+    except InputError as err:
+        if str(err).startswith(f"{path}:"):
+            raise
+        raise InputError(f"{path}: {err}") from None
+
+
+def _check_output(out: Path, what: str) -> None:
+    if out.is_dir():
+        fail(f"{out}: is a directory, expected the {what} to write", EXIT_BAD_INPUT)
+    if not out.parent.is_dir():
+        fail(f"{out}: folder {out.parent} does not exist (create it first)", EXIT_BAD_INPUT)
 
 
 def generate(
@@ -54,16 +72,14 @@ def generate(
             scheme = "rsa3072"
         elif scheme not in _V2_SCHEMES:
             fail(f"--scheme {scheme}: use one of {', '.join(_V2_SCHEMES)}", EXIT_BAD_INPUT)
+        _check_output(out, "key file")
         if out.exists() and not force:
             fail(f"{out} already exists: refusing to overwrite a key (use --force if you "
                  "really mean to replace it)", EXIT_BAD_INPUT)
-        if out.is_dir():
-            fail(f"{out} is a directory, expected a key file path", EXIT_BAD_INPUT)
-        if not out.parent.is_dir():
-            fail(f"{out.parent}: no such directory", EXIT_BAD_INPUT)
         key = k.generate_key(scheme)
         atomic_write(out, k.private_key_pem(key), mode=0o600)
-        typer.echo(f"{scheme} private key (Secure Boot v{version}) written to {out} "
+        label = "v1 signed apps" if version == 1 else "Secure Boot v2"
+        typer.echo(f"{scheme} private key ({label}) written to {out} "
                    f"(mode 0600); key digest {k.public_key_digest(key).hex()}")
         typer.echo("KEEP IT SAFE: without it no update can be signed for devices that "
                    "trust it.", err=True)
@@ -76,8 +92,9 @@ def digest(
 ) -> None:
     """Write the public key digest burnt into eFuse (as `espsecure digest-sbv2-public-key`)."""
     with handle_errors():
-        pub = k.load_public_key(_read_key_file(key))
+        pub = _load_public(key)
         value = k.public_key_digest(pub)
+        _check_output(output, "digest file")
         if output.resolve() == key.resolve():
             fail("the digest output would overwrite the key file", EXIT_BAD_INPUT)
         atomic_write(output, value)
@@ -95,8 +112,9 @@ def public(
     """Extract the public key (as `espsecure extract-public-key`)."""
     with handle_errors():
         _check_version(version)
-        pub = k.load_public_key(_read_key_file(key))
+        pub = _load_public(key)
         data = k.v1_public_key_bytes(pub) if version == 1 else k.public_key_pem(pub)
+        _check_output(output, "public key file")
         if output.exists() and os.path.samefile(output, key):
             fail("the public key output would overwrite the private key", EXIT_BAD_INPUT)
         atomic_write(output, data)

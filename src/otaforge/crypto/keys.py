@@ -16,9 +16,10 @@ signature block (reference §4.2):
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from otaforge.errors import InputError
@@ -68,6 +69,8 @@ def generate_key(scheme: str) -> PrivateKey:
 
 def private_key_pem(key: PrivateKey) -> bytes:
     """The unencrypted PEM form espsecure writes and reads (traditional OpenSSL)."""
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PrivateFormat.TraditionalOpenSSL,
@@ -77,6 +80,8 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
     """SubjectPublicKeyInfo PEM (what ``espsecure extract-public-key --version 2`` writes)."""
+    from cryptography.hazmat.primitives import serialization
+
     return as_public(key).public_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PublicFormat.SubjectPublicKeyInfo,
@@ -106,6 +111,25 @@ def scheme_of(key: PrivateKey | PublicKey) -> str:
     raise InputError("unsupported key type: Secure Boot uses RSA-3072 or ECDSA keys")
 
 
+def _pem_loaders() -> tuple[Any, Any]:
+    """``load_pem_private_key`` and ``load_pem_public_key`` of ``cryptography``.
+
+    ``cryptography.hazmat.primitives.serialization`` defines both as aliases of its Rust
+    binding's functions, but importing that package also loads its SSH module (ciphers, DSA,
+    Ed25519, ...): ~4 ms on every ``image sign``/``verify`` start, which is benchmarked
+    against espsecure. Take the same functions from the binding, else from the package.
+    """
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        loaders = rust_openssl.keys
+        return loaders.load_pem_private_key, loaders.load_pem_public_key
+    except (ImportError, AttributeError):  # pragma: no cover - another cryptography layout
+        from cryptography.hazmat.primitives import serialization
+
+        return serialization.load_pem_private_key, serialization.load_pem_public_key
+
+
 def _check(key: PrivateKey | PublicKey) -> None:
     scheme_of(key)
 
@@ -116,11 +140,12 @@ def load_private_key(pem: bytes) -> PrivateKey:
     Raises:
         InputError: not a PEM private key, encrypted, or not a Secure Boot key type.
     """
+    if b"PUBLIC KEY-----" in pem and b"PRIVATE KEY-----" not in pem:
+        raise InputError("this is a public key; signing needs the private key file")
     try:
         # The RSA consistency check costs ~90 ms per load (more than signing a 1.5 MB image);
         # signing back-verifies every signature it makes instead (crypto/sbv2.py).
-        key = serialization.load_pem_private_key(pem, password=None,
-                                                 unsafe_skip_rsa_key_validation=True)
+        key = _pem_loaders()[0](pem, password=None, unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise InputError(
             "not an unencrypted PEM private key (expected what `otaforge keys generate` or "
@@ -141,7 +166,7 @@ def load_public_key(pem: bytes) -> PublicKey:
     if b"PRIVATE KEY-----" in pem:
         return load_private_key(pem).public_key()
     try:
-        key = serialization.load_pem_public_key(pem)
+        key = _pem_loaders()[1](pem)
     except (ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise InputError(
             f"not a PEM public or private key: {_first_line(err)}"
@@ -263,4 +288,7 @@ def curve_id_for(scheme: str) -> int:
 
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    first = text[0] if text else type(err).__name__
+    if first.startswith("Unable to load PEM file"):  # cryptography's text ends in a FAQ URL
+        return "no readable PEM block (-----BEGIN ...-----) in the file"
+    return first

@@ -369,20 +369,14 @@ def _describe(trusted: Sequence[bytes],
 
 
 def signature_key_digests(data: bytes, image_len: int | None = None) -> list[bytes]:
-    """Key digests of the valid blocks (magic and CRC) of a signed image, in slot order.
+    """Key digests of the valid blocks (magic and CRC) of a signed image, packed in slot order
+    (``esp_secure_boot_get_signature_blocks_for_running_app``'s table).
 
     Raises:
         SignatureInvalid: the image has no (or a truncated) signature sector.
     """
-    return [d for d in _slot_key_digests(data, image_len) if any(d)]
-
-
-def _slot_key_digests(data: bytes, image_len: int | None) -> list[bytes]:
-    """Per slot: the block's key digest when valid, else 32 zero bytes (never matches), as
-    ``esp_secure_boot_get_signature_blocks_for_running_app`` fills its table."""
     _, sector = _locate(data, image_len)
-    return [block_key_digest(s.block) if s.block is not None else bytes(32)
-            for s in read_sector(sector)]
+    return [block_key_digest(s.block) for s in read_sector(sector) if s.block is not None]
 
 
 def verify_v2_against_running_app(new: bytes, running: bytes, *,
@@ -391,25 +385,27 @@ def verify_v2_against_running_app(new: bytes, running: bytes, *,
     """OTA check with signed apps but without hardware Secure Boot
     (``CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT``, secure_boot_signatures_app.c).
 
-    The trusted key is the one of the running app's block 0, and only block 0 of the new
-    image is checked against it. So the running app must itself be signed, and the new image's
-    first block must use the same key (espressif/esp-idf#10917).
+    The trusted key is the one of the running app's first valid block (magic and CRC):
+    ``calculate_image_public_key_digests`` packs the valid blocks' digests from index 0, and
+    with one block checked only that first entry is compared. Only block 0 of the new image is
+    checked against it. So the running app must itself be signed, and the new image's first
+    block must use that key (espressif/esp-idf#10917). (IDF before the ECDSA v2 rework kept
+    the digests at their slot index, so a damaged block 0 trusted nothing.)
 
     Raises:
         SignatureInvalid: the running app is unsigned, or the new image's block 0 is not a
             valid signature by the running app's key.
     """
     try:
-        trusted = _slot_key_digests(running, running_image_len)
+        trusted = signature_key_digests(running, running_image_len)
     except SignatureInvalid as err:
         trusted, reason = [], str(err)
     else:
         reason = "no valid signature block"
-    if not any(any(d) for d in trusted):
+    if not trusted:
         raise SignatureInvalid(
             f"running app is not signed ({reason}), so no update can be verified: without "
             "hardware Secure Boot the trusted key comes from the running app"
         )
-    trusted = trusted[:1]
-    return verify_v2(new, digests=trusted, image_len=new_image_len, strict=False,
+    return verify_v2(new, digests=trusted[:1], image_len=new_image_len, strict=False,
                      max_blocks=1)

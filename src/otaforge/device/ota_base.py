@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from otaforge.crypto.sbv2 import signature_key_digests, verify_v2
+from otaforge.crypto.sbv2 import verify_v2, verify_v2_against_running_app
 from otaforge.device.efuse import Efuses
 from otaforge.device.esp_err import raise_esp
 from otaforge.device.flash import SECTOR_SIZE, Flash
@@ -157,21 +157,29 @@ class OtaBase:
                       revoked=self.efuses.revoked, image_len=image.image_len, strict=False,
                       max_blocks=max_blocks)
         else:
-            trusted = self._running_key_digests()
-            verify_v2(data, digests=trusted[:1], image_len=image.image_len, strict=False,
-                      max_blocks=1)
+            running, running_len = self._running_app()
+            verify_v2_against_running_app(data, running, new_image_len=image.image_len,
+                                          running_image_len=running_len)
         return image
 
-    def _running_key_digests(self) -> list[bytes]:
+    def _running_app(self) -> tuple[bytes, int | None]:
+        """The running partition's bytes and app image length (``esp_image_get_metadata``).
+
+        ``CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT`` takes the trusted key from the running
+        app: ``calculate_image_public_key_digests`` packs the digests of its valid blocks from
+        index 0 and only index 0 is compared with the new image's block 0, so the key of the
+        running app's first valid block is the one trusted (v5.x/v6.0+, secure_boot_signatures_
+        app.c; IDF v4.x kept digests at their block index, so a broken block 0 trusted nothing).
+        :func:`~otaforge.crypto.sbv2.verify_v2_against_running_app` applies exactly this rule.
+        """
         running = self.running
         if running is None:
-            return []
+            raise VerificationError("Cannot get running partition (no running app)")
         data = self.flash.read(running.offset, running.size)
         try:
-            image = AppImage.from_bytes(data, check=False)
-            return signature_key_digests(data, image.image_len)
-        except (FormatError, VerificationError):
-            return []
+            return data, AppImage.from_bytes(data, check=False).image_len
+        except FormatError as err:
+            raise VerificationError(f"Error reading metadata from running app: {err}") from None
 
     def _image_ok(self, part: PartitionEntry) -> bool:
         try:

@@ -8,6 +8,11 @@ active sector is rewritten in place when it already points at the target slot). 
 ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` ``esp_ota_begin`` refuses a PENDING_VERIFY running app
 and then invalidates the inactive otadata sector (v5.5+).
 
+Older ESP-IDF differs: v4.x-v5.4 always write the *other* sector in ``set_boot_partition``
+(re-selecting the active slot writes an equal seq there; the tie resolves to sector 0) and never
+invalidate the inactive sector in ``esp_ota_begin``; ``ESP_ERR_OTA_ALREADY_IN_PROGRESS`` for a
+second handle on one partition is v6.1+.
+
 Errors are :class:`~otaforge.errors.EspError` with the ESP-IDF code and name; functions that
 return ``NULL`` or ``false`` in C return None or False here.
 """

@@ -122,10 +122,12 @@ class RollbackOps(OtaBase):
         if running is None:
             raise_esp("ESP_FAIL", "no running app")
         if self.config.rollback:
+            # esp_ota_get_state_partition(running): NOT_SUPPORTED for factory, NOT_FOUND without
+            # an entry -> ESP_FAIL, as is any state but VALID
             state = self._running_state()
-            if state != OtaImgState.VALID and running.is_ota_slot:
+            if state != OtaImgState.VALID:
                 raise_esp("ESP_FAIL", "The current running application is not marked as a "
-                          "valid image. Aborting..")
+                          "valid image (or has no otadata state: factory). Aborting..")
         slots = self.efuses.key_digest_slots
         if index >= len(slots) or slots[index] is None or index in self.efuses.revoked:
             return  # already revoked (or never burned): ESP_OK

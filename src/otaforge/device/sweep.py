@@ -61,6 +61,9 @@ class SweepConfig:
             sectors in use.
         seed: seeds the torn length of each torn case.
         flows: which flows to sweep (rollback flows need ``rollback``).
+        strict_flash: run every device on strict NOR flash (a second program of a byte
+            without an erase raises, MCUboot's ``write_safe``), so the sweep also proves that
+            no flow step ever reprograms unerased flash (reliability matrix row 19).
     """
 
     table: PartitionTable
@@ -77,6 +80,7 @@ class SweepConfig:
     start: str = "factory"
     seed: int = 0
     flows: tuple[str, ...] = FLOWS
+    strict_flash: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,22 @@ class Sweeper:
 
     def __init__(self, config: SweepConfig) -> None:
         from otaforge.device.emulator import compose_flash
-        from otaforge.formats.app_image import build_image
+        from otaforge.formats.app_image import build_image, verify_image
+        from otaforge.formats.chips import chip as chip_spec
 
         self.config = config
         cfg = config
+        spec = chip_spec(cfg.chip)
         for name, img in (("--from", cfg.old), ("--to", cfg.new)):
             try:
                 image_len(img)
             except OtaforgeError as err:
                 raise InputError(f"{name}: not an app image ({err})") from None
+            try:
+                verify_image(img, chip=spec)
+            except OtaforgeError as err:
+                raise InputError(f"{name}: the {spec.name} device would refuse this image "
+                                 f"({err}); build or pick one for --chip {spec.name}") from None
         if cfg.anti_rollback and not cfg.rollback:
             raise InputError("anti-rollback needs rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK "
                              "depends on CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)")
@@ -194,7 +205,7 @@ class Sweeper:
                       self._apps(new_behaviour))
 
     def _fresh(self, new_behaviour: Behaviour = "healthy") -> Device:
-        flash = MemoryFlash(self.config.flash_size, self._base)
+        flash = MemoryFlash(self.config.flash_size, self._base, strict=self.config.strict_flash)
         return self._device(flash, self._base_fuses, new_behaviour)
 
     def _seasoned_base(self) -> tuple[bytes, EfuseSnapshot]:

@@ -277,7 +277,17 @@ def check_magic(header: ImageHeader, addr: int = 0) -> None:
         raise BadMagicError(
             f"image at 0x{addr:x} has invalid magic byte (nothing flashed here?): "
             f"0x{header.magic:02x}, expected 0x{ESP_IMAGE_MAGIC:02x}"
+            f"{_MAGIC_HINTS.get(header.magic, '')}"
         )
+
+
+# what a user most often points ``image info`` at by mistake, by first byte
+_MAGIC_HINTS = {
+    0x7F: " (this is an ELF file: build/<project>.bin is the app image; or run "
+          "'esptool elf2image')",
+    0xAA: " (this looks like a partition table: try 'otaforge partitions check')",
+    0xFF: " (erased flash: 0xFF)",
+}
 
 
 def _desc_of(segments: Sequence[Segment]) -> AppDesc | None:

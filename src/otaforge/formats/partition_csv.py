@@ -123,8 +123,9 @@ def decode_text(data: bytes) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
         raise PartitionTableError(
-            f"partition CSV is not valid {encoding} text (byte 0x{data[err.start]:02x} at "
-            f"offset {err.start}); save the file as UTF-8"
+            f"not a partition table: a binary table starts with bytes aa 50 (this starts with "
+            f"{data[:2].hex(' ') or 'nothing'}), and as CSV it is not valid {encoding} text "
+            f"(byte 0x{data[err.start]:02x} at offset {err.start}); save a CSV as UTF-8"
         ) from None
 
 
@@ -135,6 +136,7 @@ def parse_int(value: str, keywords: dict[str, int] | None = None, *, line: int |
     Raises:
         PartitionTableError: neither a number nor a known keyword.
     """
+    text = value  # as written, for messages (gen_esp32part names it without the suffixes)
     multiplier = 1
     for _ in range(_MAX_SUFFIXES):
         lowered = value.lower()
@@ -154,13 +156,13 @@ def parse_int(value: str, keywords: dict[str, int] | None = None, *, line: int |
     if not keywords:
         expected = ("a number: this partition type has no subtype names" if field == "subtype"
                     else "a number such as 0x10000, 65536, 64K or 1M")
-        raise PartitionTableError(f"invalid {field} {value!r}: expected {expected}",
+        raise PartitionTableError(f"invalid {field} {text!r}: expected {expected}",
                                   line=line) from None
     try:
         return keywords[value.lower()] * multiplier
     except KeyError:
         raise PartitionTableError(
-            f"{field} {value!r} is not valid. Known keywords: {', '.join(keywords)} "
+            f"{field} {text!r} is not valid. Known keywords: {', '.join(keywords)} "
             "(or a number)",
             line=line,
         ) from None
@@ -319,7 +321,13 @@ def _place(rows: list[CsvRow], opts: CsvOptions) -> None:
                 last_end += pad_to - last_end % pad_to
             row.offset = last_end
         if row.size < 0:
-            row.size = -row.size - row.offset
+            end = -row.size
+            row.size = end - row.offset
+            if row.size < 0:  # gen_esp32part fails later, packing a negative size
+                raise PartitionTableError(
+                    f"partition {row.name!r}: size {hx(-end)} means 'ends at {hx(end)}', but "
+                    f"the partition starts at {hx(row.offset)}: give a size, or an end address "
+                    f"above the start", line=row.line)
         last_end = row.offset + row.size
         previous = row
 

@@ -59,14 +59,21 @@ from otaforge.formats.partition_csv import (
     keyword_for,
     parse_csv,
 )
-from otaforge.formats.partition_entry import ENTRY_MAGIC, ENTRY_SIZE, PartitionEntry, verify_entry
+from otaforge.formats.partition_entry import (
+    ENTRY_MAGIC,
+    ENTRY_SIZE,
+    FLAG_ENCRYPTED,
+    FLAG_READONLY,
+    PartitionEntry,
+    verify_entry,
+)
 
 __all__ = [
     "APP_TYPE", "BOOTLOADER_TYPE", "COREDUMP", "DATA_TYPE", "DEFAULT_TABLE_OFFSET", "EFUSE",
     "ESPHTTPD", "FACTORY", "FAT", "LITTLEFS", "NUM_OTA_SLOTS", "NVS", "NVS_KEYS", "OTADATA_SIZE",
     "OTA_0", "OTA_DATA", "PARTITION_TABLE_TYPE", "PHY", "SPIFFS", "SUBTYPES", "TEE_OTA", "TEST",
     "TYPES", "UNDEFINED", "Conversion", "PartitionEntry", "PartitionTable", "convert_table",
-    "is_binary_table", "load_partition_table", "parse_flash_size",
+    "is_binary_table", "load_partition_table", "parse_flash_size", "table_warnings",
 ]
 
 MAX_TABLE_LENGTH = 0xC00  # the entries area of the sector; the rest is for a signature
@@ -295,14 +302,51 @@ def load_partition_table(data: bytes, offset: int = DEFAULT_TABLE_OFFSET, *,
 
 
 class Conversion:
-    """Result of :func:`convert_table`: the table, the output bytes, and what they are."""
+    """Result of :func:`convert_table`: the table, the output bytes, what they are, warnings."""
 
-    __slots__ = ("output", "output_kind", "table")
+    __slots__ = ("output", "output_kind", "table", "warnings")
 
-    def __init__(self, table: PartitionTable, output: bytes, output_kind: str) -> None:
+    def __init__(self, table: PartitionTable, output: bytes, output_kind: str,
+                 warnings: list[str] | None = None) -> None:
         self.table = table
         self.output = output
         self.output_kind = output_kind  # "binary" or "csv"
+        self.warnings = warnings or []
+
+
+def table_warnings(table: PartitionTable) -> list[str]:
+    """gen_esp32part's verify warnings: a name that is a type or subtype keyword of another kind.
+
+    ``ota_0, app, ota_1`` is accepted, but is almost always a typo that makes the label and the
+    slot disagree. Also warns about a table without partitions (gen_esp32part accepts it).
+    """
+    out: list[str] = []
+    all_subtypes = {name for names in SUBTYPES.values() for name in names}
+    for p in table.entries:
+        where = f"line {p.line}: " if p.line is not None else ""
+        if p.name in TYPES and TYPES[p.name] != p.type:
+            out.append(f"{where}partition {p.name!r} is named like the partition type "
+                       f"{p.name!r} but has type {p.type_name}: mistake in the partition table?")
+        if p.name in all_subtypes and SUBTYPES.get(p.type, {}).get(p.name) != p.subtype:
+            out.append(f"{where}partition {p.name!r} is named like the subtype {p.name!r} but is "
+                       f"{p.type_name}/{p.subtype_name}: mistake in the partition table?")
+    if not table.entries:
+        out.append("the table has no partitions (an empty CSV, or the wrong file?)")
+    return out
+
+
+def _unknown_flag_warnings(data: bytes) -> list[str]:
+    """gen_esp32part's "unknown flag(s)" warning for each record of a binary table."""
+    out = []
+    for pos in range(0, len(data) - ENTRY_SIZE + 1, ENTRY_SIZE):
+        record = data[pos:pos + ENTRY_SIZE]
+        if record[:2] != ENTRY_MAGIC:
+            break
+        unknown = int.from_bytes(record[28:32], "little") & ~(FLAG_ENCRYPTED | FLAG_READONLY)
+        if unknown:
+            out.append(f"partition table record at {hx(pos)} has unknown flag bit(s) "
+                       f"0x{unknown:08x} (a newer binary format?); they are dropped")
+    return out
 
 
 def convert_table(data: bytes, *, flash_size: int | None = None,
@@ -326,9 +370,11 @@ def convert_table(data: bytes, *, flash_size: int | None = None,
             decode_text(data), offset, primary_bootloader_offset=primary_bootloader_offset,
             recovery_bootloader_offset=recovery_bootloader_offset)
     table.verify(flash_size, table_offset=offset, secure=secure)
+    warnings = table_warnings(table)
     if is_binary_table(data):
-        return Conversion(table, table.to_csv().encode("utf-8"), "csv")
-    return Conversion(table, table.to_bytes(md5=md5), "binary")
+        warnings = _unknown_flag_warnings(data) + warnings
+        return Conversion(table, table.to_csv().encode("utf-8"), "csv", warnings)
+    return Conversion(table, table.to_bytes(md5=md5), "binary", warnings)
 
 
 _FLASH_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 0x100000, "MB": 0x100000,

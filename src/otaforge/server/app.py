@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from otaforge import __version__
 from otaforge.errors import (
@@ -33,6 +34,8 @@ from otaforge.server.store import Store
 
 FLUSH_INTERVAL_S = 1.0
 PROBLEM = "application/problem+json"
+MAX_JSON_BODY = 1024 * 1024  # a fleet's CSV (64 KiB) and keys fit many times over
+UPLOAD_PATH = re.compile(r"^/api/v1/fleets/[^/]+/releases$")
 
 
 def _snake(name: str) -> str:
@@ -124,12 +127,60 @@ class ServerApp(FastAPI):
             return
         self.in_flight += 1
         try:
+            bounded = await _bounded_body(scope, receive, send)
+            if bounded is None:
+                return
             if self.fast is not None:
-                await self.fast(scope, receive, send, super().__call__)
+                await self.fast(scope, bounded, send, super().__call__)
             else:
-                await super().__call__(scope, receive, send)
+                await super().__call__(scope, bounded, send)
         finally:
             self.in_flight -= 1
+
+
+async def _bounded_body(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """``receive`` for a request whose body fits the JSON limit, or None after answering 413.
+
+    Image uploads have their own (larger) limit; every other body is a small JSON document,
+    so a client streaming megabytes at a JSON endpoint is refused instead of buffered.
+    """
+    if scope["method"] in ("GET", "HEAD") or UPLOAD_PATH.match(scope["path"]):
+        return receive
+    declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    if declared is not None:
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > MAX_JSON_BODY):
+            await _too_large(scope, receive, send)
+            return None
+        return receive  # the HTTP server delivers exactly Content-Length bytes
+    chunks: list[bytes] = []
+    size = 0
+    while True:  # chunked: read it here (it is small) and replay it
+        message = await receive()
+        if message["type"] != "http.request":
+            return receive
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_JSON_BODY:
+            await _too_large(scope, receive, send)
+            return None
+        if not message.get("more_body", False):
+            break
+    body, sent = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = problem(413, f"request body exceeds {MAX_JSON_BODY} bytes", "too_large",
+                       {"connection": "close"})
+    await response(scope, receive, send)
 
 
 async def _flush_loop(store: Store) -> None:

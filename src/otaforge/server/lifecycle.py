@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,25 +41,46 @@ def init_server(data_dir: Path, hostnames: list[str] | None = None,
     if present:
         raise Conflict(f"{data_dir} already holds a server setup ({', '.join(present)}); "
                        "refusing to overwrite it: pick an empty --dir")
-    pki = create_pki(hostnames)
-    settings = Settings(data_dir=data_dir, database_url=database_url)
-    settings.tls_dir.mkdir(parents=True, exist_ok=True)
-    settings.blob_dir.mkdir(exist_ok=True)
-    atomic_write(settings.ca_key_path, pki.ca_key, 0o600)
-    atomic_write(settings.tls_key_path, pki.key, 0o600)
-    atomic_write(settings.tls_cert_path, pki.cert, 0o644)
-    atomic_write(settings.admin_token_path, (new_token("admin") + "\n").encode(), 0o600)
     from otaforge.server.db import make_engine, migrate
 
-    engine = make_engine(settings.url)
+    pki = create_pki(hostnames)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    engine = make_engine(settings.url)  # a bad URL is refused before anything is written
+    made_dir = not data_dir.exists()
     try:
+        settings.tls_dir.mkdir(parents=True, exist_ok=True)
+        settings.blob_dir.mkdir(exist_ok=True)
+        atomic_write(settings.ca_key_path, pki.ca_key, 0o600)
+        atomic_write(settings.tls_key_path, pki.key, 0o600)
+        atomic_write(settings.tls_cert_path, pki.cert, 0o644)
+        atomic_write(settings.admin_token_path, (new_token("admin") + "\n").encode(), 0o600)
         migrate(engine)
+        # last: its presence marks a complete setup
+        atomic_write(settings.ca_cert_path, pki.ca_cert, 0o644)
+    except BaseException:
+        _remove_partial(settings, made_dir)
+        raise
     finally:
         engine.dispose()
-    # last: its presence marks a complete setup
-    atomic_write(settings.ca_cert_path, pki.ca_cert, 0o644)
     return InitResult(data_dir, settings.ca_cert_path, settings.admin_token_path,
                       tuple(hostnames or ("localhost", "127.0.0.1")), settings.url)
+
+
+def _remove_partial(settings: Settings, made_dir: bool) -> None:
+    """Undo a failed ``init_server``: it only ever adds the SETUP_FILES (checked absent)."""
+    import shutil
+
+    for name in SETUP_FILES:
+        path = settings.data_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm", "-journal"):
+        (settings.data_dir / f"otaforge.db{suffix}").unlink(missing_ok=True)
+    if made_dir:
+        with contextlib.suppress(OSError):
+            settings.data_dir.rmdir()
 
 
 def check_setup(settings: Settings) -> None:

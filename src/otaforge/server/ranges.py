@@ -14,9 +14,15 @@ an If-Range that is not our strong ETag means "send everything".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_RANGES = 16
+# ASCII digits only (str.isdigit() also accepts "²" and "١", which int() rejects or misreads);
+# longer numbers are capped instead of parsed (int() refuses more than 4300 digits)
+_SPEC = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+_MAX_DIGITS = 19
+_HUGE = 10**_MAX_DIGITS
 
 
 @dataclass(frozen=True)
@@ -50,23 +56,30 @@ class RangeNotSatisfiable(Exception):
 
 def _parse_spec(spec: str, size: int) -> tuple[int, int] | bool | None:
     """One ``a-b`` / ``a-`` / ``-n``: (start, end), False if unsatisfiable, None if invalid."""
-    first, sep, last = spec.strip().partition("-")
-    if not sep or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    match = _SPEC.fullmatch(spec.strip(" \t"))
+    if match is None:
         return None
+    first, last = match.groups()
     if first == "":
         if last == "":
             return None
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0 or size == 0:
             return False
         return max(0, size - suffix), size - 1
-    start = int(first)
-    if last and int(last) < start:
+    start = _number(first)
+    if last and _number(last) < start:
         return None
     if start >= size:
         return False
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_number(last), size - 1) if last else size - 1
     return start, end
+
+
+def _number(digits: str) -> int:
+    """A decimal of ASCII digits; absurdly long ones count as "past any image"."""
+    stripped = digits.lstrip("0") or "0"
+    return _HUGE if len(stripped) > _MAX_DIGITS else int(stripped)
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:

@@ -94,7 +94,7 @@ def get_fleet(fleet: FleetName, store: Store = Depends(get_store)) -> FleetOut:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise ServerError(f"image of {declared} bytes exceeds the upload limit of {limit}",
                           status_code=413)
     chunks: list[bytes] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from otaforge.errors import NotFound
@@ -83,11 +83,27 @@ def _firmware_allowed(store: Store, who: Principal, sha256: str) -> bool:
     return who.fleet_id is not None and store.may_read(who.fleet_id, sha256)
 
 
+_ETAG = {"ETag": {"description": 'the image\'s SHA-256 in quotes ("<sha256>")',
+                  "schema": {"type": "string"}}}
+_CONTENT_RANGE = {"Content-Range": {"description": "bytes <start>-<end>/<size> (206) or "
+                                    "bytes */<size> (416)", "schema": {"type": "string"}}}
 FIRMWARE_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"application/octet-stream": {}}, "description": "the image"},
-    206: {"description": "the requested range"},
-    304: {"description": "If-None-Match matched"},
-    416: {"description": "range starts past the end"}, **PROBLEMS}
+    200: {"content": {"application/octet-stream": {}}, "description": "the image",
+          "headers": _ETAG},
+    206: {"content": {"application/octet-stream": {}}, "description": "the requested range "
+          "(also for bytes=0-, which esp_https_ota sends to probe Range support)",
+          "headers": {**_ETAG, **_CONTENT_RANGE}},
+    304: {"description": "If-None-Match matched (or the device already runs the image)",
+          "headers": _ETAG},
+    416: {"description": "the range starts at or past the end of the image",
+          "headers": _CONTENT_RANGE}, **PROBLEMS}
+RangeHeader = Annotated[str | None, Header(
+    alias="range", description="bytes=<start>-[<end>] or bytes=-<suffix>; ends past the image "
+    "are clamped; a malformed or multi-part disjoint Range is ignored (200)")]
+IfRangeHeader = Annotated[str | None, Header(
+    alias="if-range", description='"<sha256>": honour Range only if the image is unchanged')]
+IfNoneMatchHeader = Annotated[str | None, Header(
+    alias="if-none-match", description='"<sha256>" of the image the client has: 304')]
 FIRMWARE_ROUTE: dict[str, Any] = {"tags": ["device"], "responses": FIRMWARE_RESPONSES,
                                   "response_class": Response, "response_model": None}
 
@@ -95,8 +111,13 @@ FIRMWARE_ROUTE: dict[str, Any] = {"tags": ["device"], "responses": FIRMWARE_RESP
 @router.head("/firmware/{sha256}.bin", operation_id="firmware_head", **FIRMWARE_ROUTE)
 @router.get("/firmware/{sha256}.bin", operation_id="firmware_get", **FIRMWARE_ROUTE)
 async def firmware(sha256: str, request: Request, who: Principal = Depends(caller),
-                   store: Store = Depends(get_store)) -> FirmwareResponse:
-    """Download an image by SHA-256 (Range, If-Range, If-None-Match; ETag = sha256)."""
+                   store: Store = Depends(get_store), range_: RangeHeader = None,
+                   if_range: IfRangeHeader = None,
+                   if_none_match: IfNoneMatchHeader = None) -> FirmwareResponse:
+    """Download an image by SHA-256 (Range, If-Range, If-None-Match; ETag = sha256).
+
+    The headers are declared for the schema; the response reads them from the request.
+    """
     sha256 = sha256.lower()
     if not is_sha256(sha256) or not store.blobs.exists(sha256) or \
             not await run_in_threadpool(_firmware_allowed, store, who, sha256):
@@ -125,7 +146,9 @@ async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: Device
                     version: Annotated[str | None, Query(max_length=32,
                                        description="the running app's version")] = None,
                     who: Principal = Depends(caller),
-                    store: Store = Depends(get_store)) -> Response | FirmwareResponse:
+                    store: Store = Depends(get_store), range_: RangeHeader = None,
+                    if_range: IfRangeHeader = None,
+                    if_none_match: IfNoneMatchHeader = None) -> Response | FirmwareResponse:
     """The image this device should run, for an unmodified ``esp_https_ota`` client.
 
     304 Not Modified when the device already runs it (If-None-Match: "<sha256>", ``?version=``,
@@ -137,8 +160,8 @@ async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: Device
     target = store.target(fleet_id, channel)
     if target is None or not store.blobs.exists(target.sha256):
         raise NotFound(f"no release on channel {channel!r} of fleet {fleet!r}")
-    if await run_in_threadpool(_already_running, store, device_id, target,
-                               request.headers.get("if-none-match"), version):
+    if await run_in_threadpool(_already_running, store, device_id, target, if_none_match,
+                               version):
         return Response(status_code=304, headers={"etag": etag_of(target.sha256)})
     return FirmwareResponse(store.blobs.path(target.sha256), target.sha256, request.headers,
                             head=request.method == "HEAD",

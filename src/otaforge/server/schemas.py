@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# device-supplied labels: no control characters (PostgreSQL text cannot even hold NUL)
+LABEL = r"^[^\x00-\x1f\x7f]*$"
 SHA256 = r"^[0-9a-fA-F]{64}$"
 ReportState = Literal["downloading", "downloaded", "installing", "rebooting", "pending_verify",
                       "confirmed", "rolled_back", "failed"]
@@ -32,12 +34,12 @@ class CheckIn(Strict):
     """What a device reports when it asks for an update."""
 
     fleet: str = Field(pattern=NAME)
-    chip: str = Field(max_length=32)
-    version: str | None = Field(default=None, max_length=32,
+    chip: str = Field(max_length=32, pattern=LABEL)
+    version: str | None = Field(default=None, max_length=32, pattern=LABEL,
                                 description="esp_app_desc_t.version of the running app")
     image_sha256: str | None = Field(default=None, pattern=SHA256,
                                      description="SHA-256 of the running image file")
-    running_partition: str | None = Field(default=None, max_length=16)
+    running_partition: str | None = Field(default=None, max_length=16, pattern=LABEL)
     otadata_state: OtadataState | None = None
     secure_version: int | None = Field(default=None, ge=0, le=2**32 - 1,
                                        description="the device's eFuse SECURE_VERSION")
@@ -78,8 +80,15 @@ class Report(Strict):
     event_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     deployment_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     state: ReportState
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=1000,
+                               description="free text; NUL characters are stored as U+FFFD")
     bytes: int | None = Field(default=None, ge=0, le=2**40)
+
+    @field_validator("reason")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        """Keep the report (it must not be lost), but without NUL, which SQL text refuses."""
+        return value.replace("\x00", "\ufffd") if value else value
 
 
 class ReportAck(BaseModel):
@@ -91,8 +100,8 @@ class ReportAck(BaseModel):
 
 class FleetCreate(Strict):
     name: str = Field(pattern=NAME)
-    chip: str = Field(max_length=32)
-    partition_csv: str = Field(max_length=64 * 1024)
+    chip: str = Field(max_length=32, pattern=LABEL)
+    partition_csv: str = Field(max_length=64 * 1024, pattern=r"^[^\x00]*$")
     public_keys: list[str] = Field(default_factory=list, max_length=3,
                                    description="PEM public keys (or private: only the public "
                                    "part is kept)")
@@ -127,7 +136,7 @@ class ReleaseOut(BaseModel):
 
 
 class ChannelSet(Strict):
-    release: str = Field(max_length=64,
+    release: str = Field(min_length=1, max_length=64, pattern=LABEL,
                          description="release id, version, or sha256 of a release in the fleet")
 
 

@@ -120,15 +120,42 @@ def _signature(data: bytes, image: AppImage, policy: FleetPolicy) -> dict[str, A
         return {"scheme": "sbv2", "verified": False,
                 "key_digests": [d.hex() for d in digests]}
     trusted = [k.load_public_key(pem.encode()) for pem in policy.public_keys]
+    spec = chip_spec(policy.chip)
     if signed_v2:
-        result = verify_v2(data, keys=trusted, image_len=image.image_len)
-        return {"scheme": result.scheme, "verified": True, "key_index": result.key_index,
-                "key_digest": k.public_key_digest(trusted[result.key_index]).hex(),
+        # the device's rules: its chip's schemes only, and ESP32 (ECO3) reads block 0 only
+        v2_keys = [key for key in trusted if k.scheme_of(key) in spec.sbv2_schemes]
+        if not v2_keys:
+            raise SignatureInvalid(
+                f"image carries a Secure Boot v2 signature, but none of the fleet's keys is of "
+                f"a scheme {spec.name} verifies ({', '.join(spec.sbv2_schemes)})")
+        scheme = _block0_scheme(data, image)
+        if scheme is not None and scheme not in spec.sbv2_schemes:
+            raise SignatureInvalid(
+                f"image is signed with {scheme}, but {spec.name} only verifies "
+                f"{', '.join(spec.sbv2_schemes)} Secure Boot v2 signatures")
+        result = verify_v2(data, keys=v2_keys, image_len=image.image_len,
+                           max_blocks=1 if spec.name == "esp32" else 3)
+        index = trusted.index(v2_keys[result.key_index])
+        return {"scheme": result.scheme, "verified": True, "key_index": index,
+                "key_digest": k.public_key_digest(trusted[index]).hex(),
                 "block_count": result.block_count, "signed_len": result.signed_len}
-    if len(data) == image.image_len + 68 and chip_spec(policy.chip).sbv1_app_signing:
+    if len(data) == image.image_len + 68 and spec.sbv1_app_signing:
         return _signature_v1(data, image, trusted)
     raise SignatureInvalid("image is unsigned, but the fleet requires a signature by one of "
                            f"its {len(trusted)} key(s); sign it (espsecure sign-data) first")
+
+
+def _block0_scheme(data: bytes, image: AppImage) -> str | None:
+    """The scheme of the first signature block, or None when it cannot be parsed."""
+    from otaforge.formats.app_image import signature_sector_offset
+    from otaforge.formats.signature_block import read_sector
+
+    offset = signature_sector_offset(image)
+    try:
+        first = read_sector(data[offset:offset + 4096])[0].block
+    except FormatError:
+        return None
+    return first.scheme if first is not None else None
 
 
 def _signature_v1(data: bytes, image: AppImage, trusted: list[Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ one indexed read. Reports (events) are committed before the method returns.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ from otaforge.server.db import session_factory
 from otaforge.server.models import Channel, Device, Fleet, Release, utcnow
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
+
+_RELEASE_ID = re.compile(r"[0-9]{1,9}", re.ASCII)
 
 
 class Store(DeviceStore):
@@ -178,7 +181,7 @@ class Store(DeviceStore):
 
     def _find_release(self, s: Session, fleet: Fleet, ref: str) -> Release:
         query = select(Release).where(Release.fleet_id == fleet.id)
-        if ref.isdigit():
+        if _RELEASE_ID.fullmatch(ref):  # ASCII digits within the id column's range
             found = s.scalar(query.where(Release.id == int(ref)))
         elif len(ref) == 64:
             found = s.scalar(query.where(Release.sha256 == ref.lower()))

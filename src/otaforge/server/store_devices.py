@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from otaforge.errors import Conflict, NotFound, ServerError
@@ -200,9 +200,32 @@ class DeviceStore:
         rows = [{"b_id": k, **v} for k, v in batch.items()]
         stmt = update(Device).where(Device.id == _bind("b_id")).values(
             {key: _bind(key) for key in rows[0] if key != "b_id"})
-        with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
-        return len(rows)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, rows)
+            return len(rows)
+        except _BAD_ROW:
+            pass  # one row the database refuses must not lose the other devices' facts
+        except Exception:
+            self._requeue(batch)  # the database is away: keep the facts for the next tick
+            raise
+        written = 0
+        for index, row in enumerate(rows):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(stmt, [row])
+                written += 1
+            except _BAD_ROW:
+                continue
+            except Exception:
+                self._requeue({r["b_id"]: _facts(r) for r in rows[index:]})
+                raise
+        return written
+
+    def _requeue(self, batch: dict[str, dict[str, Any]]) -> None:
+        with self._pending_lock:
+            for device_id, facts in batch.items():
+                self._pending.setdefault(device_id, facts)
 
     def offer(self, device_id: str, target: service.Target,
               facts: service.DeviceFacts) -> int | None:
@@ -316,4 +339,9 @@ def _bind(name: str) -> Any:
     return bindparam(name)
 
 
+def _facts(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "b_id"}
+
+
+_BAD_ROW = (DataError, IntegrityError, ProgrammingError)
 _DEVICE_INFO = select(Device.fleet_id, Device.channel).where(Device.id == bindparam("d"))
