@@ -355,3 +355,37 @@ def test_corrupting_four_bytes_at_0x50_fails_validation(dev: Device) -> None:
     result = dev.reboot()  # otadata still selects ota_0 (NEW): the bootloader falls back
     assert result.partition.name == "factory"  # type: ignore[union-attr]
     assert dev.ota.esp_ota_get_boot_partition() == ota_0
+
+
+_SEQS = (0, 1, 2, 3, 4, 5, 0xFFFFFFFE, 0xFFFFFFFF)
+_STATES = (0, 1, 2, 3, 4, 7, 0xFFFFFFFF)
+
+
+def _entry(seq: int, state: int, crc_ok: bool) -> OtaSelectEntry:
+    entry = OtaSelectEntry.make(seq, state)
+    return entry if crc_ok else OtaSelectEntry(seq, entry.seq_label, state, entry.crc ^ 1)
+
+
+@pytest.mark.parametrize("layout", ["factory", "no factory"])
+@pytest.mark.parametrize("rollback", [False, True])
+def test_get_boot_partition_mirrors_the_bootloader(layout: str, rollback: bool) -> None:
+    """Reference §2.4 'App-side mirror': with every image valid, whatever otadata holds (seq 0
+    and near-wrap seqs, unknown states, bad CRCs, blank sectors), the partition the bootloader
+    boots is the one ``esp_ota_get_boot_partition()`` names after boot."""
+    import random
+
+    table = PartitionTable.from_csv(NO_FACTORY_CSV) if layout == "no factory" else None
+    offset = 0xD000 if table is not None else OTADATA
+    rng = random.Random(f"{layout}{rollback}")
+    apps = {"ota_0": image("1.0"), "ota_1": image("2.0")}
+    pool: list[OtaSelectEntry | None] = [None] + [
+        _entry(s, st, ok) for s in _SEQS for st in _STATES for ok in (True, False)]
+    for _ in range(150):
+        dev = make_device(table, factory=None if table else image("0.9"), images=apps,
+                          config=DeviceConfig(rollback=rollback))
+        for sector, entry in enumerate((rng.choice(pool), rng.choice(pool))):
+            if entry is not None:
+                dev.flash.program(offset + sector * 0x1000, entry.to_bytes())
+        result = dev.power_on()
+        assert result.status == "running"
+        assert dev.ota.esp_ota_get_boot_partition() == result.partition, entries_at(dev, offset)

@@ -94,7 +94,8 @@ def test_seed_table_queries(shared_fixtures: Path) -> None:
     assert [p.name for p in table.ota_slots()] == ["ota_0", "ota_1"]
     assert table.ota_slots()[1].ota_index == 1
     assert table.factory() == table.find("factory")
-    assert table.otadata() is not None and table.otadata().offset == 0xF000
+    otadata = table.otadata()
+    assert otadata is not None and otadata.offset == 0xF000
     assert table.test_app() is None
     assert [p.name for p in table.app_partitions()] == ["factory", "ota_0", "ota_1"]
     assert table.find("nope") is None
@@ -305,3 +306,24 @@ def test_slot_size_message_is_the_seed_wording() -> None:
     ("0x400000", 4 << 20), ("16mb", 16 << 20)])
 def test_parse_flash_size(text: str, value: int) -> None:
     assert parse_flash_size(text) == value
+
+
+def test_warnings_as_gen_esp32part_prints_them() -> None:
+    # accepted tables, but gen_esp32part warns: a label naming another type/subtype, and
+    # (binary input) flag bits it does not know; otaforge also warns about an empty table
+    swapped = convert_table(b"ota_0, app, ota_1, , 1M\nota_1, app, ota_0, , 1M\n")
+    assert swapped.warnings == [
+        "line 1: partition 'ota_0' is named like the subtype 'ota_0' but is app/ota_1: mistake "
+        "in the partition table?",
+        "line 2: partition 'ota_1' is named like the subtype 'ota_1' but is app/ota_0: mistake "
+        "in the partition table?"]
+    assert "partition type 'app'" in convert_table(b"app, data, fat, , 4K\n").warnings[0]
+    assert convert_table(b"nvs, data, nvs, , 16K\nota, data, ota, , 8K\n").warnings == []
+    assert convert_table(b"").warnings == [
+        "the table has no partitions (an empty CSV, or the wrong file?)"]
+    binary = bytearray(convert_table(b"f, data, fat, , 4K\n").output)
+    binary[28] |= 0x40  # flags word of record 0, then the MD5 record over it
+    binary[32 + 16:64] = hashlib.md5(bytes(binary[:32])).digest()
+    assert convert_table(bytes(binary)).warnings == [
+        "partition table record at 0x0 has unknown flag bit(s) 0x00000040 (a newer binary "
+        "format?); they are dropped"]

@@ -129,7 +129,10 @@ ACCEPTED: list[tuple[str, str, dict[str, int]]] = [
 def _run(csv: str, opts: dict[str, int]) -> bytes:
     kwargs = dict(opts)
     secure = "v1" if kwargs.pop("secure_v1", 0) else None
-    return convert_table(csv.encode(), secure=secure, **kwargs).output
+    return convert_table(csv.encode(), secure=secure,
+                         primary_bootloader_offset=kwargs.pop("primary_bootloader_offset", None),
+                         recovery_bootloader_offset=kwargs.pop("recovery_bootloader_offset", None),
+                         offset=kwargs.pop("offset", 0x8000)).output
 
 
 @pytest.mark.parametrize(("name", "csv", "opts", "expected"), REJECTED,
