@@ -43,7 +43,7 @@ def _image(version: str = "1.1.0", secure_version: int = 1, chip_name: str = "es
 
 @lru_cache
 def _key() -> object:
-    return generate_key("ecdsa256")
+    return generate_key("rsa3072")
 
 
 def _facts(**kw: object) -> DeviceFacts:
@@ -174,7 +174,7 @@ def test_signed_image_by_burned_key_is_accepted() -> None:
 # fmt: off
 SIGNATURE_CASES = {
     "unsigned image":              lambda: _image(),
-    "signed by an unknown key":    lambda: sign_v2(_image(), [generate_key("ecdsa256")]),
+    "signed by an unknown key":    lambda: sign_v2(_image(), [generate_key("rsa3072")]),
     "signature byte flipped":      lambda: _flip(sign_v2(_image(), [_key()]), -4096 + 100),
 }
 # fmt: on

@@ -121,3 +121,111 @@ def test_inspect_pins_and_anti_rollback_options(work: Path) -> None:
     burned = _inspect(flash, "--anti-rollback", "--efuse-secure-version", "1")["boot"]
     assert burned["partition"] == "ota_0" and burned["burn_secure_version"] == 2  # type: ignore
     assert flash.read_bytes() == before
+
+
+# --- acceptance: the Done-when categories, each checked against ESP-IDF's bootloader rules ----
+
+_SEED = "nvs,data,nvs,0x9000,0x6000,\notadata,data,ota,0xf000,0x2000,\n" \
+    "phy_init,data,phy,0x11000,0x1000,\nfactory,app,factory,0x20000,0x100000,\n" \
+    "ota_0,app,ota_0,0x120000,0x100000,\nota_1,app,ota_1,0x220000,0x100000,\n"
+_NO_FACTORY = "nvs,data,nvs,0x9000,0x6000,\notadata,data,ota,0xf000,0x2000,\n" \
+    "phy_init,data,phy,0x11000,0x1000,\nota_0,app,ota_0,0x20000,0x100000,\n" \
+    "ota_1,app,ota_1,0x120000,0x100000,\n"
+V, P, N, INV, A = (OtaImgState.VALID, OtaImgState.PENDING_VERIFY, OtaImgState.NEW,
+                 OtaImgState.INVALID, OtaImgState.ABORTED)
+
+
+def _e(seq: int, state: int, crc: bool = True) -> OtaSelectEntry:
+    entry = OtaSelectEntry.make(seq, state)
+    return entry if crc else OtaSelectEntry(seq, entry.seq_label, state, 0)
+
+
+# name -> (table, apps {slot: (version, secure_version, damage)}, otadata, options,
+#          boots, phrase in the reason, otadata entries written by the bootloader)
+INSPECT_CASES: dict[str, tuple[str, dict[str, tuple[str, int, str]],
+                               tuple[OtaSelectEntry | None, OtaSelectEntry | None],
+                               tuple[str, ...], str | None, str, int]] = {
+    "blank otadata boots factory": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, "")}, (None, None), (),
+        "factory", "Defaulting to factory image", 0),
+    "blank otadata without factory writes seq 1 VALID": (
+        _NO_FACTORY, {"ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")}, (None, None), (),
+        "ota_0", "Set actual ota_seq=1", 2),
+    "highest valid seq wins": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(3, V), _e(2, V)), (), "ota_0", "seq 3", 0),
+    "zeroed CRC of sector 0: sector 1 decides": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(3, V, crc=False), _e(2, V)), (), "ota_1", "otadata[1] active", 0),
+    "both CRCs zeroed: factory": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(1, V, crc=False), _e(2, V, crc=False)), (), "factory", "falling back to factory",
+        0),
+    "both CRCs zeroed, no factory: tries all, writes nothing": (
+        _NO_FACTORY, {"ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(1, V, crc=False), _e(2, V, crc=False)), (), "ota_0", "will try all partitions",
+        0),
+    "rollback: NEW becomes PENDING_VERIFY": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, "")}, (_e(1, N), None),
+        ("--rollback",), "ota_0", "NEW -> PENDING_VERIFY", 2),
+    "rollback: PENDING_VERIFY becomes ABORTED, old slot boots": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(1, V), _e(2, P)), ("--rollback",), "ota_0", "PENDING_VERIFY -> ABORTED", 2),
+    "no rollback: PENDING_VERIFY still boots": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(1, V), _e(2, P)), (), "ota_1", "otadata[1] active", 0),
+    "INVALID and ABORTED entries: default boot": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "")},
+        (_e(1, A), _e(2, INV)), (), "factory", "Defaulting to factory image", 0),
+    "corrupt selected slot falls back down": (
+        _SEED, {"factory": ("f", 0, ""), "ota_0": ("a", 0, ""), "ota_1": ("b", 0, "corrupt")},
+        (_e(1, V), _e(2, V)), (), "ota_0", "not bootable", 0),
+    "foreign-chip image is refused": (
+        _NO_FACTORY, {"ota_0": ("a", 0, ""), "ota_1": ("b", 0, "esp32c3")},
+        (_e(1, V), _e(2, V)), (), "ota_0", "mismatch chip ID", 0),
+    "nothing bootable is bricked": (
+        _NO_FACTORY, {"ota_0": ("a", 0, "corrupt"), "ota_1": ("b", 0, "esp32c3")},
+        (_e(1, V), _e(2, V)), (), None, "No bootable app partitions", 0),
+    "anti-rollback ignores the lower-version entry and burns for VALID": (
+        _NO_FACTORY, {"ota_0": ("a", 3, ""), "ota_1": ("b", 1, "")}, (_e(1, V), _e(2, V)),
+        ("--anti-rollback", "--efuse-secure-version", "2"), "ota_0", "ignored", 0),
+    "anti-rollback burn, then the fallback slot is too old: bricked": (
+        _NO_FACTORY, {"ota_0": ("a", 2, ""), "ota_1": ("b", 3, "corrupt")},
+        (_e(1, V), _e(2, V)), ("--anti-rollback", "--efuse-secure-version", "1"), None,
+        "secure_version 2 < eFuse secure version 3", 0),
+}
+
+
+@pytest.mark.parametrize("name", list(INSPECT_CASES))
+def test_inspect_agrees_with_the_bootloader(tmp_path: Path, name: str) -> None:
+    from typer.testing import CliRunner
+
+    from otaforge.cli.main import build_app
+    from otaforge.device.flash_image import compose
+    from otaforge.formats.partition_table import PartitionTable
+
+    csv, apps, otadata, options, boots, why, writes = INSPECT_CASES[name]
+    images = {}
+    for slot, (version, sv, damage) in apps.items():
+        chip = damage if damage.startswith("esp32") else "esp32"
+        img = bytearray(build_image(version=version, secure_version=sv, seed=len(images),
+                                    chip=chip))
+        if damage == "corrupt":
+            img[0x2000] ^= 0x5A
+        images[slot] = bytes(img)
+    flash = tmp_path / "flash.bin"
+    flash.write_bytes(compose(PartitionTable.from_csv(csv), images, flash_size=0x400000,
+                              otadata=otadata))
+    result = CliRunner().invoke(build_app("flash"),
+                                ["flash", "inspect", str(flash), "--json", *options])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    boot = report["boot"]
+    assert boot["partition"] == boots, boot["reason"]
+    assert why in boot["reason"]
+    assert len(boot["otadata_writes"]) == writes
+    assert [o["sector"] for o in report["otadata"]] == [0, 1]
+    for got, want in zip(report["otadata"], otadata, strict=True):
+        if want is not None:
+            assert (got["seq"], got["state"], got["crc_ok"]) == (
+                want.ota_seq, OtaImgState(want.ota_state).name, want.crc_ok)

@@ -52,7 +52,7 @@ def image(version: str, secure_version: int = 0, seed: int = 0, size: int = IMAG
 
 @lru_cache(maxsize=1)
 def signing_key() -> Any:
-    return generate_key("ecdsa256")
+    return generate_key("rsa3072")
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ def _flip_signature(data: bytes) -> bytes:
 UNTRUSTED = {
     "unsigned image":            lambda: image("1.1.0", seed=1),
     "signed by an unknown key":  lambda: sign_v2(image("1.1.0", seed=1),
-                                                 [generate_key("ecdsa256")]),
+                                                 [generate_key("rsa3072")]),
     "signature byte flipped":    lambda: _flip_signature(signed(image("1.1.0", seed=1))),
 }
 # fmt: on
@@ -204,7 +204,7 @@ def test_signed_app_without_secure_boot_refuses_other_key(rig_factory: Any) -> N
     the agent reports the device's reason as a refusal."""
     config = DeviceConfig(rollback=True, signed_app=True)
     rig = rig_factory(factory=signed(image("1.0.0")), config=config)
-    rig.publish(sign_v2(image("1.1.0", seed=1), [generate_key("ecdsa256")]))
+    rig.publish(sign_v2(image("1.1.0", seed=1), [generate_key("rsa3072")]))
     result = rig.agent().check_for_update()
     assert (result.outcome, result.code) == (Outcome.REFUSED, "bad_signature"), result.reason
     assert rig.device.ota.esp_ota_get_boot_partition().name == "factory"

@@ -203,3 +203,22 @@ def test_server_run_on_postgres(postgres: str, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_server_run_refuses_an_impossible_port(tmp_path: Path) -> None:
+    """Port 99999 made uvicorn hang forever without listening; now a usage error."""
+    assert run_cli("server", "init", "--dir", str(tmp_path / "d")).returncode == 0
+    r = subprocess.run([sys.executable, "-m", "otaforge", "server", "run", "--dir",
+                        str(tmp_path / "d"), "--port", "99999"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--port" in r.stderr
+
+
+def test_server_init_with_unreachable_database_is_clean(tmp_path: Path) -> None:
+    """A one-line error (exit 3, no traceback) and no half setup left behind."""
+    data = tmp_path / "d"
+    r = run_cli("server", "init", "--dir", str(data), "--database-url",
+                "postgresql://nobody:secret@127.0.0.1:1/x")
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and "secret" not in r.stderr
+    assert not data.exists()

@@ -372,3 +372,17 @@ def test_openapi_documents_the_download_headers(api: TestClient) -> None:
             assert {"range", "if-range", "if-none-match"} <= headers, (path, method)
             assert "Content-Range" in op["responses"]["206"]["headers"]
             assert "Content-Range" in op["responses"]["416"]["headers"]
+
+
+def test_enrollment_token_cannot_impersonate_a_device_with_its_own_token(
+        api: TestClient, fleet: str, image_v1: bytes) -> None:
+    """The fleet-wide enrollment token (in every device's firmware) registers new devices;
+    it must not check in, report or download as a device that holds its own token."""
+    publish(api, image_v1)
+    token = api.post("/api/v1/fleets/f1/devices", json={"id": "owned"}).json()["token"]
+    assert check_in(api, fleet, "owned", version="0.1").status_code == 403
+    assert report(api, fleet, "x1", "failed", None, device="owned").status_code == 403
+    assert api.get("/ota/f1/owned.bin", headers=auth(fleet)).status_code == 403
+    assert check_in(api, token, "owned", version="0.1").status_code == 200
+    assert check_in(api, fleet, "enrolled", version="0.1").status_code == 200  # still enrolls
+    assert check_in(api, fleet, "enrolled", version="0.1").status_code == 200

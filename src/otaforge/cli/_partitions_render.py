@@ -139,18 +139,16 @@ def _write_output(path: str, data: bytes) -> None:
         raise InputError(f"{path}: permission denied") from None
 
 
-def output_mode(path: str) -> int:
-    """Permission bits for an output file: the existing file's, else ``0o666`` less the umask.
+def output_mode(path: str) -> int | None:
+    """Permission bits for an output file: an existing file keeps its own, else None.
 
-    ``atomic_write`` writes through a private temporary file, so without this every output
-    would be ``-rw-------`` (unlike the files esptool or gen_esp32part write).
+    None lets :func:`~otaforge.fsutil.atomic_write` give a new file ``0o666`` less the umask;
+    replacing a file through a temporary one must not reset a mode the user chose (``0o640``).
     """
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return None
 
 
 def run_check(input_path: str, opts: TableOptions, image_path: str | None = None, *,

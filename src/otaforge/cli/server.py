@@ -35,15 +35,17 @@ def init(
 def run(
     data_dir: DataDir,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8443,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8443,
     database_url: Annotated[str | None, typer.Option(
         "--database-url", envvar="OTAFORGE_DATABASE_URL",
         help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --dir).")
     ] = None,
     max_in_flight: Annotated[int, typer.Option(
-        "--max-in-flight", help="Requests served at once before 503 + Retry-After.")] = 256,
+        "--max-in-flight", min=1,
+        help="Requests served at once before 503 + Retry-After.")] = 256,
     check_in_interval: Annotated[int, typer.Option(
-        "--check-in-interval", help="Seconds between device check-ins (hint, +-20%).")] = 300,
+        "--check-in-interval", min=1,
+        help="Seconds between device check-ins (hint, +-20%).")] = 300,
     public_url: Annotated[str | None, typer.Option(
         "--public-url", help="Base URL written into manifests (default: the request's).")
     ] = None,

@@ -1,7 +1,7 @@
 """``otaforge demo``: the seed's update flow end to end, on built-in defaults, as values.
 
 A real update server on loopback HTTPS (fresh CA, pinned by the device), images built and
-signed by otaforge itself with a fresh ECDSA P-256 key, and one emulated ESP32 with Secure Boot
+signed by otaforge itself with a fresh RSA-3072 key (the Secure Boot v2 scheme ESP32 verifies), and one emulated ESP32 with Secure Boot
 v2 (the key digest burned into its eFuses), anti-rollback and rollback enabled, running the
 update agent. Each step checks that the device and the server behaved as the seed says; the
 result lists every timeline event and every step verdict. Nothing here prints: ``cli/demo.py``
@@ -145,14 +145,14 @@ class _Demo:
 
     def build(self) -> tuple[Any, bytes]:
         """Generate the signing key and the signed sample images; (key, key digest)."""
-        key = generate_key("ecdsa256")
+        key = generate_key("rsa3072")
         atomic_write(self.work / "signing_key.pem", private_key_pem(key), 0o600)
         for seed, (version, (secure_version, _)) in enumerate(RELEASES.items()):
             image = build_image(version=version, secure_version=secure_version, seed=seed,
                                 size=IMAGE_SIZE)
             self.images[version] = sign_v2(image, [key])
         digest = public_key_digest(key)
-        self.emit("demo", "build", "built and signed (Secure Boot v2, ECDSA P-256, fresh key) "
+        self.emit("demo", "build", "built and signed (Secure Boot v2, RSA-3072, fresh key) "
                   + ", ".join(f"{v} (secure_version {sv})" for v, (sv, _) in RELEASES.items()))
         return key, digest
 

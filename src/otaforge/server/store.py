@@ -45,6 +45,7 @@ class Store(DeviceStore):
         self._targets = TTLCache(CACHE_TTL_S)
         self._fleets = TTLCache(CACHE_TTL_S)
         self._readable = TTLCache(CACHE_TTL_S)
+        self._own_token = TTLCache(CACHE_TTL_S)
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_lock = threading.Lock()
 

@@ -58,6 +58,7 @@ class DeviceStore:
     _targets: TTLCache
     _fleets: TTLCache
     _readable: TTLCache
+    _own_token: TTLCache
     _pending: dict[str, dict[str, Any]]
     _pending_lock: threading.Lock
 
@@ -136,10 +137,21 @@ class DeviceStore:
                 return self._enroll(device_id, who.fleet_id or 0)
             if info[0] != who.fleet_id:
                 raise forbidden(f"device {device_id!r} belongs to another fleet")
+            if self._has_own_token(device_id):  # the shared token must not impersonate it
+                raise forbidden(f"device {device_id!r} has its own device token; use it")
             return info
         if info is None:
             raise NotFound(f"no device {device_id!r}")
         return info
+
+    def _has_own_token(self, device_id: str) -> bool:
+        """True when the device was registered with its own device token (cached briefly)."""
+        hit: bool | None = self._own_token.get(device_id)
+        if hit is None:
+            with self.engine.connect() as conn:
+                hit = conn.execute(_HAS_TOKEN, {"d": device_id}).scalar() is not None
+            self._own_token.put(device_id, hit)
+        return hit
 
     def _enroll(self, device_id: str, fleet_id: int) -> tuple[int, str]:
         try:
@@ -344,4 +356,5 @@ def _facts(row: dict[str, Any]) -> dict[str, Any]:
 
 
 _BAD_ROW = (DataError, IntegrityError, ProgrammingError)
+_HAS_TOKEN = select(Device.id).where(Device.id == bindparam("d"), Device.token_hash.is_not(None))
 _DEVICE_INFO = select(Device.fleet_id, Device.channel).where(Device.id == bindparam("d"))
