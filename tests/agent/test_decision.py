@@ -180,6 +180,20 @@ SIGNATURE_CASES = {
 # fmt: on
 
 
+def test_ecdsa_signature_refused_on_esp32_even_with_burned_key() -> None:
+    """ESP32's Secure Boot v2 verifies RSA-3072 only; an ECDSA block never counts there."""
+    key = generate_key("ecdsa256")
+    data = sign_v2(_image(), [key])
+    burned = (public_key_digest(key),)
+    with pytest.raises(OtaforgeError) as info:
+        check_image(_facts(require_signature=True, key_digests=burned), data, _offer(data))
+    assert refusal_for(info.value).code == Code.BAD_SIGNATURE
+    c6 = _facts(require_signature=True, key_digests=burned, chip=chip("esp32c6"))
+    c6_image = build_image(version="1.1.0", secure_version=1, chip="esp32c6", size=0x20000)
+    signed_c6 = sign_v2(c6_image, [key])
+    check_image(c6, signed_c6, _offer(signed_c6))  # ECDSA is fine on an ESP32-C6
+
+
 def _flip(data: bytes, at: int) -> bytes:
     pos = at % len(data)
     return data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1:]

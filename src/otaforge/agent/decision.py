@@ -232,8 +232,11 @@ def check_image(facts: DeviceFacts, image: bytes, offer: Offer | None = None) ->
     app = verify_image(image, chip=facts.chip, chip_rev=facts.chip_rev,
                        partition_size=facts.slot_size, sig_len=sig_len)
     if facts.require_signature:
+        schemes = facts.chip.sbv2_schemes
         verify_v2(image, digests=list(facts.key_digests), revoked=facts.revoked,
-                  image_len=app.image_len, strict=False)
+                  image_len=app.image_len, strict=False,
+                  scheme=schemes[0] if len(schemes) == 1 else None,
+                  max_blocks=1 if facts.chip.name == "esp32" else 3)
     return app
 
 

@@ -23,7 +23,6 @@ from otaforge.device.boot_table import Reader
 from otaforge.errors import (
     ChecksumMismatch,
     FlashError,
-    ImageRejected,
     OtaforgeError,
     SignatureInvalid,
 )
@@ -191,23 +190,10 @@ def _image_len(data: bytes, config: BootConfig, rev: int) -> int:
 
 
 def _check_efuse_blk_rev(data: bytes, config: BootConfig) -> None:
-    """``bootloader_common_check_efuse_blk_validity`` on segment 0 (non-ESP32 chips).
+    """The segment-0 eFuse block revision check (see :func:`check_efuse_blk_rev`)."""
+    from otaforge.formats.image_verify import check_efuse_blk_rev
 
-    ``process_segment_data`` reads ``min/max_efuse_blk_rev_full`` where ``esp_app_desc_t`` keeps
-    them (image offset 0xD0/0xD2) without checking the descriptor's magic; a field counts only
-    when it is neither 0 nor 0xFFFF (``IS_FIELD_SET``). None in ``config``: not checked.
-
-    Raises:
-        ImageRejected: the chip's eFuse block revision is outside the image's range.
-    """
-    rev = config.efuse_blk_rev
-    if rev is None or config.chip.name == "esp32" or data[1] == 0:  # no segment 0
-        return
-    lo, hi = struct.unpack_from("<HH", data.ljust(0xD4, b"\xff"), 0xD0)  # tiny partition
-    if lo not in (0, 0xFFFF) and rev < lo:
-        raise ImageRejected(f"Image requires efuse blk rev >= {_rev(lo)}, but chip is {_rev(rev)}")
-    if hi not in (0, 0xFFFF) and rev > hi:
-        raise ImageRejected(f"Image requires efuse blk rev <= {_rev(hi)}, but chip is {_rev(rev)}")
+    check_efuse_blk_rev(data, config.chip, config.efuse_blk_rev)
 
 
 def _rev(full: int) -> str:

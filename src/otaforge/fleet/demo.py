@@ -1,11 +1,11 @@
 """``otaforge demo``: the seed's update flow end to end, on built-in defaults, as values.
 
 A real update server on loopback HTTPS (fresh CA, pinned by the device), images built and
-signed by otaforge itself with a fresh RSA-3072 key (the Secure Boot v2 scheme ESP32 verifies), and one emulated ESP32 with Secure Boot
-v2 (the key digest burned into its eFuses), anti-rollback and rollback enabled, running the
-update agent. Each step checks that the device and the server behaved as the seed says; the
-result lists every timeline event and every step verdict. Nothing here prints: ``cli/demo.py``
-renders the events as they come.
+signed by otaforge itself with a fresh RSA-3072 key (the Secure Boot v2 scheme ESP32 verifies),
+and one emulated ESP32 with Secure Boot v2 (the key digest burned into its eFuses),
+anti-rollback and rollback enabled, running the update agent. Each step checks that the
+device and the server behaved as the seed says; the result lists every timeline event and
+every step verdict. Nothing here prints: ``cli/demo.py`` renders the events as they come.
 """
 
 from __future__ import annotations

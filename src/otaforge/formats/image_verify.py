@@ -12,6 +12,8 @@ re-exported (lazily) as ``otaforge.formats.app_image.verify_image``.
 
 from __future__ import annotations
 
+import struct
+
 from otaforge.errors import ImageRejected, TruncatedError
 from otaforge.formats._binary import Reader
 from otaforge.formats.app_image import (
@@ -26,7 +28,7 @@ from otaforge.formats.app_image import (
 )
 from otaforge.formats.chips import ChipSpec, chip_by_id
 
-__all__ = ["verify_image"]
+__all__ = ["check_efuse_blk_rev", "verify_image"]
 
 
 def _rev(full: int) -> str:
@@ -77,14 +79,22 @@ def _scan_segments(raw: bytes, header: ImageHeader, chip: ChipSpec | None, addr:
         reader.read(length, f"segment {index} data")
 
 
-def _check_efuse_blk_rev(image: AppImage, chip: ChipSpec | None,
-                         efuse_blk_rev: int | None) -> None:
-    """Segment-0 check of non-ESP32 chips: the app desc's eFuse block revision range."""
-    desc = image.app_desc
-    if efuse_blk_rev is None or desc is None or chip is None or chip.name == "esp32":
+def check_efuse_blk_rev(data: bytes, chip: ChipSpec | None, efuse_blk_rev: int | None) -> None:
+    """``bootloader_common_check_efuse_blk_validity`` on segment 0 (non-ESP32 chips).
+
+    ``process_segment_data`` reads ``min/max_efuse_blk_rev_full`` where ``esp_app_desc_t`` keeps
+    them (image offset 0xD0/0xD2) without checking the descriptor's magic; a field counts only
+    when it is neither 0 nor 0xFFFF (``IS_FIELD_SET``). ``efuse_blk_rev`` None: not checked.
+
+    Raises:
+        ImageRejected: the chip's eFuse block revision is outside the image's range.
+    """
+    if efuse_blk_rev is None or chip is None or chip.name == "esp32":
         return
-    lo, hi = desc.min_efuse_blk_rev_full, desc.max_efuse_blk_rev_full
-    if efuse_blk_rev < lo:
+    if len(data) < 2 or data[1] == 0:  # no segment 0
+        return
+    lo, hi = struct.unpack_from("<HH", data[:0xD4].ljust(0xD4, b"\xff"), 0xD0)
+    if lo not in (0, 0xFFFF) and efuse_blk_rev < lo:
         raise ImageRejected(
             f"Image requires efuse blk rev >= {_rev(lo)}, but chip is {_rev(efuse_blk_rev)}"
         )
@@ -147,7 +157,7 @@ def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: in
         )
     _scan_segments(raw, header, chip, addr)
     image = AppImage.from_bytes(raw, check=False)
-    _check_efuse_blk_rev(image, chip, efuse_blk_rev)
+    check_efuse_blk_rev(raw, chip, efuse_blk_rev)
     if not image.checksum_valid:
         image.raise_if_corrupt()
     if partition_size is not None and image.image_len + sig_len > partition_size:
