@@ -6,8 +6,9 @@ check, check in, download with a progress bar, reboot into the update, self-test
 roll back. A power cut or a dropped connection leaves the partial download in the flash; the
 next run resumes it.
 
-Exit status: 0 up to date / updated and confirmed; 1 refused, failed or rolled back;
-2 bad input; 3 server unreachable.
+Exit status: 0 up to date / updated and confirmed / offer skipped; 1 refused, failed or rolled
+back (or a power cut); 2 bad input; 3 server unreachable or download interrupted (run again to
+resume).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Annotated
 import typer
 
 from otaforge.cli._agent_render import DownloadBar, make_console
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, handle_errors
+from otaforge.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_TRANSPORT,
+    fail,
+    handle_errors,
+)
 
 Server = Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
                                      help="Server URL, e.g. https://localhost:8443.")]
@@ -129,6 +136,8 @@ def run(
         outcome = f"{result.update.version} {result.after_reboot}"
     console.print(f"running {running} from {where}: {outcome}"
                   + (f" ({result.update.reason})" if result.update.reason else ""))
+    if result.update.outcome == "interrupted":
+        raise typer.Exit(EXIT_TRANSPORT)  # partial download kept: run again to resume
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
 
