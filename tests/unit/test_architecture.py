@@ -1,0 +1,87 @@
+"""The architecture rules of DEVELOPERS.md, checked on the source tree.
+
+- imports point downward: cli -> server | fleet -> agent -> device -> crypto -> formats -> errors
+- only cli/ imports typer, click or rich, or prints
+- every struct format string states its byte order
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "otaforge"
+
+# layer -> rank; a module may import only from layers of lower or equal rank
+RANK = {
+    "errors": 0, "fsutil": 0, "formats": 1, "crypto": 2, "device": 3, "agent": 4,
+    "server": 5, "fleet": 5, "cli": 6, "__main__": 7, "__init__": 0,
+}
+UI_MODULES = {"typer", "click", "rich"}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC).parts
+    return rel[0].removesuffix(".py")
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.parts)
+
+
+def _imports(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_downward(path: Path) -> None:
+    layer = _layer(path)
+    tree = ast.parse(path.read_text())
+    for lineno, name in _imports(tree):
+        parts = name.split(".")
+        if parts[0] == "otaforge" and len(parts) > 1:
+            target = parts[1]
+            assert RANK[target] <= RANK[layer], (
+                f"{path.name}:{lineno}: {layer} must not import {name} ({target} is above it)"
+            )
+        if layer != "cli":
+            assert parts[0] not in UI_MODULES, (
+                f"{path.name}:{lineno}: only cli/ may import {parts[0]}"
+            )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_only_cli_prints(path: Path) -> None:
+    if _layer(path) in ("cli", "__main__"):
+        return
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "print", f"{path.name}:{node.lineno}: print outside cli/"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_struct_formats_state_byte_order(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(
+            func.value, ast.Name) else ""
+        if owner == "struct" and name in {"Struct", "pack", "unpack", "pack_into",
+                                          "unpack_from", "calcsize", "iter_unpack"}:
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                assert first.value[:1] in "<>!", (
+                    f"{path.name}:{node.lineno}: struct format {first.value!r} has no byte order"
+                )
