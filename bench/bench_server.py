@@ -18,7 +18,6 @@ import collections
 import hashlib
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from otaforge.fleet.local_server import free_port
 from otaforge.formats.image_builder import build_image
 from otaforge.server.auth import token_hash
 from otaforge.server.lifecycle import init_server
@@ -40,12 +40,6 @@ phy_init, data, phy,     0xf000,  0x1000,
 ota_0,    app,  ota_0,   0x10000, 0x600000,
 ota_1,    app,  ota_1,   ,        0x600000,
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_up(url: str, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes] | None) -> None:

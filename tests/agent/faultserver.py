@@ -40,6 +40,8 @@ class Faults:
         stall_after: after this many body bytes, stop sending for ``stall_s`` seconds.
         stall_s: how long a stall lasts before the connection is closed.
         no_head: answer HEAD with 405 (a server or proxy without HEAD support).
+        redirect_to: answer artifact requests with 302 to this URL.
+        chunked: send bodies with ``Transfer-Encoding: chunked`` (no Content-Length).
     """
 
     drop_after: list[int] = field(default_factory=list)
@@ -53,6 +55,8 @@ class Faults:
     stall_after: int | None = None
     stall_s: float = 3.0
     no_head: bool = False
+    redirect_to: str | None = None
+    chunked: bool = False
 
 
 def etag_of(data: bytes) -> str:
@@ -175,6 +179,12 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 else:
                     self.send_error(404)
                 return
+            if faults.redirect_to is not None and not faults.redirect_to.endswith(self.path):
+                self.send_response(302)
+                self.send_header("Location", faults.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if faults.status is not None:
                 self.send_response(faults.status)
                 self.send_header("Content-Length", "0")
@@ -199,7 +209,10 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             body = data[start:end + 1]
             self.send_response(status)
             self.send_header("Content-Type", faults.content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if faults.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
             if not faults.no_etag:
                 self.send_header("ETag", etag)
@@ -220,6 +233,12 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(2)
+                return
+            if faults.chunked:
+                for at in range(0, len(body), 8192):
+                    piece = body[at:at + 8192]
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
                 return
             self.wfile.write(body)
 

@@ -250,3 +250,29 @@ def test_check_header_single_byte_corruption_never_crashes(at: int, value: int) 
 def test_refusal_for_device_errors(name: str, detail: str, expect: Code | None) -> None:
     refusal = refusal_for_device(EspError(0x1500, name, detail))
     assert (refusal.code if refusal is not None else None) == expect
+
+
+@pytest.mark.parametrize("announced", [64000, 0x20000 + 4096], ids=["shorter", "longer"])
+def test_check_header_refuses_announced_size_other_than_the_release(announced: int) -> None:
+    """Truncated or padded downloads are refused from the first bytes, before any erase."""
+    with pytest.raises(OtaforgeError) as info:
+        check_header(_facts(), _image()[:1024], announced, _offer(_image()))
+    assert refusal_for(info.value).code == Code.DIGEST_MISMATCH
+
+
+
+@lru_cache
+def _signed_release() -> bytes:
+    return sign_v2(_image(), [_key()])  # type: ignore[list-item]
+
+
+@settings(max_examples=40, deadline=None)
+@given(at=st.integers(0, 1199), bit=st.integers(0, 7))
+def test_any_flip_in_signature_block_is_refused(at: int, bit: int) -> None:
+    """Matrix row 27: a flipped bit anywhere in block 0 up to its CRC (the 16 pad bytes after
+    the CRC are not covered by anything, as in ESP-IDF) makes the image unbootable here."""
+    data = bytearray(_signed_release())
+    data[len(data) - 4096 + at] ^= 1 << bit
+    with pytest.raises(OtaforgeError) as info:
+        check_image(_signed_facts(), bytes(data))
+    assert refusal_for(info.value).code == Code.BAD_SIGNATURE

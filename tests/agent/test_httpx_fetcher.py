@@ -38,6 +38,8 @@ def test_pinned_ca_downloads_whole_image(server: FaultServer, pki: tuple) -> Non
         status, headers, body = _get(fetcher, server.url + "/fw.bin")
     assert (status, body) == (200, BLOB)
     assert headers["etag"] == etag_of(BLOB)
+    # no compressed bodies (esp_http_client asks for none): Content-Length is the image size
+    assert server.faults.requests[0]["accept-encoding"] == "identity"
 
 
 def test_unknown_ca_is_refused_before_any_byte(server: FaultServer) -> None:
@@ -122,3 +124,50 @@ def test_request_json_maps_error_status(server: FaultServer, pki: tuple) -> None
 def test_bad_ca_file_is_input_error(tmp_path: object) -> None:
     with pytest.raises(InputError, match="not a usable PEM"):
         HttpxFetcher(b"not a certificate")
+
+
+@pytest.mark.parametrize("how", ["http:// URL", "redirect to http://"])
+def test_plain_http_is_never_fetched(server: FaultServer, pki: tuple, how: str) -> None:
+    """Pinned TLS only: a manifest URL or a redirect to plain HTTP is refused, not followed."""
+    plain = server.url.replace("https://", "http://") + "/plain.bin"
+    url = plain
+    if how.startswith("redirect"):
+        server.faults.redirect_to = plain
+        url = server.url + "/fw.bin"
+    with HttpxFetcher(pki[2]) as fetcher, pytest.raises(TransportError, match="only https"):
+        fetcher.open(Request("GET", url))
+    assert len(server.faults.requests) == (1 if how.startswith("redirect") else 0)
+
+
+def test_redirect_to_https_is_followed(server: FaultServer, pki: tuple) -> None:
+    server.files["/moved.bin"] = BLOB
+    server.faults.redirect_to = server.url + "/moved.bin"
+    with HttpxFetcher(pki[2]) as fetcher:
+        status, _headers, body = _get(fetcher, server.url + "/fw.bin")
+    assert (status, body) == (200, BLOB)
+    assert [r["path"] for r in server.faults.requests] == ["/fw.bin", "/moved.bin"]
+
+
+
+def test_expired_server_certificate_is_refused(pki: tuple) -> None:
+    """Matrix row 41: a certificate past its notAfter, from the pinned CA, is refused."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.UTC)
+    leaf = pki[0].issue_cert("127.0.0.1", not_before=now - datetime.timedelta(days=30),
+                             not_after=now - datetime.timedelta(days=1))
+    with FaultServer(leaf, {"/fw.bin": BLOB}) as srv, HttpxFetcher(pki[2]) as fetcher, \
+            pytest.raises(TransportError, match="not trusted"):
+        fetcher.open(Request("GET", srv.url + "/fw.bin"))
+
+
+def test_two_root_bundle_survives_a_ca_rotation(pki: tuple) -> None:
+    """Matrix row 42: firmware that pins old + new CA keeps updating after the server moves
+    to a certificate from the new CA; pinning only the old CA does not."""
+    new_ca = trustme.CA()
+    leaf = new_ca.issue_cert("127.0.0.1")
+    with FaultServer(leaf, {"/fw.bin": BLOB}) as srv:
+        with HttpxFetcher(pki[2] + new_ca.cert_pem.bytes()) as both:
+            assert _get(both, srv.url + "/fw.bin")[0] == 200
+        with HttpxFetcher(pki[2]) as old_only, pytest.raises(TransportError):
+            old_only.open(Request("GET", srv.url + "/fw.bin"))

@@ -39,6 +39,24 @@ def esptool_info(path: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
+def espsecure_signed(tmp_path: Path, version: str, *build_args: str) -> tuple[Path, Path]:
+    """An image built by ``otaforge image build``, signed by espsecure with a key espsecure made.
+
+    Returns:
+        (unsigned image, signed image).
+    """
+    image, key, signed = tmp_path / "fw.bin", tmp_path / "k.pem", tmp_path / "signed.bin"
+    run_cli("image", "build", "-o", str(image), "--version", "1", *build_args)
+    scheme = ["--scheme", "ecdsa256"] if version == "2" else []
+    for args in (["generate-signing-key", "--version", version, *scheme, str(key)],
+                 ["sign-data", "--version", version, "--keyfile", str(key), "-o", str(signed),
+                  str(image)]):
+        done = subprocess.run([tool("espsecure"), *args], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return image, signed
+
+
 def _without_banner(text: str) -> str:
     lines = text.splitlines()
     return "\n".join(lines[1:] if lines and lines[0].startswith("esptool v") else lines)
@@ -173,14 +191,7 @@ def test_usage_errors_go_through_argparse(tmp_path: Path) -> None:
 
 
 def test_signed_image_shows_its_signature_sector(tmp_path: Path) -> None:
-    image, key, signed = tmp_path / "fw.bin", tmp_path / "k.pem", tmp_path / "signed.bin"
-    run_cli("image", "build", "-o", str(image), "--version", "1", "--chip", "esp32c3")
-    for args in (["generate-signing-key", "--version", "2", "--scheme", "ecdsa256", str(key)],
-                 ["sign-data", "--version", "2", "--keyfile", str(key), "-o", str(signed),
-                  str(image)]):
-        done = subprocess.run([tool("espsecure"), *args], capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
+    _, signed = espsecure_signed(tmp_path, "2", "--chip", "esp32c3")
     proc = run_cli("image", "info", str(signed))
     assert proc.returncode == 0, proc.stderr
     assert "Signature Sector" in proc.stdout
@@ -199,14 +210,7 @@ def test_typer_command_matches_fast_path(shared_fixtures: Path) -> None:
 
 
 def test_v1_signed_image_shows_its_signature(tmp_path: Path) -> None:
-    image, key, signed = tmp_path / "fw.bin", tmp_path / "k.pem", tmp_path / "signed.bin"
-    run_cli("image", "build", "-o", str(image), "--version", "1")
-    for args in (["generate-signing-key", "--version", "1", str(key)],
-                 ["sign-data", "--version", "1", "--keyfile", str(key), "-o", str(signed),
-                  str(image)]):
-        done = subprocess.run([tool("espsecure"), *args], capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
+    image, signed = espsecure_signed(tmp_path, "1")
     proc = run_cli("image", "info", str(signed))
     assert proc.returncode == 0, proc.stderr
     assert "68-byte ECDSA signature (v1 signed app)" in proc.stdout

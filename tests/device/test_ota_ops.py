@@ -31,6 +31,13 @@ def dev() -> Device:
     return d
 
 
+def update_and_reboot(dev: Device, *versions: str) -> None:
+    """Install each version in turn (:func:`install`) and reboot into it."""
+    for version in versions:
+        install(dev, image(version))
+        dev.reboot()
+
+
 def names(dev: Device) -> tuple[str | None, str | None]:
     boot = dev.ota.esp_ota_get_boot_partition()
     return (dev.running_partition.name if dev.running_partition else None,
@@ -64,18 +71,14 @@ def test_factory_ota0_ota1_ota0_switching_writes_otadata_as_esp_ota_ops(dev: Dev
 
 def test_zeroed_crc_of_sector_0_boots_factory(dev: Device) -> None:
     """test_switch_ota.c case 2 / matrix row 10."""
-    install(dev, image("2.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0")
     dev.flash.program(OTADATA + 28, bytes(4))
     assert dev.reboot().partition.name == "factory"  # type: ignore[union-attr]
 
 
 def test_zeroed_crc_of_sector_1_boots_ota_0(dev: Device) -> None:
     """test_switch_ota.c case 3: the other sector's entry still counts."""
-    install(dev, image("2.0"))
-    dev.reboot()
-    install(dev, image("3.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0", "3.0")
     dev.flash.program(OTADATA + 0x1000 + 28, bytes(4))
     assert dev.reboot().partition.name == "ota_0"  # type: ignore[union-attr]
 
@@ -99,8 +102,7 @@ def test_rollback_2_reset_before_confirm_aborts_the_new_app() -> None:
     apps = AppRegistry({"3.0": "never_confirms"})
     dev = make_device(factory=image("1.0"), apps=apps)
     dev.power_on()
-    install(dev, image("2.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0")
     install(dev, image("3.0"))
     first = dev.reboot()
     assert first.partition.name == "ota_1" and first.ota_state == OtaImgState.PENDING_VERIFY  # type: ignore[union-attr]
@@ -114,10 +116,7 @@ def test_rollback_2_reset_before_confirm_aborts_the_new_app() -> None:
 def test_rollback_3_begin_invalidates_the_target_entry_and_end_alone_switches_nothing(
         dev: Device) -> None:
     """test_switch_ota.c rollback 3 (v5.5+ esp_ota_invalidate_inactive_ota_data_slot)."""
-    install(dev, image("2.0"))
-    dev.reboot()
-    install(dev, image("3.0"))
-    dev.reboot()  # running ota_1, otadata[0] -> ota_0
+    update_and_reboot(dev, "2.0", "3.0")  # running ota_1, otadata[0] -> ota_0
     ota_0 = dev.partition("ota_0")
     assert dev.ota.esp_ota_get_state_partition(ota_0) == OtaImgState.VALID
     handle = dev.ota.esp_ota_begin(ota_0, 0xFFFFFFFE)
@@ -133,8 +132,7 @@ def test_rollback_3_begin_invalidates_the_target_entry_and_end_alone_switches_no
 def test_rollback_4_two_updates_without_reboot_touch_only_the_non_running_entry(
         dev: Device) -> None:
     """test_switch_ota.c rollback 4."""
-    install(dev, image("2.0"))
-    dev.reboot()  # ota_0 valid, otadata[0]
+    update_and_reboot(dev, "2.0")  # ota_0 valid, otadata[0]
     install(dev, image("3.0"))
     before = entries(dev)
     install(dev, image("4.0"))
@@ -148,10 +146,7 @@ def test_rollback_4_two_updates_without_reboot_touch_only_the_non_running_entry(
 
 def test_erase_last_boot_app_partition_then_rollback_to_factory(dev: Device) -> None:
     """test_switch_ota.c case 8."""
-    install(dev, image("2.0"))
-    dev.reboot()
-    install(dev, image("3.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0", "3.0")
     dev.ota.esp_ota_erase_last_boot_app_partition()
     ota_0 = dev.partition("ota_0")
     assert dev.flash.read(ota_0.offset, 4096) == b"\xff" * 4096
@@ -179,8 +174,7 @@ def test_begin_refusals(dev: Device) -> None:
     """test_ota_ops.c: the running partition, a partition not in the table, non-OTA apps."""
     with esp_err("ESP_ERR_INVALID_ARG"):
         dev.ota.esp_ota_begin(dev.running_partition)  # factory: not an OTA slot
-    install(dev, image("2.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0")
     ota = dev.ota
     with esp_err("ESP_ERR_OTA_PARTITION_CONFLICT"):
         ota.esp_ota_begin(dev.running_partition)  # matrix row 18
@@ -202,8 +196,7 @@ def test_begin_while_pending_verify_is_rollback_invalid_state() -> None:
     """matrix row 17 / esphome#13195."""
     dev = make_device(factory=image("1.0"), apps=AppRegistry({"2.0": "never_confirms"}))
     dev.power_on()
-    install(dev, image("2.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0")
     with esp_err("ESP_ERR_OTA_ROLLBACK_INVALID_STATE") as err:
         dev.ota.esp_ota_begin(dev.ota.esp_ota_get_next_update_partition())
     assert err.value.code == CODES["ESP_ERR_OTA_ROLLBACK_INVALID_STATE"] == 0x1506
@@ -252,8 +245,7 @@ def test_set_boot_partition_refuses_a_corrupt_image_and_leaves_otadata(dev: Devi
 
 
 def test_set_boot_partition_factory_erases_otadata(dev: Device) -> None:
-    install(dev, image("2.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0")
     dev.ota.esp_ota_set_boot_partition(dev.partition("factory"))
     assert dev.flash.read(OTADATA, 0x2000) == b"\xff" * 0x2000
     assert dev.reboot().partition.name == "factory"  # type: ignore[union-attr]
@@ -329,8 +321,7 @@ def test_anti_rollback_secure_version_beyond_field_width_fails_on_confirm() -> N
 
 def test_begin_on_the_running_slot_is_partition_conflict_and_writes_nothing(dev: Device) -> None:
     """Matrix row 18 / test_ota_ops.c: refused before any erase; otadata and slot untouched."""
-    install(dev, image("2.0"))
-    dev.reboot()
+    update_and_reboot(dev, "2.0")
     running = dev.running_partition
     assert running is not None and running.name == "ota_0"
     before = dev.flash.read(running.offset, running.size), dev.flash.read(OTADATA, 0x2000)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from otaforge.device.flash_image import compose
 from otaforge.fleet.local_server import ServerInfo
 from otaforge.formats.partition_table import PartitionTable
@@ -82,3 +84,31 @@ def test_device_run_with_wrong_ca_is_transport_error(tmp_path: Path, server: Ser
     proc = run_cli("device", "run", "--flash", str(flash), "--fleet", "x", env=env)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "pinned CA" in proc.stderr
+
+
+# fmt: off
+BAD_RUNS = {
+    "missing CA file":     ({"OTAFORGE_CA": "/nonexistent/server_cert.pem"}, 2,
+                            "CA certificate file not found"),
+    "plain http server":   ({"OTAFORGE_SERVER": "http://127.0.0.1:9"}, 2, "https:// URL"),
+    "wrong token":         ({"OTAFORGE_TOKEN": "otfe_wrong"}, 1, "unknown token"),
+    "server unreachable":  ({"OTAFORGE_SERVER": "https://127.0.0.1:9"}, 3, "cannot connect"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("env,code,message", BAD_RUNS.values(), ids=BAD_RUNS.keys())
+def test_device_run_bad_input_is_a_clear_message(tmp_path: Path, server: ServerInfo,
+                                                 env: dict[str, str], code: int,
+                                                 message: str) -> None:
+    flash = tmp_path / "dev-bad.bin"
+    flash.write_bytes(compose(PartitionTable.from_csv(PARTITIONS), {"factory": image("1.0.0")},
+                              flash_size=4 * 1024 * 1024))
+    before = flash.read_bytes()
+    proc = run_cli("device", "run", "--flash", str(flash), "--fleet", "x",
+                   env={**_env(server, "otfd_nothing"), **env})
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    if code == 2:  # refused before the device powered on: flash untouched
+        assert flash.read_bytes() == before

@@ -1,5 +1,5 @@
 """Faults and bad input between the device and the real server, injected by an HTTPS proxy
-(reliability matrix §6 rows 20-23, 25, 39, 46, 47). Every refusal must leave the running app
+(reliability matrix §6 rows 20-26, 37, 39, 40, 46, 47). Every refusal must leave the running app
 and otadata untouched and reach the server with its reason."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 
 from otaforge.agent.session import run_cycle
 from otaforge.agent.updater import BootOutcome, Outcome
-from tests.e2e.conftest import SLOT, image
+from otaforge.formats.image_builder import build_image
+from tests.e2e.conftest import IMAGE_SIZE, SLOT, image
 
 V2 = ("1.1.0", 0, 1)  # version, secure_version, seed of the offered release
 HTML = (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>"
@@ -21,6 +22,10 @@ HTML = (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>"
 
 def _offered() -> bytes:
     return image(*V2)
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Bad:
 
 # fmt: off
 BAD_BODIES = {
-    "truncated image (64000 B)":      Bad(lambda: _offered()[:64000], "digest_mismatch", True),
+    "truncated image (64000 B)":      Bad(lambda: _offered()[:64000], "digest_mismatch", False),
     "truncated header (180 B)":       Bad(lambda: _offered()[:180], "truncated", False),
     "HTML page instead of image":     Bad(lambda: HTML, "not_an_image", False),
     "random garbage":                 Bad(lambda: bytes(range(7, 251)) * 64, "not_an_image",
@@ -41,10 +46,16 @@ BAD_BODIES = {
                                           "not_an_image", False),
     "wrong chip (esp32s3 image)":     Bad(lambda: image("1.1.0", seed=1, chip="esp32s3"),
                                           "wrong_chip", False),
+    "chip revision too old (v3.0+)":  Bad(lambda: build_image(version="1.1.0", seed=1,
+                                                              size=IMAGE_SIZE,
+                                                              min_chip_rev_full=300),
+                                          "chip_revision", False),
     "larger than the slot":           Bad(lambda: image("1.1.0", seed=1, size=SLOT + 0x1000),
                                           "too_large", False),
     "trailing bytes appended":        Bad(lambda: _offered() + b"\x00" * 4096,
-                                          "digest_mismatch", True),
+                                          "digest_mismatch", False),
+    "one byte flipped in the body":   Bad(lambda: _flip(_offered(), 100_000), "digest_mismatch",
+                                          True),
     "another release's image":        Bad(lambda: image("1.2.0", seed=2), "version_mismatch",
                                           False),
 }
@@ -198,3 +209,37 @@ def test_partial_download_direct_to_server(rig_factory: Any) -> None:
     assert agent.check_for_update().outcome == Outcome.INSTALLED
     assert rig.agent().reboot() == BootOutcome.CONFIRMED
     assert rig.running() == ("1.1.0", "ota_0")
+
+
+def test_chunked_download_without_content_length_installs(rig_factory: Any,
+                                                          proxy: Any) -> None:
+    """``Transfer-Encoding: chunked`` (image_length -1 in esp_https_ota): the release's size
+    from the manifest bounds the download."""
+    fault, ca = proxy
+    rig = rig_factory(factory=image("1.0.0"), base_url=fault.url, ca_pem=ca)
+    rig.publish(_offered())
+    fault.faults.chunked = True
+    _install(rig)
+    assert rig.running() == ("1.1.0", "ota_0")
+    assert rig.progress[-1] == (len(_offered()), len(_offered()))
+
+
+def test_endless_chunked_body_stops_at_the_release_size(rig_factory: Any, proxy: Any) -> None:
+    """Row 39: a body longer than the release, with no length announced: the agent stops at
+    the release's size, never writes past it, reports the error; the running app stays."""
+    fault, ca = proxy
+    rig = rig_factory(factory=image("1.0.0"), base_url=fault.url, ca_pem=ca)
+    rig.publish(_offered())
+    size = len(_offered())
+    fault.faults.chunked = True
+    fault.faults.replace_body = _offered() + b"\xa5" * 0x40000
+    result = rig.agent().check_for_update()
+    assert result.outcome == Outcome.FAILED and result.code == "ESP_ERR_INVALID_SIZE"
+    slot = rig.slot_bytes("ota_0", size + 0x2000)
+    end = size + (-size % 4096)  # the sector holding the image's last byte may be erased
+    assert slot[:0x10000] == _offered()[:0x10000]  # it did download
+    assert slot[end:] == b"\xff" * (len(slot) - end)  # but wrote nothing past the release
+    assert rig.running() == ("1.0.0", "factory")
+    assert rig.device.ota.esp_ota_get_boot_partition().name == "factory"
+    failed = [e for e in rig.server_events() if e["state"] == "failed"]
+    assert failed and "ESP_ERR_INVALID_SIZE" in failed[0]["reason"]

@@ -10,7 +10,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +24,7 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is
     from starlette.testclient import TestClient
 
 from otaforge.crypto import keys as k
+from otaforge.fleet.local_server import free_port as free_port  # re-exported for tests
 from otaforge.formats.image_builder import build_image
 from otaforge.server.app import create_app
 from otaforge.server.lifecycle import init_server
@@ -40,12 +40,6 @@ ota_0,    app,  ota_0,   ,        0x100000,
 ota_1,    app,  ota_1,   ,        0x100000,
 """
 SLOT = 0x100000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pg_bin() -> Path:

@@ -207,7 +207,9 @@ class AgentBase:
             chip=self.device.chip, chip_rev=cfg.chip_rev,
             running_version=desc.version if desc else "", slot_size=slot.size,
             efuse_secure_version=fuses.secure_version, anti_rollback=cfg.anti_rollback,
-            key_digests=tuple(fuses.key_digests), revoked=frozenset(fuses.revoked),
+            # slot-indexed (b"" for an empty slot): ``revoked`` counts by slot index
+            key_digests=tuple(d or b"" for d in fuses.key_digest_slots),
+            revoked=frozenset(fuses.revoked),
             require_signature=cfg.secure_boot_v2,
             last_invalid_version=invalid_desc.version if invalid_desc else None)
 

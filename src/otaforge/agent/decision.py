@@ -71,7 +71,8 @@ class DeviceFacts:
         slot_size: size of the partition the update would be written to.
         efuse_secure_version: the SECURE_VERSION eFuse value.
         anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
-        key_digests: Secure Boot v2 public-key digests burned into eFuse.
+        key_digests: Secure Boot v2 public-key digests burned into eFuse, by slot index
+            (``b""`` for an empty slot, so that ``revoked`` indices line up).
         revoked: indices of revoked key digests.
         require_signature: images must carry a Secure Boot v2 signature by a burned key.
         last_invalid_version: version in ``esp_ota_get_last_invalid_partition()``, if any.
@@ -183,6 +184,7 @@ def check_header(facts: DeviceFacts, prefix: bytes, image_length: int | None,
     Raises:
         BadMagicError / TruncatedError: not (enough of) an app image.
         ImageRejected: wrong chip or revision, too large, version mismatch.
+        DigestMismatch: the announced size is not the offer's.
         RollbackRejected: same version as running, or secure_version below the eFuse.
     """
     header = ImageHeader.from_bytes(prefix)
@@ -192,6 +194,9 @@ def check_header(facts: DeviceFacts, prefix: bytes, image_length: int | None,
     desc = read_app_desc(prefix)
     if image_length is not None and image_length > facts.slot_size:
         raise ImageRejected(_size_reason(image_length, facts.slot_size))
+    if offer is not None and image_length is not None and image_length != offer.size:
+        raise DigestMismatch(f"server announces {image_length} bytes, the release has "
+                             f"{offer.size}")
     if desc.version == facts.running_version:
         raise RollbackRejected(f"version {desc.version} is the running version: nothing to do")
     if offer is not None and desc.version != offer.version:

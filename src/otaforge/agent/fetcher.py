@@ -150,11 +150,23 @@ def request_json(
         raw = resp.read_all(MAX_JSON_BYTES)
         status = resp.status
     if status not in ok:
-        detail = raw[:300].decode("utf-8", errors="replace")
-        raise HTTPStatusError(f"{method} {url}: HTTP {status}: {detail}", status)
+        raise HTTPStatusError(f"{method} {url}: HTTP {status}{_problem(raw)}", status)
     if not raw.strip():
         return status, None
     try:
         return status, json.loads(raw)
     except ValueError as err:
         raise TransportError(f"{method} {url}: answer is not JSON: {err}") from err
+
+
+def _problem(raw: bytes) -> str:
+    """`` (reason): detail`` from an RFC 9457 problem body, else the body's start."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("detail"):
+        reason = f" ({body['reason']})" if body.get("reason") else ""
+        return f"{reason}: {str(body['detail'])[:300]}"
+    text = raw[:300].decode("utf-8", errors="replace").strip()
+    return f": {text}" if text else ""

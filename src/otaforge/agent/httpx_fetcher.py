@@ -41,11 +41,20 @@ def pinned_ssl_context(ca_pem: bytes) -> ssl.SSLContext:
 def _map_error(err: Exception, what: str) -> TransportError:
     if isinstance(err, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(err):
         return TransportError(f"{what}: TLS server certificate not trusted by the pinned CA: {err}")
+    if isinstance(err, httpx.ConnectError):
+        return ConnectionLost(f"{what}: cannot connect ({err}); is the server running there?")
     if isinstance(err, httpx.TimeoutException):
         return ConnectionLost(f"{what}: timed out ({err.__class__.__name__})")
     if isinstance(err, httpx.TransportError | ssl.SSLError | OSError):
         return ConnectionLost(f"{what}: connection lost: {err or err.__class__.__name__}")
     return TransportError(f"{what}: {err}")
+
+
+def _https_only(request: httpx.Request) -> None:
+    """Every request, redirects included, goes over TLS to the pinned CA: never plain HTTP."""
+    if request.url.scheme != "https":
+        raise TransportError(f"{request.method} {request.url}: refused: only https:// URLs "
+                             "are fetched (TLS pinned to the server's CA)")
 
 
 class HttpxFetcher:
@@ -63,6 +72,9 @@ class HttpxFetcher:
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             follow_redirects=True,
             trust_env=False,
+            event_hooks={"request": [_https_only]},
+            # as esp_http_client: no compressed bodies, so Content-Length is the image size
+            headers={"Accept-Encoding": "identity", "User-Agent": "otaforge-agent"},
         )
 
     @classmethod

@@ -60,6 +60,9 @@ def load_device(flash_path: Path, chip: ChipSpec, config: DeviceConfig,
     if not flash_path.is_file():
         raise InputError(f"{flash_path}: no flash image; make one with 'otaforge flash "
                          "compose --partitions P.csv --factory app.bin -o FLASH.bin'")
+    if flash_path.stat().st_size == 0:
+        raise InputError(f"{flash_path}: empty file, not a flash image; make one with "
+                         "'otaforge flash compose'")
     flash = FileFlash(flash_path)
     sidecar = efuse_path(flash_path)
     efuses: Efuses | None = None

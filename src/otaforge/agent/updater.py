@@ -242,6 +242,8 @@ class Updater(BootVerifier):
             self._emit("resumed", f"resuming {offer.version} at byte {handle.start_offset} of "
                        f"{handle.image_length} (Range, If-Range {handle.etag or '-'})",
                        offset=handle.start_offset, size=handle.image_length)
+        if handle.image_length < 0 and offer.sha256:
+            handle.image_length = offer.size  # chunked: never write past the release's size
         header = ho.esp_https_ota_get_header_bytes(handle)
         size = ho.esp_https_ota_get_image_size(handle)
         desc = check_header(facts, header, size if size >= 0 else None,

@@ -19,7 +19,7 @@ from rich.progress import (
 def make_console() -> Console:
     """A console that keeps timeline lines unwrapped when output goes to a file or pipe."""
     probe = Console()
-    return Console(highlight=False, width=None if probe.is_terminal else 120)
+    return Console(highlight=False, width=None if probe.is_terminal else 120, soft_wrap=True)
 
 
 class DownloadBar:

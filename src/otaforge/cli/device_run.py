@@ -87,7 +87,7 @@ def run(
     from otaforge.agent.session import load_device, parse_behaviours, run_cycle, save_device
     from otaforge.agent.updater import AgentEvent, Updater
     from otaforge.device.emulator import DeviceConfig
-    from otaforge.errors import PowerCut
+    from otaforge.errors import HTTPStatusError, PowerCut
     from otaforge.formats.chips import chip
 
     console = make_console()
@@ -100,6 +100,9 @@ def run(
         else:
             console.print(f"  [green]device[/]  {event.message}")
 
+    if not server.lower().startswith("https://"):
+        fail(f"--server {server!r}: expected an https:// URL (the device only talks TLS, "
+             "pinned to --ca)", EXIT_BAD_INPUT)
     with handle_errors():
         key_digests = _digests(secure_boot_key or [])
         config = DeviceConfig(rollback=rollback, anti_rollback=anti_rollback,
@@ -108,12 +111,13 @@ def run(
                              key_digests)
         ident = device_id or flash.stem
         the_token = _token(token)
+        fetcher = HttpxFetcher.from_file(ca)  # bad --ca: exit 2 before the device powers on
         try:
             boot = device.power_on()
             console.print(f"  [green]device[/]  power on: bootloader: {boot.reason}")
             if boot.status != "running":
                 fail(f"device does not run an app ({boot.status}): {boot.reason}")
-            with HttpxFetcher.from_file(ca) as fetcher:
+            with fetcher:
                 client = ServerClient(fetcher, server, ident, the_token)
                 agent_config = AgentConfig(server, fleet, ident, the_token,
                                            partial_http_download=partial is not None,
@@ -126,6 +130,12 @@ def run(
             bar.close()
             console.print(f"  [red]device[/]  power cut: {cut}; run again to resume")
             raise typer.Exit(EXIT_FAILED) from None
+        except HTTPStatusError as err:
+            if err.status_code >= 500:
+                raise
+            hint = (" (check --token / OTAFORGE_TOKEN: a device token or the fleet's "
+                    "enrollment token, and --fleet)" if err.status_code in (401, 403) else "")
+            fail(f"server refused the device: {err}{hint}", EXIT_FAILED)
         finally:
             bar.close()
             save_device(device, flash)

@@ -16,6 +16,7 @@ signature block (reference §4.2):
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -130,8 +131,12 @@ def _pem_loaders() -> tuple[Any, Any]:
         return serialization.load_pem_private_key, serialization.load_pem_public_key
 
 
-def _check(key: PrivateKey | PublicKey) -> None:
-    scheme_of(key)
+def _parse_pem(load: Callable[[], object], not_pem: str) -> object:
+    """``load()``, with a parse failure as InputError ``not_pem: <first line of the reason>``."""
+    try:
+        return load()
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise InputError(f"{not_pem}: {_first_line(err)}") from None
 
 
 def load_private_key(pem: bytes) -> PrivateKey:
@@ -142,18 +147,15 @@ def load_private_key(pem: bytes) -> PrivateKey:
     """
     if b"PUBLIC KEY-----" in pem and b"PRIVATE KEY-----" not in pem:
         raise InputError("this is a public key; signing needs the private key file")
-    try:
-        # The RSA consistency check costs ~90 ms per load (more than signing a 1.5 MB image);
-        # signing back-verifies every signature it makes instead (crypto/sbv2.py).
-        key = _pem_loaders()[0](pem, password=None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
-        raise InputError(
-            "not an unencrypted PEM private key (expected what `otaforge keys generate` or "
-            f"`espsecure generate-signing-key` writes): {_first_line(err)}"
-        ) from None
+    # The RSA consistency check costs ~90 ms per load (more than signing a 1.5 MB image);
+    # signing back-verifies every signature it makes instead (crypto/sbv2.py).
+    key = _parse_pem(
+        lambda: _pem_loaders()[0](pem, password=None, unsafe_skip_rsa_key_validation=True),
+        "not an unencrypted PEM private key (expected what `otaforge keys generate` or "
+        "`espsecure generate-signing-key` writes)")
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise InputError("unsupported private key type: Secure Boot uses RSA-3072 or ECDSA")
-    _check(key)
+    scheme_of(key)  # refuses key sizes and curves Secure Boot does not use
     return key
 
 
@@ -165,15 +167,10 @@ def load_public_key(pem: bytes) -> PublicKey:
     """
     if b"PRIVATE KEY-----" in pem:
         return load_private_key(pem).public_key()
-    try:
-        key = _pem_loaders()[1](pem)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
-        raise InputError(
-            f"not a PEM public or private key: {_first_line(err)}"
-        ) from None
+    key = _parse_pem(lambda: _pem_loaders()[1](pem), "not a PEM public or private key")
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         raise InputError("unsupported public key type: Secure Boot uses RSA-3072 or ECDSA")
-    _check(key)
+    scheme_of(key)  # refuses key sizes and curves Secure Boot does not use
     return key
 
 
@@ -190,7 +187,11 @@ def load_v1_public_key(data: bytes) -> ec.EllipticCurvePublicKey:
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
         except ValueError:
             raise InputError("raw v1 public key is not a point on P-256") from None
-    key = load_public_key(data)
+    return _v1_key(load_public_key(data))
+
+
+def _v1_key(key: PublicKey) -> ec.EllipticCurvePublicKey:
+    """``key`` if it is an ECDSA P-256 key (the only kind the v1 scheme uses)."""
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InputError("the v1 signed-app scheme (ESP32) uses ECDSA P-256 keys only")
     return key
@@ -264,10 +265,7 @@ def sha384(data: bytes) -> bytes:
 
 def v1_public_key_bytes(key: PrivateKey | PublicKey) -> bytes:
     """64 raw bytes X‖Y big-endian: ``espsecure extract-public-key --version 1`` output."""
-    pub = as_public(key)
-    if not isinstance(pub, ec.EllipticCurvePublicKey) or not isinstance(pub.curve, ec.SECP256R1):
-        raise InputError("the v1 signed-app scheme (ESP32) uses ECDSA P-256 keys only")
-    numbers = pub.public_numbers()
+    numbers = _v1_key(as_public(key)).public_numbers()
     return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
 
 

@@ -43,13 +43,8 @@ _U32 = 0xFFFFFFFF
 class OtaOps(RollbackOps):
     """``esp_ota_*`` over one device's flash, partition table, eFuses and running partition.
 
-    Args:
-        flash: the device flash.
-        table: the partition table the app was built with (read from flash at boot).
-        efuses: the chip's eFuses.
-        config: the app's configuration.
-        running: the partition the current app runs from (set by the device at boot).
-        restart: called by ``esp_ota_mark_app_invalid_rollback_and_reboot`` (``esp_restart``).
+    Constructed as :class:`~otaforge.device.ota_base.OtaBase` (its docstring lists the
+    arguments: flash, table, efuses, config, running, restart).
     """
 
     # --- writing an image -----------------------------------------------------------------

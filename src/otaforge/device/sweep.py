@@ -36,6 +36,9 @@ from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, active_otadata
 from otaforge.formats.partition_table import PartitionTable
 
 FLOWS = ("update", "rollback", "panic")
+# how the new image behaves in each flow
+_FLOW_BEHAVIOUR: dict[str, Behaviour] = {"update": "healthy", "rollback": "fails_self_test",
+                                         "panic": "panics"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,14 @@ class SweepReport:
         self.outcomes[f"{result.flow}: {result.outcome}"] += 1
         if not result.ok:
             self.failures.append(result)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """Why a case failed: its outcome and detail."""
+
+    outcome: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -245,9 +256,7 @@ class Sweeper:
     # --- recording ------------------------------------------------------------------------
 
     def _flow_device(self, flow: str) -> Device:
-        behaviour: Behaviour = {"update": "healthy", "rollback": "fails_self_test",
-                                "panic": "panics"}[flow]  # type: ignore[assignment]
-        return self._fresh(behaviour)
+        return self._fresh(_FLOW_BEHAVIOUR[flow])
 
     def _run_flow(self, dev: Device, flow: str, phase: Callable[[str], None]) -> None:
         phase("boot")
@@ -296,12 +305,8 @@ class Sweeper:
             pass
         flash.plan = None
         flash.op_count = 0
-        dev = self._device(flash, snap.efuses, self._flow_behaviour(flow))
+        dev = self._device(flash, snap.efuses, _FLOW_BEHAVIOUR[flow])
         return self.check(dev, flow, snap.index, mode, snap.phase)
-
-    def _flow_behaviour(self, flow: str) -> Behaviour:
-        return {"update": "healthy", "rollback": "fails_self_test",
-                "panic": "panics"}[flow]  # type: ignore[return-value]
 
     def check(self, dev: Device, flow: str, op_index: int, mode: CutMode,
               phase: str) -> CaseResult:
@@ -309,31 +314,20 @@ class Sweeper:
         def result(outcome: str, ok: bool, detail: str = "") -> CaseResult:
             return CaseResult(flow, op_index, mode, phase, outcome, ok, detail)
 
-        try:
-            boot = dev.power_on()
-        except OtaforgeError as err:
-            return result("power-on failed", False, str(err))
-        if boot.status != "running" or boot.partition is None:
-            return result(boot.status, False, boot.reason)
-        which = self._which_image(dev)
-        if which is None:
-            return result("booted a half-written or unknown image", False,
-                          f"{boot.partition.name}: {boot.reason}")
+        started = self._start(dev, dev.power_on, "power-on")
+        if isinstance(started, _Failed):
+            return result(started.outcome, False, started.detail)
+        boot, which = started
         prefix = ""
         if flow != "update" and which == "new" and boot.app_error and \
                 "ESP_ERR_OTA_ROLLBACK_FAILED" in boot.app_error:
             # esp_ota_check_rollback_is_possible() said no (anti-rollback ignores factory):
             # ESP-IDF keeps the unconfirmed new app running; its next reset aborts it
             prefix = "kept new until reset (ESP_ERR_OTA_ROLLBACK_FAILED), then "
-            try:
-                boot = dev.reboot()
-            except OtaforgeError as err:
-                return result("reboot failed", False, str(err))
-            if boot.status != "running" or boot.partition is None:
-                return result(boot.status, False, boot.reason)
-            which = self._which_image(dev)
-            if which is None:
-                return result("booted a half-written or unknown image", False, boot.reason)
+            started = self._start(dev, dev.reboot, "reboot")
+            if isinstance(started, _Failed):
+                return result(started.outcome, False, started.detail)
+            boot, which = started
         part = boot.partition
         assert part is not None
         if flow != "update" and which == "new":
@@ -353,6 +347,22 @@ class Sweeper:
         if problem:
             return result(f"{outcome}; otadata inconsistent after later update", False, problem)
         return result(outcome, True)
+
+    def _start(self, dev: Device, start: Callable[[], BootResult],
+               action: str) -> tuple[BootResult, str] | _Failed:
+        """Power on or reboot ``dev`` with ``start``: the boot result and which image runs
+        ("old", "new" or "followup"), or why the case fails (no app running, unknown image)."""
+        try:
+            boot = start()
+        except OtaforgeError as err:
+            return _Failed(f"{action} failed", str(err))
+        if boot.status != "running" or boot.partition is None:
+            return _Failed(boot.status, boot.reason)
+        which = self._which_image(dev)
+        if which is None:
+            return _Failed("booted a half-written or unknown image",
+                           f"{boot.partition.name}: {boot.reason}")
+        return boot, which
 
     def _which_image(self, dev: Device) -> str | None:
         part = dev.running_partition
@@ -395,23 +405,27 @@ class Sweeper:
         wanted = [f for f in self.config.flows if f in FLOWS]
         return [f for f in wanted if f == "update" or self.config.rollback]
 
+    def _flow_cases(self, flow: str, snaps: list[_Snapshot]) -> Iterator[CaseResult]:
+        for snap in snaps:
+            for mode in self.config.modes:
+                yield self.run_case(flow, snap, mode)
+
     def iter_cases(self) -> Iterator[CaseResult]:
         """Every (flow, op, mode) case, in order."""
         for flow in self.flows():
-            snaps = self.record(flow)
-            for snap in snaps:
-                for mode in self.config.modes:
-                    yield self.run_case(flow, snap, mode)
+            yield from self._flow_cases(flow, self.record(flow))
 
-    def run(self, report: SweepReport | None = None) -> SweepReport:
-        """Sweep every case and return the totals."""
+    def run(self, report: SweepReport | None = None,
+            on_case: Callable[[CaseResult], None] | None = None) -> SweepReport:
+        """Sweep every case and return the totals; ``on_case`` sees each case when it ends."""
         out = report or SweepReport()
         for flow in self.flows():
             snaps = self.record(flow)
             out.ops_per_flow[flow] = len(snaps)
-            for snap in snaps:
-                for mode in self.config.modes:
-                    out.add(self.run_case(flow, snap, mode))
+            for case in self._flow_cases(flow, snaps):
+                out.add(case)
+                if on_case is not None:
+                    on_case(case)
         return out
 
     def replay_case(self, flow: str, op_index: int, mode: CutMode) -> CaseResult:
@@ -431,7 +445,7 @@ class Sweeper:
         else:
             raise InputError(f"flow {flow} has fewer than {op_index + 1} flash operations")
         flash.plan = None
-        fresh = self._device(flash, dev.efuses.snapshot(), self._flow_behaviour(flow))
+        fresh = self._device(flash, dev.efuses.snapshot(), _FLOW_BEHAVIOUR[flow])
         return self.check(fresh, flow, op_index, mode, phases[-1])
 
 

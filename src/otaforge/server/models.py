@@ -29,7 +29,9 @@ def utcnow() -> dt.datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+    # every timestamp column is timezone-aware (UTC, see utcnow)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON, list[str]: JSON, dt.datetime: DateTime(timezone=True)}
 
 
 class Fleet(Base):
@@ -45,7 +47,7 @@ class Fleet(Base):
     public_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
     secure_version_bits: Mapped[int] = mapped_column(Integer)
     enrollment_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Release(Base):
@@ -63,7 +65,7 @@ class Release(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     app_desc: Mapped[dict[str, Any]] = mapped_column(JSON)
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Channel(Base):
@@ -75,7 +77,7 @@ class Channel(Base):
     fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Device(Base):
@@ -92,9 +94,8 @@ class Device(Base):
     otadata_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     efuse_secure_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="registered")
-    last_check_in: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
-                                                              nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_check_in: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Deployment(Base):
@@ -107,8 +108,8 @@ class Deployment(Base):
     state: Mapped[str] = mapped_column(String(16), default="offered")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Event(Base):
@@ -123,4 +124,4 @@ class Event(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
