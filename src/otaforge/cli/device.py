@@ -65,7 +65,7 @@ def sweep(
 ) -> None:
     """Power-cut sweep of a complete OTA update on an emulated device: never bricked."""
     from otaforge.device.powercut import parse_modes
-    from otaforge.device.sweep import FLOWS, SweepConfig, Sweeper, SweepReport
+    from otaforge.device.sweep import FLOWS, SweepConfig, Sweeper
     from otaforge.formats.partition_table import load_partition_table, parse_flash_size
 
     with handle_errors():
@@ -90,16 +90,7 @@ def sweep(
                 raise SystemExit(EXIT_FAILED)
             return
         began = time.perf_counter()
-        report = SweepReport()
-        for name in sweeper.flows():
-            snaps = sweeper.record(name)
-            report.ops_per_flow[name] = len(snaps)
-            for snap in snaps:
-                for mode in cut_modes:
-                    case = sweeper.run_case(name, snap, mode)
-                    report.add(case)
-                    if verbose:
-                        _print_case(case)
+        report = sweeper.run(on_case=_print_case if verbose else None)
         elapsed = time.perf_counter() - began
     _print_report(report, elapsed, seed)
     if report.bricked:

@@ -57,6 +57,7 @@ from otaforge.formats.otadata import (
     OtaSelectEntry,
     ota_crc,
     select_otadata,
+    slot_for_seq,
 )
 from otaforge.formats.partition_table import PartitionEntry
 
@@ -125,9 +126,7 @@ def _initial(entry: OtaSelectEntry) -> bool:
     return entry.ota_seq == SEQ_UNUSED or entry.crc != ota_crc(entry.ota_seq)
 
 
-def _slot(seq: int, app_count: int) -> int:
-    """``(ota_seq - 1) % app_count`` in uint32 arithmetic (seq 0 wraps to 0xFFFFFFFF)."""
-    return ((seq - 1) & 0xFFFFFFFF) % app_count
+_slot = slot_for_seq  # ``(ota_seq - 1) % app_count`` in uint32 arithmetic
 
 
 def _read_entries(run: _Run, bs: BootState) -> tuple[OtaSelectEntry, OtaSelectEntry]:

@@ -37,6 +37,7 @@ from otaforge.formats.otadata import (
     OtaImgState,
     OtaSelectEntry,
     otadata_bytes,
+    slot_for_seq,
 )
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 from otaforge.fsutil import atomic_write
@@ -301,7 +302,7 @@ def _otadata_reports(read: Reader, bs: BootState) -> tuple[OtadataReport, ...]:
         entry = OtaSelectEntry.from_bytes(raw)
         target = None
         if entry.ota_seq != 0xFFFFFFFF and entry.crc_ok and bs.app_count:
-            slot = ((entry.ota_seq - 1) & 0xFFFFFFFF) % bs.app_count
+            slot = slot_for_seq(entry.ota_seq, bs.app_count)
             part = bs.ota.get(slot)
             target = part.name if part is not None else f"ota slot {slot} (missing)"
         reports.append(OtadataReport(sector, entry.ota_seq, entry.ota_state, entry.crc_ok,

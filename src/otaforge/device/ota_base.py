@@ -19,7 +19,7 @@ from otaforge.errors import EspError, FormatError, VerificationError
 from otaforge.formats.app_desc import APP_DESC_MAGIC, APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc
 from otaforge.formats.app_image import AppImage, verify_image
 from otaforge.formats.chips import ChipSpec
-from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, read_otadata
+from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, read_otadata, slot_for_seq
 from otaforge.formats.partition_table import APP_TYPE, OTA_0, PartitionEntry, PartitionTable
 from otaforge.formats.signature_block import signature_length
 
@@ -27,9 +27,7 @@ OTA_SLOTS_MAX = 16
 _U32 = 0xFFFFFFFF
 
 
-def slot_of(seq: int, count: int) -> int:
-    """``(ota_seq - 1) % ota_app_count`` in C's uint32 arithmetic (seq 0 wraps)."""
-    return ((seq - 1) & _U32) % count
+slot_of = slot_for_seq  # ``(ota_seq - 1) % ota_app_count`` in uint32 arithmetic
 
 
 def read_partition_desc(flash: Flash, part: PartitionEntry) -> AppDesc | None:

@@ -205,7 +205,11 @@ def active_otadata(entries: Sequence[OtaSelectEntry]) -> int | None:
 
 
 def slot_for_seq(seq: int, ota_count: int) -> int:
-    """OTA slot index (ota_N) an ``ota_seq`` selects: ``(seq - 1) % ota_count``."""
+    """OTA slot index (ota_N) an ``ota_seq`` selects: ``(seq - 1) % ota_count``.
+
+    Computed in C's uint32 arithmetic, as the bootloader and esp_ota_ops.c do: seq 0 wraps to
+    0xFFFFFFFF before the modulo.
+    """
     if ota_count <= 0:
         raise FormatError("no OTA app partitions: an ota_seq selects nothing")
-    return (seq - 1) % ota_count
+    return ((seq - 1) & 0xFFFFFFFF) % ota_count
