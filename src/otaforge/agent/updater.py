@@ -290,23 +290,10 @@ class Updater(BootVerifier):
         return self.device.flash.read(part.offset + offset, n)
 
     def _resume(self, part: PartitionEntry, _erase: int, offset: int) -> Any:
-        """``esp_ota_resume``: a handle whose write position is ``offset``.
+        """``esp_ota_resume`` (ESP-IDF v5.5+): a handle whose write position is ``offset``.
 
-        The emulator's OtaOps has no ``esp_ota_resume`` (ESP-IDF v5.5+); without it the
-        already-written bytes are replayed from flash through ``esp_ota_write`` (no network
-        traffic). The partial record is dropped first so a power cut during the replay makes
-        the next attempt start from 0 instead of trusting half-rewritten sectors.
+        Sequential erase continues from ``offset``; nothing already written is erased again.
         """
-        native = getattr(self.ota, "esp_ota_resume", None)
-        if native is not None:
-            return native(part, OTA_WITH_SEQUENTIAL_WRITES, offset)
-        kept = self.store.load().partial
-        self._save_partial(None)
-        handle = self.ota.esp_ota_begin(part, OTA_WITH_SEQUENTIAL_WRITES)
-        for start in range(0, offset, 0x10000):
-            self.ota.esp_ota_write(handle, self._read_partition(part, start,
-                                                                min(0x10000, offset - start)))
-        self._save_partial(kept)
-        return handle
+        return self.ota.esp_ota_resume(part, OTA_WITH_SEQUENTIAL_WRITES, offset)
 
 

@@ -130,10 +130,25 @@ def release_list(fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
                           f"{r['size']}\t{r['sha256']}" for r in out])
 
 
+def release_abort(
+    deployment: Annotated[int, typer.Argument(help="Deployment id (see device show).")],
+    server: Server, token: Token, ca: Ca = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the device's "
+                                               "history).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Abort one device's deployment: its later reports get 409 and it is not offered again."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.abort_deployment(deployment, reason)
+    _print(out, as_json, [f"deployment {out['id']} ({out['device_id']}, release "
+                          f"{out['release_id']}): {out['state']}"])
+
+
 def register_release(app: typer.Typer) -> None:
-    """Add ``publish`` and ``list`` to the ``release`` group."""
+    """Add ``publish``, ``list`` and ``abort`` to the ``release`` group."""
     app.command("publish")(release_publish)
     app.command("list")(release_list)
+    app.command("abort")(release_abort)
 
 
 # --- channel -------------------------------------------------------------------------------
@@ -151,9 +166,50 @@ def channel_set(
                           f"({out['version']})"])
 
 
+def _rollout_lines(fleet: str, out: dict[str, Any]) -> list[str]:
+    state = f"PAUSED: {out['paused_reason']}" if out["paused"] else "running"
+    limit = out["max_in_flight"] if out["max_in_flight"] is not None else "none"
+    threshold = out["failure_threshold"] if out["failure_threshold"] is not None else "none"
+    return [f"{fleet}/{out['channel']} -> release {out['release_id']}: {state}; "
+            f"max in flight {limit}; failures {out['failure_count']} (threshold {threshold})"]
+
+
+def channel_rollout(
+    channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
+    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
+    max_in_flight: Annotated[int | None, typer.Option(
+        "--max-in-flight", min=1, help="At most this many devices mid-update at once.")] = None,
+    failure_threshold: Annotated[int | None, typer.Option(
+        "--failure-threshold", min=0, help="Pause the rollout when more deployments than "
+        "this fail or roll back.")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Only show the current "
+                                       "settings.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Set a channel's rollout limits (an option left out is lifted), or --show them."""
+    with handle_errors(), _client(server, ca, token) as client:
+        if show:
+            out = client.rollout(fleet, channel)
+        else:
+            out = client.set_rollout(fleet, channel, max_in_flight, failure_threshold)
+    _print(out, as_json, _rollout_lines(fleet, out))
+
+
+def channel_resume(
+    channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
+    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None, as_json: Json = False,
+) -> None:
+    """Resume a rollout the failure threshold paused (its failure count restarts at 0)."""
+    with handle_errors(), _client(server, ca, token) as client:
+        out = client.resume(fleet, channel)
+    _print(out, as_json, _rollout_lines(fleet, out))
+
+
 def register_channel(app: typer.Typer) -> None:
-    """Add ``set`` to the ``channel`` group."""
+    """Add ``set``, ``rollout`` and ``resume`` to the ``channel`` group."""
     app.command("set")(channel_set)
+    app.command("rollout")(channel_rollout)
+    app.command("resume")(channel_resume)
 
 
 # --- device (admin view) -------------------------------------------------------------------

@@ -12,6 +12,8 @@ Older ESP-IDF differs: v4.x-v5.4 always write the *other* sector in ``set_boot_p
 (re-selecting the active slot writes an equal seq there; the tie resolves to sector 0) and never
 invalidate the inactive sector in ``esp_ota_begin``; ``ESP_ERR_OTA_ALREADY_IN_PROGRESS`` for a
 second handle on one partition is v6.1+.
+``esp_ota_resume`` (v5.5+) opens a handle whose write position is the offset already written,
+erasing nothing (a power-cut download goes on without rewriting what is on flash).
 
 Errors are :class:`~otaforge.errors.EspError` with the ESP-IDF code and name; functions that
 return ``NULL`` or ``false`` in C return None or False here.
@@ -90,6 +92,50 @@ class OtaOps(RollbackOps):
         self._handles[handle.handle] = handle
         if self.config.rollback and part.is_ota_slot:
             self.esp_ota_invalidate_inactive_ota_data_slot()
+        return handle.handle
+
+    def esp_ota_resume(self, partition: PartitionEntry | None, erase_size: int,
+                       image_offset: int) -> int:
+        """Continue an interrupted write of ``partition`` at ``image_offset`` (v5.5+).
+
+        Nothing is erased here: the first ``image_offset`` bytes are taken as already written.
+        With ``erase_size`` OTA_WITH_SEQUENTIAL_WRITES, ``esp_ota_write`` goes on erasing sector
+        by sector from ``image_offset`` (the sector holding an unaligned offset is not erased
+        again); any other value means the slot was erased by the interrupted ``esp_ota_begin``.
+        Unlike ``esp_ota_begin`` there is no PENDING_VERIFY check and the inactive otadata
+        sector is left alone (esp_ota_ops.c). Two handles on one partition are refused as in
+        ``esp_ota_begin`` (v6.1-beta1+ rule of this emulator).
+
+        Args:
+            partition: the OTA slot being written.
+            erase_size: OTA_WITH_SEQUENTIAL_WRITES to keep erasing while writing, else no erase.
+            image_offset: bytes of the image already written (the next write goes there).
+
+        Returns:
+            The handle; ``esp_ota_end`` verifies the whole image as after ``esp_ota_begin``.
+
+        Raises:
+            EspError: INVALID_ARG (NULL, offset negative or past the partition end, not an OTA
+                app slot), NOT_FOUND (not in the table), OTA_PARTITION_CONFLICT (the running
+                partition), OTA_ALREADY_IN_PROGRESS.
+        """
+        if partition is None:
+            raise_esp("ESP_ERR_INVALID_ARG", "partition is NULL")
+        if not 0 <= image_offset <= partition.size:
+            raise_esp("ESP_ERR_INVALID_ARG",
+                      f"image_offset {image_offset} is outside {partition.name} "
+                      f"({partition.size} bytes)")
+        part = self._verify_partition(partition)
+        if part.type == APP_TYPE and not part.is_ota_slot:
+            raise_esp("ESP_ERR_INVALID_ARG", f"{part.name} is not an OTA app partition")
+        if part == self.running:
+            raise_esp("ESP_ERR_OTA_PARTITION_CONFLICT", f"{part.name} is the running partition")
+        if any(h.part == part for h in self._handles.values()):
+            raise_esp("ESP_ERR_OTA_ALREADY_IN_PROGRESS", f"{part.name} is already being written")
+        self._last_handle += 1
+        handle = OtaHandle(self._last_handle, part, erase_size == OTA_WITH_SEQUENTIAL_WRITES,
+                           wrote_size=image_offset)
+        self._handles[handle.handle] = handle
         return handle.handle
 
     def _partition_write(self, part: PartitionEntry, offset: int, data: bytes) -> None:

@@ -140,3 +140,26 @@ class ManagementClient:
     def device(self, device_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/api/v1/devices/{device_id}")
         return result
+
+    def abort_deployment(self, deployment_id: int, reason: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/admin/deployments/{deployment_id}/abort",
+            json={"reason": reason})
+        return result
+
+    def rollout(self, fleet: str, channel: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", f"/api/v1/fleets/{fleet}/channels/{channel}/rollout")
+        return result
+
+    def set_rollout(self, fleet: str, channel: str, max_in_flight: int | None,
+                    failure_threshold: int | None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "PUT", f"/api/v1/fleets/{fleet}/channels/{channel}/rollout",
+            json={"max_in_flight": max_in_flight, "failure_threshold": failure_threshold})
+        return result
+
+    def resume(self, fleet: str, channel: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/fleets/{fleet}/channels/{channel}/resume")
+        return result

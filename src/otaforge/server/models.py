@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -78,6 +79,13 @@ class Channel(Base):
     name: Mapped[str] = mapped_column(String(64))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # rollout controls (migration 0002): at most max_in_flight devices mid-update; pause when
+    # more than failure_threshold deployments of the current release fail or roll back
+    max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    failure_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    failure_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Device(Base):

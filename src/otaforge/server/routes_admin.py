@@ -11,12 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from otaforge.crypto import keys as k
 from otaforge.errors import ServerError
 from otaforge.server.deps import admin, get_store
-from otaforge.server.models import Device, Fleet, Release
+from otaforge.server.models import Channel, Device, Fleet, Release
 from otaforge.server.routes_device import PROBLEMS
 from otaforge.server.schemas import (
     NAME,
+    AbortRequest,
     ChannelOut,
     ChannelSet,
+    DeploymentOut,
     DeviceCreate,
     DeviceDetail,
     DeviceOut,
@@ -24,6 +26,8 @@ from otaforge.server.schemas import (
     FleetCreate,
     FleetOut,
     ReleaseOut,
+    RolloutOut,
+    RolloutSet,
     sig_info,
 )
 from otaforge.server.store import Store
@@ -31,6 +35,7 @@ from otaforge.server.store import Store
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=PROBLEMS,
                    tags=["admin"])
 FleetName = Annotated[str, Path(pattern=NAME)]
+ChannelName = Annotated[str, Path(pattern=NAME)]
 IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
@@ -169,3 +174,44 @@ def show_device(device_id: Annotated[str, Path(pattern=NAME)],
                          reason=e.reason, bytes=e.bytes,
                          received_at=aware(e.received_at) or e.received_at)
                 for e in events])
+
+
+def rollout_out(fleet: str, chan: Channel) -> RolloutOut:
+    return RolloutOut(fleet=fleet, channel=chan.name, release_id=chan.release_id,
+                      max_in_flight=chan.max_in_flight,
+                      failure_threshold=chan.failure_threshold,
+                      failure_count=chan.failure_count, paused=chan.paused,
+                      paused_reason=chan.paused_reason)
+
+
+@router.get("/fleets/{fleet}/channels/{channel}/rollout", response_model=RolloutOut)
+def get_rollout(fleet: FleetName, channel: ChannelName,
+                store: Store = Depends(get_store)) -> RolloutOut:
+    """A channel's rollout controls and whether it is paused."""
+    return rollout_out(fleet, store.rollout(fleet, channel))
+
+
+@router.put("/fleets/{fleet}/channels/{channel}/rollout", response_model=RolloutOut)
+def set_rollout(fleet: FleetName, channel: ChannelName, body: RolloutSet,
+                store: Store = Depends(get_store)) -> RolloutOut:
+    """Set a channel's concurrent-update limit and failure threshold (null lifts one)."""
+    return rollout_out(fleet, store.set_rollout(fleet, channel, body.max_in_flight,
+                                                body.failure_threshold))
+
+
+@router.post("/fleets/{fleet}/channels/{channel}/resume", response_model=RolloutOut)
+def resume_rollout(fleet: FleetName, channel: ChannelName,
+                   store: Store = Depends(get_store)) -> RolloutOut:
+    """Resume a paused rollout; its failure count starts again from zero."""
+    return rollout_out(fleet, store.resume(fleet, channel))
+
+
+@router.post("/admin/deployments/{deployment_id}/abort", response_model=DeploymentOut)
+def abort_deployment(deployment_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                     body: AbortRequest | None = None,
+                     store: Store = Depends(get_store)) -> DeploymentOut:
+    """Abort a device's deployment: its later reports on it get 409 Conflict, and the release
+    is not offered to that device again (409 if the deployment already ended)."""
+    dep = store.abort_deployment(deployment_id, body.reason if body else None)
+    return DeploymentOut(id=dep.id, device_id=dep.device_id, release_id=dep.release_id,
+                         state=dep.state, reason=dep.reason)

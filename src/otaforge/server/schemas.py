@@ -178,3 +178,38 @@ class EventOut(BaseModel):
 class DeviceDetail(DeviceOut):
     deployments: list[dict[str, Any]]
     events: list[EventOut]
+
+
+class AbortRequest(Strict):
+    reason: str | None = Field(default=None, max_length=1000, pattern=LABEL,
+                               description="why; shown in the device's history")
+
+
+class DeploymentOut(BaseModel):
+    id: int
+    device_id: str
+    release_id: int
+    state: str
+    reason: str | None
+
+
+class RolloutSet(Strict):
+    max_in_flight: int | None = Field(
+        default=None, ge=1, le=2**31 - 1,
+        description="at most this many devices of the channel mid-update at once; null: no "
+                    "limit (others get 204 and retry after next_check_in_s)")
+    failure_threshold: int | None = Field(
+        default=None, ge=0, le=2**31 - 1,
+        description="pause the rollout when more deployments than this fail or roll back; "
+                    "null: never pause")
+
+
+class RolloutOut(BaseModel):
+    fleet: str
+    channel: str
+    release_id: int | None
+    max_in_flight: int | None
+    failure_threshold: int | None
+    failure_count: int
+    paused: bool
+    paused_reason: str | None

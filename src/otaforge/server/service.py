@@ -24,6 +24,8 @@ REPORT_STATES = ("downloading", "downloaded", "installing", "rebooting", "pendin
                  "confirmed", "rolled_back", "failed")
 TERMINAL_STATES = frozenset({"confirmed", "rolled_back", "failed"})
 FAILURE_STATES = frozenset({"rolled_back", "failed"})
+ABORTED = "aborted"  # set by an administrator, never reported by a device
+ENDED_STATES = TERMINAL_STATES | {ABORTED}
 OTADATA_STATES = ("new", "pending_verify", "valid", "invalid", "aborted", "undefined")
 _PRINTABLE = frozenset(string.printable) - frozenset("\t\n\r\x0b\x0c")
 
@@ -230,6 +232,9 @@ class Target:
     version: str
     sha256: str
     secure_version: int
+    channel_id: int = 0
+    max_in_flight: int | None = None
+    paused: bool = False
 
 
 def runs_target(facts: DeviceFacts, target: Target) -> bool:
@@ -251,6 +256,8 @@ def decide(facts: DeviceFacts, target: Target | None, failures: int,
     """
     if target is None:
         return "no release on the device's channel"
+    if target.paused:
+        return "the channel's rollout is paused"
     if runs_target(facts, target):
         return "already running the channel's release"
     if facts.otadata_state == "pending_verify":
@@ -274,8 +281,17 @@ def transition(current: str, new: str) -> str:
     """The deployment's state after a report of ``new``; raises Conflict-worthy ValueError.
 
     A report on a deployment that already ended with another outcome is refused (Mender:
-    409 on an aborted deployment); the same outcome again is harmless.
+    409 on an aborted deployment); the same outcome again is harmless. Every report on a
+    deployment an administrator aborted is refused: the device must stop, not retry.
     """
+    if current == ABORTED:
+        raise ValueError(f"deployment was aborted by an administrator; the {new} report is "
+                         "refused: stop this update and keep the running firmware")
     if current in TERMINAL_STATES and new != current:
         raise ValueError(f"deployment already ended as {current}; a {new} report is too late")
     return new
+
+
+def must_pause(failure_count: int, threshold: int | None) -> bool:
+    """True when a rollout's failures (failed + rolled back) exceed its threshold."""
+    return threshold is not None and failure_count > threshold

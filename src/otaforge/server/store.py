@@ -24,7 +24,7 @@ from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
 from otaforge.server.blobs import BlobStore
 from otaforge.server.db import session_factory
-from otaforge.server.models import Channel, Device, Fleet, Release, utcnow
+from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
 
@@ -203,10 +203,70 @@ class Store(DeviceStore):
             if chan is None:
                 chan = Channel(fleet_id=fleet.id, name=channel)
                 s.add(chan)
+            if chan.release_id != release.id:  # a new rollout: count its failures afresh
+                chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
             chan.release_id = release.id
             chan.updated_at = utcnow()
         self._targets.clear()
         return chan, release
+
+    # --- rollouts -------------------------------------------------------------------------
+
+    def _channel(self, s: Session, fleet_name: str, channel: str) -> Channel:
+        fleet = self.fleet(s, fleet_name)
+        chan = s.scalar(select(Channel).where(Channel.fleet_id == fleet.id,
+                                              Channel.name == channel).with_for_update())
+        if chan is None:
+            raise NotFound(f"no channel {channel!r} in fleet {fleet_name!r}")
+        return chan
+
+    def rollout(self, fleet_name: str, channel: str) -> Channel:
+        """A channel with its rollout controls and state."""
+        with self.sessions() as s:
+            return self._channel(s, fleet_name, channel)
+
+    def set_rollout(self, fleet_name: str, channel: str, max_in_flight: int | None,
+                    failure_threshold: int | None) -> Channel:
+        """Set (None: lift) a channel's concurrent-update limit and failure threshold."""
+        with self.tx() as s:
+            chan = self._channel(s, fleet_name, channel)
+            chan.max_in_flight, chan.failure_threshold = max_in_flight, failure_threshold
+            chan.updated_at = utcnow()
+        self._targets.clear()
+        return chan
+
+    def resume(self, fleet_name: str, channel: str) -> Channel:
+        """Resume a paused rollout; its failure count starts again from zero."""
+        with self.tx() as s:
+            chan = self._channel(s, fleet_name, channel)
+            chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
+            chan.updated_at = utcnow()
+        self._targets.clear()
+        return chan
+
+    def abort_deployment(self, deployment_id: int, reason: str | None = None) -> Deployment:
+        """End a deployment as aborted; the device's later reports on it get 409 Conflict,
+        and the release is not offered to that device again.
+
+        Raises:
+            NotFound: no such deployment.
+            Conflict: it already ended (confirmed, failed or rolled back).
+        """
+        why = reason or "aborted by an administrator"
+        with self.tx() as s:
+            dep = s.get(Deployment, deployment_id, with_for_update=True)
+            if dep is None:
+                raise NotFound(f"no deployment {deployment_id}")
+            if dep.state == service.ABORTED:
+                return dep
+            if dep.state in service.TERMINAL_STATES:
+                raise Conflict(f"deployment {deployment_id} already ended as {dep.state}; "
+                               "there is nothing to abort")
+            dep.state, dep.reason, dep.updated_at = service.ABORTED, why, utcnow()
+            # a space: no device event id can collide (they are printable, without spaces)
+            s.add(Event(device_id=dep.device_id, event_id=f"admin abort {dep.id}",
+                        deployment_id=dep.id, state=service.ABORTED, reason=why))
+        return dep
 
 
 def _bind(name: str) -> Any:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from otaforge.errors import Conflict, NotFound, ServerError
-from otaforge.server import service
+from otaforge.server import rollout, service
 from otaforge.server.auth import Principal, forbidden, new_token, token_hash
 from otaforge.server.blobs import BlobStore
 from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
@@ -186,10 +186,12 @@ class DeviceStore:
             return hit or None
         with self.sessions() as s:
             row = s.execute(
-                select(Release.id, Release.version, Release.sha256, Release.secure_version)
+                select(Release.id, Release.version, Release.sha256, Release.secure_version,
+                       Channel.id, Channel.max_in_flight, Channel.paused)
                 .join(Channel, Channel.release_id == Release.id)
                 .where(Channel.fleet_id == fleet_id, Channel.name == channel)).first()
-        found = service.Target(int(row[0]), row[1], row[2], int(row[3])) if row else None
+        found = service.Target(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5],
+                               bool(row[6])) if row else None
         self._targets.put(key, found or False)
         return found
 
@@ -241,16 +243,27 @@ class DeviceStore:
 
     def offer(self, device_id: str, target: service.Target,
               facts: service.DeviceFacts) -> int | None:
-        """Open (or reuse) a deployment of ``target``; None if the device is penalised."""
+        """Open (or reuse) a deployment of ``target``.
+
+        None when the device is penalised, an administrator aborted this release's deployment
+        on it, or the channel already has ``max_in_flight`` devices mid-update.
+        """
         with self.tx() as s:
             failures = s.scalar(select(func.count(Deployment.id)).where(
                 Deployment.device_id == device_id, Deployment.release_id == target.release_id,
                 Deployment.state.in_(service.FAILURE_STATES))) or 0
             if service.decide(facts, target, failures, self.settings.max_failures):
                 return None
-            open_dep = s.scalar(select(Deployment).where(
+            mine = s.execute(select(Deployment.id, Deployment.state).where(
                 Deployment.device_id == device_id, Deployment.release_id == target.release_id,
-                Deployment.state.not_in(service.TERMINAL_STATES)).order_by(Deployment.id.desc()))
+                Deployment.state.not_in(service.TERMINAL_STATES))
+                .order_by(Deployment.id.desc())).all()
+            if any(state == service.ABORTED for _, state in mine):
+                return None
+            open_dep = s.get(Deployment, mine[0][0]) if mine else None
+            if open_dep is None and target.max_in_flight is not None and \
+                    rollout.in_flight(s, target) >= target.max_in_flight:
+                return None
             if open_dep is None:
                 open_dep = Deployment(device_id=device_id, release_id=target.release_id,
                                       state="offered")
@@ -285,10 +298,14 @@ class DeviceStore:
                     dep = s.get(Deployment, deployment_id, with_for_update=True)
                     if dep is None or dep.device_id != device_id:
                         raise NotFound(f"no deployment {deployment_id} for device {device_id!r}")
+                    before = dep.state
                     try:
                         dep.state = service.transition(dep.state, state)
                     except ValueError as err:
                         raise Conflict(str(err)) from None
+                    if state in service.FAILURE_STATES and before not in \
+                            service.TERMINAL_STATES:
+                        rollout.count_failure(s, device_id, dep.release_id)
                     dep.reason, dep.bytes, dep.updated_at = reason, nbytes, utcnow()
                 event = Event(device_id=device_id, event_id=event_id,
                               deployment_id=deployment_id, state=state, reason=reason,
@@ -300,6 +317,8 @@ class DeviceStore:
             if again is None:
                 raise
             return again, True
+        if state in service.FAILURE_STATES:
+            self._targets.clear()  # the rollout may have just paused
         return event, False
 
     def _event(self, device_id: str, event_id: str) -> Event | None:
