@@ -1,9 +1,11 @@
 """Rollout controls, named after the reliability-matrix rows they cover (section 6):
 row 51 (report on an aborted deployment), row 58 (concurrent-update limit), row 56 (failure
-threshold pauses the rollout). Every test runs on SQLite and on PostgreSQL."""
+threshold pauses the rollout), and staged rollout percentages. Every test runs on SQLite and
+on PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ssl
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +156,26 @@ def test_row58_lifting_the_limit_lets_waiting_devices_start(
     assert check_in(api, fleet, "b").status_code == 200
 
 
+def test_row58_offline_device_does_not_hold_its_slot_forever(
+        settings: Settings, api: TestClient, fleet: str, image_v1: bytes) -> None:
+    from sqlalchemy import update
+
+    from otaforge.server.db import make_engine
+    from otaforge.server.models import Deployment, utcnow
+
+    publish(api, image_v1)
+    api.put(ROLLOUT, json={"max_in_flight": 1})
+    dep = check_in(api, fleet, "gone").json()["deployment_id"]
+    assert check_in(api, fleet, "next").status_code == 204
+    # the device went offline a day and a bit ago, mid-download
+    engine = make_engine(settings.url)
+    with engine.begin() as conn:
+        conn.execute(update(Deployment).where(Deployment.id == dep).values(
+            updated_at=utcnow() - dt.timedelta(seconds=settings.stale_deployment_s + 60)))
+    engine.dispose()
+    assert check_in(api, fleet, "next").status_code == 200
+
+
 # --- row 56: rollout failure threshold ------------------------------------------------------
 
 
@@ -191,9 +213,48 @@ def test_row56_failures_past_threshold_pause_rollout_and_admin_resumes(
     assert check_in(api, fleet, "g").json()["version"] == "2.0.0"
 
 
+def test_row56_paused_rollout_gives_stock_devices_304_not_the_image(
+        api: TestClient, fleet: str, image_v1: bytes) -> None:
+    publish(api, image_v1)
+    api.put(ROLLOUT, json={"failure_threshold": 0})
+    dep = check_in(api, fleet, "a").json()["deployment_id"]
+    assert report(api, fleet, "a", "x", "failed", dep).status_code == 201
+    r = api.get("/ota/f1/stock1.bin", headers=auth(fleet))
+    assert (r.status_code, r.content, r.headers.get("etag")) == (304, b"", None)
+    api.post("/api/v1/fleets/f1/channels/stable/resume")
+    assert api.get("/ota/f1/stock1.bin", headers=auth(fleet)).content == image_v1
+
+
+# --- staged rollout percentage --------------------------------------------------------------
+
+
+def offered(api: TestClient, token: str, devices: list[str]) -> set[str]:
+    return {d for d in devices if check_in(api, token, d).status_code == 200}
+
+
+def test_staged_rollout_offers_a_stable_hash_chosen_share_that_only_grows(
+        api: TestClient, fleet: str, image_v1: bytes) -> None:
+    publish(api, image_v1)
+    devices = [f"s{i:03d}" for i in range(100)]
+    assert api.put(ROLLOUT, json={"rollout_percent": 25}).json()["rollout_percent"] == 25
+    first = offered(api, fleet, devices)
+    assert 10 <= len(first) <= 40, len(first)
+    assert offered(api, fleet, devices) == first  # deterministic, not a dice roll per check-in
+    api.put(ROLLOUT, json={"rollout_percent": 60})
+    wider = offered(api, fleet, devices)
+    assert first < wider and 45 <= len(wider) <= 75, len(wider)
+    outside = next(d for d in devices if d not in wider)
+    stock = api.get(f"/ota/f1/{outside}.bin", headers=auth(fleet))
+    assert (stock.status_code, stock.headers.get("etag")) == (304, None)
+    api.put(ROLLOUT, json={"rollout_percent": 100})
+    assert offered(api, fleet, devices) == set(devices)
+
+
 def test_rollout_controls_refuse_bad_input(api: TestClient, fleet: str) -> None:
     assert api.put(ROLLOUT, json={"max_in_flight": 0}).status_code == 422
     assert api.put(ROLLOUT, json={"failure_threshold": -1}).status_code == 422
+    assert api.put(ROLLOUT, json={"rollout_percent": 0}).status_code == 422
+    assert api.put(ROLLOUT, json={"rollout_percent": 101}).status_code == 422
     assert api.put("/api/v1/fleets/f1/channels/nope/rollout", json={}).status_code == 404
     assert api.post("/api/v1/fleets/f1/channels/nope/resume").status_code == 404
     assert api.put(ROLLOUT, json={"max_in_flight": 1},
@@ -218,7 +279,10 @@ def test_rollout_cli_abort_limit_and_resume(settings: Settings, api: TestClient,
         out = run_cli("channel", "rollout", "stable", "--fleet", "f1", "--max-in-flight", "5",
                       "--failure-threshold", "1", env=env)
         assert out.returncode == 0, out.stderr
-        assert "running; max in flight 5; failures 0 (threshold 1)" in out.stdout
+        assert "running; 100% of devices; max in flight 5; failures 0 (threshold 1)" in out.stdout
+        out = run_cli("channel", "rollout", "stable", "--fleet", "f1", "--percent", "10",
+                      env=env)
+        assert "10% of devices; max in flight none" in out.stdout, out.stderr
         bad = run_cli("channel", "rollout", "stable", "--fleet", "f1", "--max-in-flight", "0",
                       env=env)
         assert bad.returncode == 2

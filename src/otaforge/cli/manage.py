@@ -170,8 +170,10 @@ def _rollout_lines(fleet: str, out: dict[str, Any]) -> list[str]:
     state = f"PAUSED: {out['paused_reason']}" if out["paused"] else "running"
     limit = out["max_in_flight"] if out["max_in_flight"] is not None else "none"
     threshold = out["failure_threshold"] if out["failure_threshold"] is not None else "none"
+    share = out["rollout_percent"] if out["rollout_percent"] is not None else 100
     return [f"{fleet}/{out['channel']} -> release {out['release_id']}: {state}; "
-            f"max in flight {limit}; failures {out['failure_count']} (threshold {threshold})"]
+            f"{share}% of devices; max in flight {limit}; failures {out['failure_count']} "
+            f"(threshold {threshold})"]
 
 
 def channel_rollout(
@@ -182,6 +184,9 @@ def channel_rollout(
     failure_threshold: Annotated[int | None, typer.Option(
         "--failure-threshold", min=0, help="Pause the rollout when more deployments than "
         "this fail or roll back.")] = None,
+    percent: Annotated[int | None, typer.Option(
+        "--percent", min=1, max=100, help="Offer the release only to this share of the "
+        "channel's devices (stable per device; raise it to widen the rollout).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Only show the current "
                                        "settings.")] = False,
     as_json: Json = False,
@@ -191,7 +196,7 @@ def channel_rollout(
         if show:
             out = client.rollout(fleet, channel)
         else:
-            out = client.set_rollout(fleet, channel, max_in_flight, failure_threshold)
+            out = client.set_rollout(fleet, channel, max_in_flight, failure_threshold, percent)
     _print(out, as_json, _rollout_lines(fleet, out))
 
 

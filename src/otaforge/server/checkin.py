@@ -48,7 +48,8 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, body
     settings = store.settings
     hint = service.next_check_in(settings.check_in_interval_s, settings.check_in_jitter)
     target = store.target(fleet_id, channel)
-    if target is None or service.decide(facts, target, 0, settings.max_failures) is not None:
+    if target is None or service.decide(facts, target, 0, settings.max_failures) is not None \
+            or not service.in_cohort(device_id, target):
         return hint, None
     deployment = await run_in_threadpool(store.offer, device_id, target, facts)
     if deployment is None:

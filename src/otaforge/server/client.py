@@ -153,10 +153,12 @@ class ManagementClient:
         return result
 
     def set_rollout(self, fleet: str, channel: str, max_in_flight: int | None,
-                    failure_threshold: int | None) -> dict[str, Any]:
+                    failure_threshold: int | None,
+                    rollout_percent: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
             "PUT", f"/api/v1/fleets/{fleet}/channels/{channel}/rollout",
-            json={"max_in_flight": max_in_flight, "failure_threshold": failure_threshold})
+            json={"max_in_flight": max_in_flight, "failure_threshold": failure_threshold,
+                  "rollout_percent": rollout_percent})
         return result
 
     def resume(self, fleet: str, channel: str) -> dict[str, Any]:

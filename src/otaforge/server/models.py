@@ -79,9 +79,11 @@ class Channel(Base):
     name: Mapped[str] = mapped_column(String(64))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # rollout controls (migration 0002): at most max_in_flight devices mid-update; pause when
-    # more than failure_threshold deployments of the current release fail or roll back
+    # rollout controls (migration 0002): at most max_in_flight devices mid-update; only a
+    # hash-chosen rollout_percent of devices offered; pause when more than failure_threshold
+    # deployments of the current release fail or roll back
     max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rollout_percent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     failure_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
     failure_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -9,23 +9,30 @@ last free slot and two failure reports cannot lose a count.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from otaforge.server import service
-from otaforge.server.models import Channel, Deployment, Device
+from otaforge.server.models import Channel, Deployment, Device, utcnow
 
 
-def in_flight(s: Session, target: service.Target) -> int:
-    """Devices of the target's channel mid-update to its release (locks the channel row)."""
+def in_flight(s: Session, target: service.Target, stale_after_s: int) -> int:
+    """Devices of the target's channel mid-update to its release (locks the channel row).
+
+    Deployments without a report for ``stale_after_s`` seconds do not count.
+    """
     _lock(s, target.channel_id)
+    since = utcnow() - dt.timedelta(seconds=stale_after_s)
     busy = s.scalar(
         select(func.count(func.distinct(Deployment.device_id)))
         .join(Device, Device.id == Deployment.device_id)
         .join(Channel, (Channel.fleet_id == Device.fleet_id) & (Channel.name == Device.channel))
         .where(Channel.id == target.channel_id,
                Deployment.release_id == target.release_id,
-               Deployment.state.not_in(service.ENDED_STATES)))
+               Deployment.state.not_in(service.ENDED_STATES),
+               Deployment.updated_at > since))
     return int(busy or 0)
 
 

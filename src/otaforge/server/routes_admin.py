@@ -178,7 +178,7 @@ def show_device(device_id: Annotated[str, Path(pattern=NAME)],
 
 def rollout_out(fleet: str, chan: Channel) -> RolloutOut:
     return RolloutOut(fleet=fleet, channel=chan.name, release_id=chan.release_id,
-                      max_in_flight=chan.max_in_flight,
+                      max_in_flight=chan.max_in_flight, rollout_percent=chan.rollout_percent,
                       failure_threshold=chan.failure_threshold,
                       failure_count=chan.failure_count, paused=chan.paused,
                       paused_reason=chan.paused_reason)
@@ -194,9 +194,10 @@ def get_rollout(fleet: FleetName, channel: ChannelName,
 @router.put("/fleets/{fleet}/channels/{channel}/rollout", response_model=RolloutOut)
 def set_rollout(fleet: FleetName, channel: ChannelName, body: RolloutSet,
                 store: Store = Depends(get_store)) -> RolloutOut:
-    """Set a channel's concurrent-update limit and failure threshold (null lifts one)."""
+    """Set a channel's concurrent-update limit, staged percentage and failure threshold
+    (null lifts one)."""
     return rollout_out(fleet, store.set_rollout(fleet, channel, body.max_in_flight,
-                                                body.failure_threshold))
+                                                body.failure_threshold, body.rollout_percent))
 
 
 @router.post("/fleets/{fleet}/channels/{channel}/resume", response_model=RolloutOut)

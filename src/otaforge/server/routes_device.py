@@ -152,7 +152,8 @@ async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: Device
     """The image this device should run, for an unmodified ``esp_https_ota`` client.
 
     304 Not Modified when the device already runs it (If-None-Match: "<sha256>", ``?version=``,
-    or its last check-in/report), so a device that never compares versions does not loop.
+    or its last check-in/report), so a device that never compares versions does not loop; also
+    (without an ETag) while the channel's rollout is paused or has not reached this device.
     """
     fleet_id, channel = store.authorize_device(who, device_id)
     if store.fleet_by_id(fleet_id)[0] != fleet:
@@ -160,6 +161,8 @@ async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: Device
     target = store.target(fleet_id, channel)
     if target is None or not store.blobs.exists(target.sha256):
         raise NotFound(f"no release on channel {channel!r} of fleet {fleet!r}")
+    if service.held_back(device_id, target):  # paused, or not in the staged percentage yet
+        return Response(status_code=304)
     if await run_in_threadpool(_already_running, store, device_id, target, if_none_match,
                                version):
         return Response(status_code=304, headers={"etag": etag_of(target.sha256)})

@@ -202,6 +202,10 @@ class RolloutSet(Strict):
         default=None, ge=0, le=2**31 - 1,
         description="pause the rollout when more deployments than this fail or roll back; "
                     "null: never pause")
+    rollout_percent: int | None = Field(
+        default=None, ge=1, le=100,
+        description="offer the release only to this percentage of the channel's devices "
+                    "(chosen by a hash of release and device id); null: all")
 
 
 class RolloutOut(BaseModel):
@@ -209,6 +213,7 @@ class RolloutOut(BaseModel):
     channel: str
     release_id: int | None
     max_in_flight: int | None
+    rollout_percent: int | None
     failure_threshold: int | None
     failure_count: int
     paused: bool

@@ -235,6 +235,7 @@ class Target:
     channel_id: int = 0
     max_in_flight: int | None = None
     paused: bool = False
+    rollout_percent: int | None = None
 
 
 def runs_target(facts: DeviceFacts, target: Target) -> bool:
@@ -290,6 +291,25 @@ def transition(current: str, new: str) -> str:
     if current in TERMINAL_STATES and new != current:
         raise ValueError(f"deployment already ended as {current}; a {new} report is too late")
     return new
+
+
+def in_cohort(device_id: str, target: Target) -> bool:
+    """True when a staged rollout offers ``target`` to this device.
+
+    The device's bucket (0..9999) is a hash of the release and the device id, so the choice is
+    deterministic, differs between releases, and raising the percentage only adds devices.
+    """
+    import hashlib
+
+    if target.rollout_percent is None or target.rollout_percent >= 100:
+        return True
+    digest = hashlib.sha256(f"{target.release_id}:{device_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < target.rollout_percent * 100
+
+
+def held_back(device_id: str, target: Target) -> bool:
+    """True when the channel's rollout does not reach this device now (paused or staged)."""
+    return target.paused or not in_cohort(device_id, target)
 
 
 def must_pause(failure_count: int, threshold: int | None) -> bool:

@@ -35,6 +35,9 @@ class Settings:
             (earlier reports stay recorded).
         chunk_size: bytes per read when streaming firmware.
         public_url: base URL written into manifests; ``None`` uses the request's own.
+        stale_deployment_s: a deployment with no report for this long no longer holds one of
+            its channel's concurrent-update slots (an offline device must not stall a
+            rollout; abort it to free the slot sooner).
     """
 
     data_dir: Path
@@ -48,6 +51,7 @@ class Settings:
     max_reports_per_minute: int = 120
     chunk_size: int = 256 * 1024
     public_url: str | None = None
+    stale_deployment_s: int = 86_400
 
     @property
     def ca_cert_path(self) -> Path:

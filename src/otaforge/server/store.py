@@ -226,11 +226,13 @@ class Store(DeviceStore):
             return self._channel(s, fleet_name, channel)
 
     def set_rollout(self, fleet_name: str, channel: str, max_in_flight: int | None,
-                    failure_threshold: int | None) -> Channel:
-        """Set (None: lift) a channel's concurrent-update limit and failure threshold."""
+                    failure_threshold: int | None, rollout_percent: int | None = None) -> Channel:
+        """Set (None: lift) a channel's concurrent-update limit, failure threshold and staged
+        rollout percentage."""
         with self.tx() as s:
             chan = self._channel(s, fleet_name, channel)
             chan.max_in_flight, chan.failure_threshold = max_in_flight, failure_threshold
+            chan.rollout_percent = rollout_percent
             chan.updated_at = utcnow()
         self._targets.clear()
         return chan

@@ -187,11 +187,12 @@ class DeviceStore:
         with self.sessions() as s:
             row = s.execute(
                 select(Release.id, Release.version, Release.sha256, Release.secure_version,
-                       Channel.id, Channel.max_in_flight, Channel.paused)
+                       Channel.id, Channel.max_in_flight, Channel.paused,
+                       Channel.rollout_percent)
                 .join(Channel, Channel.release_id == Release.id)
                 .where(Channel.fleet_id == fleet_id, Channel.name == channel)).first()
         found = service.Target(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5],
-                               bool(row[6])) if row else None
+                               bool(row[6]), row[7]) if row else None
         self._targets.put(key, found or False)
         return found
 
@@ -261,8 +262,9 @@ class DeviceStore:
             if any(state == service.ABORTED for _, state in mine):
                 return None
             open_dep = s.get(Deployment, mine[0][0]) if mine else None
+            stale_s = self.settings.stale_deployment_s
             if open_dep is None and target.max_in_flight is not None and \
-                    rollout.in_flight(s, target) >= target.max_in_flight:
+                    rollout.in_flight(s, target, stale_s) >= target.max_in_flight:
                 return None
             if open_dep is None:
                 open_dep = Deployment(device_id=device_id, release_id=target.release_id,

@@ -1,4 +1,5 @@
-"""Rollout controls on channels: concurrent-update limit, failure threshold and pause.
+"""Rollout controls on channels: concurrent-update limit, staged percentage, failure
+threshold and pause.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("channels") as batch:
         batch.add_column(sa.Column("max_in_flight", sa.Integer))
+        batch.add_column(sa.Column("rollout_percent", sa.Integer))
         batch.add_column(sa.Column("failure_threshold", sa.Integer))
         batch.add_column(sa.Column("failure_count", sa.Integer, nullable=False,
                                    server_default="0"))
@@ -30,5 +32,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("channels") as batch:
         for column in ("paused_reason", "paused", "failure_count", "failure_threshold",
-                       "max_in_flight"):
+                       "rollout_percent", "max_in_flight"):
             batch.drop_column(column)
