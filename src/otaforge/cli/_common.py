@@ -6,6 +6,7 @@ Exit codes: 0 ok; 1 verification failed / device or server refused; 2 bad input 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,27 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     sys.stderr.write(f"error: {message}\n")
     raise SystemExit(code)
+
+
+def read_input(path: str | os.PathLike[str], what: str) -> bytes:
+    """Read an input file (``-`` is standard input).
+
+    Raises:
+        InputError: the file is missing, a directory or unreadable; the message names the file
+            and what it should have been (``what``, e.g. ``"partition table"``).
+    """
+    if os.fspath(path) == "-":
+        return sys.stdin.buffer.read()
+    article = "an" if what[:1] in "aeiou" else "a"
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (expected {article} {what} file)") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected {article} {what} file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied (reading {article} {what} file)") from None
 
 
 @contextmanager

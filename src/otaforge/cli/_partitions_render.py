@@ -13,7 +13,7 @@ import sys
 from itertools import pairwise
 from typing import TextIO
 
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code_for
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code_for, read_input
 from otaforge.errors import InputError, OtaforgeError
 from otaforge.formats.ota_layout import Finding, check_ota_layout
 from otaforge.formats.partition_csv import format_size
@@ -60,20 +60,6 @@ def _address(text: str | None, option: str) -> int | None:
     return value
 
 
-def _read_input(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a partition table file")
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-
-
 def _report(err: OtaforgeError, path: str, stderr: TextIO) -> int:
     where = "" if isinstance(err, InputError) else f"{path}: "
     stderr.write(f"error: {where}{err}\n")
@@ -107,7 +93,7 @@ def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
     try:
         o = _Resolved(opts)
         result = convert_table(
-            _read_input(input_path), flash_size=o.flash_size, offset=o.offset,
+            read_input(input_path, "partition table"), flash_size=o.flash_size, offset=o.offset,
             primary_bootloader_offset=o.primary_bootloader_offset,
             recovery_bootloader_offset=o.recovery_bootloader_offset, secure=o.secure,
             md5=opts.md5)
@@ -162,7 +148,7 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
     try:
         o = _Resolved(opts)
         table = load_partition_table(
-            _read_input(input_path), o.offset,
+            read_input(input_path, "partition table"), o.offset,
             primary_bootloader_offset=o.primary_bootloader_offset,
             recovery_bootloader_offset=o.recovery_bootloader_offset)
         table.verify(o.flash_size, table_offset=o.offset, secure=o.secure)

@@ -14,19 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from otaforge.cli._common import EXIT_FAILED, handle_errors
+from otaforge.cli._common import EXIT_FAILED, handle_errors, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
     from otaforge.device.sweep import CaseResult, SweepReport
 
 MAX_LISTED_FAILURES = 20
-
-
-def _read(path: Path, what: str) -> bytes:
-    if not path.is_file():
-        raise InputError(f"{what} {path}: no such file")
-    return path.read_bytes()
 
 
 def sweep(
@@ -69,14 +63,14 @@ def sweep(
     from otaforge.formats.partition_table import load_partition_table, parse_flash_size
 
     with handle_errors():
-        table = load_partition_table(_read(partitions, "--partitions"))
+        table = load_partition_table(read_input(partitions, "partition table"))
         size = parse_flash_size(flash_size)
         table.verify(size)
         cut_modes = parse_modes(modes)
         if flow not in FLOWS:
             raise InputError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
-        config = SweepConfig(table=table, flash_size=size, old=_read(old, "--from"),
-                             new=_read(new, "--to"), chip=chip_name, rollback=rollback,
+        config = SweepConfig(table=table, flash_size=size, old=read_input(old, "app image"),
+                             new=read_input(new, "app image"), chip=chip_name, rollback=rollback,
                              anti_rollback=anti_rollback,
                              modes=cut_modes, chunk_size=chunk, bulk_erase=bulk_erase,
                              start=start, seed=seed)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar, Union
 
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
+from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,23 +32,9 @@ _VERIFY_KEY_HELP = "Trusted key: private or public PEM (v1 also raw 64 bytes); r
 _DIGEST_HELP = "Trusted eFuse key digest file (32 bytes), instead of keys; repeatable."
 
 
-def _read(path: PathArg, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected {_article(what)} {what}") from None
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
 def _load_key(path: PathArg, loader: "Callable[[bytes], T]") -> "T":
     """``loader(bytes of path)``, with the key file's name in any error."""
-    data = _read(path, "key file")
+    data = read_input(path, "key")
     try:
         return loader(data)
     except InputError as err:
@@ -103,7 +89,7 @@ def run_sign(image: PathArg, output: PathArg, key_paths: Sequence[PathArg], vers
     if not key_paths:
         raise InputError("give the signing key with --key KEY.pem")
     _check_output(output)
-    data = _read(image, "image file")
+    data = read_input(image, "image")
     if not data:
         raise InputError(f"{image} is empty: nothing to sign")
     if any(os.path.realpath(p) == os.path.realpath(output) for p in key_paths):
@@ -131,7 +117,7 @@ def _load_verify_keys(paths: Sequence[PathArg], version: int) -> list["PublicKey
 
 
 def _read_digests(paths: Sequence[PathArg]) -> list[bytes]:
-    digests = [_read(p, "digest file") for p in paths]
+    digests = [read_input(p, "key digest") for p in paths]
     for p, d in zip(paths, digests, strict=True):
         if len(d) not in (16, 32):
             raise InputError(f"{p}: a key digest is 32 bytes (16 on ESP32-C2), not {len(d)}")
@@ -149,7 +135,7 @@ def run_verify(image: PathArg, key_paths: Sequence[PathArg], digest_paths: Seque
     _check_version(version)
     if not key_paths and not digest_paths:
         raise InputError("give at least one trusted --key (or --digest for version 2)")
-    data = _read(image, "image file")
+    data = read_input(image, "image")
     if version == 1:
         from otaforge.crypto import sbv1
 

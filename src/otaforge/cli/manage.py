@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
+from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors, read_input
 
 if TYPE_CHECKING:
     from otaforge.server.client import ManagementClient
@@ -46,15 +46,6 @@ def _print(data: Any, as_json: bool, lines: list[str]) -> None:
             typer.echo(line)
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        fail(f"{path}: no such {what} file", EXIT_BAD_INPUT)
-    except IsADirectoryError:
-        fail(f"{path}: is a directory, expected a {what} file", EXIT_BAD_INPUT)
-
-
 # --- fleet ---------------------------------------------------------------------------------
 
 
@@ -74,9 +65,9 @@ def fleet_create(
     """Create a fleet; prints its enrollment token (shown only once)."""
     from otaforge.crypto import keys as k
 
-    csv = _read(partitions, "partition table").decode("utf-8", "replace")
     with handle_errors():
-        pems = [k.public_key_pem(k.load_public_key(_read(p, "key"))).decode()
+        csv = read_input(partitions, "partition table").decode("utf-8", "replace")
+        pems = [k.public_key_pem(k.load_public_key(read_input(p, "public key"))).decode()
                 for p in require_signature or []]
         with _client(server, ca, token) as client:
             out = client.create_fleet(name, chip, csv, pems, bool(pems), secure_version_bits)
@@ -111,9 +102,8 @@ def release_publish(
     as_json: Json = False,
 ) -> None:
     """Upload an image; the server refuses it, with the reason, if a check fails."""
-    data = _read(image, "image")
     with handle_errors(), _client(server, ca, token) as client:
-        out = client.publish(fleet, data, channel)
+        out = client.publish(fleet, read_input(image, "image"), channel)
     if as_json:
         typer.echo(json.dumps({"sha256": out["sha256"], "version": out["version"]}))
         return
