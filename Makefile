@@ -25,6 +25,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
 test: lint
+	bash .ci/system-deps
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.dev-installed
