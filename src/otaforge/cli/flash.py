@@ -41,7 +41,8 @@ def inspect(
         "--chip", help="Target chip (default: from the bootloader header, else esp32).")] = None,
     chip_rev: Annotated[int | None, typer.Option(
         "--chip-rev", min=0, max=0xFFFF,
-        help="Chip revision, major*100+minor (default: unknown, revisions not checked).")
+        help="Chip revision, major*100+minor (default: unknown; the image's minimum is "
+        "taken as met, its own min <= max still checked).")
     ] = None,
     efuse_blk_rev: Annotated[int | None, typer.Option(
         "--efuse-blk-rev", min=0, max=0xFFFF,
