@@ -35,7 +35,8 @@ from otaforge.errors import (
 )
 from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc, read_app_desc
 from otaforge.formats.app_image import ESP_IMAGE_MAGIC, AppImage, ImageHeader, verify_image
-from otaforge.formats.chips import ChipSpec, chip_by_id
+from otaforge.formats.chips import ChipSpec
+from otaforge.formats.image_verify import check_chip
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.signature_block import signature_length
 
@@ -190,7 +191,7 @@ def check_header(facts: DeviceFacts, prefix: bytes, image_length: int | None,
     header = ImageHeader.from_bytes(prefix)
     if header.magic != ESP_IMAGE_MAGIC:
         raise BadMagicError(_magic_reason(prefix))
-    _check_chip(facts, header)
+    check_chip(header, facts.chip, facts.chip_rev)
     desc = read_app_desc(prefix)
     if image_length is not None and image_length > facts.slot_size:
         raise ImageRejected(_size_reason(image_length, facts.slot_size))
@@ -318,25 +319,6 @@ def boot_step(state: OtaImgState | None, just_updated: bool) -> BootStep:
     if just_updated and state in (OtaImgState.NEW, OtaImgState.UNDEFINED):
         return BootStep.NO_ROLLBACK_BOOTLOADER
     return BootStep.NOTHING
-
-
-def _check_chip(facts: DeviceFacts, header: ImageHeader) -> None:
-    if header.chip_id != facts.chip.chip_id:
-        other = chip_by_id(header.chip_id)
-        name = other.name if other else f"unknown chip id {header.chip_id}"
-        raise ImageRejected(f"Mismatch chip id, expected {facts.chip.chip_id}, found "
-                            f"{header.chip_id} (image is for {name}, device is {facts.chip.name})")
-    if facts.chip_rev < header.min_chip_rev_full:
-        raise ImageRejected(f"Image requires chip rev >= {_rev(header.min_chip_rev_full)}, "
-                            f"but chip is {_rev(facts.chip_rev)}")
-    top = header.max_chip_rev_full
-    if top not in (0, 0xFFFF) and facts.chip_rev > top:
-        raise ImageRejected(f"Image requires chip rev <= {_rev(top)}, "
-                            f"but chip is {_rev(facts.chip_rev)}")
-
-
-def _rev(full: int) -> str:
-    return f"v{full // 100}.{full % 100}"
 
 
 def _magic_reason(prefix: bytes) -> str:

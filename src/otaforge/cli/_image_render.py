@@ -22,7 +22,7 @@ from otaforge.formats.app_image import (
     AppImage,
     signature_sector_offset,
 )
-from otaforge.formats.chips import ChipSpec
+from otaforge.formats.chips import ChipSpec, format_rev
 
 SIG_BLOCK_SIZE = 1216
 SIG_BLOCKS_PER_SECTOR = 3
@@ -152,10 +152,6 @@ def _title(lines: list[str], text: str) -> None:
     lines += ["", text, "=" * len(text)]
 
 
-def _rev(full: int) -> str:
-    return f"v{full // 100}.{full % 100}"
-
-
 def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) -> str:
     """esptool-style sections: header, extended header, segments, footer, app information."""
     hdr = image.header
@@ -178,9 +174,9 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
         f"wp_drv: {drv[2] >> 4:#x}"
     )
     lines.append(f"Chip ID: {hdr.chip_id} ({spec.display_name if spec else 'Unknown ID'})")
-    lines.append(f"Minimal chip revision: {_rev(hdr.min_chip_rev_full)}, "
+    lines.append(f"Minimal chip revision: {format_rev(hdr.min_chip_rev_full)}, "
                  f"(legacy min_rev = {hdr.min_chip_rev})")
-    lines.append(f"Maximal chip revision: {_rev(hdr.max_chip_rev_full)}")
+    lines.append(f"Maximal chip revision: {format_rev(hdr.max_chip_rev_full)}")
     _title(lines, "Segments Information")
     lines.append(f"{'Segment':>7}  {'Length':>7}  {'Load addr':>10}  {'File offs':>10}  "
                  "Memory types")

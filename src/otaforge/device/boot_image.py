@@ -27,10 +27,10 @@ from otaforge.errors import (
     SignatureInvalid,
 )
 from otaforge.formats._binary import align_up
+from otaforge.formats.app_image import SIXTEEN_MB
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.partition_table import PartitionEntry
 
-SIXTEEN_MB = 0x1000000
 SECTOR_SIZE = 0x1000
 APP_DESC_OFFSET = 0x20  # sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t)
 APP_DESC_MAGIC = 0xABCD5432
@@ -194,10 +194,6 @@ def _check_efuse_blk_rev(data: bytes, config: BootConfig) -> None:
     from otaforge.formats.image_verify import check_efuse_blk_rev
 
     check_efuse_blk_rev(data, config.chip, config.efuse_blk_rev)
-
-
-def _rev(full: int) -> str:
-    return f"v{full // 100}.{full % 100}"
 
 
 def _only_hash_wrong(data: bytes) -> bool:

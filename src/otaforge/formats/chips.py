@@ -208,6 +208,11 @@ CHIPS: dict[str, ChipSpec] = {
 CHIPS_BY_ID: dict[int, ChipSpec] = {c.chip_id: c for c in CHIPS.values()}
 
 
+def format_rev(full: int) -> str:
+    """A full revision (major*100+minor, as in the image header and eFuses) as ``vMAJOR.MINOR``."""
+    return f"v{full // 100}.{full % 100}"
+
+
 def chip(name: str) -> ChipSpec:
     """Look a chip up by esptool name (``esp32``, ``esp32-s3`` and ``ESP32S3`` all work).
 

@@ -26,16 +26,12 @@ from otaforge.formats.app_image import (
     _truncated,
     check_magic,
 )
-from otaforge.formats.chips import ChipSpec, chip_by_id
+from otaforge.formats.chips import ChipSpec, chip_by_id, format_rev
 
-__all__ = ["check_efuse_blk_rev", "verify_image"]
-
-
-def _rev(full: int) -> str:
-    return f"v{full // 100}.{full % 100}"
+__all__ = ["check_chip", "check_efuse_blk_rev", "verify_image"]
 
 
-def _check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
+def check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
     """``bootloader_common_check_chip_validity`` for an application image."""
     if header.chip_id != chip.chip_id:
         raise ImageRejected(
@@ -44,13 +40,13 @@ def _check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
         )
     if chip_rev < header.min_chip_rev_full:
         raise ImageRejected(
-            f"Image requires chip rev >= {_rev(header.min_chip_rev_full)}, "
-            f"but chip is {_rev(chip_rev)}"
+            f"Image requires chip rev >= {format_rev(header.min_chip_rev_full)}, "
+            f"but chip is {format_rev(chip_rev)}"
         )
     max_rev = header.max_chip_rev_full
     if max_rev not in (0, 0xFFFF) and chip_rev > max_rev:
         raise ImageRejected(
-            f"Image requires chip rev <= {_rev(max_rev)}, but chip is {_rev(chip_rev)}"
+            f"Image requires chip rev <= {format_rev(max_rev)}, but chip is {format_rev(chip_rev)}"
         )
 
 
@@ -79,7 +75,9 @@ def _scan_segments(raw: bytes, header: ImageHeader, chip: ChipSpec | None, addr:
         reader.read(length, f"segment {index} data")
 
 
-def check_efuse_blk_rev(data: bytes, chip: ChipSpec | None, efuse_blk_rev: int | None) -> None:
+def check_efuse_blk_rev(
+    data: bytes, chip: ChipSpec | None, efuse_blk_rev: int | None
+) -> None:
     """``bootloader_common_check_efuse_blk_validity`` on segment 0 (non-ESP32 chips).
 
     ``process_segment_data`` reads ``min/max_efuse_blk_rev_full`` where ``esp_app_desc_t`` keeps
@@ -96,11 +94,13 @@ def check_efuse_blk_rev(data: bytes, chip: ChipSpec | None, efuse_blk_rev: int |
     lo, hi = struct.unpack_from("<HH", data[:0xD4].ljust(0xD4, b"\xff"), 0xD0)
     if lo not in (0, 0xFFFF) and efuse_blk_rev < lo:
         raise ImageRejected(
-            f"Image requires efuse blk rev >= {_rev(lo)}, but chip is {_rev(efuse_blk_rev)}"
+            f"Image requires efuse blk rev >= {format_rev(lo)}, "
+            f"but chip is {format_rev(efuse_blk_rev)}"
         )
     if hi not in (0, 0xFFFF) and efuse_blk_rev > hi:
         raise ImageRejected(
-            f"Image requires efuse blk rev <= {_rev(hi)}, but chip is {_rev(efuse_blk_rev)}"
+            f"Image requires efuse blk rev <= {format_rev(hi)}, "
+            f"but chip is {format_rev(efuse_blk_rev)}"
         )
 
 
@@ -149,7 +149,7 @@ def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: in
     header = ImageHeader.from_bytes(raw)
     check_magic(header, addr)
     if chip is not None:
-        _check_chip(header, chip, chip_rev)
+        check_chip(header, chip, chip_rev)
     if header.segment_count > ESP_IMAGE_MAX_SEGMENTS:
         raise ImageRejected(
             f"image at 0x{addr:x} segment count {header.segment_count} exceeds max "
