@@ -27,10 +27,37 @@
         ├── Conflict
         └── Unauthorized
 
-Every message says what is wrong, where, and (when there is a fix) what to do.
+Every message says what is wrong, where, and (when there is a fix) what to do. What a
+*program* acts on is never the message: :class:`FormatError` and :class:`VerificationError`
+carry a :class:`RefusalCode` (``err.code``; each class has a default, raise sites name a more
+precise one), the reason an update agent reports to the server; :class:`EspError` carries
+ESP-IDF's number and, when it wraps a refusal, the otaforge error behind it (``cause``).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RefusalCode(StrEnum):
+    """Why an image is not installed: the machine-readable reason a device reports.
+
+    The server accepts exactly these values (:mod:`otaforge.protocol.reports`); rewording a
+    message never changes which one an error carries.
+    """
+
+    NOT_AN_IMAGE = "not_an_image"
+    TRUNCATED = "truncated"
+    CORRUPT = "corrupt"
+    WRONG_CHIP = "wrong_chip"
+    CHIP_REVISION = "chip_revision"
+    TOO_LARGE = "too_large"
+    BAD_SIGNATURE = "bad_signature"
+    SECURE_VERSION = "secure_version"
+    SAME_VERSION = "same_version"
+    KNOWN_BAD = "known_bad_version"
+    DIGEST_MISMATCH = "digest_mismatch"
+    VERSION_MISMATCH = "version_mismatch"
 
 
 class OtaforgeError(Exception):
@@ -45,15 +72,30 @@ class InputError(OtaforgeError):
 
 
 class FormatError(OtaforgeError):
-    """Untrusted bytes or text do not follow the format they claim to be in."""
+    """Untrusted bytes or text do not follow the format they claim to be in.
+
+    Attributes:
+        code: the refusal reason (the class default unless the raise site names one).
+    """
+
+    code = RefusalCode.CORRUPT
+
+    def __init__(self, message: str = "", *, code: RefusalCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class TruncatedError(FormatError):
     """The data ends before the format says it should."""
 
+    code = RefusalCode.TRUNCATED
+
 
 class BadMagicError(FormatError):
     """A magic number is not the one the format requires."""
+
+    code = RefusalCode.NOT_AN_IMAGE
 
 
 class ChecksumMismatch(FormatError):
@@ -77,23 +119,47 @@ class PartitionTableError(FormatError):
 
 
 class VerificationError(OtaforgeError):
-    """The input is well-formed but must not be trusted or installed."""
+    """The input is well-formed but must not be trusted or installed.
+
+    Attributes:
+        code: the refusal reason (the class default unless the raise site names one).
+    """
+
+    code = RefusalCode.CORRUPT
+
+    def __init__(self, message: str = "", *, code: RefusalCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class SignatureInvalid(VerificationError):
     """No signature by an accepted, unrevoked key verifies over the exact bytes."""
 
+    code = RefusalCode.BAD_SIGNATURE
+
 
 class DigestMismatch(VerificationError):
     """Content differs from the digest it is claimed to have."""
 
+    code = RefusalCode.DIGEST_MISMATCH
+
 
 class RollbackRejected(VerificationError):
-    """Anti-rollback (secure_version) or the version policy refuses this image."""
+    """Anti-rollback (secure_version) or the version policy refuses this image.
+
+    Default code SECURE_VERSION; SAME_VERSION when the image is the running version.
+    """
+
+    code = RefusalCode.SECURE_VERSION
 
 
 class ImageRejected(VerificationError):
-    """The image is valid but not for this device: wrong chip, too large, same version, ..."""
+    """The image is valid but not for this device: wrong chip, too large, same version, ...
+
+    Default code CORRUPT (a layout the bootloader refuses); raise sites name WRONG_CHIP,
+    CHIP_REVISION, TOO_LARGE or VERSION_MISMATCH.
+    """
 
 
 # --- transport ---------------------------------------------------------------------------
@@ -128,13 +194,18 @@ class EspError(DeviceError):
     Attributes:
         code: the ``esp_err_t`` value, e.g. 0x1503.
         name: the constant's name, e.g. ``"ESP_ERR_OTA_VALIDATE_FAILED"``.
+        detail: human-readable detail.
+        cause: the otaforge error behind a refusal (e.g. the SignatureInvalid behind
+            ``ESP_ERR_OTA_VALIDATE_FAILED``), None when there is none.
     """
 
-    def __init__(self, code: int, name: str, detail: str = "") -> None:
+    def __init__(self, code: int, name: str, detail: str = "",
+                 cause: FormatError | VerificationError | None = None) -> None:
         super().__init__(f"{name} (0x{code:x}){': ' + detail if detail else ''}")
         self.code = code
         self.name = name
         self.detail = detail
+        self.cause = cause
 
 
 class FlashError(DeviceError):
@@ -157,14 +228,16 @@ class ServerError(OtaforgeError):
 
     Attributes:
         status_code: the HTTP status the server answers with.
+        reason: the machine-readable cause of the problem+json answer ("" when unknown).
     """
 
     status_code = 400
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, reason: str = "") -> None:
         super().__init__(message)
         if status_code is not None:
             self.status_code = status_code
+        self.reason = reason
 
 
 class NotFound(ServerError):

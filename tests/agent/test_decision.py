@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from otaforge.agent.decision import (
     BootStep,
-    Code,
     DeviceFacts,
     Offer,
     Refusal,
@@ -26,7 +25,14 @@ from otaforge.agent.decision import (
 )
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.errors import EspError, OtaforgeError
+from otaforge.device.esp_err import esp_error
+from otaforge.errors import (
+    BadMagicError,
+    ChecksumMismatch,
+    OtaforgeError,
+    SignatureInvalid,
+)
+from otaforge.errors import RefusalCode as Code
 from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
 from otaforge.formats.otadata import OtaImgState
@@ -240,15 +246,19 @@ def test_check_header_single_byte_corruption_never_crashes(at: int, value: int) 
         assert refusal_for(err).code in set(Code)
 
 
-@pytest.mark.parametrize("name,detail,expect", [
-    ("ESP_ERR_OTA_SMALL_SEC_VER", "1 < 2", Code.SECURE_VERSION),
-    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: block 0 signature does not verify", Code.BAD_SIGNATURE),
-    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: invalid magic byte", Code.NOT_AN_IMAGE),
-    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: checksum mismatch", Code.CORRUPT),
-    ("ESP_ERR_INVALID_SIZE", "write overruns ota_0", None),
+@pytest.mark.parametrize("name,cause,expect", [
+    ("ESP_ERR_OTA_SMALL_SEC_VER", None, Code.SECURE_VERSION),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", SignatureInvalid("block 0 does not verify"),
+     Code.BAD_SIGNATURE),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", BadMagicError("invalid magic byte"), Code.NOT_AN_IMAGE),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", ChecksumMismatch("checksum mismatch"), Code.CORRUPT),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", None, Code.CORRUPT),
+    ("ESP_ERR_INVALID_SIZE", None, None),
 ])
-def test_refusal_for_device_errors(name: str, detail: str, expect: Code | None) -> None:
-    refusal = refusal_for_device(EspError(0x1500, name, detail))
+def test_refusal_for_device_errors(name: str, cause: OtaforgeError | None,
+                                   expect: Code | None) -> None:
+    err = esp_error(name, f"ota_0: {cause}", cause)  # type: ignore[arg-type]
+    refusal = refusal_for_device(err)
     assert (refusal.code if refusal is not None else None) == expect
 
 

@@ -1,13 +1,18 @@
 """The architecture rules of DEVELOPERS.md, checked on the source tree.
 
-- imports point downward: cli -> server | fleet -> agent -> device -> crypto -> formats -> errors
+- imports point downward: cli -> server | demo | client -> agent -> device -> crypto -> formats
+  -> errors, with protocol/ below both agent/ and server/ (it imports only errors)
 - only cli/ imports typer, click or rich, or prints
 - every struct format string states its byte order
+- the CLI's management commands do not load the server stack
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +21,11 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "otaforge"
 
 # layer -> rank; a module may import only from layers of lower or equal rank
 RANK = {
-    "errors": 0, "fsutil": 0, "formats": 1, "crypto": 2, "device": 3, "agent": 4,
-    "server": 5, "fleet": 5, "cli": 6, "__main__": 7, "__init__": 0,
+    "errors": 0, "fsutil": 0, "protocol": 1, "formats": 1, "crypto": 2, "device": 3,
+    "agent": 4, "server": 5, "client": 5, "demo": 6, "cli": 7, "__main__": 8, "__init__": 0,
 }
+# layers of equal rank that must not import each other
+INDEPENDENT = {frozenset({"protocol", "formats"}), frozenset({"server", "client"})}
 UI_MODULES = {"typer", "click", "rich"}
 
 
@@ -51,6 +58,9 @@ def test_imports_point_downward(path: Path) -> None:
             target = parts[1]
             assert RANK[target] <= RANK[layer], (
                 f"{path.name}:{lineno}: {layer} must not import {name} ({target} is above it)"
+            )
+            assert frozenset({layer, target}) not in INDEPENDENT, (
+                f"{path.name}:{lineno}: {layer} must not import {name} (they are independent)"
             )
         if layer != "cli":
             assert parts[0] not in UI_MODULES, (
@@ -85,3 +95,23 @@ def test_struct_formats_state_byte_order(path: Path) -> None:
                 assert first.value[:1] in "<>!", (
                     f"{path.name}:{node.lineno}: struct format {first.value!r} has no byte order"
                 )
+
+
+def test_management_commands_do_not_load_the_server_stack() -> None:
+    """``otaforge fleet list`` against an unreachable server imports no FastAPI/SQLAlchemy."""
+    code = (
+        "import sys\n"
+        "from otaforge.cli.main import main\n"
+        "try:\n"
+        "    main(['fleet', 'list', '--server', 'https://127.0.0.1:9', '--token', 't'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 3, done.code\n"
+        "heavy = sorted(m for m in ('fastapi', 'starlette', 'sqlalchemy', 'uvicorn', 'alembic',\n"
+        "               'psycopg', 'otaforge.server') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"management command loaded {done.stdout.strip()}"

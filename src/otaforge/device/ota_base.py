@@ -190,7 +190,7 @@ class OtaBase:
         try:
             self.verify_partition_image(part)
         except (FormatError, VerificationError) as err:
-            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", f"{part.name}: {err}")
+            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", f"{part.name}: {err}", cause=err)
 
 
     def _running_state(self) -> int | None:

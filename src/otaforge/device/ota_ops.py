@@ -32,6 +32,7 @@ from otaforge.device.ota_base import (
     slot_of,
 )
 from otaforge.device.ota_rollback import RollbackOps
+from otaforge.errors import BadMagicError
 from otaforge.formats._binary import align_up
 from otaforge.formats.app_image import ESP_IMAGE_MAGIC
 from otaforge.formats.otadata import OtaImgState, active_otadata
@@ -169,8 +170,9 @@ class OtaOps(RollbackOps):
                     raise_esp("ESP_ERR_INVALID_SIZE", f"write overruns {part.name}")
                 self.flash.erase_range(part.offset + start, count * SECTOR_SIZE)
         if entry.wrote_size == 0 and part.type == APP_TYPE and data[0] != ESP_IMAGE_MAGIC:
-            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED",
-                      f"OTA image has invalid magic byte (expected 0xE9, saw 0x{data[0]:02x})")
+            bad = BadMagicError(f"OTA image has invalid magic byte (expected 0xE9, saw "
+                                f"0x{data[0]:02x})")
+            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", str(bad), cause=bad)
         self._partition_write(part, entry.wrote_size, data)
         entry.wrote_size += len(data)
 

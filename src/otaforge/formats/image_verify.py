@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from otaforge.errors import ImageRejected, TruncatedError
+from otaforge.errors import ImageRejected, RefusalCode, TruncatedError
 from otaforge.formats._binary import Reader
 from otaforge.formats.app_image import (
     _SEGMENT,
@@ -36,17 +36,20 @@ def check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
     if header.chip_id != chip.chip_id:
         raise ImageRejected(
             f"mismatch chip ID, expected {chip.chip_id}, found {header.chip_id} "
-            f"(this image is for {_chip_label(header.chip_id)}, not {chip.name})"
+            f"(this image is for {_chip_label(header.chip_id)}, not {chip.name})",
+            code=RefusalCode.WRONG_CHIP,
         )
     if chip_rev < header.min_chip_rev_full:
         raise ImageRejected(
             f"Image requires chip rev >= {format_rev(header.min_chip_rev_full)}, "
-            f"but chip is {format_rev(chip_rev)}"
+            f"but chip is {format_rev(chip_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
     max_rev = header.max_chip_rev_full
     if max_rev not in (0, 0xFFFF) and chip_rev > max_rev:
         raise ImageRejected(
-            f"Image requires chip rev <= {format_rev(max_rev)}, but chip is {format_rev(chip_rev)}"
+            f"Image requires chip rev <= {format_rev(max_rev)}, but chip is {format_rev(chip_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
 
 
@@ -95,12 +98,14 @@ def check_efuse_blk_rev(
     if lo not in (0, 0xFFFF) and efuse_blk_rev < lo:
         raise ImageRejected(
             f"Image requires efuse blk rev >= {format_rev(lo)}, "
-            f"but chip is {format_rev(efuse_blk_rev)}"
+            f"but chip is {format_rev(efuse_blk_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
     if hi not in (0, 0xFFFF) and efuse_blk_rev > hi:
         raise ImageRejected(
             f"Image requires efuse blk rev <= {format_rev(hi)}, "
-            f"but chip is {format_rev(efuse_blk_rev)}"
+            f"but chip is {format_rev(efuse_blk_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
 
 
@@ -139,7 +144,8 @@ def verify_image(data: bytes, *, chip: ChipSpec | None = None, chip_rev: int = 0
         if partition_size is not None and len(raw) >= partition_size:
             # the whole slot was given and the image runs past its end
             raise ImageRejected(
-                f"Image doesn't fit in partition length {partition_size}: {err}"
+                f"Image doesn't fit in partition length {partition_size}: {err}",
+                code=RefusalCode.TOO_LARGE,
             ) from None
         raise _truncated(err) from None
 
@@ -163,7 +169,8 @@ def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: in
     if partition_size is not None and image.image_len + sig_len > partition_size:
         raise ImageRejected(
             f"Image length {image.image_len + sig_len} doesn't fit in partition length "
-            f"{partition_size}"
+            f"{partition_size}",
+            code=RefusalCode.TOO_LARGE,
         )
     image.raise_if_corrupt()
     return image

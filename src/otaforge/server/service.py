@@ -18,15 +18,9 @@ from otaforge.errors import (
 )
 from otaforge.formats.app_image import AppImage, has_signature_sector, verify_image
 from otaforge.formats.chips import ChipSpec, chip
+from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 
-# report states a device may send, in their usual order
-REPORT_STATES = ("downloading", "downloaded", "installing", "rebooting", "pending_verify",
-                 "confirmed", "rolled_back", "failed")
-TERMINAL_STATES = frozenset({"confirmed", "rolled_back", "failed"})
-FAILURE_STATES = frozenset({"rolled_back", "failed"})
-ABORTED = "aborted"  # set by an administrator, never reported by a device
-ENDED_STATES = TERMINAL_STATES | {ABORTED}
-OTADATA_STATES = ("new", "pending_verify", "valid", "invalid", "aborted", "undefined")
+ENDED_STATES = TERMINAL_STATES | {ABORTED}  # deployment states after which nothing changes
 _PRINTABLE = frozenset(string.printable) - frozenset("\t\n\r\x0b\x0c")
 
 
