@@ -1,6 +1,6 @@
 """The architecture rules of DEVELOPERS.md, checked on the source tree.
 
-- imports point downward: cli -> server | demo | client -> agent -> device -> crypto -> formats
+- imports point downward: cli -> demo -> server | client -> agent -> device -> crypto -> formats
   -> errors, with protocol/ below both agent/ and server/ (it imports only errors)
 - only cli/ imports typer, click or rich, or prints
 - every struct format string states its byte order

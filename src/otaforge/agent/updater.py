@@ -71,6 +71,15 @@ class Updater:
         self.downloader = Downloader(device, fetcher, client.auth, config, self.store,
                                      self.reporter, self.timeline, on_progress)
 
+    @property
+    def on_event(self) -> EventSink:
+        """The sink receiving every timeline event (may be replaced at any time)."""
+        return self.timeline.sink
+
+    @on_event.setter
+    def on_event(self, sink: EventSink) -> None:
+        self.timeline.sink = sink
+
     def on_boot(self) -> BootOutcome:
         """The boot-time check (see :meth:`BootVerifier.on_boot`)."""
         return self.boot.on_boot()
