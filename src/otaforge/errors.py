@@ -4,16 +4,17 @@
 
     OtaforgeError
     ├── InputError                  bad option value or missing file
-    ├── FormatError                 untrusted bytes or text do not parse (bad input)
-    │   ├── TruncatedError          fewer bytes than the format needs
-    │   ├── BadMagicError           a magic number is wrong ("nothing flashed here?")
-    │   ├── ChecksumMismatch        a checksum, CRC, MD5 or appended hash does not match
-    │   └── PartitionTableError     a partition CSV/binary breaks one of gen_esp32part's rules
-    ├── VerificationError           the input parses but must not be trusted or installed
-    │   ├── SignatureInvalid        no valid signature by an accepted key
-    │   ├── DigestMismatch          content differs from the digest it is claimed to have
-    │   ├── RollbackRejected        secure_version (anti-rollback) or version policy refuses it
-    │   └── ImageRejected           wrong chip, too large for the slot, same version, ...
+    ├── RefusableError              a reason to refuse an update; carries a RefusalCode
+    │   ├── FormatError             untrusted bytes or text do not parse (bad input)
+    │   │   ├── TruncatedError      fewer bytes than the format needs
+    │   │   ├── BadMagicError       a magic number is wrong ("nothing flashed here?")
+    │   │   ├── ChecksumMismatch    a checksum, CRC, MD5 or appended hash does not match
+    │   │   └── PartitionTableError a partition CSV/binary breaks one of gen_esp32part's rules
+    │   └── VerificationError       the input parses but must not be trusted or installed
+    │       ├── SignatureInvalid    no valid signature by an accepted key
+    │       ├── DigestMismatch      content differs from the digest it is claimed to have
+    │       ├── RollbackRejected    secure_version (anti-rollback) or version policy refuses it
+    │       └── ImageRejected       wrong chip, too large for the slot, same version, ...
     ├── TransportError              the network or the peer failed us
     │   ├── HTTPStatusError         an unexpected HTTP status (``status_code``)
     │   └── ConnectionLost          the connection dropped or timed out mid-transfer
@@ -28,9 +29,10 @@
         └── Unauthorized
 
 Every message says what is wrong, where, and (when there is a fix) what to do. What a
-*program* acts on is never the message: :class:`FormatError` and :class:`VerificationError`
-carry a :class:`RefusalCode` (``err.code``; each class has a default, raise sites name a more
-precise one), the reason an update agent reports to the server; :class:`EspError` carries
+*program* acts on is never the message: a :class:`RefusableError` (every
+:class:`FormatError` and :class:`VerificationError`) carries a :class:`RefusalCode`
+(``err.code``; each class has a default, raise sites name a more precise one), the reason an
+update agent reports to the server; :class:`EspError` carries
 ESP-IDF's number and, when it wraps a refusal, the otaforge error behind it (``cause``).
 """
 
@@ -68,14 +70,11 @@ class InputError(OtaforgeError):
     """The user asked for something impossible: a bad option value or a missing file."""
 
 
-# --- bad input: bytes or text that do not parse -------------------------------------------
-
-
-class FormatError(OtaforgeError):
-    """Untrusted bytes or text do not follow the format they claim to be in.
+class RefusableError(OtaforgeError):
+    """Met while checking an update, a reason to refuse it.
 
     Attributes:
-        code: the refusal reason (the class default unless the raise site names one).
+        code: the refusal reason: the class default unless the raise site names one.
     """
 
     code = RefusalCode.CORRUPT
@@ -84,6 +83,13 @@ class FormatError(OtaforgeError):
         super().__init__(message)
         if code is not None:
             self.code = code
+
+
+# --- bad input: bytes or text that do not parse -------------------------------------------
+
+
+class FormatError(RefusableError):
+    """Untrusted bytes or text do not follow the format they claim to be in."""
 
 
 class TruncatedError(FormatError):
@@ -118,19 +124,8 @@ class PartitionTableError(FormatError):
 # --- verification failed: parses, but must not be trusted ---------------------------------
 
 
-class VerificationError(OtaforgeError):
-    """The input is well-formed but must not be trusted or installed.
-
-    Attributes:
-        code: the refusal reason (the class default unless the raise site names one).
-    """
-
-    code = RefusalCode.CORRUPT
-
-    def __init__(self, message: str = "", *, code: RefusalCode | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
+class VerificationError(RefusableError):
+    """The input is well-formed but must not be trusted or installed."""
 
 
 class SignatureInvalid(VerificationError):
@@ -200,7 +195,7 @@ class EspError(DeviceError):
     """
 
     def __init__(self, code: int, name: str, detail: str = "",
-                 cause: FormatError | VerificationError | None = None) -> None:
+                 cause: RefusableError | None = None) -> None:
         super().__init__(f"{name} (0x{code:x}){': ' + detail if detail else ''}")
         self.code = code
         self.name = name

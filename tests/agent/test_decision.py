@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -13,7 +12,6 @@ from hypothesis import strategies as st
 from otaforge.agent.decision import (
     BootStep,
     DeviceFacts,
-    Offer,
     Refusal,
     UpdatePlan,
     boot_step,
@@ -36,33 +34,10 @@ from otaforge.errors import RefusalCode as Code
 from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
 from otaforge.formats.otadata import OtaImgState
-
-SLOT = 0x100000
-
-
-@lru_cache
-def _image(version: str = "1.1.0", secure_version: int = 1, chip_name: str = "esp32",
-           size: int = 0x20000, min_rev: int = 0, max_rev: int = 0) -> bytes:
-    return build_image(version=version, secure_version=secure_version, chip=chip_name,
-                       size=size, min_chip_rev_full=min_rev, max_chip_rev_full=max_rev)
-
-
-@lru_cache
-def _key() -> object:
-    return generate_key("rsa3072")
-
-
-def _facts(**kw: object) -> DeviceFacts:
-    base: dict[str, object] = {"chip": chip("esp32"), "running_version": "1.0.0",
-                               "slot_size": SLOT, "efuse_secure_version": 1,
-                               "anti_rollback": True}
-    base.update(kw)
-    return DeviceFacts(**base)  # type: ignore[arg-type]
-
-
-def _offer(data: bytes, version: str = "1.1.0", secure_version: int | None = 1) -> Offer:
-    return Offer(version, hashlib.sha256(data).hexdigest(), len(data), "https://x/fw.bin",
-                 secure_version)
+from tests.agent._inputs import facts as _facts
+from tests.agent._inputs import image as _image
+from tests.agent._inputs import offer as _offer
+from tests.agent._inputs import rsa_key as _key
 
 
 @dataclass(frozen=True)

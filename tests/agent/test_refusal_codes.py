@@ -8,16 +8,12 @@ the reported code must not move.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pytest
 
 from otaforge.agent.decision import (
-    DeviceFacts,
-    Offer,
     Refusal,
     check_header,
     check_image,
@@ -27,45 +23,18 @@ from otaforge.agent.decision import (
 )
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.device.emulator import Device, DeviceConfig, compose_flash
-from otaforge.device.flash import MemoryFlash
-from otaforge.errors import EspError, FormatError, RefusalCode, VerificationError
-from otaforge.formats.chips import chip
-from otaforge.formats.image_builder import build_image
-from otaforge.formats.partition_table import PartitionTable
+from otaforge.device.emulator import Device, DeviceConfig
+from otaforge.errors import EspError, RefusableError, RefusalCode
+from tests.agent._inputs import facts as _facts
+from tests.agent._inputs import image as _image
+from tests.agent._inputs import offer as _offer
+from tests.agent._inputs import rsa_key as _key
+from tests.conftest import SHARED_FIXTURES
+from tests.device._emu_helpers import make_device, seed_table
 
-SLOT = 0x100000
 MISLEADING = ("mismatch chip ID; Image requires chip rev >= 9.9; image doesn't fit, larger than "
               "the slot; not the offered version; the running version; signature key invalid "
               "magic byte; truncated checksum")
-PARTITIONS = """\
-nvs,      data, nvs,     0x9000,   0x6000,
-otadata,  data, ota,     0xf000,   0x2000,
-factory,  app,  factory, 0x20000,  0x80000,
-ota_0,    app,  ota_0,   0xA0000,  0x80000,
-ota_1,    app,  ota_1,   0x120000, 0x80000,
-"""
-
-
-@lru_cache
-def _image(version: str = "1.1.0", secure_version: int = 1, chip_name: str = "esp32",
-           min_rev: int = 0) -> bytes:
-    return build_image(version=version, secure_version=secure_version, chip=chip_name,
-                       size=0x20000, min_chip_rev_full=min_rev)
-
-
-def _facts(**kw: object) -> DeviceFacts:
-    base: dict[str, object] = {"chip": chip("esp32"), "running_version": "1.0.0",
-                               "slot_size": SLOT, "efuse_secure_version": 1,
-                               "anti_rollback": True}
-    base.update(kw)
-    return DeviceFacts(**base)  # type: ignore[arg-type]
-
-
-def _offer(data: bytes, version: str = "1.1.0", secure_version: int | None = 1,
-           sha256: str | None = None) -> Offer:
-    return Offer(version, sha256 or hashlib.sha256(data).hexdigest(), len(data),
-                 "https://x/fw.bin", secure_version)
 
 
 def _corrupt(data: bytes) -> bytes:
@@ -130,8 +99,8 @@ OFFERED = {
 }
 
 
-def _raised(run: Failing) -> FormatError | VerificationError:
-    with pytest.raises((FormatError, VerificationError)) as info:
+def _raised(run: Failing) -> RefusableError:
+    with pytest.raises(RefusableError) as info:
         run()
     return info.value
 
@@ -166,19 +135,13 @@ def test_same_version_and_known_bad_are_skips_not_faults() -> None:
 # --- refusals by the emulated device (esp_ota_write / esp_ota_end) -------------------------
 
 
-@lru_cache
-def _key() -> object:
-    return generate_key("rsa3072")
-
-
 def _device(secure_boot: bool = False) -> Device:
     """An ESP32 running a factory app; with Secure Boot v2, signed by the burned key."""
-    table = PartitionTable.from_csv(PARTITIONS)
     factory = _image("1.0.0")
     if secure_boot:
         factory = sign_v2(factory, [_key()])  # type: ignore[list-item]
-    flash = MemoryFlash(2 * 1024 * 1024, compose_flash(table, {"factory": factory}))
-    device = Device(flash, "esp32", DeviceConfig(rollback=True, secure_boot_v2=secure_boot))
+    config = DeviceConfig(rollback=True, secure_boot_v2=secure_boot)
+    device = make_device(seed_table(SHARED_FIXTURES), factory=factory, config=config)
     if secure_boot:
         device.efuses.burn_key_digest(public_key_digest(_key()), 0)  # type: ignore[arg-type]
     assert device.power_on().status == "running"

@@ -27,11 +27,10 @@ from otaforge.errors import (
     BadMagicError,
     DigestMismatch,
     EspError,
-    FormatError,
     ImageRejected,
+    RefusableError,
     RefusalCode,
     RollbackRejected,
-    VerificationError,
 )
 from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc, read_app_desc
 from otaforge.formats.app_image import ESP_IMAGE_MAGIC, AppImage, ImageHeader, verify_image
@@ -234,11 +233,11 @@ def check_image(facts: DeviceFacts, image: bytes, offer: Offer | None = None) ->
     return app
 
 
-def refusal_for(err: FormatError | VerificationError) -> Refusal:
+def refusal_for(err: RefusableError) -> Refusal:
     """The refusal reported to the server for an error raised while checking an image.
 
-    The code is the one the error carries (:attr:`FormatError.code` /
-    :attr:`VerificationError.code`), never read from its message.
+    The code is the one the error carries (:attr:`RefusableError.code`), never read from its
+    message.
     """
     return Refusal(err.code, str(err), skip=err.code in SKIP_CODES)
 

@@ -35,8 +35,7 @@ from otaforge.errors import (
     ConnectionLost,
     DigestMismatch,
     EspError,
-    FormatError,
-    VerificationError,
+    RefusableError,
 )
 from otaforge.formats.partition_table import PartitionEntry
 from otaforge.protocol.reports import ReportState
@@ -110,7 +109,7 @@ class Downloader:
             self._checkpoint(handle, offer, slot, force=True)
             ho.esp_https_ota_abort(handle)
             raise
-        except (FormatError, VerificationError) as err:
+        except RefusableError as err:
             ho.esp_https_ota_abort(handle)
             self._save_partial(None)
             if handle.start_offset and isinstance(err, DigestMismatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from otaforge.errors import EspError, FormatError, VerificationError
+from otaforge.errors import EspError, RefusableError
 
 ESP_OK = 0
 ESP_FAIL = -1
@@ -69,8 +69,7 @@ def esp_err_to_name(code: int) -> str:
     return NAMES.get(code, "UNKNOWN ERROR")
 
 
-def esp_error(name: str, detail: str = "",
-              cause: FormatError | VerificationError | None = None) -> EspError:
+def esp_error(name: str, detail: str = "", cause: RefusableError | None = None) -> EspError:
     """Build the :class:`~otaforge.errors.EspError` for constant ``name``.
 
     Args:
@@ -84,7 +83,6 @@ def esp_error(name: str, detail: str = "",
     return EspError(CODES[name], name, detail, cause)
 
 
-def raise_esp(name: str, detail: str = "",
-              cause: FormatError | VerificationError | None = None) -> NoReturn:
+def raise_esp(name: str, detail: str = "", cause: RefusableError | None = None) -> NoReturn:
     """Raise the :class:`~otaforge.errors.EspError` for constant ``name``."""
     raise esp_error(name, detail, cause)
