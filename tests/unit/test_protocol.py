@@ -20,7 +20,14 @@ from otaforge.errors import (
 from otaforge.formats.otadata import OtaImgState
 from otaforge.protocol.http_errors import error_for_status
 from otaforge.protocol.problem import parse_problem, problem_body
-from otaforge.protocol.reports import CheckIn, OtadataState, Report, ReportState, recorded_reason
+from otaforge.protocol.reports import (
+    CheckIn,
+    Manifest,
+    OtadataState,
+    Report,
+    ReportState,
+    recorded_reason,
+)
 from otaforge.server import schemas
 
 
@@ -49,6 +56,23 @@ def test_wire_bodies_have_the_server_schema_fields() -> None:
     assert {f.name for f in fields(CheckIn)} == set(schemas.CheckIn.model_fields)
     report = Report(ReportState.FAILED, 1, "r", 1, code=RefusalCode.CORRUPT).to_json()
     assert set(report) == set(schemas.Report.model_fields)
+
+
+def test_agent_reads_the_manifest_the_server_sends() -> None:
+    sent = schemas.Manifest(deployment_id=4, release_id=2, version="1.1.0", secure_version=3,
+                            size=65536, sha256="ab" * 32, url="https://h/firmware/x.bin",
+                            signature=None, next_check_in_s=300)
+    manifest = Manifest.from_json(json.loads(sent.model_dump_json()))
+    assert {f.name for f in fields(Manifest)} <= set(schemas.Manifest.model_fields)
+    assert (manifest.deployment_id, manifest.version, manifest.size) == (4, "1.1.0", 65536)
+
+
+@pytest.mark.parametrize("body", [None, [], {}, {"deployment_id": "x", "version": "1"},
+                                  {"deployment_id": 1, "version": "1", "secure_version": None,
+                                   "size": 1, "sha256": "a", "url": "u"}])
+def test_malformed_manifest_is_a_value_error(body: object) -> None:
+    with pytest.raises(ValueError, match="manifest"):
+        Manifest.from_json(body)
 
 
 def test_every_otadata_state_the_agent_reads_is_a_wire_state() -> None:

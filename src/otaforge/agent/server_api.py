@@ -21,7 +21,7 @@ from urllib.parse import quote
 from otaforge.agent.decision import Offer
 from otaforge.agent.fetcher import Fetcher, request_json
 from otaforge.errors import TransportError
-from otaforge.protocol.reports import CheckIn, Report
+from otaforge.protocol.reports import CheckIn, Manifest, Report
 
 
 class ServerClient:
@@ -63,12 +63,12 @@ class ServerClient:
         if status == 204 or not body:
             return None, None
         try:
-            offer = Offer(version=str(body["version"]), sha256=str(body["sha256"]),
-                          size=int(body["size"]), url=str(body["url"]),
-                          secure_version=int(body["secure_version"]),
-                          deployment=str(body["deployment_id"]))
-        except (KeyError, TypeError, ValueError) as err:
-            raise TransportError(f"check-in: malformed manifest ({err!r})") from err
+            manifest = Manifest.from_json(body)
+        except ValueError as err:
+            raise TransportError(f"check-in: {err}") from err
+        offer = Offer(version=manifest.version, sha256=manifest.sha256, size=manifest.size,
+                      url=manifest.url, secure_version=manifest.secure_version,
+                      deployment=str(manifest.deployment_id))
         return offer, body
 
     def report(self, report: Report) -> bool:

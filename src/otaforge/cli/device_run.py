@@ -134,7 +134,7 @@ def run(
         except ServerError as err:
             hint = (" (check --token / OTAFORGE_TOKEN: a device token or the fleet's "
                     "enrollment token, and --fleet)" if err.status_code in (401, 403) else "")
-            fail(f"server refused the device: {err}{hint}", EXIT_FAILED)
+            fail(f"{err}{hint}", EXIT_FAILED)
         finally:
             bar.close()
             save_device(device, flash)

@@ -107,6 +107,38 @@ class Report:
         return body
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """The check-in's 200 answer: the release the device should install (what it reads).
+
+    The server's schema has more members (``release_id``, ``signature``, ...); a device needs
+    only these.
+    """
+
+    deployment_id: int
+    version: str
+    secure_version: int
+    size: int
+    sha256: str
+    url: str
+
+    @classmethod
+    def from_json(cls, body: Any) -> Manifest:
+        """Parse an untrusted manifest.
+
+        Raises:
+            ValueError: a member is missing or has the wrong type.
+        """
+        if not isinstance(body, dict):
+            raise ValueError(f"manifest is not a JSON object: {type(body).__name__}")
+        try:
+            return cls(deployment_id=int(body["deployment_id"]), version=str(body["version"]),
+                       secure_version=int(body["secure_version"]), size=int(body["size"]),
+                       sha256=str(body["sha256"]), url=str(body["url"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed manifest ({err!r})") from None
+
+
 def recorded_reason(code: RefusalCode | None, reason: str | None) -> str | None:
     """The reason text the server records: ``"<code>: <reason>"`` when a code was sent.
 
