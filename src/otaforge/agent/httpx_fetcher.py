@@ -18,7 +18,7 @@ import httpx
 
 from otaforge.agent.fetcher import Request, Response
 from otaforge.errors import InputError, TransportError
-from otaforge.protocol.http_errors import HTTPX_FAILURES, transport_error
+from otaforge.protocol.httpx_errors import HTTPX_FAILURES, transport_error
 
 DEFAULT_TIMEOUT = 10.0
 

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from otaforge.errors import InputError
-from otaforge.protocol.http_errors import HTTPX_FAILURES, error_for_status, transport_error
+from otaforge.protocol.http_errors import error_for_status
+from otaforge.protocol.httpx_errors import HTTPX_FAILURES, transport_error
 
 
 def tls_context(ca: Path | None) -> ssl.SSLContext:

@@ -6,6 +6,6 @@ it imports only :mod:`otaforge.errors`:
 * :mod:`.reports` -- report states, otadata states, the check-in and report bodies, and the
   refusal codes a device may send (:class:`otaforge.errors.RefusalCode`);
 * :mod:`.problem` -- ``application/problem+json`` (RFC 9457) bodies, built and parsed;
-* :mod:`.http_errors` -- the one mapping of HTTP statuses and httpx failures to otaforge
-  errors, used by every client.
+* :mod:`.http_errors` -- the one mapping of HTTP statuses to otaforge errors, and
+  :mod:`.httpx_errors` -- the one mapping of httpx/TLS/socket failures, used by every client.
 """
