@@ -56,9 +56,9 @@ class BootVerifier:
         pending = state.pending
         where = running.name if running else "?"
         self.emit("boot", f"booted {version} from {where}"
-                   + (f" ({ota_state.name})" if ota_state is not None else ""),
-                   version=version, partition=where,
-                   otadata_state=ota_state.name if ota_state is not None else None)
+                  + (f" ({ota_state.name})" if ota_state is not None else ""),
+                  version=version, partition=where,
+                  otadata_state=ota_state.name if ota_state is not None else None)
         if pending is not None and (running is None or running.name != pending.slot
                                     or version != pending.version):
             return self._reverted(state, pending, version)
@@ -67,10 +67,10 @@ class BootVerifier:
             return self._verify(state, pending)
         if step == BootStep.NO_ROLLBACK_BOOTLOADER and pending is not None:
             self.emit("warning", "bootloader does not support rollback: the new app stays "
-                       f"{ota_state.name if ota_state is not None else '?'} and cannot be "
-                       "verified", version=version)
+                      f"{ota_state.name if ota_state is not None else '?'} and cannot be "
+                      "verified", version=version)
             if self.report(ReportState.PENDING_VERIFY, pending.deployment,
-                            "bootloader without rollback support; not confirmed"):
+                           "bootloader without rollback support; not confirmed"):
                 self.store.save(replace(state, pending=None))
             return BootOutcome.UNVERIFIABLE
         if pending is not None and ota_state == OtaImgState.VALID:
@@ -85,8 +85,8 @@ class BootVerifier:
             f"{pending.version} did not confirm before a reset; the bootloader rolled back "
             f"to {version}")
         self.emit("rolled_back", f"running {version}: update to {pending.version} was rolled "
-                   f"back ({reason})", version=version, failed_version=pending.version,
-                   reason=reason)
+                  f"back ({reason})", version=version, failed_version=pending.version,
+                  reason=reason)
         if self.report(ReportState.ROLLED_BACK, pending.deployment, reason):
             self.store.save(replace(state, pending=None))
         return BootOutcome.ROLLED_BACK
@@ -98,27 +98,27 @@ class BootVerifier:
         sha = pending.sha256 if pending else self.probe.running_sha256()
         result = run_self_test(self.device, sha, self.self_test_timeout_s)
         self.emit("self_test", f"self-test of {version} with the watchdog armed: "
-                   f"{result.reason}", passed=result.passed, version=version)
+                  f"{result.reason}", passed=result.passed, version=version)
         if not result.confirms:
             return BootOutcome.UNCONFIRMED
         if result.passed:
             self.device.ota.esp_ota_mark_app_valid_cancel_rollback()
             self.emit("confirmed", f"esp_ota_mark_app_valid_cancel_rollback: {version} is "
-                       f"VALID (eFuse secure_version {self.device.efuses.secure_version})",
-                       version=version)
+                      f"VALID (eFuse secure_version {self.device.efuses.secure_version})",
+                      version=version)
             if self.report(ReportState.CONFIRMED, deployment):
                 self.store.save(replace(state, pending=None))
             return BootOutcome.CONFIRMED
         failed = pending or Pending("", version or "", None, "?", "")
         self.store.save(replace(state, pending=replace(failed, failure=result.reason)))
         self.emit("rollback", f"esp_ota_mark_app_invalid_rollback_and_reboot: {result.reason}",
-                   version=version)
+                  version=version)
         try:
             self.device.ota.esp_ota_mark_app_invalid_rollback_and_reboot()
         except EspError as err:  # ESP_ERR_OTA_ROLLBACK_FAILED: nothing else can boot
             self.emit("failed", f"cannot roll back: {err}", code=err.name)
             if self.report(ReportState.FAILED, deployment, f"{result.reason}; rollback impossible: "
-                            f"{err}"):
+                           f"{err}"):
                 self.store.save(replace(state, pending=None))
             return BootOutcome.UNCONFIRMED
         return self.on_boot()
