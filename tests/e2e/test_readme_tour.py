@@ -7,6 +7,7 @@ background is stopped whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -49,9 +50,7 @@ def test_readme_tour_runs_verbatim(tmp_path: Path) -> None:
     try:
         out, _ = proc.communicate(timeout=300)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # the background server, if still there
-        except ProcessLookupError:
-            pass
     assert proc.returncode == 0, out[-6000:]
     assert "Traceback" not in out, out[-6000:]
