@@ -27,8 +27,8 @@ from otaforge.agent.decision import (
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
 from otaforge.errors import EspError, OtaforgeError
-from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.otadata import OtaImgState
 
 SLOT = 0x100000

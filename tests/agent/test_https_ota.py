@@ -18,8 +18,8 @@ from otaforge.device.emulator import compose_flash
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.ota_ops import OtaConfig, OtaOps
 from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
-from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 from tests.agent.faultserver import FaultServer, etag_of, make_ca
 

@@ -26,8 +26,8 @@ from otaforge.device.bootloader import (
 )
 from otaforge.device.flash_image import compose
 from otaforge.errors import PartitionTableError
-from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 

@@ -28,8 +28,9 @@ from otaforge.errors import (
     InputError,
     TransportError,
 )
-from otaforge.formats.app_image import AppImage, has_signature_sector, signature_sector_offset
+from otaforge.formats.app_image import AppImage
 from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.signature_block import has_signature_sector, signature_sector_offset
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ def image_file_length(slot_bytes: bytes) -> int:
         FormatError: the slot holds no parseable app image.
     """
     image = AppImage.from_bytes(slot_bytes, check=False)
-    if has_signature_sector(slot_bytes, image):
-        return signature_sector_offset(image) + SECTOR_SIZE
+    if has_signature_sector(slot_bytes, image.image_len):
+        return signature_sector_offset(image.image_len) + SECTOR_SIZE
     return image.image_len
 
 

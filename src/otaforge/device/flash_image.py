@@ -33,13 +33,13 @@ from otaforge.device.bootloader import (
 from otaforge.errors import FormatError, InputError, OtaforgeError
 from otaforge.formats.chips import CHIPS, ChipSpec, chip_by_id
 from otaforge.formats.otadata import (
-    OTADATA_SECTOR_SIZE,
     OtaImgState,
     OtaSelectEntry,
     otadata_bytes,
     slot_for_seq,
 )
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+from otaforge.formats.sector import SECTOR_SIZE
 from otaforge.fsutil import atomic_write
 
 MB = 0x100000
@@ -166,7 +166,7 @@ def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
         part = table.otadata()
         if part is None:
             raise InputError("otadata given, but the partition table has no data/ota partition")
-        image[part.offset : part.offset + 2 * OTADATA_SECTOR_SIZE] = otadata_bytes(otadata)
+        image[part.offset : part.offset + 2 * SECTOR_SIZE] = otadata_bytes(otadata)
     return bytes(image)
 
 
@@ -298,7 +298,7 @@ def _otadata_reports(read: Reader, bs: BootState) -> tuple[OtadataReport, ...]:
         return ()
     reports = []
     for sector in range(2):
-        raw = read(bs.ota_info.offset + sector * OTADATA_SECTOR_SIZE, 32).ljust(32, b"\xff")
+        raw = read(bs.ota_info.offset + sector * SECTOR_SIZE, 32).ljust(32, b"\xff")
         entry = OtaSelectEntry.from_bytes(raw)
         target = None
         if entry.ota_seq != 0xFFFFFFFF and entry.crc_ok and bs.app_count:

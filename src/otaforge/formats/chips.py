@@ -35,6 +35,11 @@ class ChipSpec:
         mmu_page_sizes: configurable MMU page sizes (empty: fixed at ``mmu_page_size``).
         flash_freq: esptool's flash frequency names and their header nibble codes.
         memory_map: esptool's ``MEMORY_MAP`` rows (start, end, type) for labelling segments.
+        sbv2_blocks: signature blocks of a sector the bootloader examines
+            (``SECURE_BOOT_NUM_BLOCKS``: ESP32 ECO3 reads block 0 only).
+        key_digest_slots: Secure Boot v2 public key digests the eFuses hold (ESP32: one, in BLK2).
+        checks_efuse_blk_rev: the bootloader checks the app's min/max eFuse block revision
+            (``bootloader_common_check_efuse_blk_validity``; not on ESP32).
     """
 
     name: str
@@ -52,6 +57,9 @@ class ChipSpec:
     flash_freq: tuple[tuple[str, int], ...] = (("80m", 0xF), ("40m", 0x0), ("26m", 0x1),
                                               ("20m", 0x2))
     memory_map: MemoryMap = ()
+    sbv2_blocks: int = 3
+    key_digest_slots: int = 3
+    checks_efuse_blk_rev: bool = True
 
     def is_mapped(self, load_addr: int) -> bool:
         """True when a segment at ``load_addr`` is flash-mapped (IROM/DROM)."""
@@ -97,7 +105,7 @@ CHIPS: dict[str, ChipSpec] = {
         ChipSpec(
             "esp32", 0x0000, (0x400D0000, 0x40400000), (0x3F400000, 0x3F800000),
             (0x40080000, 0x400A0000), (0x3FFAE000, 0x40000000), 32, _RSA, True,
-            display_name="ESP32",
+            display_name="ESP32", sbv2_blocks=1, key_digest_slots=1, checks_efuse_blk_rev=False,
             memory_map=(
                 _PAD, (0x3F400000, 0x3F800000, "DROM"), (0x3F800000, 0x3FC00000, "EXTRAM_DATA"),
                 (0x3FF80000, 0x3FF82000, "RTC_DRAM"), (0x3FF90000, 0x40000000, "BYTE_ACCESSIBLE"),
