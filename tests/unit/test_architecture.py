@@ -3,6 +3,8 @@
 - imports point downward: cli -> server | fleet -> agent -> device -> crypto -> formats -> errors
 - only cli/ imports typer, click or rich, or prints
 - every struct format string states its byte order
+- binary layouts live in formats/ (and crypto/): only they use the struct module
+- formats/ and crypto/ have no import cycles, not even through function-level imports
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ RANK = {
     "server": 5, "fleet": 5, "cli": 6, "__main__": 7, "__init__": 0,
 }
 UI_MODULES = {"typer", "click", "rich"}
+LAYOUT_LAYERS = {"formats", "crypto"}  # the only layers that may use the struct module
 
 
 def _layer(path: Path) -> str:
@@ -85,3 +88,51 @@ def test_struct_formats_state_byte_order(path: Path) -> None:
                 assert first.value[:1] in "<>!", (
                     f"{path.name}:{node.lineno}: struct format {first.value!r} has no byte order"
                 )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_struct_only_in_formats_and_crypto(path: Path) -> None:
+    if _layer(path) in LAYOUT_LAYERS:
+        return
+    tree = ast.parse(path.read_text())
+    for lineno, name in _imports(tree):
+        assert name.split(".")[0] != "struct", (
+            f"{path.name}:{lineno}: imports struct: binary layouts belong in formats/ "
+            "(add or use a from_bytes/to_bytes there)"
+        )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            assert node.value.id != "struct", (
+                f"{path.name}:{node.lineno}: struct.{node.attr} outside formats/ and crypto/"
+            )
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(["otaforge", *(parts[:-1] if parts[-1] == "__init__" else parts)])
+
+
+def test_formats_and_crypto_have_no_import_cycles() -> None:
+    """A lazy import inside a function counts: it is how a cycle hides behind a shim."""
+    graph: dict[str, set[str]] = {}
+    for path in _modules():
+        if _layer(path) in LAYOUT_LAYERS:
+            found = {name for _, name in _imports(ast.parse(path.read_text()))}
+            graph[_module_name(path)] = found
+    for mod in graph:
+        graph[mod] = {dep for dep in graph[mod] if dep in graph and dep != mod}
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        while stack:
+            node, trail = stack.pop()
+            for dep in sorted(graph[node]):
+                if dep == start:
+                    return [*trail, dep]
+                if dep not in trail:
+                    stack.append((dep, [*trail, dep]))
+        return None
+
+    for mod in sorted(graph):
+        cycle = cycle_from(mod)
+        assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"

@@ -23,20 +23,28 @@ from dataclasses import dataclass
 
 from otaforge.errors import PartitionTableError
 from otaforge.formats.partition_entry import ENTRY_MAGIC, ENTRY_SIZE
-from otaforge.formats.partition_table import MD5_MAGIC, MD5_PREFIX, PartitionEntry
+from otaforge.formats.partition_table import (
+    APP_TYPE,
+    DATA_TYPE,
+    FACTORY,
+    MAX_TABLE_LENGTH,
+    MD5_MAGIC,
+    MD5_PREFIX,
+    NUM_OTA_SLOTS,
+    OTA_0,
+    OTA_DATA,
+    TEST,
+    PartitionEntry,
+)
 
 Reader = Callable[[int, int], bytes]
 """A flash reader: ``read(addr, n)`` -> up to ``n`` bytes (short reads count as erased 0xFF)."""
 
-PARTITION_TABLE_MAX_LEN = 0xC00
-MAX_OTA_SLOTS = 16
 # bootloader_config.h
 FACTORY_INDEX = -1
 TEST_APP_INDEX = -2
 INVALID_INDEX = -99
 
-_APP, _DATA = 0x00, 0x01
-_FACTORY, _TEST, _OTA_FLAG, _OTA_DATA = 0x00, 0x20, 0x10, 0x00
 _ERASED_MAGIC = b"\xff\xff"
 
 
@@ -52,11 +60,11 @@ def read_partition_table(read: Reader, offset: int = 0x8000,
     Raises:
         PartitionTableError: the bootloader's reason ("partition 3 invalid magic number 0x...").
     """
-    raw = bytes(read(offset, PARTITION_TABLE_MAX_LEN))[:PARTITION_TABLE_MAX_LEN]
-    raw = raw.ljust(PARTITION_TABLE_MAX_LEN, b"\xff")
+    raw = bytes(read(offset, MAX_TABLE_LENGTH))[:MAX_TABLE_LENGTH]
+    raw = raw.ljust(MAX_TABLE_LENGTH, b"\xff")
     md5_found = 0
     records: list[PartitionEntry] = []
-    for num in range(PARTITION_TABLE_MAX_LEN // ENTRY_SIZE):
+    for num in range(MAX_TABLE_LENGTH // ENTRY_SIZE):
         record = raw[num * ENTRY_SIZE : (num + 1) * ENTRY_SIZE]
         rec = PartitionEntry.from_bytes(record, strict=False)
         records.append(rec)
@@ -103,14 +111,14 @@ class BootState:
         ota: dict[int, PartitionEntry] = {}
         app_count = 0
         for part in entries:
-            if part.type == _APP and part.subtype == _FACTORY:
+            if part.type == APP_TYPE and part.subtype == FACTORY:
                 factory = part
-            elif part.type == _APP and part.subtype == _TEST:
+            elif part.type == APP_TYPE and part.subtype == TEST:
                 test = part
-            elif part.type == _APP and part.subtype & 0xF0 == _OTA_FLAG:
+            elif part.type == APP_TYPE and part.subtype & 0xF0 == OTA_0:
                 ota[part.subtype & 0x0F] = part
                 app_count += 1
-            elif part.type == _DATA and part.subtype == _OTA_DATA:
+            elif part.type == DATA_TYPE and part.subtype == OTA_DATA:
                 ota_info = part
         return cls(entries, factory, test, ota, app_count, ota_info)
 
@@ -125,7 +133,7 @@ class BootState:
             return self.factory
         if index == TEST_APP_INDEX:
             return self.test
-        if 0 <= index < MAX_OTA_SLOTS and index < self.app_count:
+        if 0 <= index < NUM_OTA_SLOTS and index < self.app_count:
             return self.ota.get(index)
         return None
 

@@ -22,10 +22,15 @@ from otaforge.formats.app_image import AppImage
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.image_verify import verify_image
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, read_otadata, slot_for_seq
-from otaforge.formats.partition_table import APP_TYPE, OTA_0, PartitionEntry, PartitionTable
+from otaforge.formats.partition_table import (
+    APP_TYPE,
+    NUM_OTA_SLOTS,
+    OTA_0,
+    PartitionEntry,
+    PartitionTable,
+)
 from otaforge.formats.signature_block import signature_length
 
-OTA_SLOTS_MAX = 16
 _U32 = 0xFFFFFFFF
 
 
@@ -108,7 +113,7 @@ class OtaBase:
     def esp_ota_get_app_partition_count(self) -> int:
         """Number of ota_N partitions counted from ota_0 while they exist (contiguously)."""
         count = 0
-        while count < OTA_SLOTS_MAX and self._find(APP_TYPE, OTA_0 + count) is not None:
+        while count < NUM_OTA_SLOTS and self._find(APP_TYPE, OTA_0 + count) is not None:
             count += 1
         return count
 
