@@ -49,6 +49,14 @@ def test_later_chips_examine_three_blocks_and_check_efuse_blk_rev(spec: ChipSpec
     assert spec.sbv2_schemes and set(spec.sbv2_schemes) <= set(k.SCHEMES)
 
 
+@pytest.mark.parametrize("name", sorted(CHIPS))
+def test_bootloader_offset_is_esptools(name: str) -> None:
+    import esptool.targets as esptool_targets  # a dependency: missing esptool fails
+
+    assert CHIPS[name].bootloader_offset == \
+        esptool_targets.CHIP_DEFS[name].BOOTLOADER_FLASH_OFFSET
+
+
 def test_which_chips_verify_which_schemes() -> None:
     ecdsa_only = {c.name for c in CHIPS.values() if "rsa3072" not in c.sbv2_schemes}
     rsa_only = {c.name for c in CHIPS.values() if c.sbv2_schemes == ("rsa3072",)}

@@ -44,12 +44,11 @@ from otaforge.fsutil import atomic_write
 
 MB = 0x100000
 STANDARD_FLASH_SIZES = tuple(MB << i for i in range(8))  # 1MB .. 128MB
-_BOOTLOADER_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32p4": 0x2000, "esp32c5": 0x2000}
 
 
 def bootloader_offset(chip: ChipSpec) -> int:
     """Flash offset of the second-stage bootloader (``CONFIG_BOOTLOADER_OFFSET_IN_FLASH``)."""
-    return _BOOTLOADER_OFFSETS.get(chip.name, 0x0)
+    return chip.bootloader_offset
 
 
 def file_reader(data: bytes) -> Reader:
@@ -64,7 +63,7 @@ def file_reader(data: bytes) -> Reader:
 
 def detect_chip(read: Reader) -> ChipSpec | None:
     """The chip whose bootloader header sits at that chip's bootloader offset, if any."""
-    for offset in sorted(set(_BOOTLOADER_OFFSETS.values()) | {0x0}):
+    for offset in sorted({spec.bootloader_offset for spec in CHIPS.values()}):
         header = read(offset, 16)
         if len(header) == 16 and header[0] == 0xE9:
             spec = chip_by_id(int.from_bytes(header[12:14], "little"))
