@@ -33,7 +33,7 @@ from otaforge.formats.app_image import app_image_length
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.chips import chip as chip_spec
 from otaforge.formats.otadata import OtaImgState
-from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+from otaforge.formats.partition_table import MAX_TABLE_LENGTH, PartitionEntry, PartitionTable
 
 Behaviour = Literal["healthy", "never_confirms", "fails_self_test", "hangs", "panics"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("healthy", "never_confirms", "fails_self_test", "hangs",
@@ -244,7 +244,7 @@ class Device:
             FormatError: no valid table at the configured offset.
         """
         off = self.config.partition_table_offset
-        return PartitionTable.from_bytes(self.flash.read(off, 0xC00))
+        return PartitionTable.from_bytes(self.flash.read(off, MAX_TABLE_LENGTH))
 
     def partition(self, name: str) -> PartitionEntry:
         """The partition called ``name`` in the flash's partition table.

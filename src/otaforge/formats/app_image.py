@@ -46,6 +46,7 @@ assert _HEADER.size == IMAGE_HEADER_SIZE and _SEGMENT.size == SEGMENT_HEADER_SIZ
 
 SPI_MODES = ("QIO", "QOUT", "DIO", "DOUT", "FAST_READ", "SLOW_READ")
 FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
+FLASH_SIZE_BYTES = tuple(0x100000 << code for code in range(len(FLASH_SIZES)))  # by spi_size
 
 
 def xor_checksum(chunks: Sequence[bytes], seed: int = ESP_CHECKSUM_MAGIC) -> int:
