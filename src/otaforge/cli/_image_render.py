@@ -13,22 +13,41 @@ from __future__ import annotations
 from typing import Any
 
 from otaforge.formats.app_image import FLASH_SIZES, SPI_MODES, AppImage
-from otaforge.formats.bootloader_desc import find_bootloader_desc
 from otaforge.formats.chips import ChipSpec, format_rev
-from otaforge.formats.signature_block import (
-    SIG_BLOCK_VERSION_ECDSA,
-    SIG_BLOCK_VERSION_RSA,
-    block_headers,
-    has_v1_signature,
-    signature_sector_offset,
-)
-
-_SIG_SCHEMES = {SIG_BLOCK_VERSION_RSA: "RSA-3072 (Secure Boot v2)",
-                SIG_BLOCK_VERSION_ECDSA: "ECDSA (Secure Boot v2)"}
 
 
-def _scheme_label(version: int) -> str:
-    return _SIG_SCHEMES.get(version, f"unknown version 0x{version:02x}")
+def _signatures(data: bytes, image: AppImage) -> tuple[list[dict[str, Any]], bool]:
+    """(Secure Boot v2 blocks, v1 trailer present) of what follows the image in ``data``.
+
+    The signature module is imported only when something follows the image, so that the
+    common ``image info`` on an unsigned build does not pay for it.
+    """
+    if len(data) <= image.image_len:
+        return [], False
+    from otaforge.formats.signature_block import (
+        SIG_BLOCK_VERSION_ECDSA,
+        SIG_BLOCK_VERSION_RSA,
+        block_headers,
+        has_v1_signature,
+    )
+
+    labels = {SIG_BLOCK_VERSION_RSA: "RSA-3072 (Secure Boot v2)",
+              SIG_BLOCK_VERSION_ECDSA: "ECDSA (Secure Boot v2)"}
+    blocks = [{"index": b.index, "offset": b.offset, "version": b.version,
+               "scheme": labels.get(b.version, f"unknown version 0x{b.version:02x}"),
+               "crc_valid": b.crc_valid}
+              for b in block_headers(data, image.image_len)]
+    return blocks, has_v1_signature(data, image.image_len)
+
+
+def _bootloader_desc(image: AppImage) -> dict[str, object] | None:
+    """``esp_bootloader_desc_t`` of a bootloader image (an app has an app description)."""
+    if image.app_desc is not None:
+        return None
+    from otaforge.formats.bootloader_desc import find_bootloader_desc
+
+    boot = find_bootloader_desc(image)
+    return boot.to_json() if boot is not None else None
 
 
 def _chip_name(image: AppImage) -> str:
@@ -52,6 +71,7 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
                                                   strict=True))
     ]
     desc = image.app_desc
+    blocks, sbv1 = _signatures(data, image)
     return {
         "chip": _chip_name(image),
         "chip_id": hdr.chip_id,
@@ -70,13 +90,9 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
         "sha256": image.sha256.hex() if image.sha256 is not None else None,
         "hash_valid": image.hash_valid,
         "app_desc": desc.to_json() if desc else None,
-        "signature_blocks": [
-            {"index": b.index, "offset": b.offset, "version": b.version,
-             "scheme": _scheme_label(b.version), "crc_valid": b.crc_valid}
-            for b in block_headers(data, image.image_len)
-        ],
-        "sbv1_signature": has_v1_signature(data, image.image_len),
-        "bootloader_desc": boot.to_json() if (boot := find_bootloader_desc(image)) else None,
+        "signature_blocks": blocks,
+        "sbv1_signature": sbv1,
+        "bootloader_desc": _bootloader_desc(image),
     }
 
 
@@ -153,7 +169,7 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     blocks = report["signature_blocks"]
     if blocks:
         _title(lines, "Signature Sector")
-        lines.append(f"Offset: {signature_sector_offset(image.image_len):#x}")
+        lines.append(f"Offset: {blocks[0]['offset']:#x}")
         for block in blocks:
             crc = "CRC valid" if block["crc_valid"] else "CRC INVALID"
             lines.append(f"Block {block['index']}: {block['scheme']}, {crc}")

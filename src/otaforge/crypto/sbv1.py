@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from otaforge.crypto import keys as k
 from otaforge.crypto.sbv2 import SignatureResult, image_digest
 from otaforge.errors import InputError, SignatureInvalid, TruncatedError
-from otaforge.formats.app_image import app_image_length
 from otaforge.formats.signature_block import (
     V1_SIGNATURE_SIZE,
     parse_v1_signature,
@@ -69,6 +68,8 @@ def _signed_len(data: bytes, image_len: int | None) -> int:
     """
     if image_len is not None:
         return image_len
+    from otaforge.formats.app_image import app_image_length  # only when no image_len is given
+
     walked = app_image_length(data)
     if walked is not None:
         if len(data) <= walked:

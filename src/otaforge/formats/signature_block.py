@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from otaforge.errors import BadMagicError, ChecksumMismatch, FormatError, TruncatedError
 from otaforge.formats._binary import align_up
-from otaforge.formats.app_image import app_image_length
 from otaforge.formats.sector import SECTOR_SIZE as SECTOR_SIZE  # the signature sector: one
 from otaforge.formats.signature_key import (
     COORD_SIZES,
@@ -285,6 +284,10 @@ def find_signature_sector(image: bytes, image_len: int | None = None) -> int | N
     if len(image) >= SECTOR_SIZE and len(image) % SECTOR_SIZE == 0 \
             and image[-SECTOR_SIZE] == SIG_BLOCK_MAGIC:
         return len(image) - SECTOR_SIZE
+    # imported only here: signing and verifying espsecure-layout files (the common case, a
+    # start-up-timed command) never need the image parser
+    from otaforge.formats.app_image import app_image_length
+
     walked = app_image_length(image)
     if walked is not None:
         offset = signature_sector_offset(walked)
