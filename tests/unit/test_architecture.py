@@ -5,6 +5,7 @@
 - every struct format string states its byte order
 - binary layouts live in formats/ (and crypto/): only they use the struct module
 - formats/ and crypto/ have no import cycles, not even through function-level imports
+- chip facts live on ChipSpec: no code branches on, or keys a table by, a chip's name
 """
 
 from __future__ import annotations
@@ -136,3 +137,35 @@ def test_formats_and_crypto_have_no_import_cycles() -> None:
     for mod in sorted(graph):
         cycle = cycle_from(mod)
         assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
+
+
+def _chip_names() -> set[str]:
+    from otaforge.formats.chips import CHIPS
+
+    return set(CHIPS)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_chip_policy_is_data_on_chipspec(path: Path) -> None:
+    """``if chip.name == "esp32"`` or ``{"esp32": ...}`` outside chips.py is a ChipSpec field
+    waiting to be written."""
+    if path.relative_to(SRC).as_posix() == "formats/chips.py":
+        return
+    names = _chip_names()
+
+    def is_chip_name(node: ast.AST | None) -> bool:
+        return isinstance(node, ast.Constant) and node.value in names
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            elements = [e for o in operands if isinstance(o, ast.Tuple | ast.Set | ast.List)
+                        for e in o.elts]
+            assert not any(is_chip_name(o) for o in [*operands, *elements]), (
+                f"{path.name}:{node.lineno}: compares against a chip name: make it a ChipSpec "
+                "field (formats/chips.py)"
+            )
+        if isinstance(node, ast.Dict):
+            assert not any(is_chip_name(key) for key in node.keys), (
+                f"{path.name}:{node.lineno}: a table keyed by chip name: make it a ChipSpec field"
+            )
