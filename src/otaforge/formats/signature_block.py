@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from otaforge.errors import BadMagicError, ChecksumMismatch, FormatError, TruncatedError
 from otaforge.formats._binary import align_up
-from otaforge.formats.sector import SECTOR_SIZE as SECTOR_SIZE  # the signature sector: one
+from otaforge.formats.sector import SECTOR_SIZE as SECTOR_SIZE  # a signature sector is one
 from otaforge.formats.signature_key import (
     COORD_SIZES,
     CURVE_ID_P192,
@@ -45,6 +45,13 @@ _CRC = struct.Struct("<I")
 _V1_TRAILER = struct.Struct("<I32s32s")  # v1 signed app: version 0, r, s (big-endian)
 assert _RSA.size == _ECDSA256.size == _ECDSA384.size == SIG_BLOCK_SIZE
 assert _V1_TRAILER.size == V1_SIGNATURE_SIZE
+
+
+def block_crcs(raw: bytes) -> tuple[int, int]:
+    """``(stored, computed)`` CRC32 of a 1216-byte block (the CRC covers its first 1196 bytes)."""
+    (stored,) = _CRC.unpack_from(raw, CRC_OFFSET)
+    return int(stored), zlib.crc32(raw[:CRC_OFFSET])
+
 
 def v1_signature(r: int, s: int) -> bytes:
     """The 68-byte v1 signed-app trailer: version 0, then r and s big-endian."""
@@ -150,8 +157,7 @@ class SignatureBlock:
             raise BadMagicError(
                 f"block {index} bad magic 0x{magic:02x} (expected 0xe7): not a signature block"
             )
-        (crc,) = _CRC.unpack_from(raw, CRC_OFFSET)
-        calc = zlib.crc32(raw[:CRC_OFFSET])
+        crc, calc = block_crcs(raw)
         if crc != calc:
             raise ChecksumMismatch(
                 f"block {index} bad CRC: stored 0x{crc:08x}, computed 0x{calc:08x}"
@@ -372,8 +378,8 @@ def block_headers(data: bytes, image_len: int) -> list[BlockHeader]:
         raw = data[offset : offset + SIG_BLOCK_SIZE]
         if len(raw) < SIG_BLOCK_SIZE or raw[0] != SIG_BLOCK_MAGIC:
             break
-        (crc,) = _CRC.unpack_from(raw, CRC_OFFSET)
-        found.append(BlockHeader(index, offset, raw[1], zlib.crc32(raw[:CRC_OFFSET]) == crc))
+        stored, computed = block_crcs(raw)
+        found.append(BlockHeader(index, offset, raw[1], stored == computed))
     return found
 
 
