@@ -118,14 +118,10 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     lines.append(f"Flash freq: {report['flash_freq'] or f'invalid ({hdr.spi_speed:#x})'}")
     lines.append(f"Flash mode: {report['flash_mode'] or f'invalid ({hdr.spi_mode})'}")
     _title(lines, f"{label} Extended Image Header")
-    wp = " (disabled)" if hdr.wp_pin == 0xEE else ""
+    wp = " (disabled)" if hdr.wp_pin_disabled else ""
     lines.append(f"WP pin: {hdr.wp_pin:#02x}{wp}")
-    drv = hdr.spi_pin_drv
-    lines.append(
-        f"Flash pins drive settings: clk_drv: {drv[0] & 0xF:#x}, q_drv: {drv[0] >> 4:#x}, "
-        f"d_drv: {drv[1] & 0xF:#x}, cs0_drv: {drv[1] >> 4:#x}, hd_drv: {drv[2] & 0xF:#x}, "
-        f"wp_drv: {drv[2] >> 4:#x}"
-    )
+    drive = ", ".join(f"{name}: {value:#x}" for name, value in hdr.pin_drive.items())
+    lines.append(f"Flash pins drive settings: {drive}")
     lines.append(f"Chip ID: {hdr.chip_id} ({spec.display_name if spec else 'Unknown ID'})")
     lines.append(f"Minimal chip revision: {format_rev(hdr.min_chip_rev_full)}, "
                  f"(legacy min_rev = {hdr.min_chip_rev})")

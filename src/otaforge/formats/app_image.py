@@ -46,6 +46,7 @@ assert _HEADER.size == IMAGE_HEADER_SIZE and _SEGMENT.size == SEGMENT_HEADER_SIZ
 
 SPI_MODES = ("QIO", "QOUT", "DIO", "DOUT", "FAST_READ", "SLOW_READ")
 FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
+PIN_DRIVE_NAMES = ("clk_drv", "q_drv", "d_drv", "cs0_drv", "hd_drv", "wp_drv")
 FLASH_SIZE_BYTES = tuple(0x100000 << code for code in range(len(FLASH_SIZES)))  # by spi_size
 
 
@@ -112,6 +113,17 @@ class ImageHeader:
     def chip(self) -> ChipSpec | None:
         """The chip named by ``chip_id``, or None for an id otaforge does not know."""
         return chip_by_id(self.chip_id)
+
+    @property
+    def pin_drive(self) -> dict[str, int]:
+        """``spi_pin_drv``'s six 4-bit drive strengths, as esptool names them."""
+        nibbles = [n for byte in self.spi_pin_drv for n in (byte & 0x0F, byte >> 4)]
+        return dict(zip(PIN_DRIVE_NAMES, nibbles, strict=True))
+
+    @property
+    def wp_pin_disabled(self) -> bool:
+        """``wp_pin`` is 0xEE: the flash write-protect pin is not used."""
+        return self.wp_pin == WP_PIN_DISABLED
 
 
 @dataclass(frozen=True)
