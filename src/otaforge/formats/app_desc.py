@@ -23,6 +23,7 @@ APP_DESC_OFFSET = 0x20  # 24-byte image header + 8-byte header of segment 0
 # idf_ver[32], app_elf_sha256[32], min_efuse_blk_rev_full, max_efuse_blk_rev_full,
 # mmu_page_size (log2), reserv3[3], reserv2[18] (uint32)
 _DESC = struct.Struct("<II8s32s32s16s16s32s32sHHB3s72s")
+_HEAD = struct.Struct("<II")  # magic_word, secure_version
 _BLK_REVS = struct.Struct("<HH")  # min/max_efuse_blk_rev_full
 _BLK_REVS_OFFSET = struct.calcsize("<II8s32s32s16s16s32s32s")  # 0xB0: image offset 0xD0
 _MMU_PAGE_OFFSET = _BLK_REVS_OFFSET + _BLK_REVS.size  # 0xB4: image offset 0xD4
@@ -198,8 +199,8 @@ def mmu_page_size_log2(image: bytes) -> int:
 
 def app_desc_magic(image: bytes) -> int | None:
     """The ``magic_word`` at image offset 0x20 (None when the image is shorter than that)."""
-    raw = bytes(image[APP_DESC_OFFSET : APP_DESC_OFFSET + 4])
-    return int.from_bytes(raw, "little") if len(raw) == 4 else None
+    head = _head(image)
+    return head[0] if head else None
 
 
 def app_secure_version(image: bytes) -> int | None:
@@ -208,6 +209,14 @@ def app_secure_version(image: bytes) -> int | None:
     What ``bootloader_common_get_partition_description`` gives ``check_anti_rollback``: only the
     description's magic is checked (not the image's).
     """
-    if app_desc_magic(image) != APP_DESC_MAGIC or len(image) < APP_DESC_OFFSET + 8:
+    head = _head(image)
+    return head[1] if head and head[0] == APP_DESC_MAGIC else None
+
+
+def _head(image: bytes) -> tuple[int, int] | None:
+    """``(magic_word, secure_version)`` at image offset 0x20, None when the image is shorter."""
+    raw = bytes(image[APP_DESC_OFFSET : APP_DESC_OFFSET + _HEAD.size])
+    if len(raw) < _HEAD.size:
         return None
-    return int.from_bytes(image[APP_DESC_OFFSET + 4 : APP_DESC_OFFSET + 8], "little")
+    magic, secure_version = _HEAD.unpack(raw)
+    return int(magic), int(secure_version)
