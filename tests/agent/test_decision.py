@@ -31,8 +31,8 @@ from otaforge.errors import (
     SignatureInvalid,
 )
 from otaforge.errors import RefusalCode as Code
-from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.otadata import OtaImgState
 from tests.agent._inputs import facts as _facts
 from tests.agent._inputs import image as _image

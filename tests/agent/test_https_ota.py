@@ -27,8 +27,8 @@ from otaforge.errors import (
     TruncatedError,
     Unauthorized,
 )
-from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 from tests.agent.faultserver import FaultServer, etag_of, make_ca
 

@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from otaforge.crypto.sbv2 import verify_v2
+from otaforge.crypto.chip_policy import verify_for_chip
 from otaforge.device.esp_err import CODES
 from otaforge.errors import (
     BadMagicError,
@@ -33,9 +33,9 @@ from otaforge.errors import (
     RollbackRejected,
 )
 from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc, read_app_desc
-from otaforge.formats.app_image import ESP_IMAGE_MAGIC, AppImage, ImageHeader, verify_image
+from otaforge.formats.app_image import ESP_IMAGE_MAGIC, AppImage, ImageHeader
 from otaforge.formats.chips import ChipSpec
-from otaforge.formats.image_verify import check_chip
+from otaforge.formats.image_verify import check_chip, verify_image
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.signature_block import signature_length
 from otaforge.protocol.reports import SKIP_CODES
@@ -225,11 +225,8 @@ def check_image(facts: DeviceFacts, image: bytes, offer: Offer | None = None) ->
     app = verify_image(image, chip=facts.chip, chip_rev=facts.chip_rev,
                        partition_size=facts.slot_size, sig_len=sig_len)
     if facts.require_signature:
-        schemes = facts.chip.sbv2_schemes
-        verify_v2(image, digests=list(facts.key_digests), revoked=facts.revoked,
-                  image_len=app.image_len, strict=False,
-                  scheme=schemes[0] if len(schemes) == 1 else None,
-                  max_blocks=1 if facts.chip.name == "esp32" else 3)
+        verify_for_chip(image, facts.chip, digests=list(facts.key_digests),
+                        revoked=facts.revoked, image_len=app.image_len, version=2)
     return app
 
 

@@ -12,8 +12,9 @@ from otaforge.device.emulator import Device
 from otaforge.device.flash import SECTOR_SIZE
 from otaforge.device.ota_ops import OtaOps
 from otaforge.errors import DeviceError, EspError, FormatError, InputError
-from otaforge.formats.app_image import AppImage, has_signature_sector, signature_sector_offset
+from otaforge.formats.app_image import AppImage
 from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.signature_block import has_signature_sector, signature_sector_offset
 
 
 def image_file_length(slot_bytes: bytes) -> int:
@@ -23,8 +24,8 @@ def image_file_length(slot_bytes: bytes) -> int:
         FormatError: the slot holds no parseable app image.
     """
     image = AppImage.from_bytes(slot_bytes, check=False)
-    if has_signature_sector(slot_bytes, image):
-        return signature_sector_offset(image) + SECTOR_SIZE
+    if has_signature_sector(slot_bytes, image.image_len):
+        return signature_sector_offset(image.image_len) + SECTOR_SIZE
     return image.image_len
 
 

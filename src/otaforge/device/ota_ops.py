@@ -24,7 +24,6 @@ from __future__ import annotations
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES, raise_esp
 from otaforge.device.flash import SECTOR_SIZE
 from otaforge.device.ota_base import (
-    OTA_SLOTS_MAX,
     OtaBase,
     OtaConfig,
     OtaHandle,
@@ -36,9 +35,9 @@ from otaforge.errors import BadMagicError
 from otaforge.formats._binary import align_up
 from otaforge.formats.app_image import ESP_IMAGE_MAGIC
 from otaforge.formats.otadata import OtaImgState, active_otadata
-from otaforge.formats.partition_table import APP_TYPE, FACTORY, TEST, PartitionEntry
+from otaforge.formats.partition_table import APP_TYPE, FACTORY, NUM_OTA_SLOTS, TEST, PartitionEntry
 
-__all__ = ["OTA_SLOTS_MAX", "OtaBase", "OtaConfig", "OtaOps", "read_partition_desc", "slot_of"]
+__all__ = ["OtaBase", "OtaConfig", "OtaOps", "read_partition_desc", "slot_of"]
 
 _U32 = 0xFFFFFFFF
 
@@ -270,7 +269,7 @@ class OtaOps(RollbackOps):
         factory = self._find(APP_TYPE, FACTORY)
         if factory is not None:
             return factory
-        for i in range(OTA_SLOTS_MAX):
+        for i in range(NUM_OTA_SLOTS):
             part = self._ota_slot(i)
             if part is not None:
                 return part
@@ -302,7 +301,7 @@ class OtaOps(RollbackOps):
             start = self.running
         default: PartitionEntry | None = None
         next_is_result = False
-        for i in range(OTA_SLOTS_MAX):
+        for i in range(NUM_OTA_SLOTS):
             part = self._ota_slot(i)
             if part is None:
                 continue
