@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from otaforge.agent.decision import DeviceFacts, Offer
 from otaforge.crypto.keys import generate_key
-from otaforge.formats.app_image import build_image
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.chips import chip
 
 SLOT = 0x100000
