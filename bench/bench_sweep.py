@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from otaforge.device.emulator import Device, DeviceConfig  # noqa: E402
+from otaforge.device.config import DeviceConfig  # noqa: E402
+from otaforge.device.emulator import Device  # noqa: E402
 from otaforge.device.flash import MemoryFlash  # noqa: E402
 from otaforge.device.sweep import SweepConfig, Sweeper, SweepReport  # noqa: E402
 from otaforge.formats.app_image import build_image  # noqa: E402

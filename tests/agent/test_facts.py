@@ -13,7 +13,8 @@ from otaforge.agent.decision import check_image
 from otaforge.agent.state import MemoryStateStore
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.device.emulator import Device, DeviceConfig, compose_flash
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Device, compose_flash
 from otaforge.device.flash import MemoryFlash
 from otaforge.errors import SignatureInvalid
 from otaforge.formats.image_builder import build_image

@@ -13,10 +13,11 @@ import pytest
 
 from otaforge.agent import https_ota as ho
 from otaforge.agent.httpx_fetcher import HttpxFetcher
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
 from otaforge.device.emulator import compose_flash
 from otaforge.device.flash import MemoryFlash
-from otaforge.device.ota_ops import OtaConfig, OtaOps
+from otaforge.device.ota_ops import OtaOps
 from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
 from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
@@ -77,7 +78,7 @@ def env() -> Iterator[Env]:
     table = PartitionTable.from_csv(PARTITIONS)
     flash = MemoryFlash(4 * 1024 * 1024, compose_flash(table, {"factory": OLD}), strict=True)
     spec = chip("esp32")
-    ota = OtaOps(flash, table, Efuses(spec), OtaConfig(chip=spec, rollback=True),
+    ota = OtaOps(flash, table, Efuses(spec), DeviceConfig(rollback=True),
                  running=table.find("factory"))
     slot = table.find("ota_0")
     assert slot is not None

@@ -19,7 +19,8 @@ from otaforge.agent.server_api import ServerClient
 from otaforge.agent.updater import AgentEvent, Updater
 from otaforge.crypto.keys import generate_key, public_key_digest, public_key_pem
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.device.emulator import Behaviour, Device, DeviceConfig, compose_flash
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Behaviour, Device, compose_flash
 from otaforge.device.flash import MemoryFlash
 from otaforge.fleet.local_server import LocalServer, ServerInfo
 from otaforge.formats.image_builder import build_image

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from otaforge.agent.selftest import AgentFirmware
 from otaforge.agent.updater import BootOutcome, Outcome, Updater, UpdateResult
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import BEHAVIOURS, Behaviour, Device, DeviceConfig
+from otaforge.device.emulator import BEHAVIOURS, Behaviour, Device
 from otaforge.device.flash import FileFlash
 from otaforge.errors import InputError
 from otaforge.formats.chips import ChipSpec

@@ -86,7 +86,7 @@ def run(
     from otaforge.agent.server_api import ServerClient
     from otaforge.agent.session import load_device, parse_behaviours, run_cycle, save_device
     from otaforge.agent.updater import AgentEvent, Updater
-    from otaforge.device.emulator import DeviceConfig
+    from otaforge.device.config import DeviceConfig
     from otaforge.errors import HTTPStatusError, PowerCut
     from otaforge.formats.chips import chip
 

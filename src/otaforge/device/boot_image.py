@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from otaforge.device.boot_table import Reader
+from otaforge.device.efuse import BootEfuses
 from otaforge.errors import (
     ChecksumMismatch,
     FlashError,
@@ -86,23 +87,6 @@ class BootConfig:
         return self.secure_boot_v2 or self.signed_app_v1
 
 
-@dataclass(frozen=True)
-class EfuseState:
-    """The eFuses the bootloader reads.
-
-    Attributes:
-        secure_version: current anti-rollback value (number of bits set in SECURE_VERSION).
-        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``.
-        key_digests: Secure Boot v2 public key digests burned in eFuse (index = key slot).
-        revoked: revoked key slots (``SECURE_BOOT_KEY_REVOKEn``).
-    """
-
-    secure_version: int = 0
-    secure_version_bits: int = 32
-    key_digests: tuple[bytes, ...] = ()
-    revoked: frozenset[int] = frozenset()
-
-
 def read_padded(read: Reader, addr: int, n: int) -> bytes:
     """``n`` bytes at ``addr``; what lies past the end of a dump (or the chip) reads 0xFF."""
     try:
@@ -135,7 +119,7 @@ def app_secure_version(read: Reader, part: PartitionEntry | None) -> int | None:
 
 
 def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
-                     efuse: EfuseState) -> str | None:
+                     efuse: BootEfuses) -> str | None:
     """``bootloader_load_image`` (full verification): None when the image loads, else why.
 
     Partition size <= 16 MiB, then :func:`~otaforge.formats.app_image.verify_image` (magic,
@@ -205,7 +189,7 @@ def _only_hash_wrong(data: bytes) -> bool:
 
 
 def _verify_signature(signed: bytes, image_len: int, config: BootConfig,
-                      efuse: EfuseState) -> None:
+                      efuse: BootEfuses) -> None:
     """Secure Boot v2 against eFuse key digests, or the v1 ECDSA trailer (raises on failure)."""
     if config.secure_boot_v2:
         from otaforge.crypto.sbv2 import verify_v2

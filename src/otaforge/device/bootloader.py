@@ -36,7 +36,6 @@ from otaforge.device.boot_flash import BootFlash, FlashOp
 from otaforge.device.boot_image import (
     SECTOR_SIZE,
     BootConfig,
-    EfuseState,
     app_secure_version,
     image_load_error,
 )
@@ -49,7 +48,11 @@ from otaforge.device.boot_table import (
     index_name,
     read_partition_table,
 )
+from otaforge.device.efuse import BootEfuses
+from otaforge.device.verify_cache import ContentKey, VerifyCache
 from otaforge.errors import FormatError
+from otaforge.formats._binary import align_up
+from otaforge.formats.app_image import AppImage
 from otaforge.formats.otadata import (
     OTADATA_SECTOR_SIZE,
     SEQ_UNUSED,
@@ -63,7 +66,7 @@ from otaforge.formats.partition_table import PartitionEntry
 
 __all__ = [
     "FACTORY_INDEX", "INVALID_INDEX", "TEST_APP_INDEX", "BootConfig", "BootDecision",
-    "BootState", "EfuseState", "FlashOp", "Reader", "image_load_error", "read_partition_table",
+    "BootEfuses", "BootState", "FlashOp", "Reader", "image_load_error", "read_partition_table",
     "select_boot",
 ]
 
@@ -96,10 +99,11 @@ class _Run:
 
     flash: BootFlash
     config: BootConfig
-    efuse: EfuseState
+    efuse: BootEfuses
     secure_version: int
     burned: int | None = None
     initial_contents: bool = False
+    cache: VerifyCache | None = None
     log: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -259,12 +263,33 @@ def _try(run: _Run, part: PartitionEntry | None) -> str | None:
         return why
     if part is None or part.size == 0:
         return "zero-length or missing partition"
-    why = image_load_error(run.flash.read, part, run.config, run.efuse)
+    why = _load_error(run, part)
     if why is not None:
         run.error("esp_image", why, note=False)
         return why
     run.info("boot", f"Loaded app from partition at offset 0x{part.offset:x}", note=False)
     return None
+
+
+def _load_error(run: _Run, part: PartitionEntry) -> str | None:
+    """``image_load_error`` of ``part``, remembered in ``run.cache`` under the image's bytes,
+    the partition, the configuration and the eFuses."""
+    def load() -> tuple[str | None, int | None]:
+        why = image_load_error(run.flash.read, part, run.config, run.efuse)
+        if why is not None:
+            return why, None
+        return None, AppImage.from_bytes(run.flash.read(part.offset, part.size),
+                                         check=False).image_len
+
+    def span(image_len: int) -> int:  # the signature sector follows the image
+        if not run.config.checks_signature:
+            return image_len
+        return align_up(image_len, SECTOR_SIZE) + SECTOR_SIZE
+
+    if run.cache is None:
+        return load()[0]
+    check = ("bootloader_load_image", part, run.config, run.efuse)
+    return run.cache.lookup_image(check, run.flash.content_key, part, span, load)
 
 
 def _set_actual_ota_seq(run: _Run, bs: BootState, index: int) -> None:
@@ -360,9 +385,10 @@ def _state_after(run: _Run, bs: BootState, booted: PartitionEntry | None) -> int
     return None
 
 
-def select_boot(read: Reader, config: BootConfig, efuse: EfuseState, *,
-                factory_reset_requested: bool = False,
-                test_requested: bool = False) -> BootDecision:
+def select_boot(read: Reader, config: BootConfig, efuse: BootEfuses, *,
+                factory_reset_requested: bool = False, test_requested: bool = False,
+                cache: VerifyCache | None = None,
+                content_key: ContentKey | None = None) -> BootDecision:
     """Decide what the bootloader boots, reading flash through ``read(addr, n)`` only.
 
     Args:
@@ -371,11 +397,15 @@ def select_boot(read: Reader, config: BootConfig, efuse: EfuseState, *,
         efuse: the eFuses at power-on.
         factory_reset_requested: the factory reset pin is held (``config.factory_reset``).
         test_requested: the test app pin is held (``config.app_test``).
+        cache: remembers image verifications across boots (keyed on the image's bytes, the
+            partition, ``config`` and ``efuse``; see :mod:`otaforge.device.verify_cache`).
+        content_key: the flash's content keys (needed for ``cache`` to remember anything).
 
     Returns:
         The decision; ``partition`` None means the device is bricked (reset loop).
     """
-    run = _Run(BootFlash(read), config, efuse, efuse.secure_version)
+    run = _Run(BootFlash(read, content_key), config, efuse, efuse.secure_version,
+               cache=cache)
     try:
         entries = read_partition_table(run.flash.read, config.partition_table_offset,
                                        config.flash_size)

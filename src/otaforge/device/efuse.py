@@ -24,8 +24,26 @@ MAX_KEY_DIGESTS = 3
 
 
 @dataclass(frozen=True)
+class BootEfuses:
+    """The eFuse values the bootloader reads at power-on (made by :meth:`Efuses.boot_view`).
+
+    Attributes:
+        secure_version: current anti-rollback value (number of bits set in SECURE_VERSION).
+        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``.
+        key_digests: Secure Boot v2 public key digests burned in eFuse (index = key slot;
+            ``b""`` for an empty slot).
+        revoked: revoked key slots (``SECURE_BOOT_KEY_REVOKEn``).
+    """
+
+    secure_version: int = 0
+    secure_version_bits: int = 32
+    key_digests: tuple[bytes, ...] = ()
+    revoked: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
 class EfuseSnapshot:
-    """Every eFuse bit the emulator keeps, as plain values (for sweeps and persistence)."""
+    """Every eFuse bit the emulator keeps, as plain values (to restore a chip or persist it)."""
 
     secure_version_raw: int
     key_digests: tuple[bytes | None, ...]
@@ -173,6 +191,13 @@ class Efuses:
             self.burns += 1
 
     # --- snapshots --------------------------------------------------------------------------
+
+    def boot_view(self) -> BootEfuses:
+        """The values the bootloader reads (``b""`` for an empty key digest slot)."""
+        return BootEfuses(secure_version=self.secure_version,
+                          secure_version_bits=self.secure_version_bits,
+                          key_digests=tuple(d or b"" for d in self._digests),
+                          revoked=self.revoked)
 
     def snapshot(self) -> EfuseSnapshot:
         """Every bit, as an immutable value."""

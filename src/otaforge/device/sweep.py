@@ -24,11 +24,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses, EfuseSnapshot
-from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device, DeviceConfig
+from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
+from otaforge.device.verify_cache import VerifyCache
 from otaforge.errors import InputError, OtaforgeError, PowerCut
 from otaforge.formats.app_desc import read_app_desc
 from otaforge.formats.app_image import AppImage
@@ -186,6 +188,8 @@ class Sweeper:
             version="followup", chip=cfg.chip, size=64 * 1024, seed=9001, secure_version=top)
         self.device_config = DeviceConfig(rollback=cfg.rollback, anti_rollback=cfg.anti_rollback)
         self._registries: dict[Behaviour, dict[str, Behaviour]] = {}
+        # every case starts from the same base image: one memo of image checks for all
+        self.cache = VerifyCache(max_entries=64)
         slots = cfg.table.ota_slots()
         if not slots:
             raise InputError("the partition table has no OTA app partitions to update")
@@ -213,7 +217,7 @@ class Sweeper:
         efuses = Efuses(self.config.chip)
         efuses.restore(fuses)
         return Device(flash, self.config.chip, self.device_config, efuses,
-                      self._apps(new_behaviour))
+                      self._apps(new_behaviour), cache=self.cache)
 
     def _fresh(self, new_behaviour: Behaviour = "healthy") -> Device:
         flash = MemoryFlash(self.config.flash_size, self._base, strict=self.config.strict_flash)

@@ -24,7 +24,8 @@ from otaforge.agent.server_api import ServerClient
 from otaforge.agent.updater import AgentEvent, Updater
 from otaforge.crypto.keys import generate_key, private_key_pem, public_key_digest, public_key_pem
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.device.emulator import Device, DeviceConfig, compose_flash
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Device, compose_flash
 from otaforge.device.flash import MemoryFlash
 from otaforge.errors import OtaforgeError
 from otaforge.fleet.local_server import LocalServer, ServerInfo
