@@ -15,8 +15,8 @@ from otaforge.agent import https_ota as ho
 from otaforge.agent.httpx_fetcher import HttpxFetcher
 from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import compose_flash
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
 from otaforge.device.ota_ops import OtaOps
 from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
 from otaforge.formats.app_image import build_image
@@ -76,7 +76,8 @@ class Env:
 def env() -> Iterator[Env]:
     _ca, leaf, ca_pem = make_ca()
     table = PartitionTable.from_csv(PARTITIONS)
-    flash = MemoryFlash(4 * 1024 * 1024, compose_flash(table, {"factory": OLD}), strict=True)
+    size = 4 * 1024 * 1024
+    flash = MemoryFlash(size, compose(table, {"factory": OLD}, flash_size=size), strict=True)
     spec = chip("esp32")
     ota = OtaOps(flash, table, Efuses(spec), DeviceConfig(rollback=True),
                  running=table.find("factory"))

@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 from otaforge.device.bootloader import select_boot
 from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.flash import SECTOR_SIZE, Flash
+from otaforge.device.flash import Flash
 from otaforge.device.ota_ops import OtaOps
 from otaforge.device.ota_partitions import read_partition_desc
 from otaforge.device.verify_cache import VerifyCache, content_key_of
@@ -173,7 +173,7 @@ class Device:
                                        secure_version_bits=self.config.secure_version_bits)
         self.apps = apps or AppRegistry()
         self.clock: Clock = clock or VirtualClock()
-        self.cache = cache if cache is not None else VerifyCache()
+        self._cache = cache
         self.running_partition: PartitionEntry | None = None
         self.running_desc: AppDesc | None = None
         self.status: Status | Literal["off"] = "off"
@@ -181,6 +181,13 @@ class Device:
         self.last_result: BootResult | None = None
         self._ota: OtaOps | None = None
         self._in_app = False
+
+    @property
+    def cache(self) -> VerifyCache:
+        """The memo of image checks (made at first use unless one was given)."""
+        if self._cache is None:
+            self._cache = VerifyCache()
+        return self._cache
 
     # --- partition table ------------------------------------------------------------------
 
@@ -374,37 +381,4 @@ class Device:
         if otadata is None:
             raise DeviceError("the partition table has no otadata partition to erase")
         self.flash.erase_range(otadata.offset, otadata.size)
-
-
-def compose_flash(table: PartitionTable, images: dict[str, bytes], *,
-                  table_offset: int = 0x8000, bootloader: bytes | None = None,
-                  bootloader_offset: int = 0x1000) -> bytes:
-    """A flash image as ``idf.py flash`` leaves it: table, app images, otadata erased.
-
-    Only as long as the last byte written (a :class:`MemoryFlash` base reads 0xFF after it).
-
-    Args:
-        table: the partition table (written at ``table_offset``).
-        images: partition name -> bytes to place at its offset.
-        bootloader: optional second-stage bootloader image at ``bootloader_offset``.
-
-    Raises:
-        InputError: an unknown partition name or an image larger than its partition.
-    """
-    placed: list[tuple[int, bytes]] = [(table_offset, table.to_bytes())]
-    if bootloader is not None:
-        placed.append((bootloader_offset, bootloader))
-    for name, data in images.items():
-        part = table.find(name)
-        if part is None:
-            raise InputError(f"no partition named {name!r} in the partition table")
-        if len(data) > part.size:
-            raise InputError(f"image of {len(data)} bytes does not fit {name} ({part.size})")
-        placed.append((part.offset, data))
-    end = max(off + len(data) for off, data in placed)
-    end = (end + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
-    out = bytearray(b"\xff" * end)
-    for off, data in placed:
-        out[off : off + len(data)] = data
-    return bytes(out)
 

@@ -67,6 +67,22 @@ def _and_bytes(old: bytes, new: bytes) -> bytes:
     return (int.from_bytes(old, "little") & int.from_bytes(new, "little")).to_bytes(n, "little")
 
 
+class _SameObject:
+    """Equal only to a wrapper of the very same object (hashed by identity); holding it keeps
+    the object alive, so its identity is never reused while a key names it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SameObject) and other.obj is self.obj
+
+
 class MemoryFlash:
     """Sparse copy-on-write NOR flash in memory.
 
@@ -94,7 +110,7 @@ class MemoryFlash:
             )
         self._size = size
         self._base: bytes | memoryview | None = base
-        self._base_token = object()  # identifies ``base`` in content keys (shared by forks)
+        self._base_token = _SameObject(base)  # names ``base`` in content keys
         self._sectors: dict[int, bytes] = {}
         self._written: dict[int, int] = {}  # strict mode: sector -> bitmask of programmed bytes
         self.strict = strict

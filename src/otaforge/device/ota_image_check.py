@@ -37,6 +37,8 @@ class ImageChecker:
         cache: remembers results (default: a fresh cache of its own).
     """
 
+    __slots__ = ("flash", "partitions", "efuses", "config", "cache", "_content_key")
+
     def __init__(self, flash: Flash, partitions: OtaPartitions, efuses: Efuses,
                  config: DeviceConfig, cache: VerifyCache | None = None) -> None:
         self.flash = flash
@@ -51,7 +53,7 @@ class ImageChecker:
         """The target chip (images must name it)."""
         return self.efuses.chip
 
-    def verify(self, part: PartitionEntry) -> AppImage:
+    def verify(self, part: PartitionEntry) -> None:
         """``esp_image_verify(ESP_IMAGE_VERIFY)`` of an app partition, with signature checks.
 
         Raises:
@@ -59,13 +61,12 @@ class ImageChecker:
         """
         check = self._check_inputs(part)
         if check is None:
-            result = self._verify_or_error(part)[0]
+            error = self._verify_or_error(part)[0]
         else:
-            result = self.cache.lookup_image(check, self._content_key, part, self._span,
-                                             lambda: self._verify_or_error(part))
-        if isinstance(result, AppImage):
-            return result
-        raise result.with_traceback(None)
+            error = self.cache.lookup_image(check, self._content_key, part, self._span,
+                                            lambda: self._verify_or_error(part))
+        if error is not None:
+            raise error.with_traceback(None)
 
     def _span(self, image_len: int) -> int:
         if not self.config.checks_signature_on_update:
@@ -109,21 +110,23 @@ class ImageChecker:
                 cfg.signed_app, fuses.key_digest_slots, fuses.revoked, running_key)
 
     def _verify_or_error(
-            self, part: PartitionEntry) -> tuple[AppImage | FormatError | VerificationError,
+            self, part: PartitionEntry) -> tuple[FormatError | VerificationError | None,
                                                  int | None]:
+        """(None, image length) when the image verifies, else (the error, None)."""
         try:
-            image = self._verify(part)
+            image_len = self._verify(part)
         except (FormatError, VerificationError) as err:
             return err, None
-        return image, image.image_len
+        return None, image_len
 
-    def _verify(self, part: PartitionEntry) -> AppImage:
+    def _verify(self, part: PartitionEntry) -> int:
+        """The image length of the image in ``part`` once it verified (raises otherwise)."""
         data = self.flash.read(part.offset, part.size)
         cfg = self.config
         image = verify_image(data, chip=self.chip, chip_rev=cfg.chip_rev,
                              partition_size=part.size, addr=part.offset)
         if not cfg.checks_signature_on_update:
-            return image
+            return image.image_len
         sig_len = signature_length("v2", image.image_len)
         if image.image_len + sig_len > part.size:
             raise VerificationError(
@@ -138,7 +141,7 @@ class ImageChecker:
             running, running_len = self.running_app()
             verify_v2_against_running_app(data, running, new_image_len=image.image_len,
                                           running_image_len=running_len)
-        return image
+        return image.image_len
 
     def running_app(self) -> tuple[bytes, int | None]:
         """The running partition's bytes and app image length (``esp_image_get_metadata``).

@@ -61,6 +61,9 @@ class OtaOps:
         partitions, writer, otadata, checker, rollback: the composed parts.
     """
 
+    __slots__ = ("flash", "config", "restart", "partitions", "writer", "otadata", "checker",
+                 "rollback")
+
     def __init__(self, flash: Flash, table: PartitionTable, efuses: Efuses,
                  config: DeviceConfig, running: PartitionEntry | None = None,
                  restart: Callable[[], None] | None = None,

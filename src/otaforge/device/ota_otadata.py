@@ -37,6 +37,8 @@ class OtadataStore:
         rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` (new entries NEW, not UNDEFINED).
     """
 
+    __slots__ = ("flash", "partitions", "rollback")
+
     def __init__(self, flash: Flash, partitions: OtaPartitions, rollback: bool) -> None:
         self.flash = flash
         self.partitions = partitions

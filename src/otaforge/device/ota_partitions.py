@@ -56,6 +56,8 @@ class OtaPartitions:
         running: the partition the current app runs from (None: no app runs).
     """
 
+    __slots__ = ("table", "running")
+
     def __init__(self, table: PartitionTable, running: PartitionEntry | None) -> None:
         self.table = table
         self.running = running

@@ -38,6 +38,8 @@ class RollbackManager:
         config: the build configuration (rollback, anti-rollback, Secure Boot v2).
     """
 
+    __slots__ = ("flash", "partitions", "otadata", "checker", "efuses", "config")
+
     def __init__(self, flash: Flash, partitions: OtaPartitions, otadata: OtadataStore,
                  checker: ImageChecker, efuses: Efuses, config: DeviceConfig) -> None:
         self.flash = flash

@@ -34,6 +34,8 @@ class SlotWriter:
         flash: the device flash.
     """
 
+    __slots__ = ("flash", "handles", "_last_handle")
+
     def __init__(self, flash: Flash) -> None:
         self.flash = flash
         self.handles: dict[int, OtaHandle] = {}

@@ -29,6 +29,7 @@ from otaforge.device.efuse import Efuses, EfuseSnapshot
 from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
 from otaforge.device.verify_cache import VerifyCache
 from otaforge.errors import InputError, OtaforgeError, PowerCut
@@ -163,7 +164,6 @@ class Sweeper:
     """Runs flows on emulated devices built from one shared base image."""
 
     def __init__(self, config: SweepConfig) -> None:
-        from otaforge.device.emulator import compose_flash
         from otaforge.formats.app_image import build_image, verify_image
         from otaforge.formats.chips import chip as chip_spec
 
@@ -196,7 +196,8 @@ class Sweeper:
         if cfg.table.otadata() is None:
             raise InputError("the partition table has no otadata partition")
         first = cfg.table.factory() or slots[0]
-        self._base = compose_flash(cfg.table, {first.name: cfg.old})
+        self._base = compose(cfg.table, {first.name: cfg.old}, flash_size=cfg.flash_size,
+                             chip=spec)
         self._base_fuses = Efuses(cfg.chip).snapshot()
         if cfg.start == "ota":
             self._base, self._base_fuses = self._seasoned_base()
