@@ -37,7 +37,7 @@ class ImageChecker:
         cache: remembers results (default: a fresh cache of its own).
     """
 
-    __slots__ = ("flash", "partitions", "efuses", "config", "cache", "_content_key")
+    __slots__ = ("_content_key", "cache", "config", "efuses", "flash", "partitions")
 
     def __init__(self, flash: Flash, partitions: OtaPartitions, efuses: Efuses,
                  config: DeviceConfig, cache: VerifyCache | None = None) -> None:

@@ -61,8 +61,16 @@ class OtaOps:
         partitions, writer, otadata, checker, rollback: the composed parts.
     """
 
-    __slots__ = ("flash", "config", "restart", "partitions", "writer", "otadata", "checker",
-                 "rollback")
+    __slots__ = (
+        "checker",
+        "config",
+        "flash",
+        "otadata",
+        "partitions",
+        "restart",
+        "rollback",
+        "writer",
+    )
 
     def __init__(self, flash: Flash, table: PartitionTable, efuses: Efuses,
                  config: DeviceConfig, running: PartitionEntry | None = None,

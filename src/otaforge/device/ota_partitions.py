@@ -56,7 +56,7 @@ class OtaPartitions:
         running: the partition the current app runs from (None: no app runs).
     """
 
-    __slots__ = ("table", "running")
+    __slots__ = ("running", "table")
 
     def __init__(self, table: PartitionTable, running: PartitionEntry | None) -> None:
         self.table = table

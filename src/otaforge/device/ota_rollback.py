@@ -38,7 +38,7 @@ class RollbackManager:
         config: the build configuration (rollback, anti-rollback, Secure Boot v2).
     """
 
-    __slots__ = ("flash", "partitions", "otadata", "checker", "efuses", "config")
+    __slots__ = ("checker", "config", "efuses", "flash", "otadata", "partitions")
 
     def __init__(self, flash: Flash, partitions: OtaPartitions, otadata: OtadataStore,
                  checker: ImageChecker, efuses: Efuses, config: DeviceConfig) -> None:

@@ -34,7 +34,7 @@ class SlotWriter:
         flash: the device flash.
     """
 
-    __slots__ = ("flash", "handles", "_last_handle")
+    __slots__ = ("_last_handle", "flash", "handles")
 
     def __init__(self, flash: Flash) -> None:
         self.flash = flash
