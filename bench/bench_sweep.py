@@ -59,7 +59,12 @@ from otaforge.formats.partition_table import PartitionTable
 table = PartitionTable.from_csv(Path(sys.argv[1]).read_text())
 old, new = Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]).read_bytes()
 devices = int(sys.argv[4])
-sweeper = Sweeper(SweepConfig(table=table, flash_size=8 << 20, old=old, new=new, rollback=True))
+try:
+    config = SweepConfig(table=table, flash_size=8 << 20, old=old, new=new,
+                         device=DeviceConfig(rollback=True))
+except TypeError:  # the reference tree: rollback was a SweepConfig field
+    config = SweepConfig(table=table, flash_size=8 << 20, old=old, new=new, rollback=True)
+sweeper = Sweeper(config)
 template = sweeper._fresh()
 template.power_on()
 sweeper.update(template, new)

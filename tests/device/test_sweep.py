@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from otaforge.device.config import DeviceConfig
 from otaforge.device.emulator import BootResult, Device
 from otaforge.device.powercut import CUT_MODES
 from otaforge.device.sweep import SweepConfig, Sweeper
@@ -23,6 +24,8 @@ def _sweeper(shared: Path, **kw: object) -> Sweeper:
     table = seed_table(shared)
     params: dict[str, object] = {"old": image("1.0", 40 * 1024), "new": image("2.0", 40 * 1024)}
     params.update(kw)
+    params["device"] = DeviceConfig(rollback=bool(params.pop("rollback", False)),
+                                    anti_rollback=bool(params.pop("anti_rollback", False)))
     return Sweeper(SweepConfig(table=table, flash_size=8 * MB, **params))  # type: ignore[arg-type]
 
 
@@ -50,8 +53,9 @@ def test_sweep_without_factory_partition(shared_fixtures: Path, anti_rollback: b
     table = PartitionTable.from_csv(NO_FACTORY_CSV)
     sweeper = Sweeper(SweepConfig(table=table, flash_size=4 * MB,
                                   old=image("1.0", secure_version=1),
-                                  new=image("2.0", secure_version=2), rollback=True,
-                                  anti_rollback=anti_rollback, bulk_erase=True))
+                                  new=image("2.0", secure_version=2), bulk_erase=True,
+                                  device=DeviceConfig(rollback=True,
+                                                      anti_rollback=anti_rollback)))
     report = sweeper.run()
     assert report.failures == [] and report.cases > 100
     assert any(o.startswith("update: booted new") for o in report.outcomes)

@@ -56,9 +56,9 @@ class SweepConfig:
         followup: the image of the "later update" each case must accept (a small image when
             None, built with ``build_image``).
         chip: esptool chip name.
-        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` (also sweeps the rollback flows).
-        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK`` (needs ``rollback``); the
-            follow-up image gets the highest secure_version of old and new.
+        device: the devices' build configuration; with ``rollback`` the rollback flows are
+            swept too; with ``anti_rollback`` (needs ``rollback``) the follow-up image gets the
+            highest secure_version of old and new.
         modes: power-cut modes.
         chunk_size: bytes per ``esp_ota_write`` (esp_https_ota writes what each read returns).
         bulk_erase: erase the whole slot in ``esp_ota_begin`` instead of sector by sector.
@@ -78,8 +78,7 @@ class SweepConfig:
     new: bytes
     followup: bytes | None = None
     chip: str = "esp32"
-    rollback: bool = False
-    anti_rollback: bool = False
+    device: DeviceConfig = field(default_factory=lambda: DeviceConfig(rollback=False))
     modes: tuple[CutMode, ...] = CUT_MODES
     chunk_size: int = 4096
     bulk_erase: bool = False
@@ -180,13 +179,12 @@ class Sweeper:
             except OtaforgeError as err:
                 raise InputError(f"{name}: the {spec.name} device would refuse this image "
                                  f"({err}); build or pick one for --chip {spec.name}") from None
-        if cfg.anti_rollback and not cfg.rollback:
+        if cfg.device.anti_rollback and not cfg.device.rollback:
             raise InputError("anti-rollback needs rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK "
                              "depends on CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)")
         top = max(read_app_desc(cfg.old).secure_version, read_app_desc(cfg.new).secure_version)
         self.followup = cfg.followup if cfg.followup is not None else build_image(
             version="followup", chip=cfg.chip, size=64 * 1024, seed=9001, secure_version=top)
-        self.device_config = DeviceConfig(rollback=cfg.rollback, anti_rollback=cfg.anti_rollback)
         self._registries: dict[Behaviour, dict[str, Behaviour]] = {}
         # every case starts from the same base image: one memo of image checks for all
         self.cache = VerifyCache(max_entries=64)
@@ -217,7 +215,7 @@ class Sweeper:
                 new_behaviour: Behaviour = "healthy") -> Device:
         efuses = Efuses(self.config.chip)
         efuses.restore(fuses)
-        return Device(flash, self.config.chip, self.device_config, efuses,
+        return Device(flash, self.config.chip, self.config.device, efuses,
                       self._apps(new_behaviour), cache=self.cache)
 
     def _fresh(self, new_behaviour: Behaviour = "healthy") -> Device:
@@ -397,7 +395,7 @@ class Sweeper:
         if active is None or running is None or not running.is_ota_slot:
             return ""
         state = active.ota_state
-        if self.config.rollback:
+        if self.config.device.rollback:
             ok = state == OtaImgState.VALID
         else:
             ok = state in (OtaImgState.VALID, OtaImgState.UNDEFINED)
@@ -408,7 +406,7 @@ class Sweeper:
     def flows(self) -> list[str]:
         """Flows to sweep for this configuration."""
         wanted = [f for f in self.config.flows if f in FLOWS]
-        return [f for f in wanted if f == "update" or self.config.rollback]
+        return [f for f in wanted if f == "update" or self.config.device.rollback]
 
     def _flow_cases(self, flow: str, snaps: list[_Snapshot]) -> Iterator[CaseResult]:
         for snap in snaps:
