@@ -5,6 +5,10 @@ the chip and ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``), up to three Se
 public-key digests (``KEY_PURPOSE_SECURE_BOOT_DIGESTn`` blocks; ESP32 has one in BLK2) and their
 revocation bits (``SECURE_BOOT_KEY_REVOKEn``).
 
+Three types, one job each: :class:`Efuses` is the chip's eFuse block (bits are burned through
+it), :class:`BootEfuses` the values the bootloader reads at power-on (:meth:`Efuses.boot_view`),
+:class:`EfuseSnapshot` every bit as a plain value (to restore a chip or persist it).
+
 Sources: components/efuse/src/esp_efuse_fields.c (``esp_efuse_read_secure_version``,
 ``esp_efuse_check_secure_version``, ``esp_efuse_update_secure_version``),
 components/bootloader/Kconfig.projbuild (field widths), reference §5.

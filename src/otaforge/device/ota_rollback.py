@@ -117,12 +117,8 @@ class RollbackManager:
         return part
 
     def revoke_key(self, index: int) -> None:
-        """Revoke Secure Boot v2 key digest ``index`` once the running app verifies without it.
-
-        Raises:
-            EspError: ESP_FAIL (secure boot off, running app not VALID with rollback, or the
-                running app is signed only with that key), ESP_ERR_INVALID_ARG (index not 0..2).
-        """
+        """``esp_ota_revoke_secure_boot_public_key``: burn SECURE_BOOT_KEY_REVOKE<index> when
+        the running (VALID) app still verifies with the other key digests; raises EspError."""
         if not self.config.secure_boot_v2:
             raise_esp("ESP_FAIL", "Secure boot v2 has not been enabled.")
         if index not in (0, 1, 2):
