@@ -139,3 +139,17 @@ def test_another_chip_revision_is_a_new_check() -> None:
     misses = dev.cache.misses
     assert twin.power_on().partition == ota_0
     assert dev.cache.misses > misses
+
+
+def test_a_device_keeps_one_result_per_check_and_slot_however_many_updates() -> None:
+    """Overwritten images are not kept alive by the memo: one result per check and slot."""
+    dev = make_device(factory=image("1.0"), config=DeviceConfig(rollback=True))
+    dev.power_on()
+    sizes = []
+    for n in range(6):
+        install(dev, image(f"2.{n}"))
+        dev.ota.esp_ota_set_boot_partition(dev.ota.esp_ota_get_next_update_partition())
+        assert dev.reboot().status == "running"
+        sizes.append(len(dev.cache))
+    # bootloader_load_image and esp_image_verify of ota_0/ota_1, bootloader of factory
+    assert sizes[-1] == sizes[-3] == 5

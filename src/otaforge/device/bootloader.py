@@ -288,8 +288,8 @@ def _load_error(run: _Run, part: PartitionEntry) -> str | None:
 
     if run.cache is None:
         return load()[0]
-    check = ("bootloader_load_image", part, run.config, run.efuse)
-    return run.cache.lookup_image(check, run.flash.content_key, part, span, load)
+    return run.cache.lookup_image("bootloader_load_image", (part, run.config, run.efuse),
+                                  run.flash.content_key, part, span, load)
 
 
 def _set_actual_ota_seq(run: _Run, bs: BootState, index: int) -> None:

@@ -304,7 +304,7 @@ class Device:
         desc = read_partition_desc(self.flash, part)
         if not self.apps.needs_hash:
             return desc, None
-        sha = self.cache.lookup_image("image_sha256", content_key_of(self.flash), part,
+        sha = self.cache.lookup_image("image_sha256", None, content_key_of(self.flash), part,
                                       lambda n: n, lambda: self._image_sha256(part))
         return desc, sha
 

@@ -59,12 +59,12 @@ class ImageChecker:
         Raises:
             FormatError / VerificationError: the image must not boot (with the reason).
         """
-        check = self._check_inputs(part)
-        if check is None:
+        inputs = self._check_inputs(part)
+        if inputs is None:
             error = self._verify_or_error(part)[0]
         else:
-            error = self.cache.lookup_image(check, self._content_key, part, self._span,
-                                            lambda: self._verify_or_error(part))
+            error = self.cache.lookup_image("esp_image_verify", inputs, self._content_key, part,
+                                            self._span, lambda: self._verify_or_error(part))
         if error is not None:
             raise error.with_traceback(None)
 
@@ -106,8 +106,8 @@ class ImageChecker:
                     return None
                 running_key = (running, content)
         fuses = self.efuses
-        return ("esp_image_verify", part, self.chip, cfg.chip_rev, cfg.secure_boot_v2,
-                cfg.signed_app, fuses.key_digest_slots, fuses.revoked, running_key)
+        return (part, self.chip, cfg.chip_rev, cfg.secure_boot_v2, cfg.signed_app,
+                fuses.key_digest_slots, fuses.revoked, running_key)
 
     def _verify_or_error(
             self, part: PartitionEntry) -> tuple[FormatError | VerificationError | None,

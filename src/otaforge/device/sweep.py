@@ -187,7 +187,7 @@ class Sweeper:
             version="followup", chip=cfg.chip, size=64 * 1024, seed=9001, secure_version=top)
         self._registries: dict[Behaviour, dict[str, Behaviour]] = {}
         # every case starts from the same base image: one memo of image checks for all
-        self.cache = VerifyCache(max_entries=64)
+        self.cache = VerifyCache(per_region=4, max_regions=64)
         slots = cfg.table.ota_slots()
         if not slots:
             raise InputError("the partition table has no OTA app partitions to update")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
 T = TypeVar("T")
@@ -32,8 +33,8 @@ T = TypeVar("T")
 ContentKey = Callable[[int, int], Hashable | None]
 """``content_key(addr, n)``: a key equal only for equal bytes, or None (no caching)."""
 
-DEFAULT_ENTRIES = 32
-_LENGTHS_PER_PARTITION = 4
+PER_REGION = 1
+MAX_REGIONS = 16
 
 
 class Region(Protocol):
@@ -46,6 +47,17 @@ class Region(Protocol):
     def size(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class _Result:
+    """One remembered result: the other inputs and the content key of the bytes that
+    decided it."""
+
+    inputs: Hashable
+    span: int
+    content: Hashable
+    value: object
+
+
 def content_key_of(flash: object) -> ContentKey | None:
     """The flash's ``content_key`` method, or None when it has none."""
     key = getattr(flash, "content_key", None)
@@ -53,107 +65,74 @@ def content_key_of(flash: object) -> ContentKey | None:
 
 
 class VerifyCache:
-    """A bounded least-recently-used memo of check results.
+    """Remembered results of image checks, per (check, partition), newest first.
 
     Args:
-        max_entries: entries kept (each keeps the sector objects of its key alive).
+        per_region: results kept per check and partition. 1 (a device's own cache) keeps only
+            the latest, so an image that was overwritten is not kept alive once its slot was
+            checked again; a sweep, whose cases show a slot several contents, keeps more.
+        max_regions: (check, partition) pairs kept, least recently used dropped first.
+
+    A remembered result holds references to the (immutable) flash sectors its content key
+    names, so at most ``per_region * max_regions`` images are kept alive beyond what the
+    flash holds.
 
     Attributes:
-        hits: lookups answered from the memo.
-        misses: lookups that ran the check (including those without a key).
+        hits: checks answered from memory.
+        misses: checks that ran (including those without a content key).
     """
 
-    def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, object] = OrderedDict()
-        self._lengths: OrderedDict[Hashable, list[int]] = OrderedDict()
+    def __init__(self, per_region: int = PER_REGION, max_regions: int = MAX_REGIONS) -> None:
+        self.per_region = per_region
+        self.max_regions = max_regions
+        self._regions: OrderedDict[Hashable, list[_Result]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def lookup(self, key: Hashable | None, compute: Callable[[], T]) -> T:
-        """The remembered result for ``key``, else ``compute()`` (remembered when keyed).
-
-        ``compute`` must be a pure function of what ``key`` names; what it raises propagates
-        and is not remembered.
-        """
-        if key is None:
-            self.misses += 1
-            return compute()
-        entries = self._entries
-        if key in entries:
-            entries.move_to_end(key)
-            self.hits += 1
-            return cast(T, entries[key])
-        self.misses += 1
-        value = compute()
-        entries[key] = value
-        if len(entries) > self.max_entries:
-            entries.popitem(last=False)
-        return value
-
-    def lookup_image(self, check: Hashable, content_key: ContentKey | None, part: Region,
-                     span: Callable[[int], int],
+    def lookup_image(self, check: str, inputs: Hashable, content_key: ContentKey | None,
+                     part: Region, span: Callable[[int], int],
                      compute: Callable[[], tuple[T, int | None]]) -> T:
         """The result of an image check on ``part``, remembered under the image's bytes.
 
         Args:
-            check: names the check and every input besides the flash bytes (partition,
-                chip, configuration, eFuse values); must be hashable.
+            check: names the check.
+            inputs: every input of the check besides the flash bytes and the partition
+                (chip, configuration, eFuse values); compared with ``==``.
             content_key: the flash's content keys; None runs the check every time.
             part: the partition holding the image.
             span: bytes from the partition start that decide the result of a check that found
                 an image of length ``n`` (``n``, or ``n`` plus the signature sector).
-            compute: runs the check: ``(result, image length)`` when an image verified, whose
-                result then depends only on ``check`` and the first ``span(length)`` bytes;
-                ``(result, None)`` otherwise (the result may depend on the whole partition).
+            compute: runs the check (reading, never writing, the flash): ``(result, image
+                length)`` when an image verified, whose result then depends only on ``check``,
+                ``inputs`` and the first ``span(length)`` bytes; ``(result, None)`` otherwise
+                (the result may depend on the whole partition).
         """
         if content_key is None:
             self.misses += 1
             return compute()[0]
-        entries = self._entries
-        known = (check, part.offset, part.size)
-        for seen in self._lengths.get(known, ()):
-            key = self._span_key(check, content_key, part, span(seen))
-            if key is not None and key in entries:
-                entries.move_to_end(key)
+        region = (check, part.offset, part.size)
+        results = self._regions.get(region, [])
+        for result in results:
+            if result.inputs == inputs and \
+                    content_key(part.offset, result.span) == result.content:
+                self._regions.move_to_end(region)
                 self.hits += 1
-                return cast(T, entries[key])
-        whole = self._span_key(check, content_key, part, part.size)
-        if whole is not None and whole in entries:
-            entries.move_to_end(whole)
-            self.hits += 1
-            return cast(T, entries[whole])
+                return cast(T, result.value)
         self.misses += 1
         value, length = compute()
-        key = whole if length is None else self._span_key(check, content_key, part, span(length))
-        if key is not None:
-            entries[key] = value
-            if len(entries) > self.max_entries:
-                entries.popitem(last=False)
-        if length is not None:
-            self._remember_length(known, length)
+        decided = part.size if length is None else min(span(length), part.size)
+        content = content_key(part.offset, decided)
+        if content is not None:
+            kept = [_Result(inputs, decided, content, value), *results][: self.per_region]
+            self._regions[region] = kept
+            self._regions.move_to_end(region)
+            if len(self._regions) > self.max_regions:
+                self._regions.popitem(last=False)
         return value
 
-    @staticmethod
-    def _span_key(check: Hashable, content_key: ContentKey, part: Region,
-                  span: int) -> Hashable | None:
-        content = content_key(part.offset, min(span, part.size))
-        return None if content is None else (check, part.offset, part.size, content)
-
-    def _remember_length(self, known: Hashable, length: int) -> None:
-        lengths = self._lengths.setdefault(known, [])
-        if length in lengths:
-            lengths.remove(length)
-        lengths.insert(0, length)
-        del lengths[_LENGTHS_PER_PARTITION:]
-        self._lengths.move_to_end(known)
-        if len(self._lengths) > self.max_entries:
-            self._lengths.popitem(last=False)
-
     def clear(self) -> None:
-        """Forget every entry."""
-        self._entries.clear()
-        self._lengths.clear()
+        """Forget every result."""
+        self._regions.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(results) for results in self._regions.values())
