@@ -52,7 +52,6 @@ from otaforge.device.efuse import BootEfuses
 from otaforge.device.verify_cache import ContentKey, VerifyCache
 from otaforge.errors import FormatError
 from otaforge.formats._binary import align_up
-from otaforge.formats.app_image import AppImage
 from otaforge.formats.otadata import (
     OTADATA_SECTOR_SIZE,
     SEQ_UNUSED,
@@ -63,6 +62,7 @@ from otaforge.formats.otadata import (
     slot_for_seq,
 )
 from otaforge.formats.partition_table import PartitionEntry
+from otaforge.formats.signature_block import app_image_length
 
 __all__ = [
     "FACTORY_INDEX", "INVALID_INDEX", "TEST_APP_INDEX", "BootConfig", "BootDecision",
@@ -272,22 +272,21 @@ def _try(run: _Run, part: PartitionEntry | None) -> str | None:
 
 
 def _load_error(run: _Run, part: PartitionEntry) -> str | None:
-    """``image_load_error`` of ``part``, remembered in ``run.cache`` under the image's bytes,
-    the partition, the configuration and the eFuses."""
+    """``image_load_error`` of ``part``, remembered in ``run.cache`` (when given) under the
+    image's bytes, the partition, the configuration and the eFuses."""
+    if run.cache is None:
+        return image_load_error(run.flash.read, part, run.config, run.efuse)
+
     def load() -> tuple[str | None, int | None]:
         why = image_load_error(run.flash.read, part, run.config, run.efuse)
-        if why is not None:
-            return why, None
-        return None, AppImage.from_bytes(run.flash.read(part.offset, part.size),
-                                         check=False).image_len
+        length = None if why else app_image_length(run.flash.read(part.offset, part.size))
+        return why, length
 
     def span(image_len: int) -> int:  # the signature sector follows the image
         if not run.config.checks_signature:
             return image_len
         return align_up(image_len, SECTOR_SIZE) + SECTOR_SIZE
 
-    if run.cache is None:
-        return load()[0]
     return run.cache.lookup_image("bootloader_load_image", (part, run.config, run.efuse),
                                   run.flash.content_key, part, span, load)
 
