@@ -18,7 +18,7 @@ from otaforge.cli._common import EXIT_FAILED, handle_errors, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
-    from otaforge.device.sweep import CaseResult, SweepReport
+    from otaforge.device.sweep_results import CaseResult, SweepReport
 
 MAX_LISTED_FAILURES = 20
 

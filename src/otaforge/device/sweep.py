@@ -20,7 +20,6 @@ slot's entry is VALID once the app confirmed), and accept a further update.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.flash_image import compose
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
+from otaforge.device.sweep_results import CaseResult, SweepReport
 from otaforge.device.verify_cache import VerifyCache
 from otaforge.errors import InputError, OtaforgeError, PowerCut
 from otaforge.formats.app_desc import read_app_desc
@@ -86,41 +86,6 @@ class SweepConfig:
     seed: int = 0
     flows: tuple[str, ...] = FLOWS
     strict_flash: bool = True
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """The outcome of one (flow, op, mode) case."""
-
-    flow: str
-    op_index: int
-    mode: CutMode
-    phase: str
-    outcome: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class SweepReport:
-    """Totals of a sweep."""
-
-    cases: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    failures: list[CaseResult] = field(default_factory=list)
-    ops_per_flow: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bricked(self) -> int:
-        """Cases that ended without a bootable valid image or failed a check."""
-        return len(self.failures)
-
-    def add(self, result: CaseResult) -> None:
-        """Count one case."""
-        self.cases += 1
-        self.outcomes[f"{result.flow}: {result.outcome}"] += 1
-        if not result.ok:
-            self.failures.append(result)
 
 
 @dataclass(frozen=True)
