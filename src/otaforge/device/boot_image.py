@@ -17,9 +17,9 @@ Sources (espressif/esp-idf, components/bootloader_support/src/):
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from otaforge.device.boot_table import Reader
+from otaforge.device.config import BootConfig
 from otaforge.device.efuse import BootEfuses
 from otaforge.errors import (
     ChecksumMismatch,
@@ -29,62 +29,12 @@ from otaforge.errors import (
 )
 from otaforge.formats._binary import align_up
 from otaforge.formats.app_image import SIXTEEN_MB
-from otaforge.formats.chips import ChipSpec
 from otaforge.formats.partition_table import PartitionEntry
 
 SECTOR_SIZE = 0x1000
 APP_DESC_OFFSET = 0x20  # sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t)
 APP_DESC_MAGIC = 0xABCD5432
 V1_SIG_BLOCK_LEN = 68  # esp_secure_boot_sig_block_t: version + 64-byte signature
-
-
-@dataclass(frozen=True)
-class BootConfig:
-    """The bootloader's build configuration (fixed at manufacturing; OTA never changes it).
-
-    Attributes:
-        chip: the target chip (``CONFIG_IDF_TARGET``): image chip id must match.
-        chip_rev: the chip's full revision (major*100+minor) for min/max revision checks;
-            None: unknown -- the image's own minimum is taken as met (an image whose maximum
-            is below its minimum still fails, as it does on every chip).
-        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE``.
-        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
-        secure_boot_v2: ``CONFIG_SECURE_BOOT_V2_ENABLED``: signatures checked against eFuse.
-        signed_app_v1: ``CONFIG_SECURE_SIGNED_ON_BOOT`` with the v1 ECDSA scheme.
-        factory_reset: ``CONFIG_BOOTLOADER_FACTORY_RESET`` (long hold on the reset pin).
-        app_test: ``CONFIG_BOOTLOADER_APP_TEST`` (long hold on the test pin).
-        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
-        flash_size: the flash size the bootloader header declares (``g_rom_flashchip.chip_size``);
-            partitions beyond it fail the table check. None: not checked.
-        data_factory_reset: ``CONFIG_BOOTLOADER_DATA_FACTORY_RESET``: data partition labels
-            erased on factory reset (comma or space separated).
-        ota_data_erase: ``CONFIG_BOOTLOADER_OTA_DATA_ERASE``: factory reset also erases otadata
-            (Kconfig default is n; otaforge's devices enable it so a reset boots factory).
-        v1_public_key: the ECDSA P-256 key embedded in the bootloader for ``signed_app_v1``
-            (64 raw bytes X||Y, or PEM).
-        efuse_blk_rev: the chip's eFuse block revision (major*100+minor) that non-ESP32 chips
-            check against the app description; None: not checked.
-    """
-
-    chip: ChipSpec
-    chip_rev: int | None = 0
-    rollback: bool = False
-    anti_rollback: bool = False
-    secure_boot_v2: bool = False
-    signed_app_v1: bool = False
-    factory_reset: bool = False
-    app_test: bool = False
-    partition_table_offset: int = 0x8000
-    flash_size: int | None = None
-    data_factory_reset: str = "nvs"
-    ota_data_erase: bool = True
-    v1_public_key: bytes | None = None
-    efuse_blk_rev: int | None = None
-
-    @property
-    def checks_signature(self) -> bool:
-        """``SECURE_BOOT_CHECK_SIGNATURE`` of a bootloader build (signatures checked on boot)."""
-        return self.secure_boot_v2 or self.signed_app_v1
 
 
 def read_padded(read: Reader, addr: int, n: int) -> bytes:

@@ -33,12 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from otaforge.device.boot_flash import BootFlash, FlashOp
-from otaforge.device.boot_image import (
-    SECTOR_SIZE,
-    BootConfig,
-    app_secure_version,
-    image_load_error,
-)
+from otaforge.device.boot_image import SECTOR_SIZE, app_secure_version, image_load_error
 from otaforge.device.boot_table import (
     FACTORY_INDEX,
     INVALID_INDEX,
@@ -48,6 +43,7 @@ from otaforge.device.boot_table import (
     index_name,
     read_partition_table,
 )
+from otaforge.device.config import BootConfig
 from otaforge.device.efuse import BootEfuses
 from otaforge.device.verify_cache import ContentKey, VerifyCache
 from otaforge.errors import FormatError

@@ -3,18 +3,66 @@
 :class:`DeviceConfig` is the one configuration a device is made with. Its fields carry the
 Kconfig names (``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` is ``rollback`` everywhere). The
 bootloader's decision (:func:`otaforge.device.bootloader.select_boot`) takes its own inputs as a
-:class:`~otaforge.device.boot_image.BootConfig` — the subset the bootloader was built with plus
-what it reads from the chip (flash size, chip revision) and bootloader-only options (v1 signed
-boot, factory-reset data labels) — made from a device's configuration by
-:meth:`DeviceConfig.boot_config`, with the same field names.
+:class:`BootConfig` -- the options the bootloader was built with plus what it reads from the
+chip (flash size, chip revision) and bootloader-only options (v1 signed boot, factory-reset data
+labels) -- made from a device's configuration by :meth:`DeviceConfig.boot_config`, with the
+same field names. (``flash inspect`` builds a :class:`BootConfig` directly: it has no app.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otaforge.device.boot_image import BootConfig
 from otaforge.formats.chips import ChipSpec
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    """The bootloader's build configuration (fixed at manufacturing; OTA never changes it).
+
+    Attributes:
+        chip: the target chip (``CONFIG_IDF_TARGET``): image chip id must match.
+        chip_rev: the chip's full revision (major*100+minor) for min/max revision checks;
+            None: unknown -- the image's own minimum is taken as met (an image whose maximum
+            is below its minimum still fails, as it does on every chip).
+        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE``.
+        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
+        secure_boot_v2: ``CONFIG_SECURE_BOOT_V2_ENABLED``: signatures checked against eFuse.
+        signed_app_v1: ``CONFIG_SECURE_SIGNED_ON_BOOT`` with the v1 ECDSA scheme.
+        factory_reset: ``CONFIG_BOOTLOADER_FACTORY_RESET`` (long hold on the reset pin).
+        app_test: ``CONFIG_BOOTLOADER_APP_TEST`` (long hold on the test pin).
+        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
+        flash_size: the flash size the bootloader header declares (``g_rom_flashchip.chip_size``);
+            partitions beyond it fail the table check. None: not checked.
+        data_factory_reset: ``CONFIG_BOOTLOADER_DATA_FACTORY_RESET``: data partition labels
+            erased on factory reset (comma or space separated).
+        ota_data_erase: ``CONFIG_BOOTLOADER_OTA_DATA_ERASE``: factory reset also erases otadata
+            (Kconfig default is n; otaforge's devices enable it so a reset boots factory).
+        v1_public_key: the ECDSA P-256 key embedded in the bootloader for ``signed_app_v1``
+            (64 raw bytes X||Y, or PEM).
+        efuse_blk_rev: the chip's eFuse block revision (major*100+minor) that non-ESP32 chips
+            check against the app description; None: not checked.
+    """
+
+    chip: ChipSpec
+    chip_rev: int | None = 0
+    rollback: bool = False
+    anti_rollback: bool = False
+    secure_boot_v2: bool = False
+    signed_app_v1: bool = False
+    factory_reset: bool = False
+    app_test: bool = False
+    partition_table_offset: int = 0x8000
+    flash_size: int | None = None
+    data_factory_reset: str = "nvs"
+    ota_data_erase: bool = True
+    v1_public_key: bytes | None = None
+    efuse_blk_rev: int | None = None
+
+    @property
+    def checks_signature(self) -> bool:
+        """``SECURE_BOOT_CHECK_SIGNATURE`` of a bootloader build (signatures checked on boot)."""
+        return self.secure_boot_v2 or self.signed_app_v1
 
 
 @dataclass(frozen=True)
