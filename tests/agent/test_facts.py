@@ -11,8 +11,10 @@ from otaforge.agent.decision import check_image
 from otaforge.agent.probe import DeviceProbe
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.device.emulator import Device, DeviceConfig, compose_flash
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Device
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
 from otaforge.errors import SignatureInvalid
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
@@ -40,7 +42,8 @@ def _agent_with_gap_in_key_slots() -> DeviceProbe:
     key_a, key_b = _keys()
     table = PartitionTable.from_csv(PARTITIONS)
     factory = sign_v2(_image("1.0.0"), [key_a])
-    flash = MemoryFlash(2 * 1024 * 1024, compose_flash(table, {"factory": factory}))
+    size = 2 * 1024 * 1024
+    flash = MemoryFlash(size, compose(table, {"factory": factory}, flash_size=size))
     device = Device(flash, "esp32s3", DeviceConfig(rollback=True, secure_boot_v2=True))
     device.efuses.burn_key_digest(public_key_digest(key_a), 0)
     device.efuses.burn_key_digest(public_key_digest(key_b), 2)

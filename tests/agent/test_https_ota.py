@@ -13,10 +13,11 @@ import pytest
 
 from otaforge.agent import esp_https_ota as ho
 from otaforge.agent.httpx_fetcher import HttpxFetcher
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import compose_flash
 from otaforge.device.flash import MemoryFlash
-from otaforge.device.ota_ops import OtaConfig, OtaOps
+from otaforge.device.flash_image import compose
+from otaforge.device.ota_ops import OtaOps
 from otaforge.errors import (
     Conflict,
     ConnectionLost,
@@ -84,9 +85,10 @@ class Env:
 def env() -> Iterator[Env]:
     _ca, leaf, ca_pem = make_ca()
     table = PartitionTable.from_csv(PARTITIONS)
-    flash = MemoryFlash(4 * 1024 * 1024, compose_flash(table, {"factory": OLD}), strict=True)
+    size = 4 * 1024 * 1024
+    flash = MemoryFlash(size, compose(table, {"factory": OLD}, flash_size=size), strict=True)
     spec = chip("esp32")
-    ota = OtaOps(flash, table, Efuses(spec), OtaConfig(chip=spec, rollback=True),
+    ota = OtaOps(flash, table, Efuses(spec), DeviceConfig(rollback=True),
                  running=table.find("factory"))
     slot = table.find("ota_0")
     assert slot is not None

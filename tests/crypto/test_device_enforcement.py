@@ -15,8 +15,9 @@ import pytest
 
 from otaforge.crypto import keys as k
 from otaforge.crypto.sbv2 import sign_v2
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import Device, DeviceConfig
+from otaforge.device.emulator import Device
 from otaforge.errors import EspError
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.signature_block import CRC_OFFSET, SECTOR_SIZE, SIG_BLOCK_SIZE

@@ -5,9 +5,12 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import AppRegistry, Device, DeviceConfig, compose_flash
+from otaforge.device.emulator import AppRegistry, Device
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
+from otaforge.formats.chips import chip as chip_spec
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
 from tests.conftest import SHARED_FIXTURES
@@ -45,7 +48,7 @@ def make_device(table: PartitionTable | None = None, *, factory: bytes | None = 
     placed = dict(images or {})
     if factory is not None:
         placed["factory"] = factory
-    base = compose_flash(table, placed)
+    base = compose(table, placed, flash_size=flash_size, chip=chip_spec(chip))
     flash = MemoryFlash(flash_size, base, strict=strict)
     return Device(flash, chip, config or DeviceConfig(rollback=True), efuses, apps)
 

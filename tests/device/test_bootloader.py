@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from otaforge.device.bootloader import (
     BootConfig,
     BootDecision,
-    EfuseState,
+    BootEfuses,
     FlashOp,
     read_partition_table,
     select_boot,
@@ -99,9 +99,9 @@ class Device:
         base = OTADATA + sector * 0x1000
         return OtaSelectEntry.from_bytes(bytes(self.flash[base : base + 32]))
 
-    def boot(self, config: BootConfig | None = None, efuse: EfuseState | None = None,
+    def boot(self, config: BootConfig | None = None, efuse: BootEfuses | None = None,
              **pins: bool) -> BootDecision:
-        decision = select_boot(self.read, config or BootConfig(ESP32), efuse or EfuseState(),
+        decision = select_boot(self.read, config or BootConfig(ESP32), efuse or BootEfuses(),
                                **pins)
         for op in decision.otadata_ops:
             if op.kind == "erase":
@@ -361,7 +361,7 @@ AR = BootConfig(ESP32, rollback=True, anti_rollback=True)
 def test_anti_rollback_ignores_entry_of_lower_secure_version() -> None:
     dev = Device(NO_FACTORY, {"ota_0": app("v0", 2), "ota_1": app("v1", 1)},
                  otadata=(entry(1, VALID), entry(2, NEW)))
-    decision = dev.boot(AR, EfuseState(secure_version=2))
+    decision = dev.boot(AR, BootEfuses(secure_version=2))
     assert booted(decision) == "ota_0"
     assert dev.entry(1).ota_state == NEW  # the refused entry is not touched
     assert decision.burn_secure_version is None
@@ -371,21 +371,21 @@ def test_anti_rollback_ignores_entry_of_lower_secure_version() -> None:
 def test_anti_rollback_burns_efuse_for_valid_entry() -> None:
     dev = Device(NO_FACTORY, {"ota_0": app("v0", 1), "ota_1": app("v1", 3)},
                  otadata=(entry(1, VALID), entry(2, VALID)))
-    decision = dev.boot(AR, EfuseState(secure_version=1))
+    decision = dev.boot(AR, BootEfuses(secure_version=1))
     assert booted(decision) == "ota_1" and decision.burn_secure_version == 3
 
 
 def test_anti_rollback_does_not_burn_for_pending_image() -> None:
     dev = Device(NO_FACTORY, {"ota_0": app("v0", 1), "ota_1": app("v1", 3)},
                  otadata=(entry(1, VALID), entry(2, NEW)))
-    decision = dev.boot(AR, EfuseState(secure_version=1))
+    decision = dev.boot(AR, BootEfuses(secure_version=1))
     assert booted(decision) == "ota_1" and decision.burn_secure_version is None
     assert decision.ota_state_after == PENDING
 
 
 def test_anti_rollback_initial_state_writes_seq_and_burns() -> None:
     dev = Device(NO_FACTORY, {"ota_0": app("v0", 2), "ota_1": app("v1", 5)})
-    decision = dev.boot(AR, EfuseState(secure_version=0))
+    decision = dev.boot(AR, BootEfuses(secure_version=0))
     assert booted(decision) == "ota_0" and decision.burn_secure_version == 2
     assert dev.entry(0) == entry(1, VALID)
 
@@ -395,13 +395,13 @@ def test_anti_rollback_skips_lower_version_when_falling_back() -> None:
     # selection, so ota_0 (secure_version 1) is refused too: the device bricks
     dev = Device(NO_FACTORY, {"ota_0": app("v0", 1), "ota_1": _flip(app("v1", 2), 0x3000)},
                  otadata=(entry(1, VALID), entry(2, VALID)))
-    decision = dev.boot(AR, EfuseState(secure_version=1))
+    decision = dev.boot(AR, BootEfuses(secure_version=1))
     assert decision.burn_secure_version == 2 and decision.partition is None
 
 
 def test_secure_version_beyond_efuse_field_is_not_burned() -> None:
     dev = Device(NO_FACTORY, {"ota_0": app("v0", 40)}, otadata=(entry(1, VALID), None))
-    decision = dev.boot(AR, EfuseState(secure_version=3, secure_version_bits=32))
+    decision = dev.boot(AR, BootEfuses(secure_version=3, secure_version_bits=32))
     assert booted(decision) == "ota_0" and decision.burn_secure_version is None
     assert any("Max secure version is 32" in line for line in decision.log)
 
@@ -466,12 +466,12 @@ def test_secure_boot_v2_checks_efuse_digests_and_revocation() -> None:
     dev = Device(NO_FACTORY, {"ota_0": app("u0", chip_name="esp32c6"), "ota_1": signed},
                  otadata=(entry(1, VALID), entry(2, VALID)))
     config = BootConfig(c6, secure_boot_v2=True)
-    trusted = EfuseState(key_digests=(public_key_digest(key),))
+    trusted = BootEfuses(key_digests=(public_key_digest(key),))
     assert booted(dev.boot(config, trusted)) == "ota_1"
-    revoked = dev.boot(config, EfuseState(key_digests=trusted.key_digests,
+    revoked = dev.boot(config, BootEfuses(key_digests=trusted.key_digests,
                                           revoked=frozenset({0})))
     assert revoked.partition is None and "revoked" in revoked.reason
-    assert dev.boot(config, EfuseState(key_digests=(b"\x00" * 32,))).partition is None
+    assert dev.boot(config, BootEfuses(key_digests=(b"\x00" * 32,))).partition is None
 
 
 def test_signed_app_v1_checks_embedded_key() -> None:
@@ -494,9 +494,9 @@ def test_signed_app_v1_checks_embedded_key() -> None:
 def test_select_boot_is_pure() -> None:
     dev = Device(apps=full(), otadata=(entry(1, NEW), None))
     before = bytes(dev.flash)
-    first = select_boot(dev.read, ROLLBACK, EfuseState())
+    first = select_boot(dev.read, ROLLBACK, BootEfuses())
     assert bytes(dev.flash) == before and dev.reads > 0
-    assert select_boot(dev.read, ROLLBACK, EfuseState()) == first
+    assert select_boot(dev.read, ROLLBACK, BootEfuses()) == first
 
 
 def _model(e0: OtaSelectEntry, e1: OtaSelectEntry, factory: bool, rollback: bool) -> str:
@@ -546,6 +546,6 @@ def test_partition_past_the_flash_end_reads_as_erased() -> None:
           "ota_1, app, ota_1, , 1M,\n"
     dev = Device(csv, {"ota_0": app("v0")}, otadata=(entry(2, VALID), None))
     flash = MemoryFlash(0x180000, bytes(dev.flash[:0x180000]))  # ota_1 runs past the chip
-    decision = select_boot(flash.read, BootConfig(ESP32), EfuseState())
+    decision = select_boot(flash.read, BootConfig(ESP32), BootEfuses())
     assert booted(decision) == "ota_0"
     assert "OTA app partition slot 1 (ota_1) is not bootable" in decision.reason

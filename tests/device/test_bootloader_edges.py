@@ -14,7 +14,7 @@ import pytest
 
 from otaforge.device.boot_image import image_load_error
 from otaforge.device.boot_table import BootState, read_partition_table
-from otaforge.device.bootloader import BootConfig, EfuseState, select_boot
+from otaforge.device.bootloader import BootConfig, BootEfuses, select_boot
 from otaforge.formats.app_image import AppImage
 from otaforge.formats.chips import chip
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
@@ -102,7 +102,7 @@ def test_anti_rollback_blank_otadata_with_bad_factory_writes_seq_and_burns() -> 
     # when a factory partition exists (unlike the non-anti-rollback branch), so once the factory
     # image fails, ota_0 boots with "Set actual ota_seq=1" and its secure_version is burned.
     dev = Device(apps=full(factory=b"\xff" * 16, ota_0=app("v0", 3)))
-    decision = dev.boot(AR, EfuseState(secure_version=1))
+    decision = dev.boot(AR, BootEfuses(secure_version=1))
     assert booted(decision) == "ota_0" and decision.burn_secure_version == 3
     assert dev.entry(0) == entry(1, VALID)
 
@@ -111,7 +111,7 @@ def test_anti_rollback_skips_factory_of_lower_secure_version() -> None:
     # bootloader_utility_load_boot_image: check_anti_rollback() runs for the factory index too
     dev = Device(apps=full(factory=app("f", 0), ota_0=app("v0", 2), ota_1=app("v1", 2)),
                  otadata=(entry(1, INVALID), None))
-    decision = dev.boot(AR, EfuseState(secure_version=2))
+    decision = dev.boot(AR, BootEfuses(secure_version=2))
     assert booted(decision) == "ota_0"
     assert "Factory app partition (factory) is not bootable: secure_version 0" in decision.reason
 
@@ -119,8 +119,8 @@ def test_anti_rollback_skips_factory_of_lower_secure_version() -> None:
 def test_anti_rollback_refuses_test_app_of_lower_secure_version() -> None:
     # master checks anti-rollback before the "Falling back to test app" last resort as well
     dev = Device(WITH_TEST, {"test": app("t", 0)}, otadata=(entry(1, VALID), None))
-    assert dev.boot(AR, EfuseState(secure_version=1)).partition is None
-    assert booted(dev.boot(AR, EfuseState(secure_version=0))) == "test"
+    assert dev.boot(AR, BootEfuses(secure_version=1)).partition is None
+    assert booted(dev.boot(AR, BootEfuses(secure_version=0))) == "test"
 
 
 # --- partition table (esp_partition_table_verify, bootloader_utility_load_partition_table) -----
@@ -244,10 +244,10 @@ def test_image_load_error_reads_past_a_short_dump_as_erased() -> None:
     def read(addr: int, n: int) -> bytes:
         return dump[addr : addr + n]
 
-    assert image_load_error(read, part, BootConfig(ESP32), EfuseState()) is None
+    assert image_load_error(read, part, BootConfig(ESP32), BootEfuses()) is None
     truncated = dump[: 0x10000 + len(image) // 2]
     why = image_load_error(lambda a, n: truncated[a : a + n], part, BootConfig(ESP32),
-                           EfuseState())
+                           BootEfuses())
     assert why is not None
 
 
@@ -257,7 +257,7 @@ def test_otadata_rewrite_keeps_seq_label_and_crc() -> None:
     dev = Device(apps=full(), otadata=(entry(1, VALID), entry(2, PENDING)))
     label = bytes(range(20))
     dev.put(OTADATA + 0x1000 + 4, label)  # 0xFF -> these bytes (programming clears bits)
-    select_boot(dev.read, ROLLBACK, EfuseState())
+    select_boot(dev.read, ROLLBACK, BootEfuses())
     decision = dev.boot(ROLLBACK)
     assert booted(decision) == "ota_0"
     assert dev.entry(1).seq_label == label and dev.entry(1).crc == entry(2).crc

@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otaforge.device.emulator import Device, DeviceConfig
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Device
 from otaforge.device.powercut import CUT_MODES, PowerCutPlan
 from otaforge.errors import PowerCut
 from tests.device._emu_helpers import image, install, make_device

@@ -8,8 +8,9 @@ import pytest
 
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import AppRegistry, DeviceConfig, VirtualClock
+from otaforge.device.emulator import AppRegistry, VirtualClock
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import DeviceError, EspError, PowerCut
 from otaforge.formats.otadata import OtaImgState
@@ -90,7 +91,7 @@ def test_erase_otadata_returns_to_factory() -> None:
 
 def test_factory_reset_pin_boots_factory() -> None:
     dev = make_device(factory=image("1.0"), config=DeviceConfig(rollback=True,
-                                                                factory_reset_pin=True))
+                                                                factory_reset=True))
     dev.power_on()
     install(dev, image("2.0"))
     assert dev.reboot().partition.name == "ota_0"  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from otaforge.device.bootloader import BootConfig, EfuseState
+from otaforge.device.bootloader import BootConfig, BootEfuses
 from otaforge.device.flash_image import (
     compose,
     detect_chip,
@@ -183,7 +183,7 @@ def test_inspect_anti_rollback_reports_refused_slot() -> None:
                     {"ota_0": app("v0", 3), "ota_1": app("v1", 1)}, flash_size=0x400000,
                     otadata=(entry(1, VALID), entry(2, VALID)))
     config = BootConfig(ESP32, rollback=True, anti_rollback=True)
-    report = inspect(file_reader(image), config, EfuseState(secure_version=2))
+    report = inspect(file_reader(image), config, BootEfuses(secure_version=2))
     apps = {a.partition.name: a for a in report.apps}
     assert apps["ota_1"].valid is False and "anti-rollback" in (apps["ota_1"].error or "")
     assert report.boot.partition is not None and report.boot.partition.name == "ota_0"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import AppRegistry, Device, DeviceConfig
+from otaforge.device.emulator import AppRegistry, Device
 from otaforge.device.esp_err import CODES
 from otaforge.errors import EspError
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, read_otadata

@@ -232,7 +232,7 @@ def test_resume_refusals(fault: str, name: str | None, offset: int, error: str) 
         dev.ota.esp_ota_resume(target, OTA_WITH_SEQUENTIAL_WRITES, offset)
     assert err.value.code == CODES[error], fault
     assert flash.op_count == 0
-    assert dev.ota._handles == {}
+    assert dev.ota.writer.handles == {}
 
 
 def test_offset_equal_to_partition_size_is_accepted(dev: Device) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from otaforge.device.config import DeviceConfig
 from otaforge.device.emulator import BootResult, Device
 from otaforge.device.powercut import CUT_MODES
 from otaforge.device.sweep import SweepConfig, Sweeper
+from otaforge.device.verify_cache import VerifyCache
 from otaforge.errors import FlashError
 from otaforge.formats.partition_table import PartitionTable
 from tests.conftest import run_cli
@@ -23,6 +25,8 @@ def _sweeper(shared: Path, **kw: object) -> Sweeper:
     table = seed_table(shared)
     params: dict[str, object] = {"old": image("1.0", 40 * 1024), "new": image("2.0", 40 * 1024)}
     params.update(kw)
+    params["device"] = DeviceConfig(rollback=bool(params.pop("rollback", False)),
+                                    anti_rollback=bool(params.pop("anti_rollback", False)))
     return Sweeper(SweepConfig(table=table, flash_size=8 * MB, **params))  # type: ignore[arg-type]
 
 
@@ -50,8 +54,9 @@ def test_sweep_without_factory_partition(shared_fixtures: Path, anti_rollback: b
     table = PartitionTable.from_csv(NO_FACTORY_CSV)
     sweeper = Sweeper(SweepConfig(table=table, flash_size=4 * MB,
                                   old=image("1.0", secure_version=1),
-                                  new=image("2.0", secure_version=2), rollback=True,
-                                  anti_rollback=anti_rollback, bulk_erase=True))
+                                  new=image("2.0", secure_version=2), bulk_erase=True,
+                                  device=DeviceConfig(rollback=True,
+                                                      anti_rollback=anti_rollback)))
     report = sweeper.run()
     assert report.failures == [] and report.cases > 100
     assert any(o.startswith("update: booted new") for o in report.outcomes)
@@ -290,3 +295,21 @@ def test_cli_rejects_an_image_for_another_chip_as_bad_input(shared_fixtures: Pat
                    "--to", str(foreign))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.startswith("error: --to:") and "mismatch chip ID" in proc.stderr
+
+
+@pytest.mark.parametrize(("anti_rollback", "start"), [(False, "factory"), (True, "ota")])
+def test_remembered_image_checks_change_no_case(shared_fixtures: Path, anti_rollback: bool,
+                                                start: str) -> None:
+    """Every case ends the same with the sweep's shared memo of image checks as with none
+    (per_region=0 remembers nothing, so every check runs): the memo only skips repeats."""
+    params: dict[str, object] = {"rollback": True, "anti_rollback": anti_rollback,
+                                 "start": start}
+    if anti_rollback:
+        params.update(old=image("1.0", 40 * 1024, secure_version=1),
+                      new=image("2.0", 40 * 1024, secure_version=2))
+    remembered = _sweeper(shared_fixtures, **params)
+    checked = _sweeper(shared_fixtures, **params)
+    checked.cache = VerifyCache(per_region=0)
+    with_memo, without = list(remembered.iter_cases()), list(checked.iter_cases())
+    assert with_memo == without and len(with_memo) > 100
+    assert remembered.cache.hits > 0 and checked.cache.hits == 0

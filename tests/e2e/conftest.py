@@ -22,8 +22,10 @@ from otaforge.client.management import ManagementClient
 from otaforge.crypto.keys import generate_key, public_key_digest, public_key_pem
 from otaforge.crypto.sbv2 import sign_v2
 from otaforge.demo.local_server import LocalServer, ServerInfo
-from otaforge.device.emulator import Behaviour, Device, DeviceConfig, compose_flash
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Behaviour, Device
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
 from tests.agent.faultserver import FaultServer, make_ca
@@ -136,7 +138,8 @@ def make_rig(server: ServerInfo, admin: ManagementClient, *, factory: bytes,
     admin.create_fleet(fleet, "esp32", PARTITIONS, keys, require_signature=require_signature)
     token = admin.create_device(fleet, device_id)["token"]
     table = PartitionTable.from_csv(PARTITIONS)
-    flash = MemoryFlash(FLASH_SIZE, compose_flash(table, {"factory": factory}), strict=True)
+    flash_image = compose(table, {"factory": factory}, flash_size=FLASH_SIZE)
+    flash = MemoryFlash(FLASH_SIZE, flash_image, strict=True)
     cfg = config or DeviceConfig(rollback=True, secure_boot_v2=signed)
     device = Device(flash, "esp32", cfg, apps=AgentFirmware(apps or {}))
     if signed:

@@ -13,7 +13,8 @@ from typing import Any
 
 from otaforge.agent.results import BootOutcome, Outcome
 from otaforge.agent.updater import run_cycle
-from otaforge.device.emulator import Device, DeviceConfig
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Device
 from otaforge.device.powercut import CUT_MODES, PowerCutPlan
 from otaforge.errors import PowerCut
 from otaforge.formats.otadata import OtaImgState

@@ -12,7 +12,7 @@ from otaforge.agent.results import BootOutcome, Outcome
 from otaforge.agent.updater import run_cycle
 from otaforge.crypto.keys import generate_key
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.device.emulator import DeviceConfig
+from otaforge.device.config import DeviceConfig
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut
 from otaforge.formats.otadata import OtaImgState

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 from otaforge.agent.selftest import AgentFirmware
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.emulator import BEHAVIOURS, Behaviour, Device, DeviceConfig
+from otaforge.device.emulator import BEHAVIOURS, Behaviour, Device
 from otaforge.device.flash import FileFlash
 from otaforge.errors import InputError
 from otaforge.formats.chips import ChipSpec

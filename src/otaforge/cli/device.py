@@ -18,7 +18,7 @@ from otaforge.cli._common import EXIT_FAILED, handle_errors, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
-    from otaforge.device.sweep import CaseResult, SweepReport
+    from otaforge.device.sweep_results import CaseResult, SweepReport
 
 MAX_LISTED_FAILURES = 20
 
@@ -58,6 +58,7 @@ def sweep(
         "--verbose", "-v", help="Print every case.")] = False,
 ) -> None:
     """Power-cut sweep of a complete OTA update on an emulated device: never bricked."""
+    from otaforge.device.config import DeviceConfig
     from otaforge.device.powercut import parse_modes
     from otaforge.device.sweep import FLOWS, SweepConfig, Sweeper
     from otaforge.formats.partition_table import load_partition_table, parse_flash_size
@@ -70,8 +71,8 @@ def sweep(
         if flow not in FLOWS:
             raise InputError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
         config = SweepConfig(table=table, flash_size=size, old=read_input(old, "app image"),
-                             new=read_input(new, "app image"), chip=chip_name, rollback=rollback,
-                             anti_rollback=anti_rollback,
+                             new=read_input(new, "app image"), chip=chip_name,
+                             device=DeviceConfig(rollback=rollback, anti_rollback=anti_rollback),
                              modes=cut_modes, chunk_size=chunk, bulk_erase=bulk_erase,
                              start=start, seed=seed)
         sweeper = Sweeper(config)

@@ -87,7 +87,7 @@ def run(
     from otaforge.agent.results import AgentEvent
     from otaforge.agent.server_api import ServerClient
     from otaforge.agent.updater import Updater, run_cycle
-    from otaforge.device.emulator import DeviceConfig
+    from otaforge.device.config import DeviceConfig
     from otaforge.errors import PowerCut, ServerError
     from otaforge.formats.chips import chip
 

@@ -76,7 +76,7 @@ def inspect(
         "--revoke", help="Revoked key slot (SECURE_BOOT_KEY_REVOKEn); repeatable.")] = None,
 ) -> None:
     """Partitions, otadata, app slots, and which app the bootloader boots next (and why)."""
-    from otaforge.device.bootloader import BootConfig, EfuseState
+    from otaforge.device.bootloader import BootConfig, BootEfuses
     from otaforge.device.flash_image import (
         detect_chip,
         detect_flash_size,
@@ -100,7 +100,7 @@ def inspect(
                             partition_table_offset=_int(offset, "--partition-table-offset"),
                             flash_size=size, efuse_blk_rev=efuse_blk_rev,
                             factory_reset=factory_reset, app_test=app_test)
-        efuse = EfuseState(efuse_secure_version, secure_version_bits or spec.secure_version_bits,
+        efuse = BootEfuses(efuse_secure_version, secure_version_bits or spec.secure_version_bits,
                            digests, frozenset(revoked or []))
         report = run_inspect(read, config, efuse, factory_reset_requested=factory_reset,
                              test_requested=app_test)

@@ -27,8 +27,10 @@ from otaforge.client.management import ManagementClient
 from otaforge.crypto.keys import generate_key, private_key_pem, public_key_digest, public_key_pem
 from otaforge.crypto.sbv2 import sign_v2
 from otaforge.demo.local_server import LocalServer, ServerInfo
-from otaforge.device.emulator import Device, DeviceConfig, compose_flash
+from otaforge.device.config import DeviceConfig
+from otaforge.device.emulator import Device
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
 from otaforge.errors import OtaforgeError
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
@@ -160,8 +162,8 @@ class _Demo:
     def make_device(self, digest: bytes) -> Device:
         """The emulated ESP32: factory v1.0.0, Secure Boot v2 key burned, rollback on."""
         table = PartitionTable.from_csv(SEED_PARTITIONS)
-        flash = MemoryFlash(FLASH_SIZE, compose_flash(table, {"factory": self.images["1.0.0"]}),
-                            strict=True)
+        flash_image = compose(table, {"factory": self.images["1.0.0"]}, flash_size=FLASH_SIZE)
+        flash = MemoryFlash(FLASH_SIZE, flash_image, strict=True)
         apps = AgentFirmware({v: b for v, (_, b) in RELEASES.items()})  # type: ignore[misc]
         config = DeviceConfig(rollback=True, anti_rollback=True, secure_boot_v2=True)
         device = Device(flash, "esp32", config, apps=apps)

@@ -9,11 +9,13 @@ flash it was given.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
 from otaforge.device.boot_image import read_padded
 from otaforge.device.boot_table import Reader
+from otaforge.device.verify_cache import ContentKey
 from otaforge.formats.sector import SECTOR_SIZE
 
 
@@ -27,10 +29,17 @@ class FlashOp:
 
 
 class BootFlash:
-    """The flash as the bootloader sees it: ``read`` plus the writes it made so far."""
+    """The flash as the bootloader sees it: ``read`` plus the writes it made so far.
 
-    def __init__(self, read: Reader) -> None:
+    Args:
+        read: the flash reader.
+        content_key: the flash's content keys (see :mod:`otaforge.device.verify_cache`), or
+            None.
+    """
+
+    def __init__(self, read: Reader, content_key: ContentKey | None = None) -> None:
         self._read = read
+        self._content_key = content_key
         self._sectors: dict[int, bytearray] = {}
         self.ops: list[FlashOp] = []
 
@@ -45,6 +54,15 @@ class BootFlash:
             if lo < hi:
                 buf[lo - addr : hi - addr] = sector[lo - base : hi - base]
         return bytes(buf)
+
+    def content_key(self, addr: int, n: int) -> Hashable | None:
+        """The flash's content key for the range; None when this boot's writes overlay it."""
+        if self._content_key is None:
+            return None
+        for base in self._sectors:
+            if base < addr + n and addr < base + SECTOR_SIZE:
+                return None
+        return self._content_key(addr, n)
 
     def erase(self, addr: int) -> None:
         """``bootloader_flash_erase_sector``: the 4 KiB sector holding ``addr`` reads 0xFF."""

@@ -16,9 +16,9 @@ Sources (espressif/esp-idf, components/bootloader_support/src/):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from otaforge.device.boot_table import Reader
+from otaforge.device.config import BootConfig
+from otaforge.device.efuse import BootEfuses
 from otaforge.errors import (
     ChecksumMismatch,
     FlashError,
@@ -28,76 +28,9 @@ from otaforge.errors import (
 from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE
 from otaforge.formats.app_desc import app_secure_version as desc_secure_version
 from otaforge.formats.app_image import SIXTEEN_MB, ImageHeader
-from otaforge.formats.chips import ChipSpec
 from otaforge.formats.partition_table import PartitionEntry
 from otaforge.formats.sector import SECTOR_SIZE
 from otaforge.formats.signature_block import signature_length
-
-
-@dataclass(frozen=True)
-class BootConfig:
-    """The bootloader's build configuration (fixed at manufacturing; OTA never changes it).
-
-    Attributes:
-        chip: the target chip (``CONFIG_IDF_TARGET``): image chip id must match.
-        chip_rev: the chip's full revision (major*100+minor) for min/max revision checks;
-            None: unknown -- the image's own minimum is taken as met (an image whose maximum
-            is below its minimum still fails, as it does on every chip).
-        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE``.
-        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
-        secure_boot_v2: ``CONFIG_SECURE_BOOT_V2_ENABLED``: signatures checked against eFuse.
-        signed_app_v1: ``CONFIG_SECURE_SIGNED_ON_BOOT`` with the v1 ECDSA scheme.
-        factory_reset: ``CONFIG_BOOTLOADER_FACTORY_RESET`` (long hold on the reset pin).
-        app_test: ``CONFIG_BOOTLOADER_APP_TEST`` (long hold on the test pin).
-        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
-        flash_size: the flash size the bootloader header declares (``g_rom_flashchip.chip_size``);
-            partitions beyond it fail the table check. None: not checked.
-        data_factory_reset: ``CONFIG_BOOTLOADER_DATA_FACTORY_RESET``: data partition labels
-            erased on factory reset (comma or space separated).
-        ota_data_erase: ``CONFIG_BOOTLOADER_OTA_DATA_ERASE``: factory reset also erases otadata
-            (Kconfig default is n; otaforge's devices enable it so a reset boots factory).
-        v1_public_key: the ECDSA P-256 key embedded in the bootloader for ``signed_app_v1``
-            (64 raw bytes X||Y, or PEM).
-        efuse_blk_rev: the chip's eFuse block revision (major*100+minor) that non-ESP32 chips
-            check against the app description; None: not checked.
-    """
-
-    chip: ChipSpec
-    chip_rev: int | None = 0
-    rollback: bool = False
-    anti_rollback: bool = False
-    secure_boot_v2: bool = False
-    signed_app_v1: bool = False
-    factory_reset: bool = False
-    app_test: bool = False
-    partition_table_offset: int = 0x8000
-    flash_size: int | None = None
-    data_factory_reset: str = "nvs"
-    ota_data_erase: bool = True
-    v1_public_key: bytes | None = None
-    efuse_blk_rev: int | None = None
-
-    @property
-    def checks_signature(self) -> bool:
-        """``SECURE_BOOT_CHECK_SIGNATURE`` of a bootloader build (signatures checked on boot)."""
-        return self.secure_boot_v2 or self.signed_app_v1
-
-
-@dataclass(frozen=True)
-class EfuseState:
-    """The eFuses the bootloader reads.
-
-    Attributes:
-        secure_version: current anti-rollback value (number of bits set in SECURE_VERSION).
-        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``.
-        key_digests: Secure Boot v2 public key digests burned in eFuse (index = key slot).
-        revoked: revoked key slots (``SECURE_BOOT_KEY_REVOKEn``).
-    """
-
-    secure_version: int = 0
-    secure_version_bits: int = 32
-    key_digests: tuple[bytes, ...] = ()
-    revoked: frozenset[int] = frozenset()
 
 
 def read_padded(read: Reader, addr: int, n: int) -> bytes:
@@ -130,7 +63,7 @@ def app_secure_version(read: Reader, part: PartitionEntry | None) -> int | None:
 
 
 def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
-                     efuse: EfuseState) -> str | None:
+                     efuse: BootEfuses) -> str | None:
     """``bootloader_load_image`` (full verification): None when the image loads, else why.
 
     Partition size <= 16 MiB, then :func:`~otaforge.formats.image_verify.verify_image` (magic,
@@ -199,7 +132,7 @@ def _only_hash_wrong(data: bytes) -> bool:
 
 
 def _verify_signature(signed: bytes, image_len: int, config: BootConfig,
-                      efuse: EfuseState) -> None:
+                      efuse: BootEfuses) -> None:
     """Secure Boot v2 against eFuse key digests, or the v1 ECDSA trailer (raises on failure)."""
     from otaforge.crypto.chip_policy import verify_for_chip
 

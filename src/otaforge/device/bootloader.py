@@ -33,12 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from otaforge.device.boot_flash import BootFlash, FlashOp
-from otaforge.device.boot_image import (
-    BootConfig,
-    EfuseState,
-    app_secure_version,
-    image_load_error,
-)
+from otaforge.device.boot_image import app_secure_version, image_load_error
 from otaforge.device.boot_table import (
     FACTORY_INDEX,
     INVALID_INDEX,
@@ -48,7 +43,11 @@ from otaforge.device.boot_table import (
     index_name,
     read_partition_table,
 )
+from otaforge.device.config import BootConfig
+from otaforge.device.efuse import BootEfuses
+from otaforge.device.verify_cache import ContentKey, VerifyCache
 from otaforge.errors import FormatError
+from otaforge.formats.app_image import app_image_length
 from otaforge.formats.otadata import (
     SEQ_UNUSED,
     OtaImgState,
@@ -59,10 +58,11 @@ from otaforge.formats.otadata import (
 )
 from otaforge.formats.partition_table import PartitionEntry
 from otaforge.formats.sector import SECTOR_SIZE
+from otaforge.formats.signature_block import signature_length
 
 __all__ = [
     "FACTORY_INDEX", "INVALID_INDEX", "TEST_APP_INDEX", "BootConfig", "BootDecision",
-    "BootState", "EfuseState", "FlashOp", "Reader", "image_load_error", "read_partition_table",
+    "BootEfuses", "BootState", "FlashOp", "Reader", "image_load_error", "read_partition_table",
     "select_boot",
 ]
 
@@ -95,10 +95,11 @@ class _Run:
 
     flash: BootFlash
     config: BootConfig
-    efuse: EfuseState
+    efuse: BootEfuses
     secure_version: int
     burned: int | None = None
     initial_contents: bool = False
+    cache: VerifyCache | None = None
     log: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -258,12 +259,33 @@ def _try(run: _Run, part: PartitionEntry | None) -> str | None:
         return why
     if part is None or part.size == 0:
         return "zero-length or missing partition"
-    why = image_load_error(run.flash.read, part, run.config, run.efuse)
+    why = _load_error(run, part)
     if why is not None:
         run.error("esp_image", why, note=False)
         return why
     run.info("boot", f"Loaded app from partition at offset 0x{part.offset:x}", note=False)
     return None
+
+
+def _load_error(run: _Run, part: PartitionEntry) -> str | None:
+    """``image_load_error`` of ``part``, remembered in ``run.cache`` (when given) under the
+    image's bytes, the partition, the configuration and the eFuses."""
+    if run.cache is None:
+        return image_load_error(run.flash.read, part, run.config, run.efuse)
+
+    def load() -> tuple[str | None, int | None]:
+        why = image_load_error(run.flash.read, part, run.config, run.efuse)
+        length = None if why else app_image_length(run.flash.read(part.offset, part.size))
+        return why, length
+
+    def span(image_len: int) -> int:  # the signature (sector or v1 trailer) follows the image
+        if not run.config.checks_signature:
+            return image_len
+        scheme = "v2" if run.config.secure_boot_v2 else "v1"
+        return image_len + signature_length(scheme, image_len)
+
+    return run.cache.lookup_image("bootloader_load_image", (part, run.config, run.efuse),
+                                  run.flash.content_key, part, span, load)
 
 
 def _set_actual_ota_seq(run: _Run, bs: BootState, index: int) -> None:
@@ -359,9 +381,10 @@ def _state_after(run: _Run, bs: BootState, booted: PartitionEntry | None) -> int
     return None
 
 
-def select_boot(read: Reader, config: BootConfig, efuse: EfuseState, *,
-                factory_reset_requested: bool = False,
-                test_requested: bool = False) -> BootDecision:
+def select_boot(read: Reader, config: BootConfig, efuse: BootEfuses, *,
+                factory_reset_requested: bool = False, test_requested: bool = False,
+                cache: VerifyCache | None = None,
+                content_key: ContentKey | None = None) -> BootDecision:
     """Decide what the bootloader boots, reading flash through ``read(addr, n)`` only.
 
     Args:
@@ -370,11 +393,15 @@ def select_boot(read: Reader, config: BootConfig, efuse: EfuseState, *,
         efuse: the eFuses at power-on.
         factory_reset_requested: the factory reset pin is held (``config.factory_reset``).
         test_requested: the test app pin is held (``config.app_test``).
+        cache: remembers image verifications across boots (keyed on the image's bytes, the
+            partition, ``config`` and ``efuse``; see :mod:`otaforge.device.verify_cache`).
+        content_key: the flash's content keys (needed for ``cache`` to remember anything).
 
     Returns:
         The decision; ``partition`` None means the device is bricked (reset loop).
     """
-    run = _Run(BootFlash(read), config, efuse, efuse.secure_version)
+    run = _Run(BootFlash(read, content_key), config, efuse, efuse.secure_version,
+               cache=cache)
     try:
         entries = read_partition_table(run.flash.read, config.partition_table_offset,
                                        config.flash_size)

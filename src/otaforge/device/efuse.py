@@ -5,6 +5,10 @@ the chip and ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``), up to three Se
 public-key digests (``KEY_PURPOSE_SECURE_BOOT_DIGESTn`` blocks; ESP32 has one in BLK2) and their
 revocation bits (``SECURE_BOOT_KEY_REVOKEn``).
 
+Three types, one job each: :class:`Efuses` is the chip's eFuse block (bits are burned through
+it), :class:`BootEfuses` the values the bootloader reads at power-on (:meth:`Efuses.boot_view`),
+:class:`EfuseSnapshot` every bit as a plain value (to restore a chip or persist it).
+
 Sources: components/efuse/src/esp_efuse_fields.c (``esp_efuse_read_secure_version``,
 ``esp_efuse_check_secure_version``, ``esp_efuse_update_secure_version``),
 components/bootloader/Kconfig.projbuild (field widths), reference §5.
@@ -24,8 +28,26 @@ MAX_KEY_DIGESTS = 3
 
 
 @dataclass(frozen=True)
+class BootEfuses:
+    """The eFuse values the bootloader reads at power-on (made by :meth:`Efuses.boot_view`).
+
+    Attributes:
+        secure_version: current anti-rollback value (number of bits set in SECURE_VERSION).
+        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD``.
+        key_digests: Secure Boot v2 public key digests burned in eFuse (index = key slot;
+            ``b""`` for an empty slot).
+        revoked: revoked key slots (``SECURE_BOOT_KEY_REVOKEn``).
+    """
+
+    secure_version: int = 0
+    secure_version_bits: int = 32
+    key_digests: tuple[bytes, ...] = ()
+    revoked: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
 class EfuseSnapshot:
-    """Every eFuse bit the emulator keeps, as plain values (for sweeps and persistence)."""
+    """Every eFuse bit the emulator keeps, as plain values (to restore a chip or persist it)."""
 
     secure_version_raw: int
     key_digests: tuple[bytes | None, ...]
@@ -173,6 +195,13 @@ class Efuses:
             self.burns += 1
 
     # --- snapshots --------------------------------------------------------------------------
+
+    def boot_view(self) -> BootEfuses:
+        """The values the bootloader reads (``b""`` for an empty key digest slot)."""
+        return BootEfuses(secure_version=self.secure_version,
+                          secure_version_bits=self.secure_version_bits,
+                          key_digests=tuple(d or b"" for d in self._digests),
+                          revoked=self.revoked)
 
     def snapshot(self) -> EfuseSnapshot:
         """Every bit, as an immutable value."""

@@ -23,10 +23,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from otaforge.device.bootloader import BootConfig, EfuseState, select_boot
+from otaforge.device.bootloader import select_boot
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
-from otaforge.device.flash import SECTOR_SIZE, Flash
-from otaforge.device.ota_ops import OtaConfig, OtaOps, read_partition_desc
+from otaforge.device.flash import Flash
+from otaforge.device.ota_ops import OtaOps
+from otaforge.device.ota_partitions import read_partition_desc
+from otaforge.device.verify_cache import VerifyCache, content_key_of
 from otaforge.errors import DeviceError, EspError, InputError
 from otaforge.formats.app_desc import AppDesc
 from otaforge.formats.app_image import app_image_length
@@ -105,42 +108,6 @@ def _is_sha(key: str) -> bool:
     return len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key)
 
 
-@dataclass(frozen=True)
-class DeviceConfig:
-    """Build configuration of the bootloader and app on the emulated device.
-
-    Attributes:
-        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` in the app (and the bootloader,
-            unless ``bootloader_rollback`` says otherwise).
-        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``.
-        secure_version_bits: ``CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD`` (None: the
-            chip's full width).
-        secure_boot_v2: hardware Secure Boot v2 (bootloader and OTA check eFuse key digests).
-        signed_app: signed app updates without hardware secure boot (v2 scheme).
-        factory_reset_pin: ``CONFIG_BOOTLOADER_FACTORY_RESET``.
-        app_test: ``CONFIG_BOOTLOADER_APP_TEST``.
-        chip_rev: chip revision (major*100+minor).
-        partition_table_offset: ``CONFIG_PARTITION_TABLE_OFFSET``.
-        bootloader_rollback: the bootloader's own rollback setting when it differs from the
-            app's (an old bootloader in the field); None: same as ``rollback``.
-        watchdog_timeout_s: ``CONFIG_ESP_TASK_WDT_TIMEOUT_S``.
-        max_boots: boots per power-on before the device counts as stuck in a reset loop.
-    """
-
-    rollback: bool = True
-    anti_rollback: bool = False
-    secure_version_bits: int | None = None
-    secure_boot_v2: bool = False
-    signed_app: bool = False
-    factory_reset_pin: bool = False
-    app_test: bool = False
-    chip_rev: int = 0
-    partition_table_offset: int = 0x8000
-    bootloader_rollback: bool | None = None
-    watchdog_timeout_s: float = 5.0
-    max_boots: int = 8
-
-
 Status = Literal["running", "reset_loop", "bricked"]
 
 
@@ -190,11 +157,15 @@ class Device:
         efuses: its eFuses (default: fresh ones for the chip).
         apps: behaviour registry (default: every image healthy).
         clock: time seam (default: a :class:`VirtualClock`).
+        cache: remembers image verifications and image hashes across boots, keyed on the
+            image's bytes and the eFuses (default: one of its own; devices made from one base
+            image may share one).
     """
 
     def __init__(self, flash: Flash, chip: str | ChipSpec = "esp32",
                  config: DeviceConfig | None = None, efuses: Efuses | None = None,
-                 apps: AppRegistry | None = None, clock: Clock | None = None) -> None:
+                 apps: AppRegistry | None = None, clock: Clock | None = None,
+                 cache: VerifyCache | None = None) -> None:
         self.flash = flash
         self.chip = chip_spec(chip) if isinstance(chip, str) else chip
         self.config = config or DeviceConfig()
@@ -202,6 +173,7 @@ class Device:
                                        secure_version_bits=self.config.secure_version_bits)
         self.apps = apps or AppRegistry()
         self.clock: Clock = clock or VirtualClock()
+        self._cache = cache
         self.running_partition: PartitionEntry | None = None
         self.running_desc: AppDesc | None = None
         self.status: Status | Literal["off"] = "off"
@@ -210,32 +182,14 @@ class Device:
         self._ota: OtaOps | None = None
         self._in_app = False
 
-    # --- configuration views --------------------------------------------------------------
+    @property
+    def cache(self) -> VerifyCache:
+        """The memo of image checks (made at first use unless one was given)."""
+        if self._cache is None:
+            self._cache = VerifyCache()
+        return self._cache
 
-    def boot_config(self) -> BootConfig:
-        """The bootloader's configuration (BOOT's :class:`BootConfig`)."""
-        cfg = self.config
-        rollback = cfg.rollback if cfg.bootloader_rollback is None else cfg.bootloader_rollback
-        return BootConfig(chip=self.chip, chip_rev=cfg.chip_rev, rollback=rollback,
-                          anti_rollback=cfg.anti_rollback, secure_boot_v2=cfg.secure_boot_v2,
-                          factory_reset=cfg.factory_reset_pin, app_test=cfg.app_test,
-                          partition_table_offset=cfg.partition_table_offset,
-                          flash_size=self.flash.size)
-
-    def efuse_state(self) -> EfuseState:
-        """The eFuses as the bootloader reads them."""
-        fuses = self.efuses
-        return EfuseState(secure_version=fuses.secure_version,
-                          secure_version_bits=fuses.secure_version_bits,
-                          key_digests=tuple(d or b"" for d in fuses.key_digest_slots),
-                          revoked=fuses.revoked)
-
-    def ota_config(self) -> OtaConfig:
-        """The app's esp_ota_ops configuration."""
-        cfg = self.config
-        return OtaConfig(chip=self.chip, chip_rev=cfg.chip_rev, rollback=cfg.rollback,
-                         anti_rollback=cfg.anti_rollback, secure_boot_v2=cfg.secure_boot_v2,
-                         signed_app=cfg.signed_app)
+    # --- partition table ------------------------------------------------------------------
 
     def partition_table(self) -> PartitionTable:
         """The partition table in flash, as the app's partition API reads it.
@@ -321,9 +275,12 @@ class Device:
                    log: list[str]) -> BootResult | None:
         self.boot_count += 1
         self.clock.advance(BOOT_TIME_S)
-        decision = select_boot(self.flash.read, self.boot_config(), self.efuse_state(),
-                               factory_reset_requested=pins[0] and self.config.factory_reset_pin,
-                               test_requested=pins[1] and self.config.app_test)
+        cfg = self.config
+        decision = select_boot(self.flash.read, cfg.boot_config(self.chip, self.flash.size),
+                               self.efuses.boot_view(),
+                               factory_reset_requested=pins[0] and cfg.factory_reset,
+                               test_requested=pins[1] and cfg.app_test, cache=self.cache,
+                               content_key=content_key_of(self.flash))
         log.extend(decision.log)
         for op in decision.otadata_ops:
             if op.kind == "erase":
@@ -343,14 +300,21 @@ class Device:
         return self._run_app(part, decision.ota_state_after, decision.reason, resets, log)
 
     def _app_identity(self, part: PartitionEntry) -> tuple[AppDesc | None, str | None]:
+        """The app description and (when the registry needs it) the image's SHA-256."""
         desc = read_partition_desc(self.flash, part)
-        sha = None
-        if self.apps.needs_hash:
-            data = self.flash.read(part.offset, part.size)
-            length = app_image_length(data)
-            if length is not None:
-                sha = hashlib.sha256(memoryview(data)[:length]).hexdigest()
+        if not self.apps.needs_hash:
+            return desc, None
+        sha = self.cache.lookup_image("image_sha256", None, content_key_of(self.flash), part,
+                                      lambda n: n, lambda: self._image_sha256(part))
         return desc, sha
+
+    def _image_sha256(self, part: PartitionEntry) -> tuple[str | None, int | None]:
+        """SHA-256 (hex) of the app image in ``part`` (its length, not the partition's)."""
+        data = self.flash.read(part.offset, part.size)
+        length = app_image_length(data)
+        if length is None:
+            return None, None
+        return hashlib.sha256(memoryview(data)[:length]).hexdigest(), length
 
     def _run_app(self, part: PartitionEntry, boot_state: int | None, reason: str,
                  resets: list[str], log: list[str]) -> BootResult | None:
@@ -358,8 +322,8 @@ class Device:
         desc, sha = self._app_identity(part)
         behaviour = self.apps.lookup(desc.version if desc else None, sha)
         self.running_partition, self.running_desc = part, desc
-        self._ota = OtaOps(self.flash, table, self.efuses, self.ota_config(), part,
-                           restart=self._restart)
+        self._ota = OtaOps(self.flash, table, self.efuses, self.config, part,
+                           restart=self._restart, cache=self.cache)
         self.status = "running"
         self._in_app = True
         app_error: str | None = None
@@ -417,37 +381,4 @@ class Device:
         if otadata is None:
             raise DeviceError("the partition table has no otadata partition to erase")
         self.flash.erase_range(otadata.offset, otadata.size)
-
-
-def compose_flash(table: PartitionTable, images: dict[str, bytes], *,
-                  table_offset: int = 0x8000, bootloader: bytes | None = None,
-                  bootloader_offset: int = 0x1000) -> bytes:
-    """A flash image as ``idf.py flash`` leaves it: table, app images, otadata erased.
-
-    Only as long as the last byte written (a :class:`MemoryFlash` base reads 0xFF after it).
-
-    Args:
-        table: the partition table (written at ``table_offset``).
-        images: partition name -> bytes to place at its offset.
-        bootloader: optional second-stage bootloader image at ``bootloader_offset``.
-
-    Raises:
-        InputError: an unknown partition name or an image larger than its partition.
-    """
-    placed: list[tuple[int, bytes]] = [(table_offset, table.to_bytes())]
-    if bootloader is not None:
-        placed.append((bootloader_offset, bootloader))
-    for name, data in images.items():
-        part = table.find(name)
-        if part is None:
-            raise InputError(f"no partition named {name!r} in the partition table")
-        if len(data) > part.size:
-            raise InputError(f"image of {len(data)} bytes does not fit {name} ({part.size})")
-        placed.append((part.offset, data))
-    end = max(off + len(data) for off, data in placed)
-    end = (end + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
-    out = bytearray(b"\xff" * end)
-    for off, data in placed:
-        out[off : off + len(data)] = data
-    return bytes(out)
 

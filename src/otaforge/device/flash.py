@@ -18,7 +18,7 @@ sweep uses it to snapshot the flash at each operation).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -67,6 +67,22 @@ def _and_bytes(old: bytes, new: bytes) -> bytes:
     return (int.from_bytes(old, "little") & int.from_bytes(new, "little")).to_bytes(n, "little")
 
 
+class _SameObject:
+    """Equal only to a wrapper of the very same object (hashed by identity); holding it keeps
+    the object alive, so its identity is never reused while a key names it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SameObject) and other.obj is self.obj
+
+
 class MemoryFlash:
     """Sparse copy-on-write NOR flash in memory.
 
@@ -94,6 +110,7 @@ class MemoryFlash:
             )
         self._size = size
         self._base: bytes | memoryview | None = base
+        self._base_token = _SameObject(base)  # names ``base`` in content keys
         self._sectors: dict[int, bytes] = {}
         self._written: dict[int, int] = {}  # strict mode: sector -> bitmask of programmed bytes
         self.strict = strict
@@ -171,6 +188,20 @@ class MemoryFlash:
             index = stop
         data = b"".join(parts)
         return data[off : off + n] if off or len(data) != n else data
+
+    def content_key(self, addr: int, n: int) -> Hashable | None:
+        """A value that is equal for two ranges only when they hold the same bytes.
+
+        The key names the shared base and the sector objects over the range (None where the
+        base shows through); sector data is immutable, so equal keys mean equal contents on
+        this flash, its forks and any other flash, and a program or erase in the range
+        changes the key. Building it reads no sector data. None for a range outside the flash.
+        """
+        if addr < 0 or n <= 0 or addr + n > self._size:
+            return None
+        first, last = addr // SECTOR_SIZE, (addr + n - 1) // SECTOR_SIZE
+        get = self._sectors.get
+        return (self._base_token, addr, n, tuple([get(i) for i in range(first, last + 1)]))
 
     def to_bytes(self) -> bytes:
         """The whole flash contents (what ``esptool read-flash 0 SIZE`` would return)."""
@@ -339,6 +370,7 @@ class MemoryFlash:
         clone = MemoryFlash.__new__(MemoryFlash)
         clone._size = self._size
         clone._base = self._base
+        clone._base_token = self._base_token
         clone._sectors = dict(self._sectors)
         clone._written = dict(self._written)
         clone.strict = self.strict

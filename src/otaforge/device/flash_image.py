@@ -23,8 +23,8 @@ from pathlib import Path
 from otaforge.device.bootloader import (
     BootConfig,
     BootDecision,
+    BootEfuses,
     BootState,
-    EfuseState,
     Reader,
     image_load_error,
     read_partition_table,
@@ -324,7 +324,7 @@ def _otadata_reports(read: Reader, bs: BootState) -> tuple[OtadataReport, ...]:
 
 
 def _app_report(read: Reader, part: PartitionEntry, config: BootConfig,
-                efuse: EfuseState) -> AppReport:
+                efuse: BootEfuses) -> AppReport:
     from otaforge.formats.app_desc import read_app_desc
     from otaforge.formats.app_image import AppImage
 
@@ -350,7 +350,7 @@ def _app_report(read: Reader, part: PartitionEntry, config: BootConfig,
     return AppReport(part, error is None, error, version, project, secure_version, sha)
 
 
-def inspect(read: Reader, config: BootConfig, efuse: EfuseState | None = None, *,
+def inspect(read: Reader, config: BootConfig, efuse: BootEfuses | None = None, *,
             factory_reset_requested: bool = False, test_requested: bool = False) -> InspectReport:
     """Report on a flash image and decide, as the bootloader would, what boots next.
 
@@ -364,7 +364,7 @@ def inspect(read: Reader, config: BootConfig, efuse: EfuseState | None = None, *
     Returns:
         The report; ``report.boot.partition`` None means the device is bricked.
     """
-    efuse = efuse or EfuseState(secure_version_bits=config.chip.secure_version_bits)
+    efuse = efuse or BootEfuses(secure_version_bits=config.chip.secure_version_bits)
     decision = select_boot(read, config, efuse, factory_reset_requested=factory_reset_requested,
                            test_requested=test_requested)
     try:

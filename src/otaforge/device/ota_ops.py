@@ -1,5 +1,11 @@
 """The app-side OTA API of ESP-IDF (``esp_ota_ops.c``), with its names, rules and error codes.
 
+:class:`OtaOps` is a facade with ESP-IDF's function names; it is composed of the parts that do
+the work: :class:`~otaforge.device.ota_partitions.OtaPartitions` (which partition is which),
+:class:`~otaforge.device.ota_writer.SlotWriter` (handles, erase and program),
+:class:`~otaforge.device.ota_otadata.OtadataStore` (otadata entries),
+:class:`~otaforge.device.ota_image_check.ImageChecker` (``esp_image_verify`` and signatures)
+and :class:`~otaforge.device.ota_rollback.RollbackManager` (confirm, invalidate, roll back).
 Every flash write goes through the :class:`~otaforge.device.flash.Flash` seam, so it is
 counted and can be cut. otadata is written exactly as ``esp_ota_ops.c`` (v6.0+/master) writes
 it: ``rewrite_ota_seq`` erases the 4 KiB sector, then programs the 32-byte entry;
@@ -21,33 +27,69 @@ return ``NULL`` or ``false`` in C return None or False here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from otaforge.device.config import DeviceConfig
+from otaforge.device.efuse import Efuses
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES, raise_esp
-from otaforge.device.flash import SECTOR_SIZE
-from otaforge.device.ota_base import (
-    OtaBase,
-    OtaConfig,
-    OtaHandle,
-    read_partition_desc,
-    slot_of,
-)
-from otaforge.device.ota_rollback import RollbackOps
-from otaforge.errors import BadMagicError
-from otaforge.formats._binary import align_up
-from otaforge.formats.app_image import ESP_IMAGE_MAGIC
-from otaforge.formats.otadata import OtaImgState, active_otadata
-from otaforge.formats.partition_table import APP_TYPE, FACTORY, NUM_OTA_SLOTS, TEST, PartitionEntry
-
-__all__ = ["OtaBase", "OtaConfig", "OtaOps", "read_partition_desc", "slot_of"]
-
-_U32 = 0xFFFFFFFF
+from otaforge.device.flash import Flash
+from otaforge.device.ota_image_check import ImageChecker
+from otaforge.device.ota_otadata import OtadataStore
+from otaforge.device.ota_partitions import OtaPartitions, partition_description
+from otaforge.device.ota_rollback import RollbackManager
+from otaforge.device.ota_writer import SlotWriter
+from otaforge.device.verify_cache import VerifyCache
+from otaforge.errors import EspError
+from otaforge.formats.app_desc import AppDesc
+from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.partition_table import APP_TYPE, FACTORY, PartitionEntry, PartitionTable
 
 
-class OtaOps(RollbackOps):
+class OtaOps:
     """``esp_ota_*`` over one device's flash, partition table, eFuses and running partition.
 
-    Constructed as :class:`~otaforge.device.ota_base.OtaBase` (its docstring lists the
-    arguments: flash, table, efuses, config, running, restart).
+    Args:
+        flash: the device flash.
+        table: the partition table the app was built with (read from flash at boot).
+        efuses: the chip's eFuses; their chip is the target chip images must name.
+        config: the device's build configuration.
+        running: the partition the current app runs from (set by the device at boot).
+        restart: called by ``esp_ota_mark_app_invalid_rollback_and_reboot`` (``esp_restart``).
+        cache: remembers image verifications (default: one of its own).
+
+    Attributes:
+        partitions, writer, otadata, checker, rollback: the composed parts.
     """
+
+    __slots__ = (
+        "checker",
+        "config",
+        "flash",
+        "otadata",
+        "partitions",
+        "restart",
+        "rollback",
+        "writer",
+    )
+
+    def __init__(self, flash: Flash, table: PartitionTable, efuses: Efuses,
+                 config: DeviceConfig, running: PartitionEntry | None = None,
+                 restart: Callable[[], None] | None = None,
+                 cache: VerifyCache | None = None) -> None:
+        self.flash = flash
+        self.config = config
+        self.restart = restart
+        self.partitions = OtaPartitions(table, running)
+        self.writer = SlotWriter(flash)
+        self.otadata = OtadataStore(flash, self.partitions, config.rollback)
+        self.checker = ImageChecker(flash, self.partitions, efuses, config, cache)
+        self.rollback = RollbackManager(flash, self.partitions, self.otadata, self.checker,
+                                        efuses, config)
+
+    @property
+    def running(self) -> PartitionEntry | None:
+        """The partition the running app was loaded from."""
+        return self.partitions.running
 
     # --- writing an image -----------------------------------------------------------------
 
@@ -68,31 +110,25 @@ class OtaOps(RollbackOps):
                 (running app PENDING_VERIFY, rollback builds), OTA_ALREADY_IN_PROGRESS,
                 INVALID_SIZE (larger than the partition).
         """
-        part = self._verify_partition(partition)
+        part = self.partitions.verify(partition)
         if part.type == APP_TYPE:
             if not part.is_ota_slot:
                 raise_esp("ESP_ERR_INVALID_ARG", f"{part.name} is not an OTA app partition")
             if part == self.running:
                 raise_esp("ESP_ERR_OTA_PARTITION_CONFLICT",
                           f"{part.name} is the running partition")
-            if self.config.rollback and self._running_state() == OtaImgState.PENDING_VERIFY:
+            if self.config.rollback and \
+                    self.otadata.running_state() == OtaImgState.PENDING_VERIFY:
                 raise_esp("ESP_ERR_OTA_ROLLBACK_INVALID_STATE",
                           "Running app has not confirmed state (ESP_OTA_IMG_PENDING_VERIFY)")
-        if any(h.part == part for h in self._handles.values()):
-            raise_esp("ESP_ERR_OTA_ALREADY_IN_PROGRESS", f"{part.name} is already being written")
+        self.writer.refuse_second_handle(part)
         if image_size != OTA_WITH_SEQUENTIAL_WRITES:
             size = part.size if image_size in (0, OTA_SIZE_UNKNOWN) else image_size
-            erase = align_up(size, SECTOR_SIZE)
-            if erase > part.size:
-                raise_esp("ESP_ERR_INVALID_SIZE",
-                          f"image size {image_size} is larger than {part.name} ({part.size})")
-            self.flash.erase_range(part.offset, erase)
-        self._last_handle += 1
-        handle = OtaHandle(self._last_handle, part, image_size == OTA_WITH_SEQUENTIAL_WRITES)
-        self._handles[handle.handle] = handle
+            self.writer.erase_for(part, image_size, size)
+        handle = self.writer.open(part, image_size == OTA_WITH_SEQUENTIAL_WRITES)
         if self.config.rollback and part.is_ota_slot:
             self.esp_ota_invalidate_inactive_ota_data_slot()
-        return handle.handle
+        return handle
 
     def esp_ota_resume(self, partition: PartitionEntry | None, erase_size: int,
                        image_offset: int) -> int:
@@ -125,26 +161,13 @@ class OtaOps(RollbackOps):
             raise_esp("ESP_ERR_INVALID_ARG",
                       f"image_offset {image_offset} is outside {partition.name} "
                       f"({partition.size} bytes)")
-        part = self._verify_partition(partition)
+        part = self.partitions.verify(partition)
         if part.type == APP_TYPE and not part.is_ota_slot:
             raise_esp("ESP_ERR_INVALID_ARG", f"{part.name} is not an OTA app partition")
         if part == self.running:
             raise_esp("ESP_ERR_OTA_PARTITION_CONFLICT", f"{part.name} is the running partition")
-        if any(h.part == part for h in self._handles.values()):
-            raise_esp("ESP_ERR_OTA_ALREADY_IN_PROGRESS", f"{part.name} is already being written")
-        self._last_handle += 1
-        handle = OtaHandle(self._last_handle, part, erase_size == OTA_WITH_SEQUENTIAL_WRITES,
-                           wrote_size=image_offset)
-        self._handles[handle.handle] = handle
-        return handle.handle
-
-    def _partition_write(self, part: PartitionEntry, offset: int, data: bytes) -> None:
-        if offset > part.size:
-            raise_esp("ESP_ERR_INVALID_ARG", f"offset 0x{offset:x} is outside {part.name}")
-        if offset + len(data) > part.size:
-            raise_esp("ESP_ERR_INVALID_SIZE",
-                      f"write of {len(data)} bytes at 0x{offset:x} overruns {part.name}")
-        self.flash.program(part.offset + offset, data)
+        self.writer.refuse_second_handle(part)
+        return self.writer.open(part, erase_size == OTA_WITH_SEQUENTIAL_WRITES, image_offset)
 
     def esp_ota_write(self, handle: int, data: bytes) -> None:
         """Append ``data`` to the image (sequential); erase sectors first when lazily erasing.
@@ -153,27 +176,7 @@ class OtaOps(RollbackOps):
             EspError: INVALID_ARG (unknown handle), OTA_VALIDATE_FAILED (first byte not 0xE9),
                 INVALID_SIZE (past the end of the partition).
         """
-        if not data:
-            return
-        entry = self._handle(handle, "ESP_ERR_INVALID_ARG")
-        part = entry.part
-        if entry.need_erase:
-            first = entry.wrote_size // SECTOR_SIZE
-            last = (entry.wrote_size + len(data) - 1) // SECTOR_SIZE
-            if entry.wrote_size % SECTOR_SIZE == 0:
-                start, count = entry.wrote_size, last - first + 1
-            else:
-                start, count = (first + 1) * SECTOR_SIZE, last - first
-            if count > 0:
-                if start + count * SECTOR_SIZE > part.size:
-                    raise_esp("ESP_ERR_INVALID_SIZE", f"write overruns {part.name}")
-                self.flash.erase_range(part.offset + start, count * SECTOR_SIZE)
-        if entry.wrote_size == 0 and part.type == APP_TYPE and data[0] != ESP_IMAGE_MAGIC:
-            bad = BadMagicError(f"OTA image has invalid magic byte (expected 0xE9, saw "
-                                f"0x{data[0]:02x})")
-            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", str(bad), cause=bad)
-        self._partition_write(part, entry.wrote_size, data)
-        entry.wrote_size += len(data)
+        self.writer.append(handle, data)
 
     def esp_ota_write_with_offset(self, handle: int, data: bytes, offset: int) -> None:
         """Write ``data`` at ``offset`` of a pre-erased partition (non-sequential begin).
@@ -181,16 +184,12 @@ class OtaOps(RollbackOps):
         Raises:
             EspError: INVALID_ARG (unknown handle), INVALID_STATE (lazy-erase handle: C asserts).
         """
-        entry = self._handle(handle, "ESP_ERR_INVALID_ARG")
-        if entry.need_erase:
-            raise_esp("ESP_ERR_INVALID_STATE", "must erase the partition before writing to it")
-        self._partition_write(entry.part, offset, data)
-        entry.wrote_size += len(data)
+        self.writer.write_at(handle, data, offset)
 
     def esp_ota_abort(self, handle: int) -> None:
         """Free the handle (nothing is erased). Raises EspError NOT_FOUND if unknown."""
-        self._handle(handle, "ESP_ERR_NOT_FOUND")
-        del self._handles[handle]
+        self.writer.get(handle, "ESP_ERR_NOT_FOUND")
+        self.writer.close(handle)
 
     def esp_ota_end(self, handle: int) -> None:
         """Finish: verify the written image (and signature when configured); free the handle.
@@ -199,40 +198,16 @@ class OtaOps(RollbackOps):
             EspError: NOT_FOUND (unknown handle), INVALID_ARG (nothing written),
                 OTA_VALIDATE_FAILED (image or signature does not verify).
         """
-        entry = self._handle(handle, "ESP_ERR_NOT_FOUND")
+        entry = self.writer.get(handle, "ESP_ERR_NOT_FOUND")
         try:
             if entry.wrote_size == 0:
                 raise_esp("ESP_ERR_INVALID_ARG", "esp_ota_end: nothing was written")
             if entry.part.type == APP_TYPE:
-                self._image_validate(entry.part)
+                self.checker.validate(entry.part)
         finally:
-            self._handles.pop(handle, None)
+            self.writer.close(handle)
 
-    # --- otadata --------------------------------------------------------------------------
-
-    def _rewrite_ota_data(self, subtype: int) -> None:
-        read = self._read_otadata()
-        if read is None:
-            raise_esp("ESP_ERR_NOT_FOUND", "not found otadata")
-        otadata, entries = read
-        count = self.esp_ota_get_app_partition_count()
-        slot = subtype & 0x0F
-        if slot >= count:
-            raise_esp("ESP_ERR_INVALID_ARG", f"OTA slot {slot} >= app partition count {count}")
-        active = active_otadata(entries)
-        if active is not None:
-            cur = entries[active].ota_seq
-            if slot_of(cur, count) == slot:
-                target, seq = active, cur
-            else:
-                target = 1 - active
-                base = (slot + 1) % count
-                i = 0 if cur <= base else -(-(cur - base) // count)
-                seq = (base + i * count) & _U32
-        else:
-            target, seq = 0, slot + 1
-        entries[target] = entries[target].with_state(self._new_state())
-        self._rewrite_ota_seq(otadata, entries, seq, target)
+    # --- boot selection -------------------------------------------------------------------
 
     def esp_ota_set_boot_partition(self, partition: PartitionEntry | None) -> None:
         """Make ``partition`` boot next (verifying it first).
@@ -246,48 +221,26 @@ class OtaOps(RollbackOps):
         """
         if partition is None:
             raise_esp("ESP_ERR_INVALID_ARG", "partition is NULL")
-        self._image_validate(partition)
+        self.checker.validate(partition)
         if partition.type != APP_TYPE:
             raise_esp("ESP_ERR_INVALID_ARG", f"{partition.name} is not an app partition")
         if partition.subtype == FACTORY:
-            otadata = self._otadata_part()
-            if otadata is None:
-                raise_esp("ESP_ERR_NOT_FOUND", "not found otadata")
-            self.flash.erase_range(otadata.offset, otadata.size)
+            self.otadata.erase_all()
             return
         if self.config.anti_rollback:
-            desc = self.esp_ota_get_partition_description(partition)
-            if not self.efuses.check_secure_version(desc.secure_version):
+            desc = partition_description(self.flash, partition)
+            efuses = self.checker.efuses
+            if not efuses.check_secure_version(desc.secure_version):
                 self.flash.erase_range(partition.offset, partition.size)
                 raise_esp("ESP_ERR_OTA_SMALL_SEC_VER",
                           f"New firmware security version is less than eFuse programmed, "
-                          f"{desc.secure_version} < {self.efuses.secure_version}; "
+                          f"{desc.secure_version} < {efuses.secure_version}; "
                           f"{partition.name} was erased")
-        self._rewrite_ota_data(partition.subtype)
-
-    def _find_default_boot_partition(self) -> PartitionEntry | None:
-        factory = self._find(APP_TYPE, FACTORY)
-        if factory is not None:
-            return factory
-        for i in range(NUM_OTA_SLOTS):
-            part = self._ota_slot(i)
-            if part is not None:
-                return part
-        return self._find(APP_TYPE, TEST)
+        self.otadata.select_slot(partition.subtype)
 
     def esp_ota_get_boot_partition(self) -> PartitionEntry | None:
         """The partition otadata selects for the next boot (None without otadata)."""
-        read = self._read_otadata()
-        if read is None:
-            return None
-        _, entries = read
-        count = self.esp_ota_get_app_partition_count()
-        if (entries[0].is_invalid() and entries[1].is_invalid()) or count == 0:
-            return self._find_default_boot_partition()
-        active = active_otadata(entries)
-        if active is None:
-            return self._find_default_boot_partition()
-        return self._ota_slot(slot_of(entries[active].ota_seq, count))
+        return self.otadata.boot_partition()
 
     def esp_ota_get_running_partition(self) -> PartitionEntry | None:
         """The partition the running app was loaded from."""
@@ -297,19 +250,88 @@ class OtaOps(RollbackOps):
             self, start: PartitionEntry | None = None) -> PartitionEntry | None:
         """The OTA slot after ``start`` (C: ``start_from``; default: the running partition) in
         subtype order, else the first OTA slot."""
-        if start is None:
-            start = self.running
-        default: PartitionEntry | None = None
-        next_is_result = False
-        for i in range(NUM_OTA_SLOTS):
-            part = self._ota_slot(i)
-            if part is None:
-                continue
-            if default is None:
-                default = part
-            if part == start:
-                next_is_result = True
-            elif next_is_result:
-                return part
-        return default
+        return self.partitions.next_update(start)
 
+    def esp_ota_get_app_partition_count(self) -> int:
+        """Number of ota_N partitions counted from ota_0 while they exist (contiguously)."""
+        return self.partitions.app_count()
+
+    def esp_ota_get_state_partition(self, partition: PartitionEntry | None) -> int:
+        """The otadata state of an OTA slot (first entry, by index, whose seq maps to it).
+
+        Raises:
+            EspError: INVALID_ARG, NOT_SUPPORTED (not an OTA slot), NOT_FOUND (no entry).
+        """
+        return self.otadata.state_of(partition)
+
+    def esp_ota_get_partition_description(self, partition: PartitionEntry | None) -> AppDesc:
+        """The ``esp_app_desc_t`` at offset 0x20 of an app partition.
+
+        Raises:
+            EspError: INVALID_ARG, NOT_SUPPORTED (not an app), NOT_FOUND (no desc magic).
+        """
+        return partition_description(self.flash, partition)
+
+    # --- rollback -------------------------------------------------------------------------
+
+    def esp_ota_mark_app_valid_cancel_rollback(self) -> None:
+        """Mark the active otadata entry VALID (and burn secure_version with anti-rollback).
+
+        Raises:
+            EspError: NOT_FOUND (no otadata), ESP_FAIL ("Running firmware is factory").
+        """
+        self.rollback.mark_running(valid=True)
+
+    def esp_ota_mark_app_invalid_rollback(self) -> None:
+        """Mark the active entry INVALID (v5.5+ variant without the restart).
+
+        Raises:
+            EspError: OTA_ROLLBACK_FAILED when nothing else can boot, ESP_FAIL for factory.
+        """
+        self.rollback.mark_running(valid=False)
+
+    def esp_ota_mark_app_invalid_rollback_and_reboot(self) -> None:
+        """Mark the active entry INVALID, then ``esp_restart()`` (the ``restart`` hook)."""
+        self.rollback.mark_running(valid=False)
+        if self.restart is not None:
+            self.restart()
+
+    def esp_ota_check_rollback_is_possible(self) -> bool:
+        """Is there another bootable app (other valid entry's slot, or factory) to go back to?"""
+        return self.rollback.rollback_is_possible()
+
+    def esp_ota_get_last_invalid_partition(self) -> PartitionEntry | None:
+        """The slot of the INVALID/ABORTED entry (lower seq if two), if its image verifies."""
+        return self.rollback.last_invalid_partition()
+
+    def esp_ota_erase_last_boot_app_partition(self) -> None:
+        """Erase the previous app's partition and its otadata sector.
+
+        Raises:
+            EspError: ESP_FAIL when there is no previous app other than the running one.
+        """
+        self.otadata.erase_last_boot(skip_app_erase=False)
+
+    def esp_ota_invalidate_inactive_ota_data_slot(self) -> bool:
+        """Erase the inactive otadata sector if it points at a non-running slot (v5.5+).
+
+        Returns:
+            True when a sector was erased (ESP_OK), False otherwise (ESP_FAIL, ignored by
+            ``esp_ota_begin``).
+        """
+        try:
+            self.otadata.erase_last_boot(skip_app_erase=True)
+        except EspError as err:
+            if err.name != "ESP_FAIL":
+                raise
+            return False
+        return True
+
+    def esp_ota_revoke_secure_boot_public_key(self, index: int) -> None:
+        """Revoke Secure Boot v2 key digest ``index`` once the running app verifies without it.
+
+        Raises:
+            EspError: ESP_FAIL (secure boot off, running app not VALID with rollback, or the
+                running app is signed only with that key), ESP_ERR_INVALID_ARG (index not 0..2).
+        """
+        self.rollback.revoke_key(index)

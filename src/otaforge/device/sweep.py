@@ -20,15 +20,18 @@ slot's entry is VALID once the app confirmed), and accept a further update.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses, EfuseSnapshot
-from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device, DeviceConfig
+from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
+from otaforge.device.sweep_results import CaseResult, SweepReport
+from otaforge.device.verify_cache import VerifyCache
 from otaforge.errors import InputError, OtaforgeError, PowerCut
 from otaforge.formats.app_desc import read_app_desc
 from otaforge.formats.app_image import AppImage
@@ -53,9 +56,9 @@ class SweepConfig:
         followup: the image of the "later update" each case must accept (a small image when
             None, built with ``build_image``).
         chip: esptool chip name.
-        rollback: ``CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`` (also sweeps the rollback flows).
-        anti_rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK`` (needs ``rollback``); the
-            follow-up image gets the highest secure_version of old and new.
+        device: the devices' build configuration; with ``rollback`` the rollback flows are
+            swept too; with ``anti_rollback`` (needs ``rollback``) the follow-up image gets the
+            highest secure_version of old and new.
         modes: power-cut modes.
         chunk_size: bytes per ``esp_ota_write`` (esp_https_ota writes what each read returns).
         bulk_erase: erase the whole slot in ``esp_ota_begin`` instead of sector by sector.
@@ -75,8 +78,7 @@ class SweepConfig:
     new: bytes
     followup: bytes | None = None
     chip: str = "esp32"
-    rollback: bool = False
-    anti_rollback: bool = False
+    device: DeviceConfig = field(default_factory=lambda: DeviceConfig(rollback=False))
     modes: tuple[CutMode, ...] = CUT_MODES
     chunk_size: int = 4096
     bulk_erase: bool = False
@@ -84,41 +86,6 @@ class SweepConfig:
     seed: int = 0
     flows: tuple[str, ...] = FLOWS
     strict_flash: bool = True
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """The outcome of one (flow, op, mode) case."""
-
-    flow: str
-    op_index: int
-    mode: CutMode
-    phase: str
-    outcome: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class SweepReport:
-    """Totals of a sweep."""
-
-    cases: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    failures: list[CaseResult] = field(default_factory=list)
-    ops_per_flow: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bricked(self) -> int:
-        """Cases that ended without a bootable valid image or failed a check."""
-        return len(self.failures)
-
-    def add(self, result: CaseResult) -> None:
-        """Count one case."""
-        self.cases += 1
-        self.outcomes[f"{result.flow}: {result.outcome}"] += 1
-        if not result.ok:
-            self.failures.append(result)
 
 
 @dataclass(frozen=True)
@@ -161,7 +128,6 @@ class Sweeper:
     """Runs flows on emulated devices built from one shared base image."""
 
     def __init__(self, config: SweepConfig) -> None:
-        from otaforge.device.emulator import compose_flash
         from otaforge.formats.chips import chip as chip_spec
         from otaforge.formats.image_builder import build_image
         from otaforge.formats.image_verify import verify_image
@@ -179,21 +145,23 @@ class Sweeper:
             except OtaforgeError as err:
                 raise InputError(f"{name}: the {spec.name} device would refuse this image "
                                  f"({err}); build or pick one for --chip {spec.name}") from None
-        if cfg.anti_rollback and not cfg.rollback:
+        if cfg.device.anti_rollback and not cfg.device.rollback:
             raise InputError("anti-rollback needs rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK "
                              "depends on CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)")
         top = max(read_app_desc(cfg.old).secure_version, read_app_desc(cfg.new).secure_version)
         self.followup = cfg.followup if cfg.followup is not None else build_image(
             version="followup", chip=cfg.chip, size=64 * 1024, seed=9001, secure_version=top)
-        self.device_config = DeviceConfig(rollback=cfg.rollback, anti_rollback=cfg.anti_rollback)
         self._registries: dict[Behaviour, dict[str, Behaviour]] = {}
+        # every case starts from the same base image: one memo of image checks for all
+        self.cache = VerifyCache(per_region=4, max_regions=64)
         slots = cfg.table.ota_slots()
         if not slots:
             raise InputError("the partition table has no OTA app partitions to update")
         if cfg.table.otadata() is None:
             raise InputError("the partition table has no otadata partition")
         first = cfg.table.factory() or slots[0]
-        self._base = compose_flash(cfg.table, {first.name: cfg.old})
+        self._base = compose(cfg.table, {first.name: cfg.old}, flash_size=cfg.flash_size,
+                             chip=spec)
         self._base_fuses = Efuses(cfg.chip).snapshot()
         if cfg.start == "ota":
             self._base, self._base_fuses = self._seasoned_base()
@@ -213,8 +181,8 @@ class Sweeper:
                 new_behaviour: Behaviour = "healthy") -> Device:
         efuses = Efuses(self.config.chip)
         efuses.restore(fuses)
-        return Device(flash, self.config.chip, self.device_config, efuses,
-                      self._apps(new_behaviour))
+        return Device(flash, self.config.chip, self.config.device, efuses,
+                      self._apps(new_behaviour), cache=self.cache)
 
     def _fresh(self, new_behaviour: Behaviour = "healthy") -> Device:
         flash = MemoryFlash(self.config.flash_size, self._base, strict=self.config.strict_flash)
@@ -393,7 +361,7 @@ class Sweeper:
         if active is None or running is None or not running.is_ota_slot:
             return ""
         state = active.ota_state
-        if self.config.rollback:
+        if self.config.device.rollback:
             ok = state == OtaImgState.VALID
         else:
             ok = state in (OtaImgState.VALID, OtaImgState.UNDEFINED)
@@ -404,7 +372,7 @@ class Sweeper:
     def flows(self) -> list[str]:
         """Flows to sweep for this configuration."""
         wanted = [f for f in self.config.flows if f in FLOWS]
-        return [f for f in wanted if f == "update" or self.config.rollback]
+        return [f for f in wanted if f == "update" or self.config.device.rollback]
 
     def _flow_cases(self, flow: str, snaps: list[_Snapshot]) -> Iterator[CaseResult]:
         for snap in snaps:
