@@ -131,6 +131,7 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
         "calc_checksum": image.calc_checksum,
         "checksum_valid": image.checksum_valid,
         "sha256": image.sha256.hex() if image.sha256 is not None else None,
+        "calc_sha256": image.calc_sha256.hex() if image.calc_sha256 is not None else None,
         "hash_valid": image.hash_valid,
         "app_desc": desc.to_json() if desc else None,
         "signature_blocks": [
@@ -191,6 +192,8 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     if image.calc_sha256 is not None:
         state = "valid" if image.hash_valid else "invalid"
         lines.append(f"Validation hash: {image.calc_sha256.hex()} ({state})")
+        if not image.hash_valid and image.sha256 is not None:  # esptool shows only the computed
+            lines.append(f"Stored hash: {image.sha256.hex()} (appended to the image)")
     desc = image.app_desc
     if desc is not None:
         _title(lines, "Application Information")

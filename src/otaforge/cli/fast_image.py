@@ -40,11 +40,12 @@ def run_info(path: str, as_json: bool) -> tuple[str, int]:
         OSError: the file cannot be read.
     """
     from otaforge.cli._image_render import image_report, is_valid, render_json, render_text
-    from otaforge.formats.app_image import AppImage
+    from otaforge.formats.app_image import AppImage, check_esp32_family
 
     with open(path, "rb") as handle:
         data = handle.read()
     image = AppImage.from_bytes(data, check=False)
+    check_esp32_family(image.header, known_chip=True)  # esptool: an unknown chip id is ESP8266
     report = image_report(data, image)
     text = render_json(report) if as_json else render_text(report, image, image.chip)
     return text, EXIT_OK if is_valid(report) else EXIT_INVALID
