@@ -117,6 +117,31 @@ def _flash_size_for(table: PartitionTable, flash_size: int | None) -> int:
     raise InputError(f"the partition table ends at 0x{end:x}, beyond 128MB of flash")
 
 
+def require_bootable_inputs(apps: Mapping[str, bytes], bootloader: bytes | None,
+                            chip: ChipSpec, sources: Mapping[str, str] | None = None) -> None:
+    """Refuse ``flash compose`` inputs that nothing could boot: call before :func:`compose`.
+
+    Every app (and the bootloader) must be a sound image for ``chip`` (:func:`compose` itself
+    places any bytes, so tests can build broken devices on purpose).
+
+    Args:
+        apps: partition name -> image bytes.
+        bootloader: the bootloader image, if any.
+        chip: the target chip.
+        sources: partition name -> what to call that input in messages (e.g. ``--factory F``).
+
+    Raises:
+        FormatError: an empty file, not an image, a corrupt image, or one for another chip.
+    """
+    from otaforge.formats.app_image import require_app_image
+
+    named = dict(sources or {})
+    for name, data in apps.items():
+        require_app_image(data, named.get(name, f"app for {name}"), chip)
+    if bootloader is not None:
+        require_app_image(bootloader, named.get("bootloader", "bootloader"), chip)
+
+
 def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
             flash_size: int | None = None, bootloader: bytes | None = None,
             chip: ChipSpec = CHIPS["esp32"], table_offset: int = 0x8000,
