@@ -47,6 +47,34 @@ def write_error(dest: str, err: OSError, doing: str = "write") -> InputError:
     return InputError(f"{dest}: cannot {doing} ({why})")
 
 
+def read_error(path: str | os.PathLike[str] | None, err: OSError,
+               what: str = "input") -> InputError:
+    """One clear :class:`InputError` for an ``OSError`` met while reading ``path``."""
+    name = os.fspath(path) if path is not None else "input"
+    article = "an" if what[:1] in "aeiou" else "a"
+    expected = f"{article} {what} file"
+    blocker = first_file_parent(name)
+    if blocker is not None:
+        return InputError(f"{name}: no such file ({blocker} is a file, not a directory; "
+                          f"expected {expected})")
+    if isinstance(err, FileNotFoundError):
+        return InputError(f"{name}: no such file (expected {expected})")
+    if isinstance(err, IsADirectoryError):
+        return InputError(f"{name}: is a directory, expected {expected}")
+    if isinstance(err, PermissionError):
+        return InputError(f"{name}: permission denied (reading {expected})")
+    return InputError(f"{name}: cannot read {expected} ({err.strerror or err})")
+
+
+def read_file(path: str | os.PathLike[str], what: str = "input") -> bytes:
+    """The bytes of ``path``; any ``OSError`` becomes one :class:`InputError` naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as err:
+        raise read_error(path, err, what) from None
+
+
 def ensure_dir(path: str | os.PathLike[str]) -> None:
     """``mkdir -p path``; an ``OSError`` becomes a clear :class:`InputError`."""
     dest = os.fspath(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from otaforge.errors import InputError
 from otaforge.fsutil import atomic_write
 
 
@@ -40,6 +41,6 @@ def test_failure_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
 
 
 def test_missing_folder_raises_without_leftovers(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="no such directory"):
         atomic_write(tmp_path / "nope" / "out.bin", b"x")
     assert list(tmp_path.iterdir()) == []

@@ -92,6 +92,9 @@ def inspect(
 
     with handle_errors():
         data = file.read_bytes()
+        if not data:
+            fail(f"{file}: empty file, not a flash image (an esptool read-flash dump, or "
+                 "make one with 'otaforge flash compose')", EXIT_BAD_INPUT)
         read = file_reader(data)
         spec = chip(chip_name) if chip_name else (detect_chip(read) or CHIPS["esp32"])
         size = _size(flash_size)
@@ -114,7 +117,7 @@ def inspect(
     else:
         typer.echo(_render(file, len(data), report, source))
     if report.boot.partition is None and not report_only:
-        raise typer.Exit(EXIT_FAILED)
+        fail(f"{file}: nothing boots from this flash (--report-only: exit 0)", EXIT_FAILED)
 
 
 def _render(file: Path, length: int, report: InspectReport, source: str) -> str:

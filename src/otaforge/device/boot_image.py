@@ -23,6 +23,7 @@ from otaforge.device.boot_table import Reader
 from otaforge.errors import (
     ChecksumMismatch,
     FlashError,
+    InputError,
     OtaforgeError,
     SignatureInvalid,
 )
@@ -101,6 +102,16 @@ class EfuseState:
     secure_version_bits: int = 32
     key_digests: tuple[bytes, ...] = ()
     revoked: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        """Refuse what no eFuse block holds: a digest is 32 bytes (16 on ESP32-C2), at most 3."""
+        if len(self.key_digests) > 3:
+            raise InputError(f"{len(self.key_digests)} key digests; eFuse holds at most 3")
+        for slot, digest in enumerate(self.key_digests):
+            if len(digest) not in (16, 32):
+                raise InputError(f"key digest {slot} is {len(digest)} bytes: a Secure Boot v2 "
+                                 "key digest is 32 bytes (16 on ESP32-C2), as made by "
+                                 "'espsecure digest-sbv2-public-key'")
 
 
 def read_padded(read: Reader, addr: int, n: int) -> bytes:

@@ -30,7 +30,7 @@ from otaforge.errors import OtaforgeError
 from otaforge.fleet.local_server import LocalServer, ServerInfo
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
-from otaforge.fsutil import atomic_write
+from otaforge.fsutil import atomic_write, ensure_dir
 from otaforge.server.client import ManagementClient
 
 # the seed's partition table (factory + two OTA slots + otadata), 8 MB flash
@@ -171,7 +171,7 @@ class _Demo:
 @contextmanager
 def _workdir(path: Path | None) -> Iterator[Path]:
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="otaforge-demo-") as tmp:
