@@ -81,6 +81,7 @@ def inspect(
 
     Exit 1 when nothing boots, unless --report-only.
     """
+    from otaforge.cli.image_sign import _read_digests
     from otaforge.device.bootloader import BootConfig, EfuseState
     from otaforge.device.flash_image import (
         detect_chip,
@@ -102,7 +103,7 @@ def inspect(
         if size is None:
             size = detect_flash_size(read, spec)
             source = "from the bootloader header" if size else "no bootloader: not checked"
-        digests = tuple(p.read_bytes() for p in key_digests or [])
+        digests = tuple(_read_digests(key_digests or []))  # 32 bytes each (16 on ESP32-C2)
         config = BootConfig(chip=spec, chip_rev=chip_rev, rollback=rollback or anti_rollback,
                             anti_rollback=anti_rollback, secure_boot_v2=secure_boot_v2,
                             partition_table_offset=_int(offset, "--partition-table-offset"),
