@@ -18,8 +18,8 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
+from otaforge.device.boot_table import require_partition_table
 from otaforge.device.bootloader import (
     BootConfig,
     BootDecision,
@@ -40,7 +40,7 @@ from otaforge.formats.otadata import (
     slot_for_seq,
 )
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
-from otaforge.fsutil import atomic_write
+from otaforge.fsutil import atomic_write, read_file
 
 MB = 0x100000
 STANDARD_FLASH_SIZES = tuple(MB << i for i in range(8))  # 1MB .. 128MB
@@ -218,9 +218,12 @@ def erase_otadata(data: bytes, table_offset: int = 0x8000) -> bytes:
 
 def erase_otadata_file(path: str | os.PathLike[str], table_offset: int = 0x8000) -> PartitionEntry:
     """Erase the otadata of a flash image file in place, atomically; returns the partition."""
-    data = Path(path).read_bytes()
-    new = erase_otadata(data, table_offset)
-    entries = read_partition_table(file_reader(data), table_offset)
+    data = read_file(path, "flash image")
+    entries = require_partition_table(file_reader(data), os.fspath(path), table_offset)
+    try:
+        new = erase_otadata(data, table_offset)
+    except InputError as err:
+        raise InputError(f"{os.fspath(path)}: {err} (nothing to erase)") from None
     atomic_write(path, new)
     return next(p for p in entries if p.type == 0x01 and p.subtype == 0x00)
 
