@@ -24,6 +24,13 @@ def first_file_parent(dest: str | os.PathLike[str]) -> str | None:
     return parent if parent and not os.path.isdir(parent) else None
 
 
+def _nearest_existing(path: str) -> str:
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return parent
+
+
 def write_error(dest: str, err: OSError, doing: str = "write") -> InputError:
     """One clear :class:`InputError` for an ``OSError`` met while writing ``dest``."""
     folder = os.path.dirname(dest) or "."
@@ -32,6 +39,8 @@ def write_error(dest: str, err: OSError, doing: str = "write") -> InputError:
         why = f"{blocker} is a file, not a directory: choose another output path"
     elif os.path.isdir(dest):
         why = "is a directory: give a file name to write"
+    elif err.errno == errno.ENOENT and doing != "write":  # makedirs makes missing parents
+        why = f"{_nearest_existing(dest)} does not take new directories: choose another path"
     elif err.errno == errno.ENOENT and not os.path.isdir(folder):
         why = f"no such directory {folder}: create it first or choose another path"
     elif err.errno == errno.ENOENT:  # /proc, /sys: the folder takes no new files
