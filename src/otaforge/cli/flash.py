@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, handle_errors
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, handle_errors, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def inspect(
     from otaforge.formats.chips import CHIPS, chip
 
     with handle_errors():
-        data = file.read_bytes()
+        data = read_input(file, "flash image")
         if not data:
             fail(f"{file}: empty file, not a flash image (an esptool read-flash dump, or "
                  "make one with 'otaforge flash compose')", EXIT_BAD_INPUT)
@@ -211,15 +211,16 @@ def compose(
 
     with handle_errors():
         table_offset = _int(offset, "--partition-table-offset")
-        table = load_partition_table(partitions.read_bytes(), table_offset)
+        table = load_partition_table(read_input(partitions, "partition table"), table_offset)
         wanted: list[tuple[str, int, Path]] = [
             (opt, sub, path) for opt, sub, path in (
                 ("--factory", 0x00, factory), ("--test", 0x20, test),
                 ("--ota-0", 0x10, ota_0), ("--ota-1", 0x11, ota_1)) if path is not None]
         wanted += [(f"--ota-{n}", 0x10 + n, p) for n, p in _slot_args(list(ctx.args)).items()]
-        apps = {_target(table, opt, sub).name: path.read_bytes() for opt, sub, path in wanted}
+        apps = {_target(table, opt, sub).name: read_input(path, "app image")
+                for opt, sub, path in wanted}
         sources = {_target(table, opt, sub).name: f"{opt} {path}" for opt, sub, path in wanted}
-        boot = bootloader.read_bytes() if bootloader else None
+        boot = read_input(bootloader, "bootloader image") if bootloader else None
         spec = chip(chip_name)
         require_bootable_inputs(apps, boot, spec, {**sources, "bootloader": f"--bootloader "
                                                    f"{bootloader}"})
