@@ -252,7 +252,12 @@ def test_bootloader_description_matches_esptool(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("elf", "chip"), [("esp32c6-appdesc.elf", "esp32c6"),
-                                           ("esp32-app-template.elf", "esp32")])
+                                           ("esp32-app-template.elf", "esp32"),
+                                           # the chips esptool 5.6 added, from a RISC-V ELF
+                                           ("esp32c6-appdesc.elf", "esp32h4"),
+                                           ("esp32c6-appdesc.elf", "esp32h21"),
+                                           ("esp32c6-appdesc.elf", "esp32s31"),
+                                           ("esp32c6-appdesc.elf", "esp32e22")])
 def test_images_made_by_esptool_elf2image(tmp_path: Path, shared_fixtures: Path, elf: str,
                                           chip: str) -> None:
     out = tmp_path / "app.bin"
@@ -288,10 +293,11 @@ def test_common_wrong_files_get_a_hint(shared_fixtures: Path, name: str, hint: s
     assert "invalid magic byte" in proc.stderr and hint in proc.stderr
 
 
+@pytest.mark.parametrize("flipped", [-1, 0x2000], ids=["stored-hash-byte", "segment-byte"])
 def test_wrong_appended_hash_shows_computed_like_esptool_and_the_stored_one(
-        tmp_path: Path, shared_fixtures: Path) -> None:
+        tmp_path: Path, shared_fixtures: Path, flipped: int) -> None:
     data = bytearray((shared_fixtures / "esptool" / "esp32-app-template.bin").read_bytes())
-    data[-1] ^= 0xFF  # the last byte of the appended SHA-256
+    data[flipped] ^= 0x5A  # in the appended SHA-256, or in segment data (checksum wrong too)
     bad = tmp_path / "badhash.bin"
     bad.write_bytes(bytes(data))
     theirs = _without_banner(esptool_info(bad).stdout).strip().splitlines()

@@ -194,7 +194,7 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
         lines.append(f"Validation hash: {image.calc_sha256.hex()} ({state})")
         if not image.hash_valid and image.sha256 is not None:  # esptool shows only the computed
             lines.append(f"Stored hash: {image.sha256.hex()} (appended to the image)")
-    desc = image.app_desc
+    desc = image.app_desc if _esptool_shows_app_desc(report) else None
     if desc is not None:
         _title(lines, "Application Information")
         lines += [
@@ -229,6 +229,13 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     if not is_valid(report):
         lines += ["", "Image is INVALID: the bootloader would refuse it."]
     return "\n".join(lines) + "\n"
+
+
+def _esptool_shows_app_desc(report: dict[str, Any]) -> bool:
+    """esptool image-info reads the app description from the first DROM segment only."""
+    first_drom = next((seg["index"] for seg in report["segments"]
+                       if "DROM" in seg["memory_types"]), None)
+    return first_drom == 0
 
 
 def render_json(report: dict[str, Any]) -> str:
