@@ -47,3 +47,16 @@ def test_page_size_follows_app_desc_only_on_configurable_chips() -> None:
     assert chip("esp32c6").page_size_for(12) == 0x10000  # 4 KiB: not a C6 page size
     assert chip("esp32").page_size_for(15) == 0x10000
     assert chip("esp32c2").page_size_for(0) == 0x10000
+
+
+@pytest.mark.parametrize("name", sorted(ESPTOOL_CHIPS))
+def test_secure_version_width_matches_espefuse(name: str) -> None:
+    import re
+    from pathlib import Path
+
+    import espefuse  # installed with esptool
+
+    defs = Path(espefuse.__file__).parent / "efuse_defs" / f"{name}.yaml"
+    found = re.search(r"^\s*SECURE_VERSION\s*:.*?len\s*:\s*(\d+)", defs.read_text(), re.M)
+    assert found is not None, defs
+    assert CHIPS[name].secure_version_bits == int(found.group(1))

@@ -3,7 +3,8 @@
 Sources: esp_app_format.h (``esp_chip_id_t``), esptool 5.6.0 ``esptool/targets/*.py``
 (``IMAGE_CHIP_ID``, ``IROM_MAP_*``/``DROM_MAP_*``, ``MEMORY_MAP``, ``FLASH_FREQUENCY``) and
 ``esptool/bin_image.py`` (``MMU_PAGE_SIZE_CONF``), components/bootloader/Kconfig.projbuild
-(secure_version eFuse width), soc_caps.h (which Secure Boot v2 schemes each chip supports).
+(secure_version eFuse width; espefuse's efuse_defs/*.yaml SECURE_VERSION for the chips
+esptool 5.6 added), soc_caps.h (which Secure Boot v2 schemes each chip supports).
 Every id and range here was checked against the installed esptool targets.
 """
 
@@ -76,8 +77,10 @@ class ChipSpec:
 
 _RSA = ("rsa3072",)
 _RSA_ECDSA = ("rsa3072", "ecdsa256", "ecdsa384")
-# ESP-IDF master's soc_caps.h does not (yet) enable SOC_SECURE_BOOT_SUPPORTED for these chips:
-# otaforge accepts no Secure Boot v2 signature for them rather than guess a scheme.
+_RSA_P256 = ("rsa3072", "ecdsa256")  # SOC_SECURE_BOOT_V2_RSA + _ECC, no P-384 (ESP32-H21)
+# ESP-IDF master's soc_caps.h does not (yet) enable SOC_SECURE_BOOT_SUPPORTED for ESP32-H4 and
+# ESP32-S31, and has no soc_caps.h for ESP32-E22: otaforge accepts no Secure Boot v2 signature
+# for them rather than guess a scheme.
 _NO_SBV2: tuple[str, ...] = ()
 _PAD = (0x00000000, 0x00010000, "PADDING")
 _C6_PAGES = (0x2000, 0x4000, 0x8000, 0x10000)
@@ -207,7 +210,7 @@ CHIPS: dict[str, ChipSpec] = {
         ),
         ChipSpec(
             "esp32h21", 0x0019, (0x42000000, 0x43000000), (0x42000000, 0x43000000),
-            (0x40800000, 0x40850000), (0x40800000, 0x40850000), 16, _RSA_ECDSA,
+            (0x40800000, 0x40850000), (0x40800000, 0x40850000), 16, _RSA_P256,
             display_name="ESP32-H21", mmu_page_sizes=_C6_PAGES,
             flash_freq=(("48m", 0xF), ("24m", 0x0)),
             memory_map=(
