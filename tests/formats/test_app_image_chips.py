@@ -51,12 +51,13 @@ def test_page_size_follows_app_desc_only_on_configurable_chips() -> None:
 
 @pytest.mark.parametrize("name", sorted(ESPTOOL_CHIPS))
 def test_secure_version_width_matches_espefuse(name: str) -> None:
+    import importlib.util
     import re
     from pathlib import Path
 
-    import espefuse  # installed with esptool
-
-    defs = Path(espefuse.__file__).parent / "efuse_defs" / f"{name}.yaml"
+    spec = importlib.util.find_spec("espefuse")  # installed with esptool; found, not imported
+    assert spec is not None and spec.submodule_search_locations
+    defs = Path(next(iter(spec.submodule_search_locations))) / "efuse_defs" / f"{name}.yaml"
     found = re.search(r"^\s*SECURE_VERSION\s*:.*?len\s*:\s*(\d+)", defs.read_text(), re.M)
     assert found is not None, defs
     assert CHIPS[name].secure_version_bits == int(found.group(1))
