@@ -2,7 +2,8 @@
 
 For each path argument of each command, the other arguments are good and this one is, in
 turn: missing, a directory, a path under a regular file (``afile/x``), an empty file, garbage
-bytes, and for outputs ``/proc/version`` (a file whose folder takes no new files). The command
+bytes, an unreadable file (``/proc/self/mem``: read() fails even for root), and for outputs
+``/proc/version`` (a file whose folder takes no new files). The command
 must refuse with an ``error:`` line and a non-zero exit, raise no exception (a traceback for
 the user), and leave no temporary or half-written file behind.
 
@@ -26,10 +27,10 @@ TABLE = ("nvs, data, nvs, , 0x4000,\notadata, data, ota, , 0x2000,\n"
          "factory, app, factory, , 1M,\nota_0, app, ota_0, , 1M,\nota_1, app, ota_1, , 1M,\n")
 NET = ("--server", "https://127.0.0.1:9", "--token", "t", "--ca", "ca.pem")
 
-INPUT_BAD = ("missing", "directory", "under-a-file", "empty", "garbage")
+INPUT_BAD = ("missing", "directory", "under-a-file", "empty", "garbage", "unreadable")
 OUTPUT_BAD = ("directory", "under-a-file", "proc-file")
-NOT_EMPTY = ("missing", "directory", "under-a-file", "garbage")
-READ_BAD = ("missing", "directory", "under-a-file")
+NOT_EMPTY = ("missing", "directory", "under-a-file", "garbage", "unreadable")
+READ_BAD = ("missing", "directory", "under-a-file", "unreadable")
 
 # (case id, argv with one "{}" for the swept path, which variants)
 CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
@@ -54,7 +55,7 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("partitions-check-input", ("partitions", "check", "{}"), NOT_EMPTY),
     ("partitions-check-image", ("partitions", "check", "t.csv", "--image", "{}"), INPUT_BAD),
     ("flash-inspect-input", ("flash", "inspect", "{}"), ("missing", "directory",
-                                                       "under-a-file", "empty")),
+                                                       "under-a-file", "empty", "unreadable")),
     ("flash-inspect-key-digest", ("flash", "inspect", "flash.bin", "--key-digest", "{}"),
      INPUT_BAD),
     ("flash-compose-partitions", ("flash", "compose", "--partitions", "{}", "-o", "f.bin",
@@ -124,7 +125,8 @@ def _bad(work: Path, variant: str) -> str:
     (work / "empty.bin").write_bytes(b"")
     (work / "garbage.bin").write_bytes(bytes((i * 37 + 11) % 251 for i in range(8192)))
     return {"missing": "nope/none.bin", "directory": "adir", "under-a-file": "afile/x.bin",
-            "empty": "empty.bin", "garbage": "garbage.bin", "proc-file": "/proc/version"}[variant]
+            "empty": "empty.bin", "garbage": "garbage.bin", "proc-file": "/proc/version",
+            "unreadable": "/proc/self/mem"}[variant]  # read() fails (EIO), even for root
 
 
 @pytest.mark.parametrize(("argv", "variant"), list(_params()))
