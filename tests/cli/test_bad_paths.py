@@ -3,9 +3,9 @@
 For each path argument of each command, the other arguments are good and this one is, in
 turn: missing, a directory, a path under a regular file (``afile/x``), an empty file, garbage
 bytes, an unreadable file (``/proc/self/mem``: read() fails even for root), and for outputs
-``/proc/version`` (a file whose folder takes no new files). The command
-must refuse with an ``error:`` line and a non-zero exit, raise no exception (a traceback for
-the user), and leave no temporary or half-written file behind.
+``/proc/version`` (a file whose folder takes no new files) and ``/sys/x`` (permission denied).
+The command must refuse with an ``error:`` line and a non-zero exit, raise no exception (a
+traceback for the user), and leave no temporary or half-written file behind.
 
 Commands run in this process (``otaforge.cli.main.main``), so the whole table stays fast.
 """
@@ -28,7 +28,7 @@ TABLE = ("nvs, data, nvs, , 0x4000,\notadata, data, ota, , 0x2000,\n"
 NET = ("--server", "https://127.0.0.1:9", "--token", "t", "--ca", "ca.pem")
 
 INPUT_BAD = ("missing", "directory", "under-a-file", "empty", "garbage", "unreadable")
-OUTPUT_BAD = ("directory", "under-a-file", "proc-file")
+OUTPUT_BAD = ("directory", "under-a-file", "proc-file", "no-permission")
 NOT_EMPTY = ("missing", "directory", "under-a-file", "garbage", "unreadable")
 READ_BAD = ("missing", "directory", "under-a-file", "unreadable")
 
@@ -126,7 +126,8 @@ def _bad(work: Path, variant: str) -> str:
     (work / "garbage.bin").write_bytes(bytes((i * 37 + 11) % 251 for i in range(8192)))
     return {"missing": "nope/none.bin", "directory": "adir", "under-a-file": "afile/x.bin",
             "empty": "empty.bin", "garbage": "garbage.bin", "proc-file": "/proc/version",
-            "unreadable": "/proc/self/mem"}[variant]  # read() fails (EIO), even for root
+            "unreadable": "/proc/self/mem",  # read() fails (EIO), even for root
+            "no-permission": "/sys/otaforge-out.bin"}[variant]  # EACCES, even for root
 
 
 @pytest.mark.parametrize(("argv", "variant"), list(_params()))
