@@ -83,7 +83,8 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("device-run-token-file", ("device", "run", "--flash", "flash.bin", "--fleet", "f",
                                "--server", "https://127.0.0.1:9", "--ca", "ca.pem",
                                "--token", "@{}"), ("missing", "directory", "under-a-file")),
-    ("server-init-dir", ("server", "init", "--dir", "{}"), ("under-a-file", "garbage")),
+    ("server-init-dir", ("server", "init", "--dir", "{}"), ("under-a-file", "garbage",
+                                                            "proc-file", "no-permission")),
     ("server-run-dir", ("server", "run", "--dir", "{}"), ("missing", "directory",
                                                           "under-a-file", "garbage")),
     ("fleet-create-partitions", ("fleet", "create", "f", "--partitions", "{}", *NET),
@@ -95,7 +96,7 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("release-publish-image", ("release", "publish", "{}", "--fleet", "f", *NET), INPUT_BAD),
     ("fleet-list-token-file", ("fleet", "list", "--server", "https://127.0.0.1:9", "--ca",
                                "ca.pem", "--token", "@{}"), ("missing", "directory")),
-    ("demo-keep", ("demo", "--keep", "{}"), ("under-a-file", "garbage")),
+    ("demo-keep", ("demo", "--keep", "{}"), ("under-a-file", "garbage", "no-permission")),
 ]
 
 
