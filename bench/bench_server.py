@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from otaforge.fleet.local_server import free_port
+from otaforge.demo.local_server import free_port
 from otaforge.formats.image_builder import build_image
 from otaforge.server.auth import token_hash
 from otaforge.server.lifecycle import init_server

@@ -49,7 +49,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> float:
 
 def _image(size: int) -> bytes:
     try:
-        from otaforge.formats.app_image import build_image
+        from otaforge.formats.image_builder import build_image
 
         return build_image(version="bench-1.0", size=size)
     except Exception:  # builder not available: espsecure signs any file the same way

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from otaforge.device.emulator import Device, DeviceConfig  # noqa: E402
 from otaforge.device.flash import MemoryFlash  # noqa: E402
 from otaforge.device.sweep import SweepConfig, Sweeper, SweepReport  # noqa: E402
-from otaforge.formats.app_image import build_image  # noqa: E402
+from otaforge.formats.image_builder import build_image  # noqa: E402
 from otaforge.formats.partition_table import PartitionTable  # noqa: E402
 
 SEED_CSV = ROOT.parent / "shared" / "fixtures" / "partitions" / "seed.csv"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,9 +11,7 @@ from hypothesis import strategies as st
 
 from otaforge.agent.decision import (
     BootStep,
-    Code,
     DeviceFacts,
-    Offer,
     Refusal,
     UpdatePlan,
     boot_step,
@@ -26,37 +23,21 @@ from otaforge.agent.decision import (
 )
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
-from otaforge.errors import EspError, OtaforgeError
-from otaforge.formats.app_image import build_image
+from otaforge.device.esp_err import esp_error
+from otaforge.errors import (
+    BadMagicError,
+    ChecksumMismatch,
+    OtaforgeError,
+    SignatureInvalid,
+)
+from otaforge.errors import RefusalCode as Code
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.otadata import OtaImgState
-
-SLOT = 0x100000
-
-
-@lru_cache
-def _image(version: str = "1.1.0", secure_version: int = 1, chip_name: str = "esp32",
-           size: int = 0x20000, min_rev: int = 0, max_rev: int = 0) -> bytes:
-    return build_image(version=version, secure_version=secure_version, chip=chip_name,
-                       size=size, min_chip_rev_full=min_rev, max_chip_rev_full=max_rev)
-
-
-@lru_cache
-def _key() -> object:
-    return generate_key("rsa3072")
-
-
-def _facts(**kw: object) -> DeviceFacts:
-    base: dict[str, object] = {"chip": chip("esp32"), "running_version": "1.0.0",
-                               "slot_size": SLOT, "efuse_secure_version": 1,
-                               "anti_rollback": True}
-    base.update(kw)
-    return DeviceFacts(**base)  # type: ignore[arg-type]
-
-
-def _offer(data: bytes, version: str = "1.1.0", secure_version: int | None = 1) -> Offer:
-    return Offer(version, hashlib.sha256(data).hexdigest(), len(data), "https://x/fw.bin",
-                 secure_version)
+from tests.agent._inputs import facts as _facts
+from tests.agent._inputs import image as _image
+from tests.agent._inputs import offer as _offer
+from tests.agent._inputs import rsa_key as _key
 
 
 @dataclass(frozen=True)
@@ -240,15 +221,19 @@ def test_check_header_single_byte_corruption_never_crashes(at: int, value: int) 
         assert refusal_for(err).code in set(Code)
 
 
-@pytest.mark.parametrize("name,detail,expect", [
-    ("ESP_ERR_OTA_SMALL_SEC_VER", "1 < 2", Code.SECURE_VERSION),
-    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: block 0 signature does not verify", Code.BAD_SIGNATURE),
-    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: invalid magic byte", Code.NOT_AN_IMAGE),
-    ("ESP_ERR_OTA_VALIDATE_FAILED", "ota_0: checksum mismatch", Code.CORRUPT),
-    ("ESP_ERR_INVALID_SIZE", "write overruns ota_0", None),
+@pytest.mark.parametrize("name,cause,expect", [
+    ("ESP_ERR_OTA_SMALL_SEC_VER", None, Code.SECURE_VERSION),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", SignatureInvalid("block 0 does not verify"),
+     Code.BAD_SIGNATURE),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", BadMagicError("invalid magic byte"), Code.NOT_AN_IMAGE),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", ChecksumMismatch("checksum mismatch"), Code.CORRUPT),
+    ("ESP_ERR_OTA_VALIDATE_FAILED", None, Code.CORRUPT),
+    ("ESP_ERR_INVALID_SIZE", None, None),
 ])
-def test_refusal_for_device_errors(name: str, detail: str, expect: Code | None) -> None:
-    refusal = refusal_for_device(EspError(0x1500, name, detail))
+def test_refusal_for_device_errors(name: str, cause: OtaforgeError | None,
+                                   expect: Code | None) -> None:
+    err = esp_error(name, f"ota_0: {cause}", cause)  # type: ignore[arg-type]
+    refusal = refusal_for_device(err)
     assert (refusal.code if refusal is not None else None) == expect
 
 

@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from otaforge.agent.agent_base import AgentBase
-from otaforge.agent.config import AgentConfig
 from otaforge.agent.decision import check_image
-from otaforge.agent.state import MemoryStateStore
+from otaforge.agent.probe import DeviceProbe
 from otaforge.crypto.keys import generate_key, public_key_digest
 from otaforge.crypto.sbv2 import sign_v2
 from otaforge.device.emulator import Device, DeviceConfig, compose_flash
@@ -37,12 +35,7 @@ def _image(version: str) -> bytes:
     return build_image(version=version, chip="esp32s3", size=0x10000)
 
 
-class _NoNetwork:
-    def open(self, request: object) -> Any:
-        raise AssertionError("facts() must not touch the network")
-
-
-def _agent_with_gap_in_key_slots() -> AgentBase:
+def _agent_with_gap_in_key_slots() -> DeviceProbe:
     """ESP32-S3: key A in slot 0, slot 1 empty, key B in slot 2, slot 2 revoked."""
     key_a, key_b = _keys()
     table = PartitionTable.from_csv(PARTITIONS)
@@ -53,9 +46,7 @@ def _agent_with_gap_in_key_slots() -> AgentBase:
     device.efuses.burn_key_digest(public_key_digest(key_b), 2)
     device.efuses.revoke_key(2)
     assert device.power_on().status == "running"
-    config = AgentConfig("https://127.0.0.1:1", "f", "d", "t")
-    return AgentBase(device, None, _NoNetwork(), config,  # type: ignore[arg-type]
-                     store=MemoryStateStore())
+    return DeviceProbe(device)  # reads the device only: no network, no state store
 
 
 def test_key_digests_keep_their_efuse_slot_index() -> None:

@@ -11,15 +11,24 @@ from typing import Any
 
 import pytest
 
-from otaforge.agent import https_ota as ho
+from otaforge.agent import esp_https_ota as ho
 from otaforge.agent.httpx_fetcher import HttpxFetcher
 from otaforge.device.efuse import Efuses
 from otaforge.device.emulator import compose_flash
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.ota_ops import OtaConfig, OtaOps
-from otaforge.errors import ConnectionLost, EspError, HTTPStatusError, TruncatedError
-from otaforge.formats.app_image import build_image
+from otaforge.errors import (
+    Conflict,
+    ConnectionLost,
+    EspError,
+    HTTPStatusError,
+    NotFound,
+    ServerError,
+    TruncatedError,
+    Unauthorized,
+)
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 from tests.agent.faultserver import FaultServer, etag_of, make_ca
 
@@ -169,12 +178,17 @@ def test_304_and_416_are_esp_http_errors(env: Env, status: int, name: str) -> No
     assert info.value.name == name
 
 
-@pytest.mark.parametrize("status", [401, 403, 404, 500])
-def test_error_statuses_are_http_status_errors(env: Env, status: int) -> None:
+@pytest.mark.parametrize("status,error", [
+    (401, Unauthorized), (403, ServerError), (404, NotFound), (409, Conflict),
+    (500, HTTPStatusError), (503, HTTPStatusError)])
+def test_error_statuses_map_to_refusals_or_transport_errors(env: Env, status: int,
+                                                           error: type[Exception]) -> None:
+    """4xx: the server refused (never retried as is); 5xx: the peer failed (transport)."""
     env.server.faults.status = status
-    with pytest.raises(HTTPStatusError) as info:
+    with pytest.raises(error) as info:
         ho.esp_https_ota_begin(env.config(), env.fetcher, env.ota)
-    assert info.value.status_code == status
+    assert type(info.value) is error
+    assert info.value.status_code == status  # type: ignore[attr-defined]
 
 
 def test_finish_before_complete_fails_and_does_not_select(env: Env) -> None:

@@ -10,7 +10,7 @@ import trustme
 
 from otaforge.agent.fetcher import Request, request_json
 from otaforge.agent.httpx_fetcher import HttpxFetcher
-from otaforge.errors import ConnectionLost, HTTPStatusError, InputError, TransportError
+from otaforge.errors import ConnectionLost, HTTPStatusError, InputError, NotFound, TransportError
 from tests.agent.faultserver import FaultServer, etag_of, make_ca
 
 BLOB = os.urandom(100_000)
@@ -116,9 +116,17 @@ def test_connection_refused_is_connection_lost(pki: tuple) -> None:
 
 
 def test_request_json_maps_error_status(server: FaultServer, pki: tuple) -> None:
-    with HttpxFetcher(pki[2]) as fetcher, pytest.raises(HTTPStatusError) as info:
+    with HttpxFetcher(pki[2]) as fetcher, pytest.raises(NotFound) as info:
         request_json(fetcher, "GET", server.url + "/missing")
     assert info.value.status_code == 404
+
+
+def test_request_json_maps_server_failure_to_transport_error(server: FaultServer,
+                                                            pki: tuple) -> None:
+    server.faults.status = 503
+    with HttpxFetcher(pki[2]) as fetcher, pytest.raises(HTTPStatusError) as info:
+        request_json(fetcher, "GET", server.url + "/fw.bin")
+    assert info.value.status_code == 503 and isinstance(info.value, TransportError)
 
 
 def test_bad_ca_file_is_input_error(tmp_path: object) -> None:

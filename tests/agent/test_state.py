@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from otaforge.agent.state import (
-    RECORD_SIZE,
-    AgentState,
-    FlashStateStore,
-    Partial,
-    Pending,
-)
+from otaforge.agent.state import AgentState, FlashStateStore, Partial, Pending
 from otaforge.device.flash import SECTOR_SIZE, MemoryFlash
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut
+from otaforge.formats.agent_record import RECORD_SIZE
 
 ADDR = 0xE000
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from otaforge.device.flash_image import compose
-from otaforge.formats.app_image import build_image
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
 from tests.conftest import run_cli
 

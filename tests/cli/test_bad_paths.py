@@ -20,7 +20,7 @@ import pytest
 from otaforge.cli.main import main
 from otaforge.crypto.keys import generate_key, private_key_pem
 from otaforge.device.flash_image import compose
-from otaforge.formats.app_image import build_image
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
 
 TABLE = ("nvs, data, nvs, , 0x4000,\notadata, data, ota, , 0x2000,\n"

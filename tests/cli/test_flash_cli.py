@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from otaforge.formats.app_image import build_image
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry
 from tests.conftest import run_cli
 

@@ -19,14 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from otaforge.cli.main import build_app
-from otaforge.formats.app_image import (
-    AppImage,
-    ImageHeader,
-    Segment,
-    assemble_image,
-    verify_image,
-)
+from otaforge.formats.app_image import AppImage, ImageHeader, Segment, assemble_image
 from otaforge.formats.chips import chip as chip_spec
+from otaforge.formats.image_verify import verify_image
 from tests.conftest import run_cli, tool
 
 JSON_KEYS = {"chip", "size", "segments", "checksum_valid", "hash_valid", "app_desc"}

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from otaforge.cli.main import build_app
-from otaforge.formats.app_image import build_image
+from otaforge.formats.image_builder import build_image
 from tests.conftest import run_cli
 
 FIXTURES = ("seed", "partitions_two_ota", "partitions_singleapp")

@@ -190,17 +190,19 @@ def test_efuse_is_burned_only_when_the_higher_image_is_marked_valid(
     assert dev.reboot().status == "bricked"
 
 
-def test_esp32_checks_signature_block_0_only(keys: dict[str, k.PrivateKey]) -> None:
+def test_esp32_checks_signature_block_0_only(v2_keys: dict[str, k.PrivateKey],
+                                             other_keys: dict[str, k.PrivateKey]) -> None:
     """ESP32 ECO3: one key digest, SECURE_BOOT_NUM_BLOCKS 1 -- a trusted block 1 is ignored."""
+    trusted, stranger = v2_keys["rsa3072"], other_keys["rsa3072"]
     fuses = Efuses("esp32")
-    fuses.burn_key_digest(k.public_key_digest(keys["a"]))
+    fuses.burn_key_digest(k.public_key_digest(trusted))
     config = DeviceConfig(rollback=True, secure_boot_v2=True)
-    dev = make_device(factory=sign_v2(_app("1.0", 0, "esp32"), [keys["a"]]), config=config,
+    dev = make_device(factory=sign_v2(_app("1.0", 0, "esp32"), [trusted]), config=config,
                       efuses=fuses)
     assert dev.power_on().partition.name == "factory"  # type: ignore[union-attr]
     with pytest.raises(EspError, match="ESP_ERR_OTA_VALIDATE_FAILED"):
-        install(dev, sign_v2(_app("2.0", 0, "esp32"), [keys["c"], keys["a"]]))
-    install(dev, sign_v2(_app("2.0", 0, "esp32"), [keys["a"], keys["c"]]))
+        install(dev, sign_v2(_app("2.0", 0, "esp32"), [stranger, trusted]))
+    install(dev, sign_v2(_app("2.0", 0, "esp32"), [trusted, stranger]))
     assert dev.reboot().partition.name == "ota_0"  # type: ignore[union-attr]
 
 

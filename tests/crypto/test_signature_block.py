@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from otaforge.crypto import sbv2
 from otaforge.errors import BadMagicError, ChecksumMismatch, FormatError, TruncatedError
+from otaforge.formats.app_image import app_image_length
 from otaforge.formats.signature_block import (
     SECTOR_SIZE,
     SIG_BLOCK_SIZE,
     SignatureBlock,
-    app_image_length,
     build_sector,
     find_signature_sector,
     read_sector,

@@ -8,12 +8,12 @@ from pathlib import Path
 from otaforge.device.efuse import Efuses
 from otaforge.device.emulator import AppRegistry, Device, DeviceConfig, compose_flash
 from otaforge.device.flash import MemoryFlash
-from otaforge.formats.app_image import build_image
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
 from tests.conftest import SHARED_FIXTURES
 
 MB = 1024 * 1024
-SEED_CSV = SHARED_FIXTURES / "partitions" / "seed.csv"  # honours OTAFORGE_SHARED_FIXTURES
+SEED_CSV = SHARED_FIXTURES / "partitions" / "seed.csv"
 NO_FACTORY_CSV = """\
 nvs, data, nvs, 0x9000, 0x4000,
 otadata, data, ota, 0xd000, 0x2000,

@@ -1,7 +1,7 @@
 """The bootloader's slot choice (select_boot) against ESP-IDF's rules, scenario by scenario.
 
 Every flash here is built with ``flash_image.compose`` from real app images
-(``formats.app_image.build_image``), then damaged the way the field damages it. Expected values
+(``formats.image_builder.build_image``), then damaged the way the field damages it. Expected values
 come from the reference (§2.2, §2.4, §2.7, §5) and ESP-IDF's own tests (test_switch_ota.c).
 """
 
@@ -26,8 +26,8 @@ from otaforge.device.bootloader import (
 )
 from otaforge.device.flash_image import compose
 from otaforge.errors import PartitionTableError
-from otaforge.formats.app_image import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 

@@ -14,17 +14,18 @@ import pytest
 
 from otaforge.agent.config import AgentConfig
 from otaforge.agent.httpx_fetcher import HttpxFetcher
+from otaforge.agent.results import AgentEvent
 from otaforge.agent.selftest import AgentFirmware
 from otaforge.agent.server_api import ServerClient
-from otaforge.agent.updater import AgentEvent, Updater
+from otaforge.agent.updater import Updater
+from otaforge.client.management import ManagementClient
 from otaforge.crypto.keys import generate_key, public_key_digest, public_key_pem
 from otaforge.crypto.sbv2 import sign_v2
+from otaforge.demo.local_server import LocalServer, ServerInfo
 from otaforge.device.emulator import Behaviour, Device, DeviceConfig, compose_flash
 from otaforge.device.flash import MemoryFlash
-from otaforge.fleet.local_server import LocalServer, ServerInfo
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
-from otaforge.server.client import ManagementClient
 from tests.agent.faultserver import FaultServer, make_ca
 
 # the seed's layout, with 1 MiB slots so an "oversized" image stays cheap to build

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from otaforge.client.management import ManagementClient
+from otaforge.demo.local_server import ServerInfo
 from otaforge.device.flash_image import compose
-from otaforge.fleet.local_server import ServerInfo
 from otaforge.formats.partition_table import PartitionTable
-from otaforge.server.client import ManagementClient
 from tests.conftest import run_cli
 from tests.e2e.conftest import PARTITIONS, image
 

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from otaforge.cli.main import build_app
-from otaforge.fleet import demo, demo_steps
+from otaforge.demo import run as demo
+from otaforge.demo import steps as demo_steps
 
 
 def _set_release(version: str, secure_version: int, behaviour: str) -> Callable[..., None]:

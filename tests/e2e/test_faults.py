@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from otaforge.agent.session import run_cycle
-from otaforge.agent.updater import BootOutcome, Outcome
+from otaforge.agent.results import BootOutcome, Outcome
+from otaforge.agent.updater import run_cycle
 from otaforge.formats.image_builder import build_image
 from tests.e2e.conftest import IMAGE_SIZE, SLOT, image
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from otaforge.agent.session import run_cycle
-from otaforge.agent.updater import BootOutcome, Outcome
+from otaforge.agent.results import BootOutcome, Outcome
+from otaforge.agent.updater import run_cycle
 from otaforge.device.emulator import Device, DeviceConfig
 from otaforge.device.powercut import CUT_MODES, PowerCutPlan
 from otaforge.errors import PowerCut

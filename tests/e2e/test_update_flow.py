@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from otaforge.agent.session import run_cycle
-from otaforge.agent.updater import BootOutcome, Outcome
+from otaforge.agent.results import BootOutcome, Outcome
+from otaforge.agent.updater import run_cycle
 from otaforge.crypto.keys import generate_key
 from otaforge.crypto.sbv2 import sign_v2
 from otaforge.device.emulator import DeviceConfig
@@ -124,11 +124,12 @@ def test_signed_fleet_updates_with_secure_boot(rig_factory: Any) -> None:
 
 
 def test_reports_are_idempotent(rig_factory: Any) -> None:
-    from otaforge.agent.server_api import Event
+    from otaforge.errors import RefusalCode
+    from otaforge.protocol.reports import Report, ReportState
 
     rig = rig_factory(factory=image("1.0.0"))
     client = rig.agent().client
-    event = Event("failed", None, "same_version: test", None)
+    event = Report(ReportState.FAILED, None, "test", None, code=RefusalCode.SAME_VERSION)
     assert client.report(event) is True
     assert client.report(event) is False  # replay: recorded once
     assert len([e for e in rig.server_events() if e["event_id"] == event.event_id]) == 1

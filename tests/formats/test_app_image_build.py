@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from otaforge.errors import InputError
 from otaforge.formats.app_desc import APP_DESC_SIZE
-from otaforge.formats.app_image import AppImage, build_image, verify_image
+from otaforge.formats.app_image import AppImage
 from otaforge.formats.chips import CHIPS, chip
-from otaforge.formats.image_builder import build_date_time
+from otaforge.formats.image_builder import build_date_time, build_image
+from otaforge.formats.image_verify import verify_image
 from tests.conftest import tool
 
 

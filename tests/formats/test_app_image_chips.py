@@ -31,6 +31,7 @@ def test_chip_matches_esptool_target(name: str) -> None:
     assert spec.flash_freq == tuple(target.FLASH_FREQUENCY.items())
     assert spec.mmu_page_sizes == target.BOOTLOADER_IMAGE.MMU_PAGE_SIZE_CONF
     assert spec.mmu_page_size == target.BOOTLOADER_IMAGE.IROM_ALIGN
+    assert spec.bootloader_offset == target.BOOTLOADER_FLASH_OFFSET
     rows = {kind: (lo, hi) for lo, hi, kind in reversed(target.MEMORY_MAP)}
     assert (spec.iram, spec.dram) == (rows["IRAM"], rows["DRAM"])
 

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from otaforge.errors import FormatError, TruncatedError
 from otaforge.formats.otadata import (
     OTADATA_ENTRY_SIZE,
-    OTADATA_SECTOR_SIZE,
     OtaImgState,
     OtaSelectEntry,
     active_otadata,
@@ -28,6 +27,7 @@ from otaforge.formats.otadata import (
     slot_for_seq,
     state_name,
 )
+from otaforge.formats.sector import SECTOR_SIZE
 
 U32 = st.integers(min_value=0, max_value=0xFFFFFFFF)
 
@@ -146,7 +146,7 @@ def test_slot_for_seq_without_ota_partitions() -> None:
 
 def test_partition_layout_entry_per_sector_rest_erased() -> None:
     data = otadata_bytes([E.make(1, 0), None])
-    assert len(data) == 2 * OTADATA_SECTOR_SIZE
+    assert len(data) == 2 * SECTOR_SIZE
     assert data[OTADATA_ENTRY_SIZE:] == b"\xff" * (len(data) - OTADATA_ENTRY_SIZE)
     assert read_otadata(data)[1] == E.erased()
 

@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is
     from starlette.testclient import TestClient
 
 from otaforge.crypto import keys as k
-from otaforge.fleet.local_server import free_port as free_port  # re-exported for tests
+from otaforge.demo.local_server import free_port as free_port  # re-exported for tests
 from otaforge.formats.image_builder import build_image
 from otaforge.server.app import create_app
 from otaforge.server.lifecycle import init_server

@@ -1,14 +1,18 @@
 """The device-side update agent: the seed's OTA flow on an (emulated) ESP32.
 
-Layered like python-tuf's ngclient:
+Layered like python-tuf's ngclient, composed rather than inherited:
 
 * :mod:`.decision` -- the pure core: device facts + offer + image bytes -> plan or refusal;
-* :mod:`.https_ota` / :mod:`.ota_http` -- esp_https_ota's begin/perform/finish state machine
-  (resumption, partial download) over the network seam and ``esp_ota_*``;
+* :mod:`.esp_https_ota` -- esp_https_ota's begin/perform/finish API, over
+  :mod:`.ota_requests` (the handle and the HTTP requests: plain, resumed, partial ranges);
 * :mod:`.fetcher` -- the one-method network seam; :mod:`.httpx_fetcher` its pinned-TLS
   implementation; :mod:`.server_api` -- the update server's device API;
-* :mod:`.boot` + :mod:`.updater` -- the orchestrator (boot-time verification, check-in,
-  download, reports), with :mod:`.state` for what survives resets and :mod:`.selftest` for
-  the self-test under the watchdog;
-* :mod:`.session` -- a device kept in files between runs (``otaforge device run``).
+* :mod:`.updater` -- the agent, composing :mod:`.probe` (reads the device), :mod:`.boot`
+  (boot-time verification), :mod:`.download` (one download attempt) and :mod:`.reporting`
+  (timeline and server reports); :mod:`.results` holds what they return;
+* :mod:`.state` -- what survives resets; :mod:`.selftest` -- the self-test under the watchdog;
+* :mod:`.device_files` -- a device kept in files between runs (``otaforge device run``).
+
+Wire vocabulary (report states, refusal codes, bodies, HTTP errors) is
+:mod:`otaforge.protocol`, shared with the server.
 """

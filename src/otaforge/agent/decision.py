@@ -21,44 +21,29 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from otaforge.crypto.sbv2 import verify_v2
+from otaforge.crypto.chip_policy import verify_for_chip
+from otaforge.device.esp_err import CODES
 from otaforge.errors import (
     BadMagicError,
     DigestMismatch,
     EspError,
-    FormatError,
     ImageRejected,
-    OtaforgeError,
+    RefusableError,
+    RefusalCode,
     RollbackRejected,
-    SignatureInvalid,
-    TruncatedError,
 )
 from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc, read_app_desc
-from otaforge.formats.app_image import ESP_IMAGE_MAGIC, AppImage, ImageHeader, verify_image
+from otaforge.formats.app_image import ESP_IMAGE_MAGIC, AppImage, ImageHeader
 from otaforge.formats.chips import ChipSpec
-from otaforge.formats.image_verify import check_chip
+from otaforge.formats.image_verify import check_chip, verify_image
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.signature_block import signature_length
+from otaforge.protocol.reports import SKIP_CODES
 
 HEADER_PROBE_SIZE = 1024  # esp_https_ota IMAGE_HEADER_SIZE (v5.0+)
 MIN_HEADER_BYTES = APP_DESC_OFFSET + APP_DESC_SIZE  # 0x120: image + segment header + app desc
-
-
-class Code(StrEnum):
-    """Machine-readable refusal/skip reasons reported to the server."""
-
-    NOT_AN_IMAGE = "not_an_image"
-    TRUNCATED = "truncated"
-    CORRUPT = "corrupt"
-    WRONG_CHIP = "wrong_chip"
-    CHIP_REVISION = "chip_revision"
-    TOO_LARGE = "too_large"
-    BAD_SIGNATURE = "bad_signature"
-    SECURE_VERSION = "secure_version"
-    SAME_VERSION = "same_version"
-    KNOWN_BAD = "known_bad_version"
-    DIGEST_MISMATCH = "digest_mismatch"
-    VERSION_MISMATCH = "version_mismatch"
+ESP_ERR_OTA_VALIDATE_FAILED = CODES["ESP_ERR_OTA_VALIDATE_FAILED"]
+ESP_ERR_OTA_SMALL_SEC_VER = CODES["ESP_ERR_OTA_SMALL_SEC_VER"]
 
 
 @dataclass(frozen=True)
@@ -132,7 +117,7 @@ class Refusal:
         skip: True when nothing is wrong with the image, it is just not needed.
     """
 
-    code: Code
+    code: RefusalCode
     reason: str
     skip: bool = False
 
@@ -152,16 +137,16 @@ def plan_offer(facts: DeviceFacts, offer: Offer) -> UpdatePlan | Refusal:
         lower secure_version, larger than the slot).
     """
     if offer.version == facts.running_version:
-        return Refusal(Code.SAME_VERSION, f"version {offer.version} is already running",
+        return Refusal(RefusalCode.SAME_VERSION, f"version {offer.version} is already running",
                        skip=True)
     if facts.last_invalid_version and offer.version == facts.last_invalid_version:
-        return Refusal(Code.KNOWN_BAD, f"version {offer.version} already failed on this device "
-                       "(it is the last invalid partition)", skip=True)
+        return Refusal(RefusalCode.KNOWN_BAD, f"version {offer.version} already failed on this "
+                       "device (it is the last invalid partition)", skip=True)
     if (facts.anti_rollback and offer.secure_version is not None
             and offer.secure_version < facts.efuse_secure_version):
-        return Refusal(Code.SECURE_VERSION, _secver_reason(offer.secure_version, facts))
+        return Refusal(RefusalCode.SECURE_VERSION, _secver_reason(offer.secure_version, facts))
     if offer.size > facts.slot_size:
-        return Refusal(Code.TOO_LARGE, _size_reason(offer.size, facts.slot_size))
+        return Refusal(RefusalCode.TOO_LARGE, _size_reason(offer.size, facts.slot_size))
     return UpdatePlan(offer)
 
 
@@ -194,15 +179,17 @@ def check_header(facts: DeviceFacts, prefix: bytes, image_length: int | None,
     check_chip(header, facts.chip, facts.chip_rev)
     desc = read_app_desc(prefix)
     if image_length is not None and image_length > facts.slot_size:
-        raise ImageRejected(_size_reason(image_length, facts.slot_size))
+        raise ImageRejected(_size_reason(image_length, facts.slot_size),
+                            code=RefusalCode.TOO_LARGE)
     if offer is not None and image_length is not None and image_length != offer.size:
         raise DigestMismatch(f"server announces {image_length} bytes, the release has "
                              f"{offer.size}")
     if desc.version == facts.running_version:
-        raise RollbackRejected(f"version {desc.version} is the running version: nothing to do")
+        raise RollbackRejected(f"version {desc.version} is the running version: nothing to do",
+                               code=RefusalCode.SAME_VERSION)
     if offer is not None and desc.version != offer.version:
         raise ImageRejected(f"image version {desc.version!r} is not the offered "
-                            f"{offer.version!r}")
+                            f"{offer.version!r}", code=RefusalCode.VERSION_MISMATCH)
     if facts.anti_rollback and desc.secure_version < facts.efuse_secure_version:
         raise RollbackRejected(_secver_reason(desc.secure_version, facts))
     return desc
@@ -238,34 +225,18 @@ def check_image(facts: DeviceFacts, image: bytes, offer: Offer | None = None) ->
     app = verify_image(image, chip=facts.chip, chip_rev=facts.chip_rev,
                        partition_size=facts.slot_size, sig_len=sig_len)
     if facts.require_signature:
-        schemes = facts.chip.sbv2_schemes
-        verify_v2(image, digests=list(facts.key_digests), revoked=facts.revoked,
-                  image_len=app.image_len, strict=False,
-                  scheme=schemes[0] if len(schemes) == 1 else None,
-                  max_blocks=1 if facts.chip.name == "esp32" else 3)
+        verify_for_chip(image, facts.chip, digests=list(facts.key_digests),
+                        revoked=facts.revoked, image_len=app.image_len, version=2)
     return app
 
 
-def refusal_for(err: OtaforgeError) -> Refusal:
-    """Map an error raised while checking an image to the refusal reported to the server."""
-    text = str(err)
-    if isinstance(err, TruncatedError):
-        return Refusal(Code.TRUNCATED, text)
-    if isinstance(err, BadMagicError):
-        return Refusal(Code.NOT_AN_IMAGE, text)
-    if isinstance(err, SignatureInvalid):
-        return Refusal(Code.BAD_SIGNATURE, text)
-    if isinstance(err, DigestMismatch):
-        return Refusal(Code.DIGEST_MISMATCH, text)
-    if isinstance(err, RollbackRejected):
-        if "running version" in text:
-            return Refusal(Code.SAME_VERSION, text, skip=True)
-        return Refusal(Code.SECURE_VERSION, text)
-    if isinstance(err, ImageRejected):
-        return Refusal(_rejected_code(text), text)
-    if isinstance(err, FormatError):
-        return Refusal(Code.CORRUPT, text)
-    return Refusal(Code.CORRUPT, text)
+def refusal_for(err: RefusableError) -> Refusal:
+    """The refusal reported to the server for an error raised while checking an image.
+
+    The code is the one the error carries (:attr:`RefusableError.code`), never read from its
+    message.
+    """
+    return Refusal(err.code, str(err), skip=err.code in SKIP_CODES)
 
 
 def refusal_for_device(err: EspError) -> Refusal | None:
@@ -274,29 +245,12 @@ def refusal_for_device(err: EspError) -> Refusal | None:
     Returns:
         A refusal for image-validation and anti-rollback errors, None for other errors.
     """
-    if err.name == "ESP_ERR_OTA_SMALL_SEC_VER":
-        return Refusal(Code.SECURE_VERSION, str(err))
-    if err.name == "ESP_ERR_OTA_VALIDATE_FAILED":
-        lowered = err.detail.lower()
-        if "signature" in lowered or "key" in lowered:
-            return Refusal(Code.BAD_SIGNATURE, str(err))
-        if "magic" in lowered:
-            return Refusal(Code.NOT_AN_IMAGE, str(err))
-        return Refusal(Code.CORRUPT, str(err))
+    if err.code == ESP_ERR_OTA_SMALL_SEC_VER:
+        return Refusal(RefusalCode.SECURE_VERSION, str(err))
+    if err.code == ESP_ERR_OTA_VALIDATE_FAILED:
+        code = err.cause.code if err.cause is not None else RefusalCode.CORRUPT
+        return Refusal(code, str(err), skip=code in SKIP_CODES)
     return None
-
-
-def _rejected_code(text: str) -> Code:
-    lowered = text.lower()
-    if "chip id" in lowered:
-        return Code.WRONG_CHIP
-    if "chip rev" in lowered:
-        return Code.CHIP_REVISION
-    if "fit" in lowered or "larger than" in lowered:
-        return Code.TOO_LARGE
-    if "not the offered" in lowered:
-        return Code.VERSION_MISMATCH
-    return Code.CORRUPT
 
 
 class BootStep(StrEnum):

@@ -10,7 +10,8 @@ Contract for implementations: transport failures (refused, reset, timed out, TLS
 failed, body shorter than announced) raise :class:`~otaforge.errors.ConnectionLost` or another
 :class:`~otaforge.errors.TransportError`, both from :meth:`Fetcher.open` and while iterating
 :attr:`Response.chunks`. HTTP error statuses are *not* exceptions: callers look at
-:attr:`Response.status`.
+:attr:`Response.status` and map the ones they cannot use with
+:func:`otaforge.protocol.http_errors.error_for_status`.
 
 Example::
 
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-from otaforge.errors import HTTPStatusError, TransportError
+from otaforge.errors import TransportError
+from otaforge.protocol.http_errors import error_for_status
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ def request_json(
         ``(status, decoded body or None when empty)``.
 
     Raises:
-        HTTPStatusError: the status is not in ``ok``.
+        ServerError: the server refused (a 4xx; see :mod:`otaforge.protocol.http_errors`).
+        HTTPStatusError: another status not in ``ok`` (5xx, ...).
         TransportError: network failure, or a body that is not JSON.
     """
     hdrs = {"Accept": "application/json", **(headers or {})}
@@ -150,23 +153,10 @@ def request_json(
         raw = resp.read_all(MAX_JSON_BYTES)
         status = resp.status
     if status not in ok:
-        raise HTTPStatusError(f"{method} {url}: HTTP {status}{_problem(raw)}", status)
+        raise error_for_status(status, raw, f"{method} {url}")
     if not raw.strip():
         return status, None
     try:
         return status, json.loads(raw)
     except ValueError as err:
         raise TransportError(f"{method} {url}: answer is not JSON: {err}") from err
-
-
-def _problem(raw: bytes) -> str:
-    """`` (reason): detail`` from an RFC 9457 problem body, else the body's start."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("detail"):
-        reason = f" ({body['reason']})" if body.get("reason") else ""
-        return f"{reason}: {str(body['detail'])[:300]}"
-    text = raw[:300].decode("utf-8", errors="replace").strip()
-    return f": {text}" if text else ""

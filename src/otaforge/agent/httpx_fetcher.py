@@ -3,8 +3,9 @@
 Like ``esp_http_client`` configured with ``cert_pem = server_cert.pem``, ``timeout_ms = 10000``
 and ``keep_alive_enable = true``: only certificates chaining to the given CA are accepted (no
 system trust store), every connect/read/write has a 10 s timeout, and one connection is kept
-alive and reused across requests. This module is the single place where httpx exceptions
-become :class:`~otaforge.errors.TransportError` values.
+alive and reused across requests. httpx exceptions become
+:class:`~otaforge.errors.TransportError` values through the one mapping in
+:mod:`otaforge.protocol.http_errors`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import httpx
 
 from otaforge.agent.fetcher import Request, Response
-from otaforge.errors import ConnectionLost, InputError, TransportError
+from otaforge.errors import InputError, TransportError
+from otaforge.protocol.httpx_errors import HTTPX_FAILURES, transport_error
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -36,18 +38,6 @@ def pinned_ssl_context(ca_pem: bytes) -> ssl.SSLContext:
     except (ssl.SSLError, ValueError, TypeError) as err:  # TypeError: not ASCII text at all
         raise InputError(f"CA certificate: not a usable PEM certificate ({err})") from None
     return fresh
-
-
-def _map_error(err: Exception, what: str) -> TransportError:
-    if isinstance(err, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(err):
-        return TransportError(f"{what}: TLS server certificate not trusted by the pinned CA: {err}")
-    if isinstance(err, httpx.ConnectError):
-        return ConnectionLost(f"{what}: cannot connect ({err}); is the server running there?")
-    if isinstance(err, httpx.TimeoutException):
-        return ConnectionLost(f"{what}: timed out ({err.__class__.__name__})")
-    if isinstance(err, httpx.TransportError | ssl.SSLError | OSError):
-        return ConnectionLost(f"{what}: connection lost: {err or err.__class__.__name__}")
-    return TransportError(f"{what}: {err}")
 
 
 def _https_only(request: httpx.Request) -> None:
@@ -109,8 +99,8 @@ class HttpxFetcher:
                 request.method, request.url, headers=dict(request.headers), content=request.body
             )
             resp = self._client.send(req, stream=True)
-        except (httpx.HTTPError, ssl.SSLError, OSError) as err:
-            raise _map_error(err, what) from err
+        except HTTPX_FAILURES as err:
+            raise transport_error(err, what) from err
         headers = {k.lower(): v for k, v in resp.headers.items()}
         return Response(resp.status_code, headers, self._chunks(resp, what), resp.close)
 
@@ -120,9 +110,9 @@ class HttpxFetcher:
             for chunk in resp.iter_bytes():
                 if chunk:
                     yield chunk
-        except (httpx.HTTPError, ssl.SSLError, OSError) as err:
+        except HTTPX_FAILURES as err:
             resp.close()
-            raise _map_error(err, what) from err
+            raise transport_error(err, what) from err
 
     def close(self) -> None:
         """Close the kept-alive connection."""

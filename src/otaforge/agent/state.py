@@ -3,7 +3,8 @@
 A real agent keeps ``esp_https_ota_get_image_len_read()`` and "which update am I verifying"
 in NVS. The emulated device has no NVS library, so :class:`FlashStateStore` keeps a small
 append-only log in one 4 KiB sector (by default the last sector of the ``nvs`` partition):
-512-byte records ``magic | length | crc32 | JSON``; loading takes the last record whose CRC
+512-byte records ``magic | length | crc32 | JSON`` (the layout is
+:mod:`otaforge.formats.agent_record`); loading takes the last record whose CRC
 is good, so a record torn by a power cut is ignored and the previous one wins; when the
 sector is full it is erased and the log restarts. A cut during that erase loses the state,
 which is safe: the download restarts from 0 and an unconfirmed app is judged from otadata.
@@ -12,16 +13,11 @@ which is safe: the download restarts from 0 and an unconfirmed app is judged fro
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from otaforge.device.flash import SECTOR_SIZE, Flash
-
-RECORD_SIZE = 512
-_HEAD = struct.Struct("<4sHI")  # magic, payload length, crc32 of payload
-_MAGIC = b"OTFA"
+from otaforge.formats.agent_record import FREE_SLOT, RECORD_SIZE, decode_record, encode_record
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ class FlashStateStore:
         free: int | None = None
         for index in range(SECTOR_SIZE // RECORD_SIZE):
             record = raw[index * RECORD_SIZE:(index + 1) * RECORD_SIZE]
-            if record == b"\xff" * RECORD_SIZE:
+            if record == FREE_SLOT:
                 free = index
                 break
             state = _decode(record)
@@ -155,17 +151,12 @@ class FlashStateStore:
 
 
 def _encode(state: AgentState) -> bytes:
-    payload = json.dumps(state.to_json(), separators=(",", ":")).encode()
-    record = _HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
-    if len(record) > RECORD_SIZE:
-        raise ValueError(f"agent state record of {len(record)} bytes exceeds {RECORD_SIZE}")
-    return record.ljust(RECORD_SIZE, b"\xff")
+    return encode_record(json.dumps(state.to_json(), separators=(",", ":")).encode())
 
 
 def _decode(record: bytes) -> AgentState | None:
-    magic, length, crc = _HEAD.unpack_from(record, 0)
-    payload = record[_HEAD.size:_HEAD.size + length]
-    if magic != _MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+    payload = decode_record(record)
+    if payload is None:
         return None
     try:
         return AgentState.from_json(json.loads(payload))

@@ -10,88 +10,44 @@ A file that is not an image at all (bad magic, truncated) prints an error and ex
 
 from __future__ import annotations
 
-import struct
-import zlib
-from dataclasses import dataclass
 from typing import Any
 
-from otaforge.formats.app_image import (
-    FLASH_SIZES,
-    SIG_SECTOR_MAGIC,
-    SPI_MODES,
-    AppImage,
-    signature_sector_offset,
-)
+from otaforge.formats.app_image import FLASH_SIZES, SPI_MODES, AppImage
 from otaforge.formats.chips import ChipSpec, format_rev
 
-SIG_BLOCK_SIZE = 1216
-SIG_BLOCKS_PER_SECTOR = 3
-SBV1_SIGNATURE_LEN = 68
-_SIG_SCHEMES = {0x02: "RSA-3072 (Secure Boot v2)", 0x03: "ECDSA (Secure Boot v2)"}
 
+def _signatures(data: bytes, image: AppImage) -> tuple[list[dict[str, Any]], bool]:
+    """(Secure Boot v2 blocks, v1 trailer present) of what follows the image in ``data``.
 
-@dataclass(frozen=True)
-class SignatureBlockInfo:
-    """What ``image info`` shows about one 0xE7 block of a signature sector."""
-
-    index: int
-    offset: int
-    version: int
-    crc_valid: bool
-
-    @property
-    def scheme(self) -> str:
-        return _SIG_SCHEMES.get(self.version, f"unknown version 0x{self.version:02x}")
-
-
-def signature_blocks(data: bytes, image: AppImage) -> list[SignatureBlockInfo]:
-    """Signature blocks (magic 0xE7) in the sector after ``image_len``; empty when unsigned."""
-    start = signature_sector_offset(image)
-    found = []
-    for index in range(SIG_BLOCKS_PER_SECTOR):
-        offset = start + index * SIG_BLOCK_SIZE
-        block = data[offset : offset + SIG_BLOCK_SIZE]
-        if len(block) < SIG_BLOCK_SIZE or block[0] != SIG_SECTOR_MAGIC:
-            break
-        crc_ok = zlib.crc32(block[:1196]) == int.from_bytes(block[1196:1200], "little")
-        found.append(SignatureBlockInfo(index, offset, block[1], crc_ok))
-    return found
-
-
-BOOTLOADER_DESC_MAGIC = 0x50
-_BOOT_DESC = struct.Struct("<BxxBI32s24s16x")  # esp_bootloader_desc_t (80 bytes)
-
-
-def bootloader_desc(image: AppImage) -> dict[str, Any] | None:
-    """``esp_bootloader_desc_t`` of a bootloader image, found as ``esptool image-info`` does.
-
-    esptool takes the last DRAM segment of at least 80 bytes when no DROM segment exists.
+    The signature module is imported only when something follows the image, so that the
+    common ``image info`` on an unsigned build does not pay for it.
     """
-    spec = image.chip
-    if spec is None or image.app_desc is not None:
+    if len(data) <= image.image_len:
+        return [], False
+    from otaforge.formats.signature_block import (
+        SIG_BLOCK_VERSION_ECDSA,
+        SIG_BLOCK_VERSION_RSA,
+        block_headers,
+        has_v1_signature,
+    )
+
+    labels = {SIG_BLOCK_VERSION_RSA: "RSA-3072 (Secure Boot v2)",
+              SIG_BLOCK_VERSION_ECDSA: "ECDSA (Secure Boot v2)"}
+    blocks = [{"index": b.index, "offset": b.offset, "version": b.version,
+               "scheme": labels.get(b.version, f"unknown version 0x{b.version:02x}"),
+               "crc_valid": b.crc_valid}
+              for b in block_headers(data, image.image_len)]
+    return blocks, has_v1_signature(data, image.image_len)
+
+
+def _bootloader_desc(image: AppImage) -> dict[str, object] | None:
+    """``esp_bootloader_desc_t`` of a bootloader image (an app has an app description)."""
+    if image.app_desc is not None:
         return None
-    candidate = None
-    for seg in image.segments:
-        kinds = spec.memory_types(seg.load_addr)
-        if "DROM" in kinds:
-            return None
-        if "DRAM" in kinds and len(seg.data) >= _BOOT_DESC.size:
-            candidate = seg.data
-    if candidate is None or candidate[0] != BOOTLOADER_DESC_MAGIC:
-        return None
-    _, secure_version, version, idf_ver, date_time = _BOOT_DESC.unpack_from(candidate)
-    return {"secure_version": secure_version, "version": version, "idf_ver": _text(idf_ver),
-            "date_time": _text(date_time)}
+    from otaforge.formats.bootloader_desc import find_bootloader_desc
 
-
-def _text(raw: bytes) -> str:
-    return raw.split(b"\x00", 1)[0].decode("utf-8", errors="replace")
-
-
-def has_v1_signature(data: bytes, image: AppImage) -> bool:
-    """True when exactly a 68-byte v1 ECDSA trailer (version word 0) follows ``image_len``."""
-    tail = data[image.image_len:]
-    return len(tail) == SBV1_SIGNATURE_LEN and tail[:4] == b"\x00\x00\x00\x00"
+    boot = find_bootloader_desc(image)
+    return boot.to_json() if boot is not None else None
 
 
 def _chip_name(image: AppImage) -> str:
@@ -115,6 +71,7 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
                                                   strict=True))
     ]
     desc = image.app_desc
+    blocks, sbv1 = _signatures(data, image)
     return {
         "chip": _chip_name(image),
         "chip_id": hdr.chip_id,
@@ -134,13 +91,9 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
         "calc_sha256": image.calc_sha256.hex() if image.calc_sha256 is not None else None,
         "hash_valid": image.hash_valid,
         "app_desc": desc.to_json() if desc else None,
-        "signature_blocks": [
-            {"index": b.index, "offset": b.offset, "version": b.version, "scheme": b.scheme,
-             "crc_valid": b.crc_valid}
-            for b in signature_blocks(data, image)
-        ],
-        "sbv1_signature": has_v1_signature(data, image),
-        "bootloader_desc": bootloader_desc(image),
+        "signature_blocks": blocks,
+        "sbv1_signature": sbv1,
+        "bootloader_desc": _bootloader_desc(image),
     }
 
 
@@ -166,14 +119,10 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     lines.append(f"Flash freq: {report['flash_freq'] or f'invalid ({hdr.spi_speed:#x})'}")
     lines.append(f"Flash mode: {report['flash_mode'] or f'invalid ({hdr.spi_mode})'}")
     _title(lines, f"{label} Extended Image Header")
-    wp = " (disabled)" if hdr.wp_pin == 0xEE else ""
+    wp = " (disabled)" if hdr.wp_pin_disabled else ""
     lines.append(f"WP pin: {hdr.wp_pin:#02x}{wp}")
-    drv = hdr.spi_pin_drv
-    lines.append(
-        f"Flash pins drive settings: clk_drv: {drv[0] & 0xF:#x}, q_drv: {drv[0] >> 4:#x}, "
-        f"d_drv: {drv[1] & 0xF:#x}, cs0_drv: {drv[1] >> 4:#x}, hd_drv: {drv[2] & 0xF:#x}, "
-        f"wp_drv: {drv[2] >> 4:#x}"
-    )
+    drive = ", ".join(f"{name}: {value:#x}" for name, value in hdr.pin_drive.items())
+    lines.append(f"Flash pins drive settings: {drive}")
     lines.append(f"Chip ID: {hdr.chip_id} ({spec.display_name if spec else 'Unknown ID'})")
     lines.append(f"Minimal chip revision: {format_rev(hdr.min_chip_rev_full)}, "
                  f"(legacy min_rev = {hdr.min_chip_rev})")
@@ -219,7 +168,7 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     blocks = report["signature_blocks"]
     if blocks:
         _title(lines, "Signature Sector")
-        lines.append(f"Offset: {signature_sector_offset(image):#x}")
+        lines.append(f"Offset: {blocks[0]['offset']:#x}")
         for block in blocks:
             crc = "CRC valid" if block["crc_valid"] else "CRC INVALID"
             lines.append(f"Block {block['index']}: {block['scheme']}, {crc}")

@@ -1,6 +1,6 @@
 """``otaforge demo``: the seed's update flow end to end (what ``make demo`` runs).
 
-All logic is in :mod:`otaforge.fleet.demo`; this module only renders its timeline: what the
+All logic is in :mod:`otaforge.demo.run`; this module only renders its timeline: what the
 device did, what the server recorded, and one verdict per step. Exit status 0 only when every
 step behaved as the seed says.
 """
@@ -38,7 +38,7 @@ def demo(
         "(default: a temporary directory, removed at the end).")] = None,
 ) -> None:
     """Run the seed's OTA flow end to end: server, signed images, an emulated ESP32."""
-    from otaforge.fleet.demo import TimelineEvent, run_demo
+    from otaforge.demo.run import TimelineEvent, run_demo
 
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
         fail(f"--keep {keep}: must be a new or empty directory", EXIT_BAD_INPUT)

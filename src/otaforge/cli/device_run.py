@@ -82,12 +82,13 @@ def run(
 ) -> None:
     """Run one emulated device against an update server (one check-in and update)."""
     from otaforge.agent.config import AgentConfig
+    from otaforge.agent.device_files import load_device, parse_behaviours, save_device
     from otaforge.agent.httpx_fetcher import HttpxFetcher
+    from otaforge.agent.results import AgentEvent
     from otaforge.agent.server_api import ServerClient
-    from otaforge.agent.session import load_device, parse_behaviours, run_cycle, save_device
-    from otaforge.agent.updater import AgentEvent, Updater
+    from otaforge.agent.updater import Updater, run_cycle
     from otaforge.device.emulator import DeviceConfig
-    from otaforge.errors import HTTPStatusError, PowerCut
+    from otaforge.errors import PowerCut, ServerError
     from otaforge.formats.chips import chip
 
     console = make_console()
@@ -130,12 +131,10 @@ def run(
             bar.close()
             console.print(f"  [red]device[/]  power cut: {cut}; run again to resume")
             raise typer.Exit(EXIT_FAILED) from None
-        except HTTPStatusError as err:
-            if err.status_code >= 500:
-                raise
+        except ServerError as err:
             hint = (" (check --token / OTAFORGE_TOKEN: a device token or the fleet's "
                     "enrollment token, and --fleet)" if err.status_code in (401, 403) else "")
-            fail(f"server refused the device: {err}{hint}", EXIT_FAILED)
+            fail(f"{err}{hint}", EXIT_FAILED)
         finally:
             bar.close()
             save_device(device, flash)

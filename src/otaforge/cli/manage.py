@@ -15,7 +15,7 @@ import typer
 from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors, read_input
 
 if TYPE_CHECKING:
-    from otaforge.server.client import ManagementClient
+    from otaforge.client.management import ManagementClient
 
 Server = Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
                                      help="Server URL, e.g. https://localhost:8443.")]
@@ -28,7 +28,7 @@ FleetOpt = Annotated[str, typer.Option("--fleet", help="Fleet name.")]
 
 
 def _client(server: str, ca: Path | None, token: str) -> ManagementClient:
-    from otaforge.server.client import ManagementClient
+    from otaforge.client.management import ManagementClient
 
     if token.startswith("@"):
         try:

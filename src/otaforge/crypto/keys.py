@@ -15,7 +15,6 @@ signature block (reference §4.2):
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -24,27 +23,24 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from otaforge.errors import InputError
+from otaforge.formats.signature_key import (
+    COORD_SIZES,
+    CURVE_IDS,
+    ecdsa_key_fields,
+    rsa_key_fields,
+)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 RSA_BITS = 3072
-RSA_BYTES = RSA_BITS // 8
 RSA_EXPONENT = 65537
 #: schemes ``generate_key`` makes; "ecdsa192" is only read (espsecure/older ESP32-C2 keys)
 GENERATE_SCHEMES = ("rsa3072", "ecdsa256", "ecdsa384")
 SCHEMES = ("rsa3072", "ecdsa192", "ecdsa256", "ecdsa384")
-CURVE_ID_P192 = 1
-CURVE_ID_P256 = 2
-CURVE_ID_P384 = 3
-_CURVES: dict[str, tuple[type[ec.EllipticCurve], int, int]] = {
-    # scheme: (curve class, curve_id, coordinate bytes)
-    "ecdsa192": (ec.SECP192R1, CURVE_ID_P192, 24),
-    "ecdsa256": (ec.SECP256R1, CURVE_ID_P256, 32),
-    "ecdsa384": (ec.SECP384R1, CURVE_ID_P384, 48),
+_CURVES: dict[str, type[ec.EllipticCurve]] = {  # curve ids and sizes: formats.signature_key
+    "ecdsa192": ec.SECP192R1, "ecdsa256": ec.SECP256R1, "ecdsa384": ec.SECP384R1,
 }
-CURVE_ID_SCHEME = {curve_id: scheme for scheme, (_, curve_id, _) in _CURVES.items()}
-_RSA_KEY_LAYOUT = struct.Struct("<384sI384sI")
 
 
 def generate_key(scheme: str) -> PrivateKey:
@@ -62,7 +58,7 @@ def generate_key(scheme: str) -> PrivateKey:
     if scheme == "rsa3072":
         return rsa.generate_private_key(public_exponent=RSA_EXPONENT, key_size=RSA_BITS)
     if scheme in ("ecdsa256", "ecdsa384"):
-        return ec.generate_private_key(_CURVES[scheme][0]())
+        return ec.generate_private_key(_CURVES[scheme]())
     raise InputError(
         f"unknown signing scheme {scheme!r}: use one of {', '.join(GENERATE_SCHEMES)}"
     )
@@ -103,7 +99,7 @@ def scheme_of(key: PrivateKey | PublicKey) -> str:
             )
         return "rsa3072"
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        for scheme, (curve, _, _) in _CURVES.items():
+        for scheme, curve in _CURVES.items():
             if isinstance(key.curve, curve):
                 return scheme
         raise InputError(
@@ -210,16 +206,12 @@ def rsa_key_material(key: rsa.RSAPublicKey) -> bytes:
     n = numbers.n
     rinv = (1 << (2 * RSA_BITS)) % n
     mdash = (-pow(n, -1, 1 << 32)) & 0xFFFFFFFF
-    return _RSA_KEY_LAYOUT.pack(
-        n.to_bytes(RSA_BYTES, "little"), numbers.e, rinv.to_bytes(RSA_BYTES, "little"), mdash
-    )
+    return rsa_key_fields(n, numbers.e, rinv, mdash)
 
 
 def ec_point_le(key: ec.EllipticCurvePublicKey) -> bytes:
     """X ‖ Y, each little-endian (micro-ecc "native" order, as in a signature block)."""
-    size = _CURVES[scheme_of(key)][2]
-    numbers = key.public_numbers()
-    return numbers.x.to_bytes(size, "little") + numbers.y.to_bytes(size, "little")
+    return ec_key_material(key)[1:][: 2 * coordinate_size(scheme_of(key))]
 
 
 def ec_key_material(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -227,12 +219,8 @@ def ec_key_material(key: ec.EllipticCurvePublicKey) -> bytes:
 
     For P-192 the 48 point bytes are zero-padded to 64, as in the block.
     """
-    scheme = scheme_of(key)
-    curve_id = _CURVES[scheme][1]
-    point = ec_point_le(key)
-    if scheme == "ecdsa192":
-        point = point.ljust(64, b"\x00")
-    return bytes([curve_id]) + point
+    numbers = key.public_numbers()
+    return ecdsa_key_fields(curve_id_for(scheme_of(key)), numbers.x, numbers.y)
 
 
 def key_material(key: PrivateKey | PublicKey) -> bytes:
@@ -271,17 +259,17 @@ def v1_public_key_bytes(key: PrivateKey | PublicKey) -> bytes:
 
 def coordinate_size(scheme: str) -> int:
     """Bytes per ECDSA coordinate / signature half for an ECDSA scheme."""
-    return _CURVES[scheme][2]
+    return COORD_SIZES[CURVE_IDS[scheme]]
 
 
 def curve_for(scheme: str) -> ec.EllipticCurve:
     """The ``cryptography`` curve object of an ECDSA scheme."""
-    return _CURVES[scheme][0]()
+    return _CURVES[scheme]()
 
 
 def curve_id_for(scheme: str) -> int:
     """The signature block ``curve_id`` of an ECDSA scheme."""
-    return _CURVES[scheme][1]
+    return CURVE_IDS[scheme]
 
 
 def _first_line(err: Exception) -> str:

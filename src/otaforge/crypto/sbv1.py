@@ -8,7 +8,6 @@ so signing the same image twice gives the same bytes, as espsecure does).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidSignature
@@ -17,13 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from otaforge.crypto import keys as k
 from otaforge.crypto.sbv2 import SignatureResult, image_digest
-from otaforge.errors import InputError, SignatureInvalid
-from otaforge.formats.signature_block import V1_SIGNATURE_SIZE, app_image_length
+from otaforge.errors import InputError, SignatureInvalid, TruncatedError
+from otaforge.formats.signature_block import (
+    V1_SIGNATURE_SIZE,
+    parse_v1_signature,
+    v1_signature,
+)
 
 __all__ = ["V1_SIGNATURE_SIZE", "sign_v1", "verify_v1"]
-
-_TRAILER = struct.Struct("<I32s32s")
-assert _TRAILER.size == V1_SIGNATURE_SIZE
 
 
 def _ecdsa(deterministic: bool) -> ec.ECDSA:
@@ -57,7 +57,7 @@ def sign_v1(image: bytes, key: k.PrivateKey) -> bytes:
         raise InputError("the key made a signature that does not verify: the key file is "
                          "damaged") from None
     r, s = utils.decode_dss_signature(der)
-    return image + _TRAILER.pack(0, r.to_bytes(32, "big"), s.to_bytes(32, "big"))
+    return image + v1_signature(r, s)
 
 
 def _signed_len(data: bytes, image_len: int | None) -> int:
@@ -68,6 +68,8 @@ def _signed_len(data: bytes, image_len: int | None) -> int:
     """
     if image_len is not None:
         return image_len
+    from otaforge.formats.app_image import app_image_length  # only when no image_len is given
+
     walked = app_image_length(data)
     if walked is not None:
         if len(data) <= walked:
@@ -113,12 +115,10 @@ def verify_v1(
                 not isinstance(pub.curve, ec.SECP256R1):
             raise InputError("the v1 signed-app scheme (ESP32) uses ECDSA P-256 keys only")
     signed_len = _signed_len(data, image_len)
-    trailer = data[signed_len : signed_len + V1_SIGNATURE_SIZE]
-    if len(trailer) < V1_SIGNATURE_SIZE:
-        raise SignatureInvalid(
-            f"truncated signature: {len(trailer)} of {V1_SIGNATURE_SIZE} bytes after the image"
-        )
-    version, r_raw, s_raw = _TRAILER.unpack(trailer)
+    try:
+        version, r, s = parse_v1_signature(data[signed_len : signed_len + V1_SIGNATURE_SIZE])
+    except TruncatedError as err:
+        raise SignatureInvalid(str(err)) from None
     if version != 0:
         raise SignatureInvalid(
             f"no signature: signature version field is 0x{version:08x}, expected 0 "
@@ -130,7 +130,7 @@ def verify_v1(
             "after signing)"
         )
     content = data[:signed_len]
-    der = utils.encode_dss_signature(int.from_bytes(r_raw, "big"), int.from_bytes(s_raw, "big"))
+    der = utils.encode_dss_signature(r, s)
     for index, pub in enumerate(publics):
         assert isinstance(pub, ec.EllipticCurvePublicKey)
         try:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from otaforge.device.boot_image import SECTOR_SIZE, read_padded
+from otaforge.device.boot_image import read_padded
 from otaforge.device.boot_table import Reader
+from otaforge.formats.sector import SECTOR_SIZE
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ Sources (espressif/esp-idf, components/bootloader_support/src/):
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from otaforge.device.boot_table import Reader
@@ -27,15 +26,13 @@ from otaforge.errors import (
     OtaforgeError,
     SignatureInvalid,
 )
-from otaforge.formats._binary import align_up
-from otaforge.formats.app_image import SIXTEEN_MB
+from otaforge.formats.app_desc import APP_DESC_OFFSET, APP_DESC_SIZE
+from otaforge.formats.app_desc import app_secure_version as desc_secure_version
+from otaforge.formats.app_image import SIXTEEN_MB, ImageHeader
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.partition_table import PartitionEntry
-
-SECTOR_SIZE = 0x1000
-APP_DESC_OFFSET = 0x20  # sizeof(esp_image_header_t) + sizeof(esp_image_segment_header_t)
-APP_DESC_MAGIC = 0xABCD5432
-V1_SIG_BLOCK_LEN = 68  # esp_secure_boot_sig_block_t: version + 64-byte signature
+from otaforge.formats.sector import SECTOR_SIZE
+from otaforge.formats.signature_block import signature_length
 
 
 @dataclass(frozen=True)
@@ -143,38 +140,34 @@ def app_secure_version(read: Reader, part: PartitionEntry | None) -> int | None:
     """
     if part is None or part.offset == 0:
         return None
-    magic, secure_version = struct.unpack("<II", read_padded(read, part.offset + APP_DESC_OFFSET,
-                                                              8))
-    return int(secure_version) if magic == APP_DESC_MAGIC else None
+    return desc_secure_version(read_padded(read, part.offset, APP_DESC_OFFSET + APP_DESC_SIZE))
 
 
 def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
                      efuse: EfuseState) -> str | None:
     """``bootloader_load_image`` (full verification): None when the image loads, else why.
 
-    Partition size <= 16 MiB, then :func:`~otaforge.formats.app_image.verify_image` (magic,
+    Partition size <= 16 MiB, then :func:`~otaforge.formats.image_verify.verify_image` (magic,
     chip id and revision, segments, eFuse block revision, checksum, fit with the signature,
     SHA-256); with ``secure_boot_v2`` the signature sector against the eFuse key digests
     (revoked slots refused), with ``signed_app_v1`` the 68-byte ECDSA trailer against the
     embedded key -- and then the appended SHA-256 is not compared on its own (the signed digest
-    covers it). Reads past the end of a short dump count as erased flash.
+    covers it). Both go through :func:`~otaforge.crypto.chip_policy.verify_for_chip` with the
+    chip's policy. Reads past the end of a short dump count as erased flash.
     """
-    from otaforge.formats.app_image import verify_image
+    from otaforge.formats.image_verify import verify_image
 
     if part.size > SIXTEEN_MB:
         return f"partition size 0x{part.size:x} invalid, larger than 16MB"
     data = read_padded(read, part.offset, part.size)
-    rev = config.chip_rev
-    if rev is None:  # unknown revision: the image's min_chip_rev_full (header 0x0F) is met
-        rev = int.from_bytes(data[15:17], "little")
     sig_len = 0
     try:
+        rev = config.chip_rev
+        if rev is None:  # unknown revision: the image's min_chip_rev_full is taken as met
+            rev = ImageHeader.from_bytes(data).min_chip_rev_full
         if config.checks_signature:
             image_len = _image_len(data, config, rev)
-            if config.secure_boot_v2:
-                sig_len = align_up(image_len, SECTOR_SIZE) - image_len + SECTOR_SIZE
-            else:
-                sig_len = V1_SIG_BLOCK_LEN
+            sig_len = signature_length("v2" if config.secure_boot_v2 else "v1", image_len)
         try:
             image_len = verify_image(data, chip=config.chip, chip_rev=rev,
                                      partition_size=part.size, sig_len=sig_len,
@@ -193,7 +186,8 @@ def image_load_error(read: Reader, part: PartitionEntry, config: BootConfig,
 
 def _image_len(data: bytes, config: BootConfig, rev: int) -> int:
     """The image length (header .. appended hash) after the checks that precede the fit check."""
-    from otaforge.formats.app_image import AppImage, verify_image
+    from otaforge.formats.app_image import AppImage
+    from otaforge.formats.image_verify import verify_image
 
     try:
         return verify_image(data, chip=config.chip, chip_rev=rev).image_len
@@ -221,19 +215,17 @@ def _only_hash_wrong(data: bytes) -> bool:
 def _verify_signature(signed: bytes, image_len: int, config: BootConfig,
                       efuse: EfuseState) -> None:
     """Secure Boot v2 against eFuse key digests, or the v1 ECDSA trailer (raises on failure)."""
-    if config.secure_boot_v2:
-        from otaforge.crypto.sbv2 import verify_v2
+    from otaforge.crypto.chip_policy import verify_for_chip
 
-        # ESP32 (ECO3) checks signature block 0 only (SECURE_BOOT_NUM_BLOCKS 1); others 3.
-        verify_v2(signed, digests=list(efuse.key_digests), revoked=set(efuse.revoked),
-                  image_len=image_len, strict=False,
-                  max_blocks=1 if config.chip.name == "esp32" else 3)
+    if config.secure_boot_v2:
+        verify_for_chip(signed, config.chip, digests=list(efuse.key_digests),
+                        revoked=efuse.revoked, image_len=image_len, version=2)
         return
     from otaforge.crypto.keys import load_public_key, load_v1_public_key
-    from otaforge.crypto.sbv1 import verify_v1
 
     raw = config.v1_public_key
     if raw is None:
         raise SignatureInvalid("the bootloader has no signature verification key")
     key = load_public_key(raw) if raw.lstrip().startswith(b"-----") else load_v1_public_key(raw)
-    verify_v1(signed, keys=[key], image_len=image_len)
+    verify_for_chip(signed, config.chip, keys=[key], image_len=image_len, version=1,
+                    strict=True)

@@ -18,37 +18,34 @@ record is dropped; :func:`read_partition_table` returns exactly those records.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from otaforge.errors import InputError, PartitionTableError
-from otaforge.formats.partition_table import PartitionEntry
+from otaforge.formats.partition_entry import ENTRY_MAGIC, ENTRY_SIZE
+from otaforge.formats.partition_table import (
+    APP_TYPE,
+    DATA_TYPE,
+    FACTORY,
+    MAX_TABLE_LENGTH,
+    MD5_MAGIC,
+    MD5_PREFIX,
+    NUM_OTA_SLOTS,
+    OTA_0,
+    OTA_DATA,
+    TEST,
+    PartitionEntry,
+)
 
 Reader = Callable[[int, int], bytes]
 """A flash reader: ``read(addr, n)`` -> up to ``n`` bytes (short reads count as erased 0xFF)."""
 
-PARTITION_TABLE_MAX_LEN = 0xC00
-PARTITION_MAGIC = 0x50AA
-PARTITION_MAGIC_MD5 = 0xEBEB
-MAX_OTA_SLOTS = 16
 # bootloader_config.h
 FACTORY_INDEX = -1
 TEST_APP_INDEX = -2
 INVALID_INDEX = -99
 
-_RECORD = struct.Struct("<HBBII16sI")
-_APP, _DATA = 0x00, 0x01
-_FACTORY, _TEST, _OTA_FLAG, _OTA_DATA = 0x00, 0x20, 0x10, 0x00
-
-
-def _entry(record: bytes) -> PartitionEntry:
-    _magic, ptype, subtype, offset, size, label, flags = _RECORD.unpack(record)
-    return PartitionEntry(
-        name=label.split(b"\x00", 1)[0].decode("utf-8", errors="replace"), type=ptype,
-        subtype=subtype, offset=offset, size=size, encrypted=bool(flags & 1),
-        readonly=bool(flags & 2),
-    )
+_ERASED_MAGIC = b"\xff\xff"
 
 
 def read_partition_table(read: Reader, offset: int = 0x8000,
@@ -63,28 +60,32 @@ def read_partition_table(read: Reader, offset: int = 0x8000,
     Raises:
         PartitionTableError: the bootloader's reason ("partition 3 invalid magic number 0x...").
     """
-    raw = bytes(read(offset, PARTITION_TABLE_MAX_LEN))[:PARTITION_TABLE_MAX_LEN]
-    raw = raw.ljust(PARTITION_TABLE_MAX_LEN, b"\xff")
+    raw = bytes(read(offset, MAX_TABLE_LENGTH))[:MAX_TABLE_LENGTH]
+    raw = raw.ljust(MAX_TABLE_LENGTH, b"\xff")
     md5_found = 0
-    for num in range(PARTITION_TABLE_MAX_LEN // 32):
-        record = raw[num * 32 : num * 32 + 32]
-        magic, ptype, subtype, p_off, p_size, _label, _flags = _RECORD.unpack(record)
-        if magic == PARTITION_MAGIC:
-            end = (p_off + p_size) & 0xFFFFFFFF  # uint32 sum, as in C
-            if flash_size is not None and (p_off > flash_size or end > flash_size):
+    records: list[PartitionEntry] = []
+    for num in range(MAX_TABLE_LENGTH // ENTRY_SIZE):
+        record = raw[num * ENTRY_SIZE : (num + 1) * ENTRY_SIZE]
+        rec = PartitionEntry.from_bytes(record, strict=False)
+        records.append(rec)
+        magic = record[:2]
+        if magic == ENTRY_MAGIC:
+            end = rec.end & 0xFFFFFFFF  # uint32 sum, as in C
+            if flash_size is not None and (rec.offset > flash_size or end > flash_size):
                 raise PartitionTableError(
-                    f"partition {num} invalid - offset 0x{p_off:x} size 0x{p_size:x} exceeds "
-                    f"flash chip size 0x{flash_size:x}")
-        elif magic == PARTITION_MAGIC_MD5:
+                    f"partition {num} invalid - offset 0x{rec.offset:x} size 0x{rec.size:x} "
+                    f"exceeds flash chip size 0x{flash_size:x}")
+        elif magic == MD5_MAGIC:
             if md5_found:
                 raise PartitionTableError("Only one MD5 checksum is allowed")
-            if hashlib.md5(raw[: num * 32]).digest() != record[16:32]:
+            if hashlib.md5(raw[: num * ENTRY_SIZE]).digest() != record[len(MD5_PREFIX) :]:
                 raise PartitionTableError("Incorrect MD5 checksum")
             md5_found = 1
-        elif magic == 0xFFFF and ptype == 0xFF and subtype == 0xFF:
-            return tuple(_entry(raw[i * 32 : i * 32 + 32]) for i in range(num - md5_found))
+        elif magic == _ERASED_MAGIC and rec.type == 0xFF and rec.subtype == 0xFF:
+            return tuple(records[: num - md5_found])
         else:
-            raise PartitionTableError(f"partition {num} invalid magic number 0x{magic:x}")
+            raise PartitionTableError(
+                f"partition {num} invalid magic number 0x{int.from_bytes(magic, 'little'):x}")
     raise PartitionTableError("partition table has no terminating entry, not valid")
 
 
@@ -130,14 +131,14 @@ class BootState:
         ota: dict[int, PartitionEntry] = {}
         app_count = 0
         for part in entries:
-            if part.type == _APP and part.subtype == _FACTORY:
+            if part.type == APP_TYPE and part.subtype == FACTORY:
                 factory = part
-            elif part.type == _APP and part.subtype == _TEST:
+            elif part.type == APP_TYPE and part.subtype == TEST:
                 test = part
-            elif part.type == _APP and part.subtype & 0xF0 == _OTA_FLAG:
+            elif part.type == APP_TYPE and part.subtype & 0xF0 == OTA_0:
                 ota[part.subtype & 0x0F] = part
                 app_count += 1
-            elif part.type == _DATA and part.subtype == _OTA_DATA:
+            elif part.type == DATA_TYPE and part.subtype == OTA_DATA:
                 ota_info = part
         return cls(entries, factory, test, ota, app_count, ota_info)
 
@@ -152,7 +153,7 @@ class BootState:
             return self.factory
         if index == TEST_APP_INDEX:
             return self.test
-        if 0 <= index < MAX_OTA_SLOTS and index < self.app_count:
+        if 0 <= index < NUM_OTA_SLOTS and index < self.app_count:
             return self.ota.get(index)
         return None
 

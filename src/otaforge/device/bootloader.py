@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 
 from otaforge.device.boot_flash import BootFlash, FlashOp
 from otaforge.device.boot_image import (
-    SECTOR_SIZE,
     BootConfig,
     EfuseState,
     app_secure_version,
@@ -51,7 +50,6 @@ from otaforge.device.boot_table import (
 )
 from otaforge.errors import FormatError
 from otaforge.formats.otadata import (
-    OTADATA_SECTOR_SIZE,
     SEQ_UNUSED,
     OtaImgState,
     OtaSelectEntry,
@@ -60,6 +58,7 @@ from otaforge.formats.otadata import (
     slot_for_seq,
 )
 from otaforge.formats.partition_table import PartitionEntry
+from otaforge.formats.sector import SECTOR_SIZE
 
 __all__ = [
     "FACTORY_INDEX", "INVALID_INDEX", "TEST_APP_INDEX", "BootConfig", "BootDecision",
@@ -133,14 +132,14 @@ def _read_entries(run: _Run, bs: BootState) -> tuple[OtaSelectEntry, OtaSelectEn
     assert bs.ota_info is not None
     base = bs.ota_info.offset
     raw0 = run.flash.read(base, 32)
-    raw1 = run.flash.read(base + OTADATA_SECTOR_SIZE, 32)
+    raw1 = run.flash.read(base + SECTOR_SIZE, 32)
     return OtaSelectEntry.from_bytes(raw0), OtaSelectEntry.from_bytes(raw1)
 
 
 def _write_otadata(run: _Run, bs: BootState, entry: OtaSelectEntry, index: int) -> None:
     """``write_otadata``: erase the sector holding the entry, then program its 32 bytes."""
     assert bs.ota_info is not None
-    addr = bs.ota_info.offset + OTADATA_SECTOR_SIZE * index
+    addr = bs.ota_info.offset + SECTOR_SIZE * index
     run.flash.erase(addr)
     run.flash.program(addr, entry.to_bytes())
 

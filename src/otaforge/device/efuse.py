@@ -66,8 +66,8 @@ class Efuses:
 
     @property
     def key_slots(self) -> int:
-        """How many Secure Boot v2 key digests the chip holds (ESP32: 1, later chips: 3)."""
-        return 1 if self.chip.name == "esp32" else MAX_KEY_DIGESTS
+        """How many Secure Boot v2 key digests the chip holds (``ChipSpec.key_digest_slots``)."""
+        return self.chip.key_digest_slots
 
     # --- secure version (anti-rollback) ---------------------------------------------------
 

@@ -29,11 +29,11 @@ from otaforge.device.flash import SECTOR_SIZE, Flash
 from otaforge.device.ota_ops import OtaConfig, OtaOps, read_partition_desc
 from otaforge.errors import DeviceError, EspError, InputError
 from otaforge.formats.app_desc import AppDesc
+from otaforge.formats.app_image import app_image_length
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.chips import chip as chip_spec
 from otaforge.formats.otadata import OtaImgState
-from otaforge.formats.partition_table import PartitionEntry, PartitionTable
-from otaforge.formats.signature_block import app_image_length
+from otaforge.formats.partition_table import MAX_TABLE_LENGTH, PartitionEntry, PartitionTable
 
 Behaviour = Literal["healthy", "never_confirms", "fails_self_test", "hangs", "panics"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("healthy", "never_confirms", "fails_self_test", "hangs",
@@ -244,7 +244,7 @@ class Device:
             FormatError: no valid table at the configured offset.
         """
         off = self.config.partition_table_offset
-        return PartitionTable.from_bytes(self.flash.read(off, 0xC00))
+        return PartitionTable.from_bytes(self.flash.read(off, MAX_TABLE_LENGTH))
 
     def partition(self, name: str) -> PartitionEntry:
         """The partition called ``name`` in the flash's partition table.

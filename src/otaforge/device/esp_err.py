@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from otaforge.errors import EspError
+from otaforge.errors import EspError, RefusableError
 
 ESP_OK = 0
 ESP_FAIL = -1
@@ -69,15 +69,20 @@ def esp_err_to_name(code: int) -> str:
     return NAMES.get(code, "UNKNOWN ERROR")
 
 
-def esp_error(name: str, detail: str = "") -> EspError:
+def esp_error(name: str, detail: str = "", cause: RefusableError | None = None) -> EspError:
     """Build the :class:`~otaforge.errors.EspError` for constant ``name``.
+
+    Args:
+        name: the ESP-IDF constant.
+        detail: what happened, for people.
+        cause: the refusal behind it (its ``code`` is what the agent reports).
 
     Raises:
         KeyError: ``name`` is not an ESP-IDF error constant known here (a programming error).
     """
-    return EspError(CODES[name], name, detail)
+    return EspError(CODES[name], name, detail, cause)
 
 
-def raise_esp(name: str, detail: str = "") -> NoReturn:
+def raise_esp(name: str, detail: str = "", cause: RefusableError | None = None) -> NoReturn:
     """Raise the :class:`~otaforge.errors.EspError` for constant ``name``."""
-    raise esp_error(name, detail)
+    raise esp_error(name, detail, cause)

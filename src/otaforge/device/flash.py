@@ -24,9 +24,9 @@ from typing import Protocol, runtime_checkable
 
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import FlashError, InputError, PowerCut
+from otaforge.formats.sector import SECTOR_SIZE as SECTOR_SIZE  # the erase unit of a Flash
 from otaforge.fsutil import atomic_write
 
-SECTOR_SIZE = 0x1000
 BLOCK_SIZE = 0x10000
 ERASED_SECTOR = b"\xff" * SECTOR_SIZE
 

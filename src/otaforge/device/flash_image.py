@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from otaforge.device.boot_table import require_partition_table
 from otaforge.device.bootloader import (
@@ -31,25 +31,28 @@ from otaforge.device.bootloader import (
     select_boot,
 )
 from otaforge.errors import FormatError, InputError, OtaforgeError
+from otaforge.formats.app_image import (
+    ESP_IMAGE_MAGIC,
+    FLASH_SIZE_BYTES,
+    HASH_LEN,
+    IMAGE_HEADER_SIZE,
+    ImageHeader,
+)
 from otaforge.formats.chips import CHIPS, ChipSpec, chip_by_id
 from otaforge.formats.otadata import (
-    OTADATA_SECTOR_SIZE,
     OtaImgState,
     OtaSelectEntry,
     otadata_bytes,
     slot_for_seq,
 )
-from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+from otaforge.formats.partition_table import MAX_TABLE_LENGTH, PartitionEntry, PartitionTable
+from otaforge.formats.sector import SECTOR_SIZE
 from otaforge.fsutil import atomic_write, read_file
-
-MB = 0x100000
-STANDARD_FLASH_SIZES = tuple(MB << i for i in range(8))  # 1MB .. 128MB
-_BOOTLOADER_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32p4": 0x2000, "esp32c5": 0x2000}
 
 
 def bootloader_offset(chip: ChipSpec) -> int:
     """Flash offset of the second-stage bootloader (``CONFIG_BOOTLOADER_OFFSET_IN_FLASH``)."""
-    return _BOOTLOADER_OFFSETS.get(chip.name, 0x0)
+    return chip.bootloader_offset
 
 
 def file_reader(data: bytes) -> Reader:
@@ -64,28 +67,36 @@ def file_reader(data: bytes) -> Reader:
 
 def detect_chip(read: Reader) -> ChipSpec | None:
     """The chip whose bootloader header sits at that chip's bootloader offset, if any."""
-    for offset in sorted(set(_BOOTLOADER_OFFSETS.values()) | {0x0}):
-        header = read(offset, 16)
-        if len(header) == 16 and header[0] == 0xE9:
-            spec = chip_by_id(int.from_bytes(header[12:14], "little"))
-            if spec is not None and bootloader_offset(spec) == offset:
-                return spec
+    for offset in sorted({spec.bootloader_offset for spec in CHIPS.values()}):
+        header = _image_header(read(offset, IMAGE_HEADER_SIZE))
+        spec = chip_by_id(header.chip_id) if header is not None else None
+        if spec is not None and bootloader_offset(spec) == offset:
+            return spec
     return None
+
+
+def _image_header(data: bytes) -> ImageHeader | None:
+    """The image header ``data`` starts with, or None when it is not one (no 0xE9, short)."""
+    try:
+        header = ImageHeader.from_bytes(data)
+    except FormatError:
+        return None
+    return header if header.magic == ESP_IMAGE_MAGIC else None
 
 
 def detect_flash_size(read: Reader, chip: ChipSpec) -> int | None:
     """Flash size the bootloader header declares (what the ROM sets as the chip size)."""
-    header = read(bootloader_offset(chip), 16)
-    if len(header) < 16 or header[0] != 0xE9 or header[12:14] != chip.chip_id.to_bytes(2, "little"):
+    header = _image_header(read(bootloader_offset(chip), IMAGE_HEADER_SIZE))
+    if header is None or header.chip_id != chip.chip_id:
         return None
-    return MB << (header[3] >> 4) if header[3] >> 4 < 8 else None
+    return FLASH_SIZE_BYTES[header.spi_size] if header.spi_size < len(FLASH_SIZE_BYTES) else None
 
 
 # --- compose --------------------------------------------------------------------------------
 
 
 def patch_flash_size(bootloader: bytes, flash_size: int) -> bytes:
-    """The bootloader with header byte 3's flash-size nibble set (esptool ``--flash-size``).
+    """The bootloader with the header's ``spi_size`` set (esptool ``--flash-size``).
 
     The bootloader takes the flash size from this nibble, and partitions beyond it fail the
     partition table check. Not an image, or not a standard size (1MB..128MB): unchanged. An
@@ -93,16 +104,18 @@ def patch_flash_size(bootloader: bytes, flash_size: int) -> bytes:
     """
     from otaforge.formats.app_image import AppImage
 
-    if flash_size not in STANDARD_FLASH_SIZES or len(bootloader) < 24 or bootloader[0] != 0xE9:
+    header = _image_header(bootloader)
+    if flash_size not in FLASH_SIZE_BYTES or header is None:
         return bootloader
     out = bytearray(bootloader)
-    out[3] = STANDARD_FLASH_SIZES.index(flash_size) << 4 | (out[3] & 0x0F)
-    if out[23] == 1:
+    patched = replace(header, spi_size=FLASH_SIZE_BYTES.index(flash_size))
+    out[:IMAGE_HEADER_SIZE] = patched.to_bytes()
+    if header.hash_appended == 1:
         try:
             end = AppImage.from_bytes(bytes(out), check=False).image_len
         except OtaforgeError:
             return bootloader
-        out[end - 32 : end] = hashlib.sha256(bytes(out[: end - 32])).digest()
+        out[end - HASH_LEN : end] = hashlib.sha256(bytes(out[: end - HASH_LEN])).digest()
     return bytes(out)
 
 
@@ -111,7 +124,7 @@ def _flash_size_for(table: PartitionTable, flash_size: int | None) -> int:
     end = max((p.offset + p.size for p in table.entries), default=0)
     if flash_size is not None:
         return flash_size
-    for size in STANDARD_FLASH_SIZES:
+    for size in FLASH_SIZE_BYTES:
         if size >= end:
             return size
     raise InputError(f"the partition table ends at 0x{end:x}, beyond 128MB of flash")
@@ -168,7 +181,7 @@ def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
     size = _flash_size_for(table, flash_size)
     table.verify(size, table_offset=table_offset)
     image = bytearray(b"\xff" * size)
-    image[table_offset : table_offset + 0xC00] = table.to_bytes()
+    image[table_offset : table_offset + MAX_TABLE_LENGTH] = table.to_bytes()
     if bootloader is not None:
         if flash_size is not None:
             bootloader = patch_flash_size(bootloader, flash_size)
@@ -191,7 +204,7 @@ def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
         part = table.otadata()
         if part is None:
             raise InputError("otadata given, but the partition table has no data/ota partition")
-        image[part.offset : part.offset + 2 * OTADATA_SECTOR_SIZE] = otadata_bytes(otadata)
+        image[part.offset : part.offset + 2 * SECTOR_SIZE] = otadata_bytes(otadata)
     return bytes(image)
 
 
@@ -326,7 +339,7 @@ def _otadata_reports(read: Reader, bs: BootState) -> tuple[OtadataReport, ...]:
         return ()
     reports = []
     for sector in range(2):
-        raw = read(bs.ota_info.offset + sector * OTADATA_SECTOR_SIZE, 32).ljust(32, b"\xff")
+        raw = read(bs.ota_info.offset + sector * SECTOR_SIZE, 32).ljust(32, b"\xff")
         entry = OtaSelectEntry.from_bytes(raw)
         target = None
         if entry.ota_seq != 0xFFFFFFFF and entry.crc_ok and bs.app_count:

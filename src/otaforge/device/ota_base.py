@@ -11,19 +11,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from otaforge.crypto.sbv2 import verify_v2, verify_v2_against_running_app
+from otaforge.crypto.chip_policy import verify_for_chip
+from otaforge.crypto.sbv2 import verify_v2_against_running_app
 from otaforge.device.efuse import Efuses
 from otaforge.device.esp_err import raise_esp
 from otaforge.device.flash import SECTOR_SIZE, Flash
 from otaforge.errors import EspError, FormatError, VerificationError
 from otaforge.formats.app_desc import APP_DESC_MAGIC, APP_DESC_OFFSET, APP_DESC_SIZE, AppDesc
-from otaforge.formats.app_image import AppImage, verify_image
+from otaforge.formats.app_image import AppImage
 from otaforge.formats.chips import ChipSpec
+from otaforge.formats.image_verify import verify_image
 from otaforge.formats.otadata import OtaImgState, OtaSelectEntry, read_otadata, slot_for_seq
-from otaforge.formats.partition_table import APP_TYPE, OTA_0, PartitionEntry, PartitionTable
+from otaforge.formats.partition_table import (
+    APP_TYPE,
+    NUM_OTA_SLOTS,
+    OTA_0,
+    PartitionEntry,
+    PartitionTable,
+)
 from otaforge.formats.signature_block import signature_length
 
-OTA_SLOTS_MAX = 16
 _U32 = 0xFFFFFFFF
 
 
@@ -106,7 +113,7 @@ class OtaBase:
     def esp_ota_get_app_partition_count(self) -> int:
         """Number of ota_N partitions counted from ota_0 while they exist (contiguously)."""
         count = 0
-        while count < OTA_SLOTS_MAX and self._find(APP_TYPE, OTA_0 + count) is not None:
+        while count < NUM_OTA_SLOTS and self._find(APP_TYPE, OTA_0 + count) is not None:
             count += 1
         return count
 
@@ -149,11 +156,10 @@ class OtaBase:
             raise VerificationError(
                 f"Image length {image.image_len + sig_len} doesn't fit in partition length "
                 f"{part.size}")
-        max_blocks = 1 if cfg.chip.name == "esp32" else 3
         if cfg.secure_boot_v2:
-            verify_v2(data, digests=[d or b"" for d in self.efuses.key_digest_slots],
-                      revoked=self.efuses.revoked, image_len=image.image_len, strict=False,
-                      max_blocks=max_blocks)
+            digests = [d or b"" for d in self.efuses.key_digest_slots]
+            verify_for_chip(data, cfg.chip, digests=digests, revoked=self.efuses.revoked,
+                            image_len=image.image_len, version=2)
         else:
             running, running_len = self._running_app()
             verify_v2_against_running_app(data, running, new_image_len=image.image_len,
@@ -190,7 +196,7 @@ class OtaBase:
         try:
             self.verify_partition_image(part)
         except (FormatError, VerificationError) as err:
-            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", f"{part.name}: {err}")
+            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", f"{part.name}: {err}", cause=err)
 
 
     def _running_state(self) -> int | None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES, raise_esp
 from otaforge.device.flash import SECTOR_SIZE
 from otaforge.device.ota_base import (
-    OTA_SLOTS_MAX,
     OtaBase,
     OtaConfig,
     OtaHandle,
@@ -32,12 +31,13 @@ from otaforge.device.ota_base import (
     slot_of,
 )
 from otaforge.device.ota_rollback import RollbackOps
+from otaforge.errors import BadMagicError
 from otaforge.formats._binary import align_up
 from otaforge.formats.app_image import ESP_IMAGE_MAGIC
 from otaforge.formats.otadata import OtaImgState, active_otadata
-from otaforge.formats.partition_table import APP_TYPE, FACTORY, TEST, PartitionEntry
+from otaforge.formats.partition_table import APP_TYPE, FACTORY, NUM_OTA_SLOTS, TEST, PartitionEntry
 
-__all__ = ["OTA_SLOTS_MAX", "OtaBase", "OtaConfig", "OtaOps", "read_partition_desc", "slot_of"]
+__all__ = ["OtaBase", "OtaConfig", "OtaOps", "read_partition_desc", "slot_of"]
 
 _U32 = 0xFFFFFFFF
 
@@ -169,8 +169,9 @@ class OtaOps(RollbackOps):
                     raise_esp("ESP_ERR_INVALID_SIZE", f"write overruns {part.name}")
                 self.flash.erase_range(part.offset + start, count * SECTOR_SIZE)
         if entry.wrote_size == 0 and part.type == APP_TYPE and data[0] != ESP_IMAGE_MAGIC:
-            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED",
-                      f"OTA image has invalid magic byte (expected 0xE9, saw 0x{data[0]:02x})")
+            bad = BadMagicError(f"OTA image has invalid magic byte (expected 0xE9, saw "
+                                f"0x{data[0]:02x})")
+            raise_esp("ESP_ERR_OTA_VALIDATE_FAILED", str(bad), cause=bad)
         self._partition_write(part, entry.wrote_size, data)
         entry.wrote_size += len(data)
 
@@ -268,7 +269,7 @@ class OtaOps(RollbackOps):
         factory = self._find(APP_TYPE, FACTORY)
         if factory is not None:
             return factory
-        for i in range(OTA_SLOTS_MAX):
+        for i in range(NUM_OTA_SLOTS):
             part = self._ota_slot(i)
             if part is not None:
                 return part
@@ -300,7 +301,7 @@ class OtaOps(RollbackOps):
             start = self.running
         default: PartitionEntry | None = None
         next_is_result = False
-        for i in range(OTA_SLOTS_MAX):
+        for i in range(NUM_OTA_SLOTS):
             part = self._ota_slot(i)
             if part is None:
                 continue

@@ -10,7 +10,7 @@ with anti-rollback the eFuse is burned right after the VALID write;
 
 from __future__ import annotations
 
-from otaforge.crypto.sbv2 import verify_v2
+from otaforge.crypto.chip_policy import verify_for_chip
 from otaforge.device.esp_err import raise_esp
 from otaforge.device.flash import SECTOR_SIZE
 from otaforge.device.ota_base import OtaBase, slot_of
@@ -136,8 +136,8 @@ class RollbackOps(OtaBase):
         revoked = set(self.efuses.revoked) | {index}
         try:
             image = AppImage.from_bytes(data, check=False)
-            verify_v2(data, digests=others, revoked=revoked, image_len=image.image_len,
-                      strict=False)
+            verify_for_chip(data, self.config.chip, digests=others, revoked=revoked,
+                            image_len=image.image_len, version=2)
         except (FormatError, VerificationError):
             raise_esp("ESP_FAIL", "Application cannot be verified with any key other than the "
                       "one being revoked")

@@ -162,8 +162,9 @@ class Sweeper:
 
     def __init__(self, config: SweepConfig) -> None:
         from otaforge.device.emulator import compose_flash
-        from otaforge.formats.app_image import build_image, verify_image
         from otaforge.formats.chips import chip as chip_spec
+        from otaforge.formats.image_builder import build_image
+        from otaforge.formats.image_verify import verify_image
 
         self.config = config
         cfg = config

@@ -71,6 +71,12 @@ class Reader:
         self.offset += n
         return out
 
+    def skip(self, n: int, field: str) -> None:
+        """Move past ``n`` bytes (bounds-checked like :meth:`read`, without copying them)."""
+        if n < 0 or self.offset + n > len(self.data):
+            self.read(n, field)  # raises TruncatedError with the message
+        self.offset += n
+
     def unpack(self, layout: struct.Struct, field: str) -> tuple[Any, ...]:
         values = unpack_from(layout, self.data, self.offset, f"{self.what}: {field}")
         self.offset += layout.size

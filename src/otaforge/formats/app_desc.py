@@ -23,6 +23,10 @@ APP_DESC_OFFSET = 0x20  # 24-byte image header + 8-byte header of segment 0
 # idf_ver[32], app_elf_sha256[32], min_efuse_blk_rev_full, max_efuse_blk_rev_full,
 # mmu_page_size (log2), reserv3[3], reserv2[18] (uint32)
 _DESC = struct.Struct("<II8s32s32s16s16s32s32sHHB3s72s")
+_HEAD = struct.Struct("<II")  # magic_word, secure_version
+_BLK_REVS = struct.Struct("<HH")  # min/max_efuse_blk_rev_full
+_BLK_REVS_OFFSET = struct.calcsize("<II8s32s32s16s16s32s32s")  # 0xB0: image offset 0xD0
+_MMU_PAGE_OFFSET = _BLK_REVS_OFFSET + _BLK_REVS.size  # 0xB4: image offset 0xD4
 assert _DESC.size == APP_DESC_SIZE
 
 
@@ -171,3 +175,48 @@ def read_app_desc(image_prefix: bytes) -> AppDesc:
             "bytes (image header, segment header and esp_app_desc_t)"
         )
     return AppDesc.from_bytes(bytes(image_prefix[APP_DESC_OFFSET:end]))
+
+
+def efuse_blk_rev_range(image: bytes) -> tuple[int, int]:
+    """``(min, max)_efuse_blk_rev_full`` as the bootloader's ``process_segment_data`` reads them.
+
+    Taken at their ``esp_app_desc_t`` offsets in the image (0xD0, 0xD2) *without* checking the
+    description's magic; bytes past the end of ``image`` read as erased flash (0xFF).
+    """
+    start = APP_DESC_OFFSET + _BLK_REVS_OFFSET
+    raw = bytes(image[start : start + _BLK_REVS.size]).ljust(_BLK_REVS.size, b"\xff")
+    lo, hi = _BLK_REVS.unpack(raw)
+    return int(lo), int(hi)
+
+
+def mmu_page_size_log2(image: bytes) -> int:
+    """The app description's ``mmu_page_size`` (log2) of ``image``; 0 without a description."""
+    offset = APP_DESC_OFFSET + _MMU_PAGE_OFFSET
+    if len(image) <= offset or app_desc_magic(image) != APP_DESC_MAGIC:
+        return 0
+    return image[offset]
+
+
+def app_desc_magic(image: bytes) -> int | None:
+    """The ``magic_word`` at image offset 0x20 (None when the image is shorter than that)."""
+    head = _head(image)
+    return head[0] if head else None
+
+
+def app_secure_version(image: bytes) -> int | None:
+    """``secure_version`` of the app description at image offset 0x20, None without its magic.
+
+    What ``bootloader_common_get_partition_description`` gives ``check_anti_rollback``: only the
+    description's magic is checked (not the image's).
+    """
+    head = _head(image)
+    return head[1] if head and head[0] == APP_DESC_MAGIC else None
+
+
+def _head(image: bytes) -> tuple[int, int] | None:
+    """``(magic_word, secure_version)`` at image offset 0x20, None when the image is shorter."""
+    raw = bytes(image[APP_DESC_OFFSET : APP_DESC_OFFSET + _HEAD.size])
+    if len(raw) < _HEAD.size:
+        return None
+    magic, secure_version = _HEAD.unpack(raw)
+    return int(magic), int(secure_version)

@@ -5,19 +5,19 @@ components/bootloader_support/src/esp_image_format.c (``image_load``: order of c
 their messages), bootloader_common_loader.c (``bootloader_common_check_chip_validity``),
 esptool ``bin_image.py`` (the same layout as esptool reads and writes it).
 
-:meth:`AppImage.from_bytes` parses the structure; :func:`verify_image` (in :mod:`image_verify`,
-re-exported here) is the bootloader's ``image_load`` in verify mode. Bytes after ``image_len``
-(erased 0xFF of a slot, a Secure Boot signature sector) are ignored, exactly as the bootloader
-ignores them.
+:meth:`AppImage.from_bytes` parses the structure and :func:`walk_segments` is the one walk over
+segment headers (also used by :func:`app_image_length` and by
+:func:`otaforge.formats.image_verify.verify_image`, the bootloader's ``image_load`` in verify
+mode). Bytes after ``image_len`` (erased 0xFF of a slot, a Secure Boot signature sector) are
+ignored, exactly as the bootloader ignores them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from otaforge.errors import (
     BadMagicError,
@@ -25,7 +25,7 @@ from otaforge.errors import (
     FormatError,
     TruncatedError,
 )
-from otaforge.formats._binary import Reader, unpack_from
+from otaforge.formats._binary import Reader, align_up, unpack_from
 from otaforge.formats.app_desc import APP_DESC_MAGIC, APP_DESC_SIZE, AppDesc
 from otaforge.formats.chips import ChipSpec, chip_by_id
 
@@ -37,9 +37,7 @@ SEGMENT_HEADER_SIZE = 8
 HASH_LEN = 32
 SIXTEEN_MB = 0x1000000
 WP_PIN_DISABLED = 0xEE
-SIG_SECTOR_MAGIC = 0xE7
 ESP8266_V2_IMAGE_MAGIC = 0xEA  # esptool bin_image.py ESP8266V2FirmwareImage.IMAGE_V2_MAGIC
-SECTOR_SIZE = 0x1000
 
 # magic, segment_count, spi_mode, spi_speed:4|spi_size:4, entry_addr, wp_pin, spi_pin_drv[3],
 # chip_id, min_chip_rev, min_chip_rev_full, max_chip_rev_full, reserved[4], hash_appended
@@ -49,6 +47,8 @@ assert _HEADER.size == IMAGE_HEADER_SIZE and _SEGMENT.size == SEGMENT_HEADER_SIZ
 
 SPI_MODES = ("QIO", "QOUT", "DIO", "DOUT", "FAST_READ", "SLOW_READ")
 FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
+PIN_DRIVE_NAMES = ("clk_drv", "q_drv", "d_drv", "cs0_drv", "hd_drv", "wp_drv")
+FLASH_SIZE_BYTES = tuple(0x100000 << code for code in range(len(FLASH_SIZES)))  # by spi_size
 
 
 def xor_checksum(chunks: Sequence[bytes], seed: int = ESP_CHECKSUM_MAGIC) -> int:
@@ -115,6 +115,17 @@ class ImageHeader:
         """The chip named by ``chip_id``, or None for an id otaforge does not know."""
         return chip_by_id(self.chip_id)
 
+    @property
+    def pin_drive(self) -> dict[str, int]:
+        """``spi_pin_drv``'s six 4-bit drive strengths, as esptool names them."""
+        nibbles = [n for byte in self.spi_pin_drv for n in (byte & 0x0F, byte >> 4)]
+        return dict(zip(PIN_DRIVE_NAMES, nibbles, strict=True))
+
+    @property
+    def wp_pin_disabled(self) -> bool:
+        """``wp_pin`` is 0xEE: the flash write-protect pin is not used."""
+        return self.wp_pin == WP_PIN_DISABLED
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -126,6 +137,58 @@ class Segment:
     def header_bytes(self) -> bytes:
         """The 8-byte ``esp_image_segment_header_t``."""
         return _SEGMENT.pack(self.load_addr, len(self.data))
+
+
+@dataclass(frozen=True)
+class SegmentSpan:
+    """Where one segment sits in an image file, as its 8-byte header declares it."""
+
+    index: int
+    load_addr: int
+    offset: int  # file offset of the segment's data (just after its header)
+    length: int
+
+    @property
+    def end(self) -> int:
+        """File offset just after the segment's data."""
+        return self.offset + self.length
+
+
+def walk_segments(data: bytes, count: int, what: str = "app image") -> Iterator[SegmentSpan]:
+    """The ``count`` segment headers after the image header, in file order.
+
+    Each span is yielded as soon as its header is read and before its data is bounds-checked,
+    so a caller can apply ``process_segment``'s checks (length rules, MMU alignment) in the
+    bootloader's order; resuming the walk skips over the data.
+
+    Raises:
+        TruncatedError: a segment header or its data runs past the end of ``data``.
+    """
+    reader = Reader(data, what, IMAGE_HEADER_SIZE)
+    for index in range(count):
+        load_addr, length = reader.unpack(_SEGMENT, f"segment {index} header")
+        yield SegmentSpan(index, load_addr, reader.offset, length)
+        reader.skip(length, f"segment {index} data")
+
+
+def app_image_length(data: bytes) -> int | None:
+    """esp_image_format.c's image length (header, segments, checksum pad, appended hash).
+
+    Walks the segment headers only (no checksum or hash is computed); None when ``data`` is
+    not an app image (no 0xE9 magic, more than 16 segments) or its segments run past the end.
+    """
+    try:
+        header = ImageHeader.from_bytes(data)
+        if header.magic != ESP_IMAGE_MAGIC or header.segment_count > ESP_IMAGE_MAX_SEGMENTS:
+            return None
+        end = IMAGE_HEADER_SIZE
+        for span in walk_segments(data, header.segment_count):
+            end = span.end
+    except TruncatedError:
+        return None
+    # the checksum byte is the last of the 16-byte-aligned block, then the optional hash
+    length = align_up(end + 1, 16) + (HASH_LEN if header.hash_appended == 1 else 0)
+    return length if length <= len(data) else None
 
 
 @dataclass(frozen=True)
@@ -197,14 +260,14 @@ class AppImage:
         header = ImageHeader.from_bytes(data)
         check_esp32_family(header)
         check_magic(header)
-        reader = Reader(data, "app image", IMAGE_HEADER_SIZE)
         segments: list[Segment] = []
         offsets: list[int] = []
-        for index in range(header.segment_count):
-            load_addr, data_len = reader.unpack(_SEGMENT, f"segment {index} header")
-            offsets.append(reader.offset)
-            segments.append(Segment(load_addr, reader.read(data_len, f"segment {index} data")))
-        end = reader.offset
+        end = IMAGE_HEADER_SIZE
+        for span in walk_segments(data, header.segment_count):
+            offsets.append(span.offset)
+            end = span.end
+            segments.append(Segment(span.load_addr, data[span.offset : end]))
+        reader = Reader(data, "app image", end)
         pad = 15 - (end % 16)
         reader.read(pad, "padding before the checksum")
         checksum = reader.read(1, "checksum byte")[0]
@@ -385,42 +448,3 @@ def assemble_image(header: ImageHeader, segments: Sequence[Segment]) -> bytes:
 def image_sha256(data: bytes) -> str:
     """Hex SHA-256 of ``data`` (the whole file as given), e.g. for release records."""
     return hashlib.sha256(data).hexdigest()
-
-
-def signature_sector_offset(image: AppImage) -> int:
-    """Where a Secure Boot v2 signature sector would start: image_len rounded up to 4 KiB."""
-    return (image.image_len + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
-
-
-def has_signature_sector(data: bytes, image: AppImage) -> bool:
-    """True when a 0xE7 signature block sits at the 4 KiB boundary after ``image_len``."""
-    offset = signature_sector_offset(image)
-    return len(data) > offset and data[offset] == SIG_SECTOR_MAGIC
-
-
-def verify_image(data: bytes, *, chip: ChipSpec | None = None, chip_rev: int = 0,
-                 partition_size: int | None = None, sig_len: int = 0, addr: int = 0,
-                 efuse_blk_rev: int | None = None) -> AppImage:
-    """esp_image_format.c ``image_load`` in verify mode, in the bootloader's order.
-
-    See :func:`otaforge.formats.image_verify.verify_image` for the checks, arguments and
-    errors. Imported lazily (that module builds on this one).
-    """
-    from otaforge.formats.image_verify import verify_image as _verify_image
-
-    return _verify_image(data, chip=chip, chip_rev=chip_rev, partition_size=partition_size,
-                         sig_len=sig_len, addr=addr, efuse_blk_rev=efuse_blk_rev)
-
-
-def build_image(*, version: str, project: str = "otaforge-demo", secure_version: int = 0,
-                chip: str = "esp32", size: int | None = None, seed: int = 0,
-                idf_ver: str = "v5.4.1", **options: Any) -> bytes:
-    """A deterministic synthetic app image that esptool calls valid.
-
-    See :func:`otaforge.formats.image_builder.build_image` for every option (date, time,
-    chip revisions, flash mode/size, ...). Imported lazily so parsing stays lean.
-    """
-    from otaforge.formats.image_builder import build_image as _build
-
-    return _build(version=version, project=project, secure_version=secure_version, chip=chip,
-                  size=size, seed=seed, idf_ver=idf_ver, **options)

@@ -36,6 +36,13 @@ class ChipSpec:
         mmu_page_sizes: configurable MMU page sizes (empty: fixed at ``mmu_page_size``).
         flash_freq: esptool's flash frequency names and their header nibble codes.
         memory_map: esptool's ``MEMORY_MAP`` rows (start, end, type) for labelling segments.
+        sbv2_blocks: signature blocks of a sector the bootloader examines
+            (``SECURE_BOOT_NUM_BLOCKS``: ESP32 ECO3 reads block 0 only).
+        key_digest_slots: Secure Boot v2 public key digests the eFuses hold (ESP32: one, in BLK2).
+        checks_efuse_blk_rev: the bootloader checks the app's min/max eFuse block revision
+            (``bootloader_common_check_efuse_blk_validity``; not on ESP32).
+        bootloader_offset: flash offset of the second-stage bootloader (esptool's
+            ``BOOTLOADER_FLASH_OFFSET``, ``CONFIG_BOOTLOADER_OFFSET_IN_FLASH``).
     """
 
     name: str
@@ -53,6 +60,10 @@ class ChipSpec:
     flash_freq: tuple[tuple[str, int], ...] = (("80m", 0xF), ("40m", 0x0), ("26m", 0x1),
                                               ("20m", 0x2))
     memory_map: MemoryMap = ()
+    sbv2_blocks: int = 3
+    key_digest_slots: int = 3
+    checks_efuse_blk_rev: bool = True
+    bootloader_offset: int = 0x0
 
     def is_mapped(self, load_addr: int) -> bool:
         """True when a segment at ``load_addr`` is flash-mapped (IROM/DROM)."""
@@ -103,7 +114,8 @@ CHIPS: dict[str, ChipSpec] = {
         ChipSpec(
             "esp32", 0x0000, (0x400D0000, 0x40400000), (0x3F400000, 0x3F800000),
             (0x40080000, 0x400A0000), (0x3FFAE000, 0x40000000), 32, _RSA, True,
-            display_name="ESP32",
+            display_name="ESP32", sbv2_blocks=1, key_digest_slots=1, checks_efuse_blk_rev=False,
+            bootloader_offset=0x1000,
             memory_map=(
                 _PAD, (0x3F400000, 0x3F800000, "DROM"), (0x3F800000, 0x3FC00000, "EXTRAM_DATA"),
                 (0x3FF80000, 0x3FF82000, "RTC_DRAM"), (0x3FF90000, 0x40000000, "BYTE_ACCESSIBLE"),
@@ -117,7 +129,7 @@ CHIPS: dict[str, ChipSpec] = {
         ChipSpec(
             "esp32s2", 0x0002, (0x40080000, 0x40B80000), (0x3F000000, 0x3F3F0000),
             (0x40020000, 0x40070000), (0x3FFB0000, 0x40000000), 16, _RSA,
-            display_name="ESP32-S2",
+            display_name="ESP32-S2", bootloader_offset=0x1000,
             memory_map=(
                 _PAD, (0x3F000000, 0x3FF80000, "DROM"), (0x3F500000, 0x3FF80000, "EXTRAM_DATA"),
                 (0x3FF9E000, 0x3FFA0000, "RTC_DRAM"), (0x3FF9E000, 0x40000000, "BYTE_ACCESSIBLE"),
@@ -185,7 +197,7 @@ CHIPS: dict[str, ChipSpec] = {
         ChipSpec(
             "esp32p4", 0x0012, (0x40000000, 0x4C000000), (0x40000000, 0x4C000000),
             (0x4FF00000, 0x4FFA0000), (0x4FF00000, 0x4FFA0000), 16, _RSA_ECDSA,
-            display_name="ESP32-P4",
+            display_name="ESP32-P4", bootloader_offset=0x2000,
             memory_map=_riscv_map((0x40000000, 0x4C000000), (0x4FF00000, 0x4FFA0000),
                                   (0x4FC00000, 0x4FC20000), (0x4FC00000, 0x4FC20000),
                                   (0x50108000, 0x50110000)),
@@ -202,7 +214,7 @@ CHIPS: dict[str, ChipSpec] = {
         ChipSpec(
             "esp32c5", 0x0017, (0x42000000, 0x44000000), (0x42000000, 0x44000000),
             (0x40800000, 0x40860000), (0x40800000, 0x40860000), 9, _RSA_ECDSA,
-            display_name="ESP32-C5",
+            display_name="ESP32-C5", bootloader_offset=0x2000,
             flash_freq=(("80m", 0xF), ("40m", 0x0), ("20m", 0x2)),
             memory_map=_riscv_map((0x42000000, 0x44000000), (0x40800000, 0x40860000),
                                   (0x40000000, 0x4003A000), (0x4003A000, 0x40040000),
@@ -224,7 +236,7 @@ CHIPS: dict[str, ChipSpec] = {
         ChipSpec(
             "esp32h4", 0x001C, (0x42000000, 0x44000000), (0x42000000, 0x44000000),
             (0x40810000, 0x40860000), (0x40810000, 0x40860000), 16, _NO_SBV2,
-            display_name="ESP32-H4", mmu_page_sizes=_C6_PAGES,
+            display_name="ESP32-H4", mmu_page_sizes=_C6_PAGES, bootloader_offset=0x2000,
             flash_freq=(("48m", 0xF), ("24m", 0x0)),
             memory_map=(
                 _PAD, (0x42000000, 0x44000000, "DROM"), (0x40810000, 0x40860000, "DRAM"),
@@ -250,6 +262,7 @@ CHIPS: dict[str, ChipSpec] = {
             "esp32s31", 0x0020, (0x40000000, 0x54000000), (0x40000000, 0x54000000),
             (0x2F000000, 0x2F080000), (0x2F000000, 0x2F080000), 16, _NO_SBV2,
             display_name="ESP32-S31", mmu_page_sizes=(0x8000, 0x10000, 0x20000, 0x40000),
+            bootloader_offset=0x2000,
             flash_freq=(("80m", 0xF), ("40m", 0x0), ("20m", 0x2)),
             memory_map=(
                 _PAD, (0x40000000, 0x54000000, "DROM"), (0x2F000000, 0x2F080000, "DRAM"),

@@ -6,25 +6,21 @@ Sources: components/bootloader_support/src/esp_image_format.c (``image_load``,
 
 :func:`verify_image` parses with :meth:`otaforge.formats.app_image.AppImage.from_bytes` and adds
 what the bootloader checks on top: partition size, chip id and revision, segment count and
-lengths, MMU alignment of flash-mapped segments, eFuse block revision, fit in the slot. It is
-re-exported (lazily) as ``otaforge.formats.app_image.verify_image``.
+lengths, MMU alignment of flash-mapped segments, eFuse block revision, fit in the slot.
 """
 
 from __future__ import annotations
 
-import struct
-
-from otaforge.errors import ImageRejected, TruncatedError
-from otaforge.formats._binary import Reader
+from otaforge.errors import ImageRejected, RefusalCode, TruncatedError
+from otaforge.formats.app_desc import efuse_blk_rev_range, mmu_page_size_log2
 from otaforge.formats.app_image import (
-    _SEGMENT,
     ESP_IMAGE_MAX_SEGMENTS,
-    IMAGE_HEADER_SIZE,
     SIXTEEN_MB,
     AppImage,
     ImageHeader,
     _truncated,
     check_magic,
+    walk_segments,
 )
 from otaforge.formats.chips import ChipSpec, chip_by_id, format_rev
 
@@ -36,17 +32,20 @@ def check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
     if header.chip_id != chip.chip_id:
         raise ImageRejected(
             f"mismatch chip ID, expected {chip.chip_id}, found {header.chip_id} "
-            f"(this image is for {_chip_label(header.chip_id)}, not {chip.name})"
+            f"(this image is for {_chip_label(header.chip_id)}, not {chip.name})",
+            code=RefusalCode.WRONG_CHIP,
         )
     if chip_rev < header.min_chip_rev_full:
         raise ImageRejected(
             f"Image requires chip rev >= {format_rev(header.min_chip_rev_full)}, "
-            f"but chip is {format_rev(chip_rev)}"
+            f"but chip is {format_rev(chip_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
     max_rev = header.max_chip_rev_full
     if max_rev not in (0, 0xFFFF) and chip_rev > max_rev:
         raise ImageRejected(
-            f"Image requires chip rev <= {format_rev(max_rev)}, but chip is {format_rev(chip_rev)}"
+            f"Image requires chip rev <= {format_rev(max_rev)}, but chip is {format_rev(chip_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
 
 
@@ -58,49 +57,49 @@ def _chip_label(chip_id: int) -> str:
 def _scan_segments(raw: bytes, header: ImageHeader, chip: ChipSpec | None, addr: int) -> None:
     """Walk segment headers as ``process_segment`` does: length rules, then MMU alignment."""
     spec = chip or header.chip
-    desc_page_log2 = raw[0xD4] if len(raw) > 0xD4 and raw[0x20:0x24] == b"\x32\x54\xcd\xab" else 0
-    page = spec.page_size_for(desc_page_log2) if spec else 0x10000
-    reader = Reader(raw, f"image at 0x{addr:x}", IMAGE_HEADER_SIZE)
-    for index in range(header.segment_count):
-        load_addr, length = reader.unpack(_SEGMENT, f"segment {index} header")
-        offset = reader.offset
-        if length % 4 or length >= SIXTEEN_MB:
-            raise ImageRejected(f"invalid segment length 0x{length:x} (segment {index})")
-        if spec is not None and spec.is_mapped(load_addr) and offset % page != load_addr % page:
+    page = spec.page_size_for(mmu_page_size_log2(raw)) if spec else 0x10000
+    for seg in walk_segments(raw, header.segment_count, f"image at 0x{addr:x}"):
+        if seg.length % 4 or seg.length >= SIXTEEN_MB:
+            raise ImageRejected(f"invalid segment length 0x{seg.length:x} (segment {seg.index})")
+        if spec is not None and spec.is_mapped(seg.load_addr) \
+                and seg.offset % page != seg.load_addr % page:
             raise ImageRejected(
-                f"Segment {index} load address 0x{load_addr:08x}, doesn't match data "
-                f"0x{offset:08x} (flash-mapped segments need file offset == address modulo "
+                f"Segment {seg.index} load address 0x{seg.load_addr:08x}, doesn't match data "
+                f"0x{seg.offset:08x} (flash-mapped segments need file offset == address modulo "
                 f"the 0x{page:x} MMU page)"
             )
-        reader.read(length, f"segment {index} data")
 
 
 def check_efuse_blk_rev(
     data: bytes, chip: ChipSpec | None, efuse_blk_rev: int | None
 ) -> None:
-    """``bootloader_common_check_efuse_blk_validity`` on segment 0 (non-ESP32 chips).
+    """``bootloader_common_check_efuse_blk_validity`` on segment 0 (chips whose ChipSpec has
+    ``checks_efuse_blk_rev``: all but ESP32).
 
     ``process_segment_data`` reads ``min/max_efuse_blk_rev_full`` where ``esp_app_desc_t`` keeps
-    them (image offset 0xD0/0xD2) without checking the descriptor's magic; a field counts only
-    when it is neither 0 nor 0xFFFF (``IS_FIELD_SET``). ``efuse_blk_rev`` None: not checked.
+    them (see :func:`~otaforge.formats.app_desc.efuse_blk_rev_range`) without checking the
+    descriptor's magic; a field counts only when it is neither 0 nor 0xFFFF (``IS_FIELD_SET``).
+    ``efuse_blk_rev`` None: not checked.
 
     Raises:
         ImageRejected: the chip's eFuse block revision is outside the image's range.
     """
-    if efuse_blk_rev is None or chip is None or chip.name == "esp32":
+    if efuse_blk_rev is None or chip is None or not chip.checks_efuse_blk_rev:
         return
     if len(data) < 2 or data[1] == 0:  # no segment 0
         return
-    lo, hi = struct.unpack_from("<HH", data[:0xD4].ljust(0xD4, b"\xff"), 0xD0)
+    lo, hi = efuse_blk_rev_range(data)
     if lo not in (0, 0xFFFF) and efuse_blk_rev < lo:
         raise ImageRejected(
             f"Image requires efuse blk rev >= {format_rev(lo)}, "
-            f"but chip is {format_rev(efuse_blk_rev)}"
+            f"but chip is {format_rev(efuse_blk_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
     if hi not in (0, 0xFFFF) and efuse_blk_rev > hi:
         raise ImageRejected(
             f"Image requires efuse blk rev <= {format_rev(hi)}, "
-            f"but chip is {format_rev(efuse_blk_rev)}"
+            f"but chip is {format_rev(efuse_blk_rev)}",
+            code=RefusalCode.CHIP_REVISION,
         )
 
 
@@ -139,7 +138,8 @@ def verify_image(data: bytes, *, chip: ChipSpec | None = None, chip_rev: int = 0
         if partition_size is not None and len(raw) >= partition_size:
             # the whole slot was given and the image runs past its end
             raise ImageRejected(
-                f"Image doesn't fit in partition length {partition_size}: {err}"
+                f"Image doesn't fit in partition length {partition_size}: {err}",
+                code=RefusalCode.TOO_LARGE,
             ) from None
         raise _truncated(err) from None
 
@@ -163,7 +163,8 @@ def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: in
     if partition_size is not None and image.image_len + sig_len > partition_size:
         raise ImageRejected(
             f"Image length {image.image_len + sig_len} doesn't fit in partition length "
-            f"{partition_size}"
+            f"{partition_size}",
+            code=RefusalCode.TOO_LARGE,
         )
     image.raise_if_corrupt()
     return image

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otaforge.formats.partition_csv import FACTORY, OTA_0, OTADATA_SIZE, TEST, hx
+from otaforge.formats.otadata import OTADATA_SIZE
+from otaforge.formats.partition_csv import FACTORY, OTA_0, TEST, hx
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
 
 __all__ = ["Finding", "check_ota_layout"]

@@ -19,10 +19,10 @@ from enum import IntEnum
 
 from otaforge.errors import FormatError, TruncatedError
 from otaforge.formats._binary import unpack_from
+from otaforge.formats.sector import SECTOR_SIZE
 
 OTADATA_ENTRY_SIZE = 32
-OTADATA_SECTOR_SIZE = 0x1000
-OTADATA_SIZE = 2 * OTADATA_SECTOR_SIZE
+OTADATA_SIZE = 2 * SECTOR_SIZE  # two copies, one sector each
 SEQ_UNUSED = 0xFFFFFFFF
 SEQ_LABEL_SIZE = 20
 ERASED_SEQ_LABEL = b"\xff" * SEQ_LABEL_SIZE
@@ -150,11 +150,11 @@ def read_otadata(data: bytes) -> tuple[OtaSelectEntry, OtaSelectEntry]:
     """
     raw = bytes(data)
     first = OtaSelectEntry.from_bytes(raw[:OTADATA_ENTRY_SIZE])
-    second_raw = raw[OTADATA_SECTOR_SIZE : OTADATA_SECTOR_SIZE + OTADATA_ENTRY_SIZE]
+    second_raw = raw[SECTOR_SIZE : SECTOR_SIZE + OTADATA_ENTRY_SIZE]
     if len(second_raw) < OTADATA_ENTRY_SIZE:
         raise TruncatedError(
             f"otadata: {len(raw)} bytes; the partition needs two 0x1000-byte sectors "
-            f"(at least 0x{OTADATA_SECTOR_SIZE + OTADATA_ENTRY_SIZE:x} bytes, normally 0x2000)"
+            f"(at least 0x{SECTOR_SIZE + OTADATA_ENTRY_SIZE:x} bytes, normally 0x2000)"
         )
     return first, OtaSelectEntry.from_bytes(second_raw)
 
@@ -169,7 +169,7 @@ def otadata_bytes(entries: Sequence[OtaSelectEntry | None]) -> bytes:
     out = bytearray(b"\xff" * OTADATA_SIZE)
     for index, entry in enumerate(entries):
         if entry is not None:
-            start = index * OTADATA_SECTOR_SIZE
+            start = index * SECTOR_SIZE
             out[start : start + OTADATA_ENTRY_SIZE] = entry.to_bytes()
     return bytes(out)
 

@@ -24,6 +24,7 @@ import os
 import re
 
 from otaforge.errors import PartitionTableError
+from otaforge.formats.sector import SECTOR_SIZE
 
 APP_TYPE = 0x00
 DATA_TYPE = 0x01
@@ -53,8 +54,6 @@ TEE_OTA = 0x90
 PRIMARY = 0x00
 
 DEFAULT_TABLE_OFFSET = 0x8000
-TABLE_SECTOR_SIZE = 0x1000
-OTADATA_SIZE = 0x2000
 NVS_RW_MIN_SIZE = 0x3000
 
 # Keyword tables in gen_esp32part's dict order: the order decides which name ``to_csv`` prints
@@ -249,7 +248,7 @@ def _parse_size(text: str, ptype: int, opts: CsvOptions, line: int) -> int:
             raise _bootloader_offset_missing("Primary", line)
         return opts.table_offset - opts.primary_bootloader_offset
     if ptype == PARTITION_TABLE_TYPE:
-        return TABLE_SECTOR_SIZE
+        return SECTOR_SIZE  # the table occupies one flash sector
     if text == "":
         raise PartitionTableError("the size field can't be empty"
                                   + gen_says("Size field can't be empty"), line=line)
@@ -316,7 +315,7 @@ def parse_csv(text: str, opts: CsvOptions) -> list[CsvRow]:
 
 def _place(rows: list[CsvRow], opts: CsvOptions) -> None:
     """Fill empty offsets and resolve negative sizes, in file order (gen_esp32part's fix-up)."""
-    last_end = opts.table_offset + TABLE_SECTOR_SIZE
+    last_end = opts.table_offset + SECTOR_SIZE
     previous: CsvRow | None = None
     for row in rows:
         if row.is_primary_fixed:

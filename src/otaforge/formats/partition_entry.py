@@ -71,15 +71,25 @@ class PartitionEntry:
     line: int | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_bytes(cls, b: bytes) -> PartitionEntry:
+    def from_bytes(cls, b: bytes, *, strict: bool = True) -> PartitionEntry:
         """Decode a 32-byte record (unknown flag bits are dropped, as gen_esp32part does).
 
+        Args:
+            b: the record.
+            strict: gen_esp32part's reading (magic checked, label must be UTF-8). False is the
+                bootloader's: the fields are taken as they are (the caller classifies the
+                record by its magic) and a non-UTF-8 label is decoded with replacement.
+
         Raises:
-            TruncatedError: fewer than 32 bytes. BadMagicError: not ``AA 50``.
-            PartitionTableError: the label is not UTF-8.
+            TruncatedError: fewer than 32 bytes. BadMagicError: not ``AA 50`` (strict).
+            PartitionTableError: the label is not UTF-8 (strict).
         """
         magic, ptype, subtype, offset, size, label, flags = unpack_from(
             _ENTRY, b, 0, "partition entry")
+        if not strict:
+            return cls(label.split(b"\x00", 1)[0].decode("utf-8", errors="replace"), ptype,
+                       subtype, offset, size, bool(flags & FLAG_ENCRYPTED),
+                       bool(flags & FLAG_READONLY))
         if magic != ENTRY_MAGIC:
             raise BadMagicError(
                 f"partition entry has magic {magic.hex(' ')}, expected aa 50 "

@@ -25,6 +25,7 @@ from otaforge.errors import (
     PartitionTableError,
     TruncatedError,
 )
+from otaforge.formats.otadata import OTADATA_SIZE
 from otaforge.formats.partition_csv import (
     APP_TYPE,
     BOOTLOADER_TYPE,
@@ -42,13 +43,11 @@ from otaforge.formats.partition_csv import (
     NVS_KEYS,
     OTA_0,
     OTA_DATA,
-    OTADATA_SIZE,
     PARTITION_TABLE_TYPE,
     PHY,
     PRIMARY,
     SPIFFS,
     SUBTYPES,
-    TABLE_SECTOR_SIZE,
     TEE_OTA,
     TEST,
     TYPES,
@@ -69,6 +68,7 @@ from otaforge.formats.partition_entry import (
     PartitionEntry,
     verify_entry,
 )
+from otaforge.formats.sector import SECTOR_SIZE
 
 __all__ = [
     "APP_TYPE", "BOOTLOADER_TYPE", "COREDUMP", "DATA_TYPE", "DEFAULT_TABLE_OFFSET", "EFUSE",
@@ -229,7 +229,7 @@ class PartitionTable:
             seen[p.name] = p
 
     def _verify_layout(self, table_offset: int) -> None:
-        first_free = table_offset + TABLE_SECTOR_SIZE
+        first_free = table_offset + SECTOR_SIZE
         last: PartitionEntry | None = None
         for p in sorted(self.entries, key=lambda e: e.offset):
             if p.offset < first_free and not _is_primary_fixed(p):

@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 
 from otaforge.errors import BadMagicError, ChecksumMismatch, FormatError, TruncatedError
 from otaforge.formats._binary import align_up
+from otaforge.formats.sector import SECTOR_SIZE as SECTOR_SIZE  # a signature sector is one
+from otaforge.formats.signature_key import (
+    COORD_SIZES,
+    CURVE_ID_P192,
+    CURVE_ID_P256,
+    CURVE_ID_P384,
+    RSA_KEY_FIELDS,
+    SCHEME_NAMES,
+)
 
-SECTOR_SIZE = 4096
 SIG_BLOCK_SIZE = 1216
 SIG_BLOCK_MAX_COUNT = 3
 SIG_BLOCK_MAGIC = 0xE7
@@ -25,9 +33,6 @@ SIG_BLOCK_VERSION_RSA = 0x02
 SIG_BLOCK_VERSION_ECDSA = 0x03
 ECDSA_SHA_256 = 0x00
 ECDSA_SHA_384 = 0x01
-CURVE_ID_P192 = 1
-CURVE_ID_P256 = 2
-CURVE_ID_P384 = 3
 CRC_OFFSET = 1196  # the CRC covers block[0:1196]
 V1_SIGNATURE_SIZE = 68  # uint32 version 0 + ECDSA P-256 r‖s
 
@@ -37,10 +42,34 @@ _ECDSA256 = struct.Struct("<BBBB32sB64s64s1031sI16s")  # also P-192 (zero-padded
 _ECDSA384 = struct.Struct("<BBBB48sB96s96s951sI16s")
 _HEAD = struct.Struct("<BBBB")
 _CRC = struct.Struct("<I")
+_V1_TRAILER = struct.Struct("<I32s32s")  # v1 signed app: version 0, r, s (big-endian)
 assert _RSA.size == _ECDSA256.size == _ECDSA384.size == SIG_BLOCK_SIZE
+assert _V1_TRAILER.size == V1_SIGNATURE_SIZE
 
-_COORD_SIZE = {CURVE_ID_P192: 24, CURVE_ID_P256: 32, CURVE_ID_P384: 48}
-SCHEME_NAMES = {CURVE_ID_P192: "ecdsa192", CURVE_ID_P256: "ecdsa256", CURVE_ID_P384: "ecdsa384"}
+
+def block_crcs(raw: bytes) -> tuple[int, int]:
+    """``(stored, computed)`` CRC32 of a 1216-byte block (the CRC covers its first 1196 bytes)."""
+    (stored,) = _CRC.unpack_from(raw, CRC_OFFSET)
+    return int(stored), zlib.crc32(raw[:CRC_OFFSET])
+
+
+def v1_signature(r: int, s: int) -> bytes:
+    """The 68-byte v1 signed-app trailer: version 0, then r and s big-endian."""
+    return _V1_TRAILER.pack(0, r.to_bytes(32, "big"), s.to_bytes(32, "big"))
+
+
+def parse_v1_signature(trailer: bytes) -> tuple[int, int, int]:
+    """``(version, r, s)`` of a 68-byte v1 trailer.
+
+    Raises:
+        TruncatedError: fewer than 68 bytes.
+    """
+    if len(trailer) < V1_SIGNATURE_SIZE:
+        raise TruncatedError(
+            f"truncated signature: {len(trailer)} of {V1_SIGNATURE_SIZE} bytes after the image"
+        )
+    version, r, s = _V1_TRAILER.unpack_from(trailer)
+    return int(version), int.from_bytes(r, "big"), int.from_bytes(s, "big")
 
 
 @dataclass(frozen=True)
@@ -89,7 +118,7 @@ class SignatureBlock:
 
     def _body(self) -> bytes:
         if self.version == SIG_BLOCK_VERSION_RSA:
-            n, e, rinv, mdash = struct.unpack("<384sI384sI", self.key)
+            n, e, rinv, mdash = RSA_KEY_FIELDS.unpack(self.key)
             return _RSA.pack(self.magic_byte, self.version, self.sha_version, self.reserved2,
                              self.image_digest, n, e, rinv, mdash, self.signature, 0,
                              self.padding)[:CRC_OFFSET]
@@ -128,15 +157,14 @@ class SignatureBlock:
             raise BadMagicError(
                 f"block {index} bad magic 0x{magic:02x} (expected 0xe7): not a signature block"
             )
-        (crc,) = _CRC.unpack_from(raw, CRC_OFFSET)
-        calc = zlib.crc32(raw[:CRC_OFFSET])
+        crc, calc = block_crcs(raw)
         if crc != calc:
             raise ChecksumMismatch(
                 f"block {index} bad CRC: stored 0x{crc:08x}, computed 0x{calc:08x}"
             )
         if version == SIG_BLOCK_VERSION_RSA:
             f = _RSA.unpack(raw)
-            key = struct.pack("<384sI384sI", f[5], f[6], f[7], f[8])
+            key = RSA_KEY_FIELDS.pack(f[5], f[6], f[7], f[8])
             return cls(version, f[4], key, f[9], sha_version, magic, reserved2, b"", f[11])
         if version != SIG_BLOCK_VERSION_ECDSA:
             raise FormatError(
@@ -159,19 +187,19 @@ class SignatureBlock:
 
     def rsa_fields(self) -> tuple[int, int, int, int]:
         """``(n, e, rinv, mdash)`` of an RSA block as integers."""
-        n, e, rinv, mdash = struct.unpack("<384sI384sI", self.key)
+        n, e, rinv, mdash = RSA_KEY_FIELDS.unpack(self.key)
         return (int.from_bytes(n, "little"), e, int.from_bytes(rinv, "little"), mdash)
 
     def ecdsa_point(self) -> tuple[int, int]:
         """``(x, y)`` of an ECDSA block's public key."""
-        size = _COORD_SIZE[self.curve_id]
+        size = COORD_SIZES[self.curve_id]
         point = self.key[1:]
         return (int.from_bytes(point[:size], "little"),
                 int.from_bytes(point[size : 2 * size], "little"))
 
     def ecdsa_rs(self) -> tuple[int, int]:
         """``(r, s)`` of an ECDSA block's signature."""
-        size = _COORD_SIZE[self.curve_id]
+        size = COORD_SIZES[self.curve_id]
         return (int.from_bytes(self.signature[:size], "little"),
                 int.from_bytes(self.signature[size : 2 * size], "little"))
 
@@ -235,30 +263,15 @@ def build_sector(blocks: list[SignatureBlock]) -> bytes:
     return b"".join(b.to_bytes() for b in blocks).ljust(SECTOR_SIZE, b"\xff")
 
 
-def app_image_length(data: bytes) -> int | None:
-    """esp_image_format.c's image length (header, segments, checksum pad, appended hash).
+def signature_sector_offset(image_len: int) -> int:
+    """Where the Secure Boot v2 sector of an image of ``image_len`` bytes starts (4 KiB aligned)."""
+    return align_up(image_len, SECTOR_SIZE)
 
-    Only walks the segment headers; returns None when ``data`` does not look like an app image
-    or its segments run past the end.
-    """
-    if len(data) < 24 or data[0] != 0xE9:
-        return None
-    count = data[1]
-    if count > 16:
-        return None
-    hash_appended = data[23] == 1
-    pos = 24
-    for _ in range(count):
-        if pos + 8 > len(data):
-            return None
-        (length,) = struct.unpack_from("<I", data, pos + 4)
-        pos += 8 + length
-        if pos > len(data):
-            return None
-    pos = align_up(pos + 1, 16)  # checksum byte is the last of the 16-byte-aligned block
-    if hash_appended:
-        pos += 32
-    return pos if pos <= len(data) else None
+
+def has_signature_sector(data: bytes, image_len: int) -> bool:
+    """True when a 0xE7 block magic sits at :func:`signature_sector_offset` in ``data``."""
+    offset = signature_sector_offset(image_len)
+    return len(data) > offset and data[offset] == SIG_BLOCK_MAGIC
 
 
 def find_signature_sector(image: bytes, image_len: int | None = None) -> int | None:
@@ -272,14 +285,18 @@ def find_signature_sector(image: bytes, image_len: int | None = None) -> int | N
     The returned offset may leave fewer than 4096 bytes (a truncated sector); callers check.
     """
     if image_len is not None:
-        offset = align_up(image_len, SECTOR_SIZE)
+        offset = signature_sector_offset(image_len)
         return offset if len(image) > offset else None
     if len(image) >= SECTOR_SIZE and len(image) % SECTOR_SIZE == 0 \
             and image[-SECTOR_SIZE] == SIG_BLOCK_MAGIC:
         return len(image) - SECTOR_SIZE
+    # imported only here: signing and verifying espsecure-layout files (the common case, a
+    # start-up-timed command) never need the image parser
+    from otaforge.formats.app_image import app_image_length
+
     walked = app_image_length(image)
     if walked is not None:
-        offset = align_up(walked, SECTOR_SIZE)
+        offset = signature_sector_offset(walked)
         if len(image) > offset and image[offset] != 0xFF:
             return offset
         return None
@@ -322,8 +339,48 @@ def signature_length(scheme: str | None, image_len: int) -> int:
     if scheme in ("v1", "ecdsa_v1"):
         return V1_SIGNATURE_SIZE
     if scheme in ("v2", "rsa3072", "ecdsa192", "ecdsa256", "ecdsa384"):
-        return align_up(image_len, SECTOR_SIZE) - image_len + SECTOR_SIZE
+        return signature_sector_offset(image_len) - image_len + SECTOR_SIZE
     raise FormatError(f"unknown signing scheme {scheme!r}")
+
+
+def has_v1_signature(data: bytes, image_len: int) -> bool:
+    """True when exactly a 68-byte v1 trailer (version word 0) follows the image in ``data``."""
+    tail = data[image_len:]
+    return len(tail) == V1_SIGNATURE_SIZE and tail[:4] == bytes(4)
+
+
+@dataclass(frozen=True)
+class BlockHeader:
+    """A slot of a signature sector that starts with the block magic, as ``image info`` lists it.
+
+    Attributes:
+        index: slot 0..2.
+        offset: file offset of the block.
+        version: the version byte (0x02 RSA, 0x03 ECDSA; anything else is unknown).
+        crc_valid: the block's CRC32 over its first 1196 bytes matches.
+    """
+
+    index: int
+    offset: int
+    version: int
+    crc_valid: bool
+
+
+def block_headers(data: bytes, image_len: int) -> list[BlockHeader]:
+    """The blocks of the sector after ``image_len`` up to the first slot without the magic.
+
+    Only magic, version and CRC are read (the blocks need not parse); empty when unsigned.
+    """
+    start = signature_sector_offset(image_len)
+    found = []
+    for index in range(SIG_BLOCK_MAX_COUNT):
+        offset = start + index * SIG_BLOCK_SIZE
+        raw = data[offset : offset + SIG_BLOCK_SIZE]
+        if len(raw) < SIG_BLOCK_SIZE or raw[0] != SIG_BLOCK_MAGIC:
+            break
+        stored, computed = block_crcs(raw)
+        found.append(BlockHeader(index, offset, raw[1], stored == computed))
+    return found
 
 
 @dataclass(frozen=True)

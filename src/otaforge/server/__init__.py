@@ -25,5 +25,7 @@ Management API (admin token): ``/api/v1/fleets``, ``/api/v1/fleets/{f}/releases`
 Modules: ``app`` (ASGI factory, errors, load shedding), ``fastpath`` (check-in and download
 fast paths), ``routes_device`` / ``routes_admin``, ``checkin`` and ``service`` (business
 rules), ``store`` (SQL + blobs), ``models`` / ``migrations`` / ``db``, ``ranges`` /
-``download`` (HTTP Range), ``pki``, ``auth``, ``lifecycle`` (init/run), ``client``.
+``download`` (HTTP Range), ``pki``, ``auth``, ``lifecycle`` (init/run). Report states,
+refusal codes and problem+json are :mod:`otaforge.protocol`; the management client is
+:mod:`otaforge.client.management`.
 """

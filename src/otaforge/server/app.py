@@ -26,6 +26,7 @@ from otaforge.errors import (
     Unauthorized,
     VerificationError,
 )
+from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
 from otaforge.server import routes_admin, routes_device
 from otaforge.server.db import make_engine, migrate
 from otaforge.server.fastpath import FastPaths
@@ -33,7 +34,6 @@ from otaforge.server.settings import Settings
 from otaforge.server.store import Store
 
 FLUSH_INTERVAL_S = 1.0
-PROBLEM = "application/problem+json"
 MAX_JSON_BODY = 1024 * 1024  # a fleet's CSV (64 KiB) and keys fit many times over
 UPLOAD_PATH = re.compile(r"^/api/v1/fleets/[^/]+/releases$")
 
@@ -48,11 +48,8 @@ def _snake(name: str) -> str:
 def problem(status: int, detail: str, reason: str, headers: dict[str, str] | None = None,
             title: str | None = None) -> JSONResponse:
     """An RFC 9457 problem+json response with a machine-readable ``reason``."""
-    from http import HTTPStatus
-
-    body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase,
-            "status": status, "detail": detail, "reason": reason}
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+    return JSONResponse(problem_body(status, detail, reason, title), status_code=status,
+                        headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def status_of(err: OtaforgeError) -> int:

@@ -7,6 +7,7 @@ sends large chunks read straight from the page cache, and never buffers a whole 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
 from otaforge.server.ranges import (
     ByteRange,
     RangeNotSatisfiable,
@@ -65,7 +67,7 @@ class FirmwareResponse(Response):
                 rng = parse_range(header, size)
             except RangeNotSatisfiable as err:
                 return 416, {**base, "content-range": err.content_range,
-                             "content-type": "application/problem+json"}, None
+                             "content-type": PROBLEM_MEDIA_TYPE}, None
             if rng is not None:
                 return 206, {**base, "content-range": rng.content_range,
                              "content-length": str(rng.length),
@@ -80,9 +82,9 @@ class FirmwareResponse(Response):
             status, headers, rng = self._plan(size)
             body416 = b""
             if status == 416:
-                body416 = (b'{"type":"about:blank","title":"Range Not Satisfiable","status":416,'
-                           b'"detail":"requested range starts past the end of the image",'
-                           b'"reason":"range_not_satisfiable"}')
+                body416 = json.dumps(problem_body(
+                    416, "requested range starts past the end of the image",
+                    "range_not_satisfiable"), separators=(",", ":")).encode()
                 headers["content-length"] = str(len(body416))
             await send({"type": "http.response.start", "status": status,
                         "headers": _headers(headers)})

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from otaforge.errors import NotFound
+from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE
+from otaforge.protocol.reports import recorded_reason
 from otaforge.server import checkin, service
 from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
@@ -28,7 +30,7 @@ from otaforge.server.store import Store
 router = APIRouter()
 DeviceId = Annotated[str, Path(pattern=NAME, description="device id")]
 PROBLEMS: dict[int | str, dict[str, object]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    code: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
     for code in (400, 401, 403, 404, 409, 422, 429, 503)
 }
 
@@ -69,8 +71,8 @@ async def report(device_id: DeviceId, body: Report, response: Response,
     """Record a progress or outcome report; replaying an event id changes nothing (200)."""
     store.authorize_device(who, device_id)
     event, duplicate = await run_in_threadpool(
-        store.report, device_id, body.event_id, body.deployment_id, body.state, body.reason,
-        body.bytes)
+        store.report, device_id, body.event_id, body.deployment_id, str(body.state),
+        recorded_reason(body.code, body.reason), body.bytes)
     if duplicate:
         response.status_code = 200
     return ReportAck(event_id=event.event_id, deployment_id=event.deployment_id,

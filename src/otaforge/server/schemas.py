@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from otaforge.errors import RefusalCode
+from otaforge.protocol.reports import MAX_REASON_LENGTH, OtadataState, ReportState
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # device-supplied labels: no control characters (PostgreSQL text cannot even hold NUL)
 LABEL = r"^[^\x00-\x1f\x7f]*$"
 SHA256 = r"^[0-9a-fA-F]{64}$"
-ReportState = Literal["downloading", "downloaded", "installing", "rebooting", "pending_verify",
-                      "confirmed", "rolled_back", "failed"]
-OtadataState = Literal["new", "pending_verify", "valid", "invalid", "aborted", "undefined"]
 
 
 class Strict(BaseModel):
@@ -80,7 +80,9 @@ class Report(Strict):
     event_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     deployment_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     state: ReportState
-    reason: str | None = Field(default=None, max_length=1000,
+    code: RefusalCode | None = Field(default=None, description="why the device refused the "
+                                     "release (a failed report); recorded with the reason")
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH,
                                description="free text; NUL characters are stored as U+FFFD")
     bytes: int | None = Field(default=None, ge=0, le=2**40)
 

@@ -16,17 +16,13 @@ from otaforge.errors import (
     RollbackRejected,
     SignatureInvalid,
 )
-from otaforge.formats.app_image import AppImage, has_signature_sector, verify_image
+from otaforge.formats.app_image import AppImage
 from otaforge.formats.chips import ChipSpec, chip
+from otaforge.formats.image_verify import verify_image
+from otaforge.formats.signature_block import has_signature_sector
+from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 
-# report states a device may send, in their usual order
-REPORT_STATES = ("downloading", "downloaded", "installing", "rebooting", "pending_verify",
-                 "confirmed", "rolled_back", "failed")
-TERMINAL_STATES = frozenset({"confirmed", "rolled_back", "failed"})
-FAILURE_STATES = frozenset({"rolled_back", "failed"})
-ABORTED = "aborted"  # set by an administrator, never reported by a device
-ENDED_STATES = TERMINAL_STATES | {ABORTED}
-OTADATA_STATES = ("new", "pending_verify", "valid", "invalid", "aborted", "undefined")
+ENDED_STATES = TERMINAL_STATES | {ABORTED}  # deployment states after which nothing changes
 _PRINTABLE = frozenset(string.printable) - frozenset("\t\n\r\x0b\x0c")
 
 
@@ -107,73 +103,39 @@ def _check_version_text(version: str) -> None:
 
 
 def _signature(data: bytes, image: AppImage, policy: FleetPolicy) -> dict[str, Any] | None:
-    """Verify (when required) and describe the image's signature."""
+    """Verify (when required) and describe the image's signature.
+
+    The chip's policy (schemes, blocks examined, v1 scheme) is
+    :func:`otaforge.crypto.chip_policy.verify_for_chip`'s; the image is not parsed again.
+    """
     from otaforge.crypto import keys as k
-    from otaforge.crypto.sbv2 import signature_key_digests, verify_v2
 
-    signed_v2 = has_signature_sector(data, image)
     if not policy.require_signature:
-        if not signed_v2:
-            return None
-        try:
-            digests = signature_key_digests(data, image.image_len)
-        except SignatureInvalid:
-            return None
-        return {"scheme": "sbv2", "verified": False,
-                "key_digests": [d.hex() for d in digests]}
+        return _unverified_signature(data, image)
+    from otaforge.crypto.chip_policy import verify_for_chip
+
     trusted = [k.load_public_key(pem.encode()) for pem in policy.public_keys]
-    spec = chip_spec(policy.chip)
-    if signed_v2:
-        # the device's rules: its chip's schemes only, and ESP32 (ECO3) reads block 0 only
-        v2_keys = [key for key in trusted if k.scheme_of(key) in spec.sbv2_schemes]
-        if not v2_keys:
-            raise SignatureInvalid(
-                f"image carries a Secure Boot v2 signature, but none of the fleet's keys is of "
-                f"a scheme {spec.name} verifies ({', '.join(spec.sbv2_schemes)})")
-        scheme = _block0_scheme(data, image)
-        if scheme is not None and scheme not in spec.sbv2_schemes:
-            raise SignatureInvalid(
-                f"image is signed with {scheme}, but {spec.name} only verifies "
-                f"{', '.join(spec.sbv2_schemes)} Secure Boot v2 signatures")
-        result = verify_v2(data, keys=v2_keys, image_len=image.image_len,
-                           max_blocks=1 if spec.name == "esp32" else 3)
-        index = trusted.index(v2_keys[result.key_index])
-        return {"scheme": result.scheme, "verified": True, "key_index": index,
-                "key_digest": k.public_key_digest(trusted[index]).hex(),
-                "block_count": result.block_count, "signed_len": result.signed_len}
-    if len(data) == image.image_len + 68 and spec.sbv1_app_signing:
-        return _signature_v1(data, image, trusted)
-    raise SignatureInvalid("image is unsigned, but the fleet requires a signature by one of "
-                           f"its {len(trusted)} key(s); sign it (espsecure sign-data) first")
+    result = verify_for_chip(data, chip_spec(policy.chip), keys=trusted,
+                             image_len=image.image_len, strict=True)
+    described: dict[str, Any] = {"scheme": result.scheme, "verified": True,
+                                 "key_index": result.key_index}
+    if result.scheme != "v1":
+        described["key_digest"] = k.public_key_digest(trusted[result.key_index]).hex()
+    described.update(block_count=result.block_count, signed_len=result.signed_len)
+    return described
 
 
-def _block0_scheme(data: bytes, image: AppImage) -> str | None:
-    """The scheme of the first signature block, or None when it cannot be parsed."""
-    from otaforge.formats.app_image import signature_sector_offset
-    from otaforge.formats.signature_block import read_sector
+def _unverified_signature(data: bytes, image: AppImage) -> dict[str, Any] | None:
+    """The key digests of a Secure Boot v2 sector a fleet does not check (None: unsigned)."""
+    from otaforge.crypto.sbv2 import signature_key_digests
 
-    offset = signature_sector_offset(image)
-    try:
-        first = read_sector(data[offset:offset + 4096])[0].block
-    except FormatError:
+    if not has_signature_sector(data, image.image_len):
         return None
-    return first.scheme if first is not None else None
-
-
-def _signature_v1(data: bytes, image: AppImage, trusted: list[Any]) -> dict[str, Any]:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from otaforge.crypto import sbv1
-
-    p256 = [key for key in trusted if isinstance(key, ec.EllipticCurvePublicKey)
-            and isinstance(key.curve, ec.SECP256R1)]
-    if not p256:
-        raise SignatureInvalid("image carries a v1 (ECDSA P-256) signature, but the fleet has "
-                               "no P-256 key to check it")
-    result = sbv1.verify_v1(data, keys=p256, image_len=image.image_len)
-    index = trusted.index(p256[result.key_index])
-    return {"scheme": "v1", "verified": True, "key_index": index,
-            "block_count": 1, "signed_len": result.signed_len}
+    try:
+        digests = signature_key_digests(data, image.image_len)
+    except SignatureInvalid:
+        return None
+    return {"scheme": "sbv2", "verified": False, "key_digests": [d.hex() for d in digests]}
 
 
 def check_upload(data: bytes, policy: FleetPolicy) -> CheckedImage:

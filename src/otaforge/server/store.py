@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from otaforge.errors import Conflict, InputError, NotFound, Unauthorized
+from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
 from otaforge.server.blobs import BlobStore
@@ -259,15 +260,15 @@ class Store(DeviceStore):
             dep = s.get(Deployment, deployment_id, with_for_update=True)
             if dep is None:
                 raise NotFound(f"no deployment {deployment_id}")
-            if dep.state == service.ABORTED:
+            if dep.state == ABORTED:
                 return dep
-            if dep.state in service.TERMINAL_STATES:
+            if dep.state in TERMINAL_STATES:
                 raise Conflict(f"deployment {deployment_id} already ended as {dep.state}; "
                                "there is nothing to abort")
-            dep.state, dep.reason, dep.updated_at = service.ABORTED, why, utcnow()
+            dep.state, dep.reason, dep.updated_at = ABORTED, why, utcnow()
             # a space: no device event id can collide (they are printable, without spaces)
             s.add(Event(device_id=dep.device_id, event_id=f"admin abort {dep.id}",
-                        deployment_id=dep.id, state=service.ABORTED, reason=why))
+                        deployment_id=dep.id, state=ABORTED, reason=why))
         return dep
 
 

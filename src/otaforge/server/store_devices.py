@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from otaforge.errors import Conflict, NotFound, ServerError
+from otaforge.protocol.reports import ABORTED, FAILURE_STATES, TERMINAL_STATES
 from otaforge.server import rollout, service
 from otaforge.server.auth import Principal, forbidden, new_token, token_hash
 from otaforge.server.blobs import BlobStore
@@ -252,14 +253,14 @@ class DeviceStore:
         with self.tx() as s:
             failures = s.scalar(select(func.count(Deployment.id)).where(
                 Deployment.device_id == device_id, Deployment.release_id == target.release_id,
-                Deployment.state.in_(service.FAILURE_STATES))) or 0
+                Deployment.state.in_(FAILURE_STATES))) or 0
             if service.decide(facts, target, failures, self.settings.max_failures):
                 return None
             mine = s.execute(select(Deployment.id, Deployment.state).where(
                 Deployment.device_id == device_id, Deployment.release_id == target.release_id,
-                Deployment.state.not_in(service.TERMINAL_STATES))
+                Deployment.state.not_in(TERMINAL_STATES))
                 .order_by(Deployment.id.desc())).all()
-            if any(state == service.ABORTED for _, state in mine):
+            if any(state == ABORTED for _, state in mine):
                 return None
             open_dep = s.get(Deployment, mine[0][0]) if mine else None
             stale_s = self.settings.stale_deployment_s
@@ -305,8 +306,8 @@ class DeviceStore:
                         dep.state = service.transition(dep.state, state)
                     except ValueError as err:
                         raise Conflict(str(err)) from None
-                    if state in service.FAILURE_STATES and before not in \
-                            service.TERMINAL_STATES:
+                    if state in FAILURE_STATES and before not in \
+                            TERMINAL_STATES:
                         rollout.count_failure(s, device_id, dep.release_id)
                     dep.reason, dep.bytes, dep.updated_at = reason, nbytes, utcnow()
                 event = Event(device_id=device_id, event_id=event_id,
@@ -319,7 +320,7 @@ class DeviceStore:
             if again is None:
                 raise
             return again, True
-        if state in service.FAILURE_STATES:
+        if state in FAILURE_STATES:
             self._targets.clear()  # the rollout may have just paused
         return event, False
 

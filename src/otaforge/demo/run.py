@@ -19,19 +19,20 @@ from typing import Any
 
 from otaforge.agent.config import AgentConfig
 from otaforge.agent.httpx_fetcher import HttpxFetcher
+from otaforge.agent.results import AgentEvent
 from otaforge.agent.selftest import AgentFirmware
 from otaforge.agent.server_api import ServerClient
-from otaforge.agent.updater import AgentEvent, Updater
+from otaforge.agent.updater import Updater
+from otaforge.client.management import ManagementClient
 from otaforge.crypto.keys import generate_key, private_key_pem, public_key_digest, public_key_pem
 from otaforge.crypto.sbv2 import sign_v2
+from otaforge.demo.local_server import LocalServer, ServerInfo
 from otaforge.device.emulator import Device, DeviceConfig, compose_flash
 from otaforge.device.flash import MemoryFlash
 from otaforge.errors import OtaforgeError
-from otaforge.fleet.local_server import LocalServer, ServerInfo
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
 from otaforge.fsutil import atomic_write, ensure_dir
-from otaforge.server.client import ManagementClient
 
 # the seed's partition table (factory + two OTA slots + otadata), 8 MB flash
 SEED_PARTITIONS = """\
@@ -203,7 +204,7 @@ def run_demo(workdir: Path | None = None, on_event: EventSink | None = None,
 
 
 def _run_steps(demo: _Demo, info: ServerInfo) -> None:
-    from otaforge.fleet import demo_steps
+    from otaforge.demo import steps as demo_steps
 
     demo.step = "server"
     demo.emit("server", "start", f"update server initialised in a temporary directory and "

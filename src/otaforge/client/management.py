@@ -1,8 +1,9 @@
 """The management client: the admin API over HTTPS with a pinned CA (used by the CLI).
 
-Errors come back as otaforge errors: problem+json answers become :class:`ServerError`
-subclasses carrying the server's reason, network and TLS failures become
-:class:`ConnectionLost`.
+Errors come back as otaforge errors through :mod:`otaforge.protocol.http_errors`:
+problem+json refusals become :class:`~otaforge.errors.ServerError` subclasses carrying the
+server's reason, network and TLS failures :class:`~otaforge.errors.ConnectionLost` /
+:class:`~otaforge.errors.TransportError`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,9 @@ from typing import Any
 
 import httpx
 
-from otaforge.errors import (
-    Conflict,
-    ConnectionLost,
-    InputError,
-    NotFound,
-    ServerError,
-    Unauthorized,
-)
-
-_BY_STATUS: dict[int, type[ServerError]] = {401: Unauthorized, 404: NotFound, 409: Conflict}
+from otaforge.errors import InputError
+from otaforge.protocol.http_errors import error_for_status
+from otaforge.protocol.httpx_errors import HTTPX_FAILURES, transport_error
 
 
 def tls_context(ca: Path | None) -> ssl.SSLContext:
@@ -35,20 +29,6 @@ def tls_context(ca: Path | None) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(ca))
     except ssl.SSLError as err:
         raise InputError(f"{ca}: not a PEM CA certificate ({err.reason})") from None
-
-
-def error_from(response: httpx.Response) -> ServerError:
-    """The otaforge error for a non-2xx answer."""
-    try:
-        body = response.json()
-        detail, reason = str(body.get("detail", "")), str(body.get("reason", ""))
-    except ValueError:
-        detail, reason = response.text[:200], ""
-    cls = _BY_STATUS.get(response.status_code, ServerError)
-    label = f"{response.status_code} {reason}".strip()
-    err = cls(f"server refused ({label}): {detail}", status_code=response.status_code)
-    err.reason = reason  # type: ignore[attr-defined]
-    return err
 
 
 class ManagementClient:
@@ -81,15 +61,13 @@ class ManagementClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; the decoded JSON answer, or raise the matching error."""
+        what = f"{method} {self._http.base_url.join(path)}"
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError as err:
-            raise ConnectionLost(f"cannot connect to {self._http.base_url}: {err} (is the "
-                                 "server running, and is --ca its server_cert.pem?)") from None
-        except httpx.TransportError as err:
-            raise ConnectionLost(f"{self._http.base_url}: {err}") from None
+        except HTTPX_FAILURES as err:
+            raise transport_error(err, what) from None
         if response.status_code >= 400:
-            raise error_from(response)
+            raise error_for_status(response.status_code, response.content, what)
         return response.json() if response.content else None
 
     def create_fleet(self, name: str, chip: str, partition_csv: str,

@@ -21,7 +21,8 @@ from enum import IntEnum
 from typing import Any, Protocol
 
 from otaforge.agent.fetcher import Fetcher, Request, Response
-from otaforge.errors import EspError, HTTPStatusError
+from otaforge.errors import EspError, HTTPStatusError, ServerError, TransportError
+from otaforge.protocol.http_errors import error_for_status
 
 IMAGE_HEADER_SIZE = 1024
 DEFAULT_BUFFER_SIZE = 4096
@@ -32,6 +33,7 @@ ESP_ERR_INVALID_STATE = 0x103
 ESP_ERR_INVALID_SIZE = 0x104
 
 DEFAULT_MAX_HTTP_REQUEST_SIZE = 64 * 1024
+MAX_ERROR_BODY = 4096
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
 
@@ -130,9 +132,19 @@ def _request(handle: HttpsOtaHandle, extra: Mapping[str, str], method: str = "GE
         raise EspError(ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE, "ESP_ERR_HTTP_RANGE_NOT_SATISFIABLE",
                        "Requested range is incorrect")
     if resp.status not in (200, 206):
-        resp.close()
-        raise HTTPStatusError(f"{method} {handle.config.url}: HTTP {resp.status}", resp.status)
+        body = _error_body(resp)
+        raise error_for_status(resp.status, body, f"{method} {handle.config.url}")
     return resp
+
+
+def _error_body(resp: Response) -> bytes:
+    """The start of an error answer's body (its problem+json), then the connection closed."""
+    try:
+        return next(iter(resp.chunks), b"")[:MAX_ERROR_BODY]
+    except TransportError:
+        return b""
+    finally:
+        resp.close()
 
 
 def _attach(handle: HttpsOtaHandle, resp: Response, offset: int, length: int) -> None:
@@ -207,7 +219,7 @@ def _probe_length(handle: HttpsOtaHandle) -> int:
     """The image size: HEAD, else GET ``Range: bytes=0-0`` (ESP-IDF master's probes)."""
     try:
         head = _request(handle, {}, "HEAD")
-    except HTTPStatusError:
+    except (HTTPStatusError, ServerError):
         head = None
     if head is not None:
         head.close()

@@ -16,9 +16,9 @@ from types import TracebackType
 
 import uvicorn
 
+from otaforge.client.management import ManagementClient
 from otaforge.errors import OtaforgeError
 from otaforge.server.app import create_app
-from otaforge.server.client import ManagementClient
 from otaforge.server.lifecycle import init_server
 from otaforge.server.settings import Settings
 

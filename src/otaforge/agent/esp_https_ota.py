@@ -10,7 +10,7 @@ Names, states and error codes follow components/esp_https_ota/src/esp_https_ota.
 ``esp_ota_set_boot_partition``.
 
 How the image is fetched (plain, resumed, or in partial-download ranges after a HEAD probe)
-is in :mod:`otaforge.agent.ota_http`. Deliberate choices where ESP-IDF versions differ
+is in :mod:`otaforge.agent.ota_requests`. Deliberate choices where ESP-IDF versions differ
 (documented in §6.1 step 5):
 
 * Resumption sends ``If-Range: <ETag>`` as well, so an artifact that changed between attempts
@@ -25,7 +25,7 @@ is in :mod:`otaforge.agent.ota_http`. Deliberate choices where ESP-IDF versions 
 from __future__ import annotations
 
 from otaforge.agent.fetcher import Fetcher
-from otaforge.agent.ota_http import (
+from otaforge.agent.ota_requests import (
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAX_HTTP_REQUEST_SIZE,
     ESP_ERR_HTTP_NOT_MODIFIED,

@@ -1,4 +1,4 @@
-"""One emulated device kept in files between runs, and one agent cycle on it.
+"""One emulated device kept in files between runs (``otaforge device run``).
 
 ``FLASH.bin`` is the whole flash as ``esptool read-flash`` would dump it; its eFuses (secure
 version, Secure Boot key digests) live beside it in ``FLASH.bin.efuse.json``, because eFuses
@@ -8,11 +8,9 @@ are not in flash but must survive between runs just the same.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from otaforge.agent.selftest import AgentFirmware
-from otaforge.agent.updater import BootOutcome, Outcome, Updater, UpdateResult
 from otaforge.device.boot_table import require_partition_table
 from otaforge.device.efuse import Efuses
 from otaforge.device.emulator import BEHAVIOURS, Behaviour, Device, DeviceConfig
@@ -87,40 +85,3 @@ def save_device(device: Device, flash_path: Path) -> None:
         flash.save(flash_path)
     atomic_write(efuse_path(flash_path),
                  (json.dumps(device.efuses.to_json(), indent=1) + "\n").encode())
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    """One agent cycle: boot check, check-in/update, and the boot after an update.
-
-    Attributes:
-        boot: what the boot check found.
-        update: the check-in's result.
-        after_reboot: the boot check after installing an update (None without one).
-    """
-
-    boot: BootOutcome
-    update: UpdateResult
-    after_reboot: BootOutcome | None
-
-    @property
-    def ok(self) -> bool:
-        """True unless something was refused, failed or rolled back."""
-        bad_boot = {BootOutcome.ROLLED_BACK, BootOutcome.UNVERIFIABLE}
-        if self.boot in bad_boot or self.after_reboot in bad_boot:
-            return False
-        return self.update.outcome in (Outcome.NO_UPDATE, Outcome.INSTALLED, Outcome.SKIPPED,
-                                       Outcome.BUSY)
-
-
-def run_cycle(updater: Updater) -> CycleResult:
-    """Boot check, check in, install an offered update, reboot into it and verify it.
-
-    Raises:
-        PowerCut: injected power loss (state is in flash; run again to resume).
-        TransportError: the server could not be reached for the check-in.
-    """
-    boot = updater.on_boot()
-    update = updater.check_for_update()
-    after = updater.reboot() if update.outcome == Outcome.INSTALLED else None
-    return CycleResult(boot, update, after)

@@ -1,4 +1,4 @@
-"""The demo's steps after setup, in order; each ends with one verdict (see :mod:`.demo`)."""
+"""The demo's steps after setup, in order; each ends with one verdict (see :mod:`.run`)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from otaforge.agent.updater import BootOutcome, Outcome, Updater
+from otaforge.agent.results import BootOutcome, Outcome
+from otaforge.agent.updater import Updater
+from otaforge.client.management import ManagementClient
+from otaforge.demo.local_server import ServerInfo
+from otaforge.demo.run import DEVICE_ID, FLEET
 from otaforge.device.emulator import Device
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut
-from otaforge.fleet.demo import DEVICE_ID, FLEET
-from otaforge.fleet.local_server import ServerInfo
 from otaforge.formats.otadata import OtaImgState
-from otaforge.server.client import ManagementClient
 
 if TYPE_CHECKING:
-    from otaforge.fleet.demo import _Demo
+    from otaforge.demo.run import _Demo
 
 POWER_CUT_AT_OP = 120  # flash operations into the download (~half of a 384 KiB image)
 

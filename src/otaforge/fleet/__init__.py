@@ -1,1 +1,0 @@
-"""otaforge.fleet."""
