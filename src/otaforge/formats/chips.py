@@ -283,6 +283,11 @@ def format_rev(full: int) -> str:
     return f"v{full // 100}.{full % 100}"
 
 
+def sbv2_schemes_text(spec: ChipSpec) -> str:
+    """``rsa3072, ecdsa256`` for messages; says so when the chip has no Secure Boot v2."""
+    return ", ".join(spec.sbv2_schemes) or f"none: ESP-IDF has no Secure Boot v2 for {spec.name}"
+
+
 def chip(name: str) -> ChipSpec:
     """Look a chip up by esptool name (``esp32``, ``esp32-s3`` and ``ESP32S3`` all work).
 
