@@ -7,8 +7,8 @@ from functools import lru_cache
 
 from otaforge.agent.decision import DeviceFacts, Offer
 from otaforge.crypto.keys import generate_key
-from otaforge.formats.image_builder import build_image
 from otaforge.formats.chips import chip
+from otaforge.formats.image_builder import build_image
 
 SLOT = 0x100000
 
