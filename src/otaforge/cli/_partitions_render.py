@@ -159,7 +159,7 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
 
 def _image_size(path: str) -> int:
     """Size of the ``--image`` file, once it is known to be a sound app image."""
-    from otaforge.formats.app_image import require_app_image  # only with --image: lean start
+    from otaforge.formats.image_verify import require_app_image  # only with --image: lean start
 
     data = read_input(path, "app image")
     try:

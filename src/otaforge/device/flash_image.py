@@ -146,7 +146,7 @@ def require_bootable_inputs(apps: Mapping[str, bytes], bootloader: bytes | None,
     Raises:
         FormatError: an empty file, not an image, a corrupt image, or one for another chip.
     """
-    from otaforge.formats.app_image import require_app_image
+    from otaforge.formats.image_verify import require_app_image
 
     named = dict(sources or {})
     for name, data in apps.items():

@@ -378,29 +378,6 @@ def check_esp32_family(header: ImageHeader, addr: int = 0, *, known_chip: bool =
     )
 
 
-def require_app_image(data: bytes, source: str, chip: ChipSpec | None = None) -> AppImage:
-    """``data`` parsed as a sound app image, or one clear error naming ``source``.
-
-    For inputs that must be an image a bootloader can load (``flash compose`` apps,
-    ``partitions check --image``): empty files, garbage, ESP8266 images, a wrong checksum or
-    appended SHA-256, and (with ``chip``) an image for another chip are refused.
-
-    Raises:
-        FormatError: ``data`` is not a sound app image (exit 2 in the CLI).
-    """
-    if not data:
-        raise FormatError(f"{source}: empty file, not an app image")
-    try:
-        image = AppImage.from_bytes(data)
-        check_esp32_family(image.header, known_chip=True)
-    except FormatError as err:
-        raise type(err)(f"{source}: not an app image: {err}") from None
-    if chip is not None and image.chip is not None and image.chip.chip_id != chip.chip_id:
-        raise FormatError(f"{source}: an {image.chip.display_name} image, but the target chip "
-                          f"is {chip.display_name}: build it for {chip.name} (or pass --chip)")
-    return image
-
-
 # what a user most often points ``image info`` at by mistake, by first byte
 _MAGIC_HINTS = {
     0x7F: " (this is an ELF file: build/<project>.bin is the app image; or run "
