@@ -39,6 +39,7 @@ from otaforge.formats.app_image import (
     ImageHeader,
 )
 from otaforge.formats.chips import CHIPS, ChipSpec, chip_by_id
+from otaforge.formats.image_verify import require_app_image
 from otaforge.formats.otadata import (
     OtaImgState,
     OtaSelectEntry,
@@ -146,8 +147,6 @@ def require_bootable_inputs(apps: Mapping[str, bytes], bootloader: bytes | None,
     Raises:
         FormatError: an empty file, not an image, a corrupt image, or one for another chip.
     """
-    from otaforge.formats.image_verify import require_app_image
-
     named = dict(sources or {})
     for name, data in apps.items():
         require_app_image(data, named.get(name, f"app for {name}"), chip)
