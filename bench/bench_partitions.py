@@ -4,9 +4,8 @@ Both tools convert the same inputs (the shared fixture CSVs and binaries plus a 
 94-partition table) in the same run; the script prints median wall time per conversion and
 the ratio otaforge / gen_esp32part (below 1.0 = otaforge is faster).
 
-gen_esp32part.py is not on PyPI: point ``GEN_ESP32PART`` at a copy of the script (from an
-ESP-IDF checkout: components/partition_table/gen_esp32part.py). Without it only otaforge is
-timed and the script says so.
+The reference is ESP-IDF's own gen_esp32part.py in ``../shared/fixtures/esp-idf/`` (it runs
+with the packages esptool brings).
 
 Usage: ``.venv/bin/python bench/bench_partitions.py [--repeat 15]``
 """
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("OTAFORGE_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 OTAFORGE = Path(sys.executable).parent / "otaforge"
+GEN_ESP32PART = FIXTURES / "esp-idf" / "gen_esp32part.py"
 # An installed package has its .pyc files; PYTHONDONTWRITEBYTECODE would make every timed run
 # recompile the modules changed since the last write, so the timed processes run without it
 # (the warm-up run writes the cache, as a pip install would).
@@ -56,9 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    gen = os.environ.get("GEN_ESP32PART")
-    if gen and not Path(gen).is_file():
-        raise SystemExit(f"GEN_ESP32PART={gen}: no such file")
+    if not GEN_ESP32PART.is_file():
+        raise SystemExit(f"{GEN_ESP32PART}: missing (../shared/fixtures beside the checkout)")
+    gen = str(GEN_ESP32PART)
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print("note: PYTHONDONTWRITEBYTECODE is unset for the timed processes (an installed "
               "package has cached .pyc files)")
@@ -71,20 +71,13 @@ def main() -> None:
             ours = _time([str(OTAFORGE), "partitions", "convert", str(src), str(out_ours)],
                          args.repeat)
             ours_total += ours
-            if not gen:
-                print(f"{src.name:28} {ours * 1000:12.1f} {'-':>17} {'-':>7}")
-                continue
             theirs = _time([sys.executable, gen, "-q", str(src), str(out_gen)], args.repeat)
             theirs_total += theirs
             same = out_ours.read_bytes() == out_gen.read_bytes()
             print(f"{src.name:28} {ours * 1000:12.1f} {theirs * 1000:17.1f} "
                   f"{ours / theirs:7.2f}{'' if same else '  OUTPUT DIFFERS'}")
-        if gen:
-            print(f"{'total':28} {ours_total * 1000:12.1f} {theirs_total * 1000:17.1f} "
-                  f"{ours_total / theirs_total:7.2f}  (otaforge / gen_esp32part)")
-        else:
-            print(f"total otaforge: {ours_total * 1000:.1f} ms. No ratio: GEN_ESP32PART is not set "
-                  "(gen_esp32part.py is not on PyPI; point it at a copy of the script).")
+        print(f"{'total':28} {ours_total * 1000:12.1f} {theirs_total * 1000:17.1f} "
+              f"{ours_total / theirs_total:7.2f}  (otaforge / gen_esp32part)")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ Every scenario of ``tests/formats/test_partition_table_rules.py`` (each gen_esp3
 rejected or accepted CSV) plus ``--count`` random CSV tables is converted by both tools. They
 must agree on the verdict (accepted or rejected) and, when accepted, on every byte of the binary.
 
-gen_esp32part.py is not on PyPI, so this is not part of the test suite: point ``GEN_ESP32PART``
-at a copy of the script (from an ESP-IDF checkout: components/partition_table/gen_esp32part.py).
+The reference is ESP-IDF's own gen_esp32part.py in ``../shared/fixtures/esp-idf/``, run as a
+command (``make test`` runs the same comparison in process, bounded, in
+``tests/formats/test_gen_esp32part_differential.py``; this script runs more tables, by hand).
 
-Usage: ``GEN_ESP32PART=/path/to/gen_esp32part.py .venv/bin/python bench/compare_gen_esp32part.py
-[--count 150] [--seed 2026]``. Exit status: 0 all agree, 1 any disagreement, 2 bad setup.
+Usage: ``.venv/bin/python bench/compare_gen_esp32part.py [--count 150] [--seed 2026]``.
+Exit status: 0 all agree, 1 any disagreement, 2 bad setup.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("OTAFORGE_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+GEN_ESP32PART = FIXTURES / "esp-idf" / "gen_esp32part.py"
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
@@ -119,15 +122,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=150, help="random tables (default 150)")
     parser.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     args = parser.parse_args()
-    script = os.environ.get("GEN_ESP32PART")
-    if not script:
-        print("GEN_ESP32PART is not set: point it at a copy of ESP-IDF's gen_esp32part.py "
-              "(components/partition_table/gen_esp32part.py), e.g.\n"
-              "  GEN_ESP32PART=/path/to/gen_esp32part.py python bench/compare_gen_esp32part.py",
-              file=sys.stderr)
-        return 2
-    if not Path(script).is_file():
-        print(f"GEN_ESP32PART={script}: no such file", file=sys.stderr)
+    script = str(GEN_ESP32PART)
+    if not GEN_ESP32PART.is_file():
+        print(f"{script}: missing (../shared/fixtures beside the checkout)", file=sys.stderr)
         return 2
     todo = cases(args.count, args.seed)
     failures = []

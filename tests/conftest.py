@@ -36,3 +36,17 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 def tool(name: str) -> str:
     """Path of a console script installed beside this Python (esptool, espsecure, ...)."""
     return str(Path(sys.executable).parent / name)
+
+
+GEN_ESP32PART = SHARED_FIXTURES / "esp-idf" / "gen_esp32part.py"
+
+
+@pytest.fixture(scope="session")
+def gen_esp32part() -> Path:
+    """ESP-IDF's real gen_esp32part.py (``../shared/fixtures/esp-idf``), the partition oracle.
+
+    It runs with the packages esptool brings (rich_click, esp_pylib): ``sys.executable``.
+    """
+    if not GEN_ESP32PART.is_file():
+        pytest.fail(f"{GEN_ESP32PART} is missing: CI clones the project with ../shared beside it")
+    return GEN_ESP32PART

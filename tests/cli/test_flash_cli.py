@@ -30,9 +30,10 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _inspect(path: Path, *extra: str) -> dict[str, object]:
     result = run_cli("flash", "inspect", str(path), "--json", *extra)
-    assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert isinstance(report, dict)
+    boots = report["boot"]["partition"] is not None
+    assert result.returncode == (0 if boots else 1), result.stderr  # 1: nothing boots
     return report
 
 
@@ -68,10 +69,20 @@ def test_inspect_human_output_names_the_bricked_device(work: Path) -> None:
     blank = work / "blank.bin"
     blank.write_bytes(b"\xff" * 0x10000)
     result = run_cli("flash", "inspect", str(blank))
-    assert result.returncode == 0
+    assert result.returncode == 1  # nothing boots
     assert "NOTHING BOOTS" in result.stdout
     assert json.loads(run_cli("flash", "inspect", str(blank), "--json").stdout)["boot"][
         "partition"] is None
+    report_only = run_cli("flash", "inspect", str(blank), "--report-only")
+    assert report_only.returncode == 0 and "NOTHING BOOTS" in report_only.stdout
+
+
+def test_inspect_garbage_flash_exits_1_not_0(work: Path) -> None:
+    garbage = work / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 256)
+    result = run_cli("flash", "inspect", str(garbage))
+    assert result.returncode == 1 and "NOTHING BOOTS" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -218,7 +229,7 @@ def test_inspect_agrees_with_the_bootloader(tmp_path: Path, name: str) -> None:
                               otadata=otadata))
     result = CliRunner().invoke(build_app("flash"),
                                 ["flash", "inspect", str(flash), "--json", *options])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == (0 if boots else 1), result.output  # 1: nothing boots
     report = json.loads(result.stdout)
     boot = report["boot"]
     assert boot["partition"] == boots, boot["reason"]

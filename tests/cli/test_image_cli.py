@@ -90,7 +90,9 @@ def test_info_json_keys_and_values(shared_fixtures: Path, name: str,
 
 
 @pytest.mark.parametrize(("chip", "size"), [("esp32", 0x30000), ("esp32c3", 0x50000),
-                                            ("esp32c6", 0x9000), ("esp32s3", 0x40000)])
+                                            ("esp32c6", 0x9000), ("esp32s3", 0x40000),
+                                            ("esp32h4", 0x9000), ("esp32h21", 0x9000),
+                                            ("esp32e22", 0x9000), ("esp32s31", 0x9000)])
 def test_build_then_info_matches_esptool(tmp_path: Path, chip: str, size: int) -> None:
     out = tmp_path / "fw.bin"
     built = run_cli("image", "build", "-o", str(out), "--version", "3.1.4", "--project", "demo",
@@ -245,7 +247,12 @@ def test_bootloader_description_matches_esptool(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("elf", "chip"), [("esp32c6-appdesc.elf", "esp32c6"),
-                                           ("esp32-app-template.elf", "esp32")])
+                                           ("esp32-app-template.elf", "esp32"),
+                                           # the chips esptool 5.6 added, from a RISC-V ELF
+                                           ("esp32c6-appdesc.elf", "esp32h4"),
+                                           ("esp32c6-appdesc.elf", "esp32h21"),
+                                           ("esp32c6-appdesc.elf", "esp32s31"),
+                                           ("esp32c6-appdesc.elf", "esp32e22")])
 def test_images_made_by_esptool_elf2image(tmp_path: Path, shared_fixtures: Path, elf: str,
                                           chip: str) -> None:
     out = tmp_path / "app.bin"
@@ -279,3 +286,65 @@ def test_common_wrong_files_get_a_hint(shared_fixtures: Path, name: str, hint: s
     proc = run_cli("image", "info", str(shared_fixtures / name))
     assert proc.returncode == 2
     assert "invalid magic byte" in proc.stderr and hint in proc.stderr
+
+
+@pytest.mark.parametrize("flipped", [-1, 0x2000], ids=["stored-hash-byte", "segment-byte"])
+def test_wrong_appended_hash_shows_computed_like_esptool_and_the_stored_one(
+        tmp_path: Path, shared_fixtures: Path, flipped: int) -> None:
+    data = bytearray((shared_fixtures / "esptool" / "esp32-app-template.bin").read_bytes())
+    data[flipped] ^= 0x5A  # in the appended SHA-256, or in segment data (checksum wrong too)
+    bad = tmp_path / "badhash.bin"
+    bad.write_bytes(bytes(data))
+    theirs = _without_banner(esptool_info(bad).stdout).strip().splitlines()
+    ours = run_cli("image", "info", str(bad))
+    assert ours.returncode == 1
+    lines = ours.stdout.strip().splitlines()
+    stored = f"Stored hash: {bytes(data[-32:]).hex()} (appended to the image)"
+    verdict = ["", "Image is INVALID: the bootloader would refuse it."]
+    at = next(i for i, line in enumerate(theirs) if line.startswith("Validation hash:"))
+    assert theirs[at].endswith("(invalid)")
+    assert lines == [*theirs[:at + 1], stored, *theirs[at + 1:], *verdict]
+    report = json.loads(run_cli("image", "info", "--json", str(bad)).stdout)
+    assert report["sha256"] == bytes(data[-32:]).hex()
+    assert theirs[at] == f"Validation hash: {report['calc_sha256']} (invalid)"
+
+
+def _esp8266_images(tmp_path: Path) -> dict[str, Path]:
+    """An original ESP8266 ROM image and a "v2" (0xEA) image, written by esptool's own classes."""
+    from esptool.bin_image import ESP8266ROMFirmwareImage, ESP8266V2FirmwareImage, ImageSegment
+
+    rom = ESP8266ROMFirmwareImage()
+    rom.entrypoint = 0x40100000
+    rom.segments = [ImageSegment(0x40100000, bytes(range(256)) * 4),
+                    ImageSegment(0x3FFE8000, b"\x11" * 64)]
+    rom.save(str(tmp_path / "rom"))
+    v2 = ESP8266V2FirmwareImage()
+    v2.entrypoint, v2.flash_mode, v2.flash_size_freq = 0x40100000, 0, 0
+    v2.segments = [ImageSegment(0x40201010, b"\x22" * 0x100),
+                   ImageSegment(0x40100000, bytes(range(256)) * 4)]
+    v2.save(str(tmp_path / "v2.bin"))
+    return {"rom": tmp_path / "rom0x00000.bin", "v2": tmp_path / "v2.bin"}
+
+
+@pytest.mark.parametrize("kind", ["rom", "v2"])
+def test_esp8266_image_is_named_and_refused_not_misread_as_esp32(tmp_path: Path,
+                                                                 kind: str) -> None:
+    path = _esp8266_images(tmp_path)[kind]
+    theirs = esptool_info(path)
+    assert theirs.returncode == 0 and "Detected image type: ESP8266" in theirs.stdout
+    ours = run_cli("image", "info", str(path))
+    assert ours.returncode == 2 and ours.stdout == ""
+    assert "is an ESP8266" in ours.stderr and "supports the ESP32 family only" in ours.stderr
+    assert len(ours.stderr.strip().splitlines()) == 1 and "Traceback" not in ours.stderr
+
+
+def test_unknown_chip_id_is_called_esp8266_as_esptool_detects_it(tmp_path: Path) -> None:
+    built = tmp_path / "fw.bin"
+    run_cli("image", "build", "-o", str(built), "--version", "1")
+    data = bytearray(built.read_bytes())
+    data[12:14] = (99).to_bytes(2, "little")  # no esptool target has image chip id 99
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(bytes(data))
+    assert "Detected image type: ESP8266" in esptool_info(odd).stdout
+    ours = run_cli("image", "info", str(odd))
+    assert ours.returncode == 2 and "chip id 99 is no ESP32-family chip's" in ours.stderr

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from otaforge.cli.main import build_app
+from otaforge.formats.image_builder import build_image
 from tests.conftest import run_cli
 
 FIXTURES = ("seed", "partitions_two_ota", "partitions_singleapp")
@@ -140,7 +141,7 @@ def test_check_critical_slot_sizes_exit_1(tmp_path: Path) -> None:
 
 def test_check_image_too_large_for_a_slot(shared_fixtures: Path, tmp_path: Path) -> None:
     image = tmp_path / "app.bin"
-    image.write_bytes(b"\xe9" + b"\x00" * 0x1C0000)  # one byte more than a seed slot
+    image.write_bytes(build_image(version="big", size=0x1C1000))  # 4 KiB more than a seed slot
     proc = run_cli("partitions", "check", str(_fixture(shared_fixtures, "seed.csv")),
                    "--image", str(image))
     assert proc.returncode == 1

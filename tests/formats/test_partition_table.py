@@ -314,9 +314,13 @@ def test_warnings_as_gen_esp32part_prints_them() -> None:
     swapped = convert_table(b"ota_0, app, ota_1, , 1M\nota_1, app, ota_0, , 1M\n")
     assert swapped.warnings == [
         "line 1: partition 'ota_0' is named like the subtype 'ota_0' but is app/ota_1: mistake "
-        "in the partition table?",
+        "in the partition table? (gen_esp32part: Partition has name 'ota_0' which is a partition "
+        "subtype, but this partition has non-matching type 0x0 and subtype 0x11. Mistake in "
+        "partition table?)",
         "line 2: partition 'ota_1' is named like the subtype 'ota_1' but is app/ota_0: mistake "
-        "in the partition table?"]
+        "in the partition table? (gen_esp32part: Partition has name 'ota_1' which is a partition "
+        "subtype, but this partition has non-matching type 0x0 and subtype 0x10. Mistake in "
+        "partition table?)"]
     assert "partition type 'app'" in convert_table(b"app, data, fat, , 4K\n").warnings[0]
     assert convert_table(b"nvs, data, nvs, , 16K\nota, data, ota, , 8K\n").warnings == []
     assert convert_table(b"").warnings == [
@@ -326,4 +330,5 @@ def test_warnings_as_gen_esp32part_prints_them() -> None:
     binary[32 + 16:64] = hashlib.md5(bytes(binary[:32])).digest()
     assert convert_table(bytes(binary)).warnings == [
         "partition table record at 0x0 has unknown flag bit(s) 0x00000040 (a newer binary "
-        "format?); they are dropped"]
+        "format?); they are dropped (gen_esp32part: Partition definition had unknown flag(s) "
+        "0x00000040. Newer binary format?)"]

@@ -1,9 +1,10 @@
 """Every rule of ESP-IDF's gen_esp32part.py (master), one scenario each, with its verdict.
 
 Verdicts were derived from gen_esp32part.py's source (``PartitionTable.from_csv``/``verify``/
-``to_binary``, ``PartitionDefinition.from_csv``/``verify``, ``parse_int``). The comparison with
-the script itself (these scenarios plus random tables) is by hand, since gen_esp32part.py is not
-installable: ``GEN_ESP32PART=/path/to/gen_esp32part.py python bench/compare_gen_esp32part.py``.
+``to_binary``, ``PartitionDefinition.from_csv``/``verify``, ``parse_int``).
+``test_gen_esp32part_differential`` runs every scenario here (and generated tables) through the
+real script in ``../shared/fixtures/esp-idf/``; ``test_gen_esp32part_wording`` checks each
+error's wording against it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from otaforge.agent.selftest import AgentFirmware
+from otaforge.device.boot_table import require_partition_table
 from otaforge.device.config import DeviceConfig
 from otaforge.device.efuse import Efuses
 from otaforge.device.emulator import BEHAVIOURS, Behaviour, Device
@@ -63,6 +64,7 @@ def load_device(flash_path: Path, chip: ChipSpec, config: DeviceConfig,
         raise InputError(f"{flash_path}: empty file, not a flash image; make one with "
                          "'otaforge flash compose'")
     flash = FileFlash(flash_path)
+    require_partition_table(flash.read, str(flash_path), config.partition_table_offset)
     sidecar = efuse_path(flash_path)
     efuses: Efuses | None = None
     if sidecar.is_file():

@@ -35,8 +35,8 @@ def pinned_ssl_context(ca_pem: bytes) -> ssl.SSLContext:
     fresh.verify_mode = ssl.CERT_REQUIRED
     try:
         fresh.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
-    except (ssl.SSLError, ValueError) as err:
-        raise InputError(f"CA certificate: not a usable PEM certificate ({err})") from err
+    except (ssl.SSLError, ValueError, TypeError) as err:  # TypeError: not ASCII text at all
+        raise InputError(f"CA certificate: not a usable PEM certificate ({err})") from None
     return fresh
 
 
@@ -76,9 +76,15 @@ class HttpxFetcher:
         """
         path = Path(ca_path)
         try:
-            return cls(path.read_bytes(), timeout)
+            pem = path.read_bytes()
         except FileNotFoundError:
             raise InputError(f"{path}: CA certificate file not found") from None
+        except OSError as err:  # a directory, permission denied
+            raise InputError(f"{path}: cannot read the CA certificate ({err.strerror})") from None
+        try:
+            return cls(pem, timeout)
+        except InputError as err:
+            raise InputError(f"{path}: {err}") from None
 
     def open(self, request: Request) -> Response:
         """Send ``request``; the body streams from :attr:`Response.chunks`.

@@ -18,6 +18,7 @@ from otaforge.errors import (
     OtaforgeError,
     TransportError,
 )
+from otaforge.fsutil import read_error, read_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,16 +50,7 @@ def read_input(path: str | os.PathLike[str], what: str) -> bytes:
     """
     if os.fspath(path) == "-":
         return sys.stdin.buffer.read()
-    article = "an" if what[:1] in "aeiou" else "a"
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (expected {article} {what} file)") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected {article} {what} file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied (reading {article} {what} file)") from None
+    return read_file(path, what)
 
 
 @contextmanager
@@ -68,9 +60,5 @@ def handle_errors() -> Iterator[None]:
         yield
     except OtaforgeError as err:
         fail(str(err), exit_code_for(err))
-    except FileNotFoundError as err:
-        fail(f"{err.filename}: no such file", EXIT_BAD_INPUT)
-    except IsADirectoryError as err:
-        fail(f"{err.filename}: is a directory, expected a file", EXIT_BAD_INPUT)
-    except PermissionError as err:
-        fail(f"{err.filename}: permission denied", EXIT_BAD_INPUT)
+    except OSError as err:  # a Path.read_bytes() of a command body: the core's mapping
+        fail(str(read_error(err.filename, err)), EXIT_BAD_INPUT)

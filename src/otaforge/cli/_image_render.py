@@ -88,6 +88,7 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
         "calc_checksum": image.calc_checksum,
         "checksum_valid": image.checksum_valid,
         "sha256": image.sha256.hex() if image.sha256 is not None else None,
+        "calc_sha256": image.calc_sha256.hex() if image.calc_sha256 is not None else None,
         "hash_valid": image.hash_valid,
         "app_desc": desc.to_json() if desc else None,
         "signature_blocks": blocks,
@@ -140,7 +141,9 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     if image.calc_sha256 is not None:
         state = "valid" if image.hash_valid else "invalid"
         lines.append(f"Validation hash: {image.calc_sha256.hex()} ({state})")
-    desc = image.app_desc
+        if not image.hash_valid and image.sha256 is not None:  # esptool shows only the computed
+            lines.append(f"Stored hash: {image.sha256.hex()} (appended to the image)")
+    desc = image.app_desc if _esptool_shows_app_desc(report) else None
     if desc is not None:
         _title(lines, "Application Information")
         lines += [
@@ -175,6 +178,13 @@ def render_text(report: dict[str, Any], image: AppImage, spec: ChipSpec | None) 
     if not is_valid(report):
         lines += ["", "Image is INVALID: the bootloader would refuse it."]
     return "\n".join(lines) + "\n"
+
+
+def _esptool_shows_app_desc(report: dict[str, Any]) -> bool:
+    """esptool image-info reads the app description from the first DROM segment only."""
+    first_drom = next((seg["index"] for seg in report["segments"]
+                       if "DROM" in seg["memory_types"]), None)
+    return first_drom == 0
 
 
 def render_json(report: dict[str, Any]) -> str:

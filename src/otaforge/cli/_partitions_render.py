@@ -14,7 +14,7 @@ from itertools import pairwise
 from typing import TextIO
 
 from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code_for, read_input
-from otaforge.errors import InputError, OtaforgeError
+from otaforge.errors import FormatError, InputError, OtaforgeError
 from otaforge.formats.ota_layout import Finding, check_ota_layout
 from otaforge.formats.partition_csv import format_size
 from otaforge.formats.partition_table import (
@@ -25,7 +25,7 @@ from otaforge.formats.partition_table import (
     parse_flash_size,
     table_warnings,
 )
-from otaforge.fsutil import atomic_write
+from otaforge.fsutil import atomic_write, ensure_dir
 
 SECURE_CHOICES = ("v1", "v2")
 
@@ -114,15 +114,10 @@ def run_convert(input_path: str, output_path: str, opts: TableOptions, *,
 
 
 def _write_output(path: str, data: bytes) -> None:
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected an output file name")
     parent = os.path.dirname(path)
     if parent:
-        os.makedirs(parent, exist_ok=True)  # gen_esp32part creates the output folder too
-    try:
-        atomic_write(path, data, output_mode(path))
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        ensure_dir(parent)  # gen_esp32part creates the output folder too
+    atomic_write(path, data, output_mode(path))
 
 
 def output_mode(path: str) -> int | None:
@@ -163,12 +158,15 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
 
 
 def _image_size(path: str) -> int:
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory; --image wants the firmware image file")
+    """Size of the ``--image`` file, once it is known to be a sound app image."""
+    from otaforge.formats.image_verify import require_app_image  # only with --image: lean start
+
+    data = read_input(path, "app image")
     try:
-        return os.path.getsize(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (--image)") from None
+        require_app_image(data, f"{path} (--image)")
+    except FormatError as err:  # the option's value is wrong, not the table: no table prefix
+        raise InputError(str(err)) from None
+    return len(data)
 
 
 def _size_text(size: int) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from otaforge.cli._agent_render import DownloadBar, make_console
-from otaforge.cli._common import EXIT_BAD_INPUT, fail
+from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
 
 STEP_TITLES = {
     "server": "Start an update server on loopback HTTPS",
@@ -60,7 +60,8 @@ def demo(
 
     console.print("[bold]otaforge demo[/]: an emulated ESP32 updates itself from an update "
                   "server over HTTPS")
-    result = run_demo(keep, on_event=show, on_progress=bar.update)
+    with handle_errors():
+        result = run_demo(keep, on_event=show, on_progress=bar.update)
     bar.close()
     failed = [step for step, ok in result.verdicts.items() if not ok]
     took = time.monotonic() - started

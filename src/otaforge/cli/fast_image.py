@@ -40,11 +40,12 @@ def run_info(path: str, as_json: bool) -> tuple[str, int]:
         OSError: the file cannot be read.
     """
     from otaforge.cli._image_render import image_report, is_valid, render_json, render_text
-    from otaforge.formats.app_image import AppImage
+    from otaforge.formats.app_image import AppImage, check_esp32_family
+    from otaforge.fsutil import read_file
 
-    with open(path, "rb") as handle:
-        data = handle.read()
+    data = read_file(path, "app image")
     image = AppImage.from_bytes(data, check=False)
+    check_esp32_family(image.header, known_chip=True)  # esptool: an unknown chip id is ESP8266
     report = image_report(data, image)
     text = render_json(report) if as_json else render_text(report, image, image.chip)
     return text, EXIT_OK if is_valid(report) else EXIT_INVALID
@@ -70,21 +71,15 @@ def fast_main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
         simple = (args.file, args.json)
     path, as_json = simple
-    from otaforge.errors import OtaforgeError
+    from otaforge.errors import InputError, OtaforgeError
 
     try:
         text, code = run_info(path, as_json)
+    except InputError as err:  # names the file itself
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_BAD_INPUT
     except OtaforgeError as err:
         sys.stderr.write(f"error: {path}: {err}\n")
-        return EXIT_BAD_INPUT
-    except FileNotFoundError:
-        sys.stderr.write(f"error: {path}: no such file\n")
-        return EXIT_BAD_INPUT
-    except IsADirectoryError:
-        sys.stderr.write(f"error: {path}: is a directory, expected an app image file\n")
-        return EXIT_BAD_INPUT
-    except PermissionError:
-        sys.stderr.write(f"error: {path}: permission denied\n")
         return EXIT_BAD_INPUT
     sys.stdout.write(text)
     if code != EXIT_OK:

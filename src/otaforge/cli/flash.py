@@ -1,8 +1,8 @@
 """``otaforge flash inspect | compose | erase-otadata``: whole-flash images (typer).
 
 ``inspect`` answers "what does the ESP-IDF bootloader boot next on this flash, and why"; exit code
-0 when the inspection ran (a bricked device is reported, ``"partition": null``), 2 when the file
-cannot be read or an option is bad.
+0 when an app boots, 1 when nothing boots (reported, ``"partition": null``; ``--report-only``
+makes that 0 too), 2 when the file cannot be read or an option is bad.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, handle_errors, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -74,8 +74,14 @@ def inspect(
         "digest-sbv2-public-key); repeat for key slots 0..2.")] = None,
     revoked: Annotated[list[int] | None, typer.Option(
         "--revoke", help="Revoked key slot (SECURE_BOOT_KEY_REVOKEn); repeatable.")] = None,
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="Exit 0 even when nothing boots (just report).")] = False,
 ) -> None:
-    """Partitions, otadata, app slots, and which app the bootloader boots next (and why)."""
+    """Partitions, otadata, app slots, and which app the bootloader boots next (and why).
+
+    Exit 1 when nothing boots, unless --report-only.
+    """
+    from otaforge.cli.image_sign import _read_digests
     from otaforge.device.bootloader import BootConfig, BootEfuses
     from otaforge.device.flash_image import (
         detect_chip,
@@ -86,7 +92,10 @@ def inspect(
     from otaforge.formats.chips import CHIPS, chip
 
     with handle_errors():
-        data = file.read_bytes()
+        data = read_input(file, "flash image")
+        if not data:
+            fail(f"{file}: empty file, not a flash image (an esptool read-flash dump, or "
+                 "make one with 'otaforge flash compose')", EXIT_BAD_INPUT)
         read = file_reader(data)
         spec = chip(chip_name) if chip_name else (detect_chip(read) or CHIPS["esp32"])
         size = _size(flash_size)
@@ -94,7 +103,7 @@ def inspect(
         if size is None:
             size = detect_flash_size(read, spec)
             source = "from the bootloader header" if size else "no bootloader: not checked"
-        digests = tuple(p.read_bytes() for p in key_digests or [])
+        digests = tuple(_read_digests(key_digests or []))  # 32 bytes each (16 on ESP32-C2)
         config = BootConfig(chip=spec, chip_rev=chip_rev, rollback=rollback or anti_rollback,
                             anti_rollback=anti_rollback, secure_boot_v2=secure_boot_v2,
                             partition_table_offset=_int(offset, "--partition-table-offset"),
@@ -108,6 +117,8 @@ def inspect(
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         typer.echo(_render(file, len(data), report, source))
+    if report.boot.partition is None and not report_only:
+        fail(f"{file}: nothing boots from this flash (--report-only: exit 0)", EXIT_FAILED)
 
 
 def _render(file: Path, length: int, report: InspectReport, source: str) -> str:
@@ -194,21 +205,27 @@ def compose(
 ) -> None:
     """Build a flash image: partition table, apps, erased otadata (as `idf.py flash`)."""
     from otaforge.device.flash_image import compose as build
+    from otaforge.device.flash_image import require_bootable_inputs
     from otaforge.formats.chips import chip
     from otaforge.formats.partition_table import load_partition_table
 
     with handle_errors():
         table_offset = _int(offset, "--partition-table-offset")
-        table = load_partition_table(partitions.read_bytes(), table_offset)
+        table = load_partition_table(read_input(partitions, "partition table"), table_offset)
         wanted: list[tuple[str, int, Path]] = [
             (opt, sub, path) for opt, sub, path in (
                 ("--factory", 0x00, factory), ("--test", 0x20, test),
                 ("--ota-0", 0x10, ota_0), ("--ota-1", 0x11, ota_1)) if path is not None]
         wanted += [(f"--ota-{n}", 0x10 + n, p) for n, p in _slot_args(list(ctx.args)).items()]
-        apps = {_target(table, opt, sub).name: path.read_bytes() for opt, sub, path in wanted}
-        image = build(table, apps, flash_size=_size(flash_size),
-                      bootloader=bootloader.read_bytes() if bootloader else None,
-                      chip=chip(chip_name), table_offset=table_offset)
+        apps = {_target(table, opt, sub).name: read_input(path, "app image")
+                for opt, sub, path in wanted}
+        sources = {_target(table, opt, sub).name: f"{opt} {path}" for opt, sub, path in wanted}
+        boot = read_input(bootloader, "bootloader image") if bootloader else None
+        spec = chip(chip_name)
+        require_bootable_inputs(apps, boot, spec, {**sources, "bootloader": f"--bootloader "
+                                                   f"{bootloader}"})
+        image = build(table, apps, flash_size=_size(flash_size), bootloader=boot, chip=spec,
+                      table_offset=table_offset)
         if out.is_dir() or not out.parent.is_dir():
             fail(f"{out}: give a file in an existing folder with -o", EXIT_BAD_INPUT)
         from otaforge.fsutil import atomic_write

@@ -26,7 +26,7 @@ from otaforge.crypto.sbv1 import verify_v1
 from otaforge.crypto.sbv2 import SignatureResult, verify_v2
 from otaforge.errors import FormatError, InputError, SignatureInvalid
 from otaforge.formats.app_image import app_image_length
-from otaforge.formats.chips import ChipSpec
+from otaforge.formats.chips import ChipSpec, sbv2_schemes_text
 from otaforge.formats.signature_block import (
     SECTOR_SIZE,
     V1_SIGNATURE_SIZE,
@@ -110,6 +110,9 @@ def _verify_v2(data: bytes, chip: ChipSpec, keys: Sequence[TrustedKey] | None,
                digests: Sequence[bytes] | None, revoked: set[int], image_len: int | None,
                strict: bool) -> SignatureResult:
     accepted = chip.sbv2_schemes
+    if not accepted:
+        raise SignatureInvalid(f"image carries a Secure Boot v2 signature, but {chip.name} "
+                               f"verifies none ({sbv2_schemes_text(chip)})")
     scheme = accepted[0] if len(accepted) == 1 else None
     if keys is None:
         _check_block_schemes(data, chip, image_len)
@@ -120,7 +123,7 @@ def _verify_v2(data: bytes, chip: ChipSpec, keys: Sequence[TrustedKey] | None,
     if not positions:
         raise SignatureInvalid(
             f"image carries a Secure Boot v2 signature, but none of the {len(keys)} trusted "
-            f"key(s) is of a scheme {chip.name} verifies ({', '.join(accepted)})"
+            f"key(s) is of a scheme {chip.name} verifies ({sbv2_schemes_text(chip)})"
         )
     _check_block_schemes(data, chip, image_len)
     result = verify_v2(data, keys=[keys[i] for i in positions],
@@ -146,7 +149,7 @@ def _check_block_schemes(data: bytes, chip: ChipSpec, image_len: int | None) -> 
     if schemes and not set(schemes) & set(chip.sbv2_schemes):
         raise SignatureInvalid(
             f"image is signed with {schemes[0]}, but {chip.name} only verifies "
-            f"{', '.join(chip.sbv2_schemes)} Secure Boot v2 signatures"
+            f"{sbv2_schemes_text(chip)} Secure Boot v2 signatures"
         )
 
 
@@ -155,7 +158,7 @@ def _verify_v1(data: bytes, chip: ChipSpec, keys: Sequence[TrustedKey] | None,
     if not chip.sbv1_app_signing:
         raise SignatureInvalid(
             f"the v1 signed-app scheme (68-byte ECDSA trailer) does not exist on {chip.name}: "
-            f"sign for Secure Boot v2 ({', '.join(chip.sbv2_schemes)})"
+            f"sign for Secure Boot v2 ({sbv2_schemes_text(chip)})"
         )
     if keys is None:
         raise InputError("a v1 signature is checked with keys, not eFuse digests")

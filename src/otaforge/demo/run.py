@@ -34,7 +34,7 @@ from otaforge.device.flash_image import compose
 from otaforge.errors import OtaforgeError
 from otaforge.formats.image_builder import build_image
 from otaforge.formats.partition_table import PartitionTable
-from otaforge.fsutil import atomic_write
+from otaforge.fsutil import atomic_write, ensure_dir
 
 # the seed's partition table (factory + two OTA slots + otadata), 8 MB flash
 SEED_PARTITIONS = """\
@@ -174,7 +174,7 @@ class _Demo:
 @contextmanager
 def _workdir(path: Path | None) -> Iterator[Path]:
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="otaforge-demo-") as tmp:

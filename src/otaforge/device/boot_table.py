@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from otaforge.errors import PartitionTableError
+from otaforge.errors import InputError, PartitionTableError
 from otaforge.formats.partition_entry import ENTRY_MAGIC, ENTRY_SIZE
 from otaforge.formats.partition_table import (
     APP_TYPE,
@@ -87,6 +87,26 @@ def read_partition_table(read: Reader, offset: int = 0x8000,
             raise PartitionTableError(
                 f"partition {num} invalid magic number 0x{int.from_bytes(magic, 'little'):x}")
     raise PartitionTableError("partition table has no terminating entry, not valid")
+
+
+def require_partition_table(read: Reader, source: str,
+                            offset: int = 0x8000) -> tuple[PartitionEntry, ...]:
+    """The partition records of a flash that must hold a table (e.g. ``device run --flash``).
+
+    Raises:
+        InputError: garbage where the table belongs, or no table at all (erased flash),
+            with what to do: make a flash with ``otaforge flash compose``.
+    """
+    hint = "make one with 'otaforge flash compose --partitions P.csv --factory app.bin -o FILE'"
+    try:
+        entries = read_partition_table(read, offset)
+    except PartitionTableError as err:
+        raise InputError(f"{source}: not a flash image: no valid partition table at "
+                         f"0x{offset:x} ({err}); {hint}") from None
+    if not entries:
+        raise InputError(f"{source}: no partition table at 0x{offset:x} (erased or empty "
+                         f"flash); {hint}")
+    return entries
 
 
 @dataclass(frozen=True)

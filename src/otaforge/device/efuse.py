@@ -44,6 +44,19 @@ class BootEfuses:
     key_digests: tuple[bytes, ...] = ()
     revoked: frozenset[int] = frozenset()
 
+    def __post_init__(self) -> None:
+        """Refuse what no eFuse block holds: a digest is 32 bytes (16 on ESP32-C2), at most 3.
+
+        An empty digest is an unburned key slot.
+        """
+        if len(self.key_digests) > 3:
+            raise InputError(f"{len(self.key_digests)} key digests; eFuse holds at most 3")
+        for slot, digest in enumerate(self.key_digests):
+            if digest and len(digest) not in (16, 32):
+                raise InputError(f"key digest {slot} is {len(digest)} bytes: a Secure Boot v2 "
+                                 "key digest is 32 bytes (16 on ESP32-C2), as made by "
+                                 "'espsecure digest-sbv2-public-key'")
+
 
 @dataclass(frozen=True)
 class EfuseSnapshot:

@@ -18,8 +18,8 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from otaforge.device.boot_table import require_partition_table
 from otaforge.device.bootloader import (
     BootConfig,
     BootDecision,
@@ -39,6 +39,7 @@ from otaforge.formats.app_image import (
     ImageHeader,
 )
 from otaforge.formats.chips import CHIPS, ChipSpec, chip_by_id
+from otaforge.formats.image_verify import require_app_image
 from otaforge.formats.otadata import (
     OtaImgState,
     OtaSelectEntry,
@@ -47,7 +48,7 @@ from otaforge.formats.otadata import (
 )
 from otaforge.formats.partition_table import MAX_TABLE_LENGTH, PartitionEntry, PartitionTable
 from otaforge.formats.sector import SECTOR_SIZE
-from otaforge.fsutil import atomic_write
+from otaforge.fsutil import atomic_write, read_file
 
 
 def bootloader_offset(chip: ChipSpec) -> int:
@@ -130,6 +131,29 @@ def _flash_size_for(table: PartitionTable, flash_size: int | None) -> int:
     raise InputError(f"the partition table ends at 0x{end:x}, beyond 128MB of flash")
 
 
+def require_bootable_inputs(apps: Mapping[str, bytes], bootloader: bytes | None,
+                            chip: ChipSpec, sources: Mapping[str, str] | None = None) -> None:
+    """Refuse ``flash compose`` inputs that nothing could boot: call before :func:`compose`.
+
+    Every app (and the bootloader) must be a sound image for ``chip`` (:func:`compose` itself
+    places any bytes, so tests can build broken devices on purpose).
+
+    Args:
+        apps: partition name -> image bytes.
+        bootloader: the bootloader image, if any.
+        chip: the target chip.
+        sources: partition name -> what to call that input in messages (e.g. ``--factory F``).
+
+    Raises:
+        FormatError: an empty file, not an image, a corrupt image, or one for another chip.
+    """
+    named = dict(sources or {})
+    for name, data in apps.items():
+        require_app_image(data, named.get(name, f"app for {name}"), chip)
+    if bootloader is not None:
+        require_app_image(bootloader, named.get("bootloader", "bootloader"), chip)
+
+
 def compose(table: PartitionTable, apps: Mapping[str, bytes], *,
             flash_size: int | None = None, bootloader: bytes | None = None,
             chip: ChipSpec = CHIPS["esp32"], table_offset: int = 0x8000,
@@ -206,9 +230,12 @@ def erase_otadata(data: bytes, table_offset: int = 0x8000) -> bytes:
 
 def erase_otadata_file(path: str | os.PathLike[str], table_offset: int = 0x8000) -> PartitionEntry:
     """Erase the otadata of a flash image file in place, atomically; returns the partition."""
-    data = Path(path).read_bytes()
-    new = erase_otadata(data, table_offset)
-    entries = read_partition_table(file_reader(data), table_offset)
+    data = read_file(path, "flash image")
+    entries = require_partition_table(file_reader(data), os.fspath(path), table_offset)
+    try:
+        new = erase_otadata(data, table_offset)
+    except InputError as err:
+        raise InputError(f"{os.fspath(path)}: {err} (nothing to erase)") from None
     atomic_write(path, new)
     return next(p for p in entries if p.type == 0x01 and p.subtype == 0x00)
 

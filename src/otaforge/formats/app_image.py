@@ -37,6 +37,7 @@ SEGMENT_HEADER_SIZE = 8
 HASH_LEN = 32
 SIXTEEN_MB = 0x1000000
 WP_PIN_DISABLED = 0xEE
+ESP8266_V2_IMAGE_MAGIC = 0xEA  # esptool bin_image.py ESP8266V2FirmwareImage.IMAGE_V2_MAGIC
 
 # magic, segment_count, spi_mode, spi_speed:4|spi_size:4, entry_addr, wp_pin, spi_pin_drv[3],
 # chip_id, min_chip_rev, min_chip_rev_full, max_chip_rev_full, reserved[4], hash_appended
@@ -257,6 +258,7 @@ class AppImage:
     @classmethod
     def _parse(cls, data: bytes, check: bool) -> AppImage:
         header = ImageHeader.from_bytes(data)
+        check_esp32_family(header)
         check_magic(header)
         segments: list[Segment] = []
         offsets: list[int] = []
@@ -342,6 +344,38 @@ def check_magic(header: ImageHeader, addr: int = 0) -> None:
             f"0x{header.magic:02x}, expected 0x{ESP_IMAGE_MAGIC:02x}"
             f"{_MAGIC_HINTS.get(header.magic, '')}"
         )
+
+
+_ESP8266_HINT = ("otaforge supports the ESP32 family only "
+                 "('esptool --chip esp8266 image-info' reads ESP8266 images)")
+
+
+def check_esp32_family(header: ImageHeader, addr: int = 0, *, known_chip: bool = False) -> None:
+    """Refuse an ESP8266 image the way ``esptool image-info`` tells the two apart.
+
+    esptool calls an image ESP8266 when its magic is 0xEA (the "v2" OTA image), or when the
+    0xE9 header has no valid ESP32 extended header: ``hash_appended`` (byte 23) not 0 or 1,
+    or a chip id no esptool target has. (An ESP8266 header is 8 bytes; bytes 8..23 are already
+    segment data there.) Parsing checks the first two signs; ``known_chip`` adds the third
+    (``image info`` auto-detection, as esptool's; the bootloader path reports a wrong chip).
+
+    Raises:
+        FormatError: the header is an ESP8266 image's.
+    """
+    where = f"image at 0x{addr:x}"
+    if header.magic == ESP8266_V2_IMAGE_MAGIC:
+        raise FormatError(f"{where} is an ESP8266 \"v2\" image (magic 0xea): {_ESP8266_HINT}")
+    if header.magic != ESP_IMAGE_MAGIC:
+        return
+    if header.hash_appended not in (0, 1):
+        why = f"byte 23 (hash_appended) is 0x{header.hash_appended:02x}, not 0 or 1"
+    elif known_chip and header.chip is None:
+        why = f"chip id {header.chip_id} is no ESP32-family chip's"
+    else:
+        return
+    raise FormatError(
+        f"{where} is an ESP8266 image, not an ESP32-family one ({why}): {_ESP8266_HINT}"
+    )
 
 
 # what a user most often points ``image info`` at by mistake, by first byte

@@ -3,7 +3,8 @@
 Sources: esp_app_format.h (``esp_chip_id_t``), esptool 5.6.0 ``esptool/targets/*.py``
 (``IMAGE_CHIP_ID``, ``IROM_MAP_*``/``DROM_MAP_*``, ``MEMORY_MAP``, ``FLASH_FREQUENCY``) and
 ``esptool/bin_image.py`` (``MMU_PAGE_SIZE_CONF``), components/bootloader/Kconfig.projbuild
-(secure_version eFuse width), soc_caps.h (which Secure Boot v2 schemes each chip supports).
+(secure_version eFuse width; espefuse's efuse_defs/*.yaml SECURE_VERSION for the chips
+esptool 5.6 added), soc_caps.h (which Secure Boot v2 schemes each chip supports).
 Every id and range here was checked against the installed esptool targets.
 """
 
@@ -87,6 +88,11 @@ class ChipSpec:
 
 _RSA = ("rsa3072",)
 _RSA_ECDSA = ("rsa3072", "ecdsa256", "ecdsa384")
+_RSA_P256 = ("rsa3072", "ecdsa256")  # SOC_SECURE_BOOT_V2_RSA + _ECC, no P-384 (ESP32-H21)
+# ESP-IDF master's soc_caps.h does not (yet) enable SOC_SECURE_BOOT_SUPPORTED for ESP32-H4 and
+# ESP32-S31, and has no soc_caps.h for ESP32-E22: otaforge accepts no Secure Boot v2 signature
+# for them rather than guess a scheme.
+_NO_SBV2: tuple[str, ...] = ()
 _PAD = (0x00000000, 0x00010000, "PADDING")
 _C6_PAGES = (0x2000, 0x4000, 0x8000, 0x10000)
 
@@ -214,6 +220,58 @@ CHIPS: dict[str, ChipSpec] = {
                                   (0x40000000, 0x4003A000), (0x4003A000, 0x40040000),
                                   (0x50000000, 0x50004000)),
         ),
+        ChipSpec(
+            "esp32h21", 0x0019, (0x42000000, 0x43000000), (0x42000000, 0x43000000),
+            (0x40800000, 0x40850000), (0x40800000, 0x40850000), 16, _RSA_P256,
+            display_name="ESP32-H21", mmu_page_sizes=_C6_PAGES,
+            flash_freq=(("48m", 0xF), ("24m", 0x0)),
+            memory_map=(
+                _PAD, (0x42000000, 0x43000000, "DROM"), (0x40800000, 0x40850000, "DRAM"),
+                (0x40800000, 0x40850000, "BYTE_ACCESSIBLE"), (0x40000000, 0x40020000, "DROM_MASK"),
+                (0x40000000, 0x40020000, "IROM_MASK"), (0x42000000, 0x43000000, "IROM"),
+                (0x40800000, 0x40850000, "IRAM"), (0x50000000, 0x50001000, "RTC_IRAM"),
+                (0x50000000, 0x50001000, "RTC_DRAM"), (0x40800000, 0x40850000, "MEM_INTERNAL"),
+            ),
+        ),
+        ChipSpec(
+            "esp32h4", 0x001C, (0x42000000, 0x44000000), (0x42000000, 0x44000000),
+            (0x40810000, 0x40860000), (0x40810000, 0x40860000), 16, _NO_SBV2,
+            display_name="ESP32-H4", mmu_page_sizes=_C6_PAGES, bootloader_offset=0x2000,
+            flash_freq=(("48m", 0xF), ("24m", 0x0)),
+            memory_map=(
+                _PAD, (0x42000000, 0x44000000, "DROM"), (0x40810000, 0x40860000, "DRAM"),
+                (0x40810000, 0x40860000, "BYTE_ACCESSIBLE"), (0x40000000, 0x40020000, "DROM_MASK"),
+                (0x40000000, 0x40020000, "IROM_MASK"), (0x42000000, 0x44000000, "IROM"),
+                (0x40810000, 0x40860000, "IRAM"), (0x40810000, 0x40860000, "MEM_INTERNAL"),
+            ),
+        ),
+        ChipSpec(
+            "esp32e22", 0x001F, (0x3C000000, 0x40000000), (0x3C000000, 0x40000000),
+            (0x30FE0000, 0x31200000), (0x31000000, 0x31200000), 16, _NO_SBV2,
+            display_name="ESP32-E22",
+            flash_freq=(("80m", 0xF), ("40m", 0x0), ("26m", 0x1), ("20m", 0x2)),
+            memory_map=(
+                _PAD, (0x3C000000, 0x40000000, "DROM"), (0x31000000, 0x31200000, "DRAM"),
+                (0x31000000, 0x31200000, "BYTE_ACCESSIBLE"), (0x30000000, 0x30120000, "DROM_MASK"),
+                (0x30000000, 0x30120000, "IROM_MASK"), (0x3C000000, 0x40000000, "IROM"),
+                (0x30FE0000, 0x31200000, "IRAM"), (0xC0000000, 0xC0008000, "RTC_IRAM"),
+                (0xC0000000, 0xC0008000, "RTC_DRAM"),
+            ),
+        ),
+        ChipSpec(
+            "esp32s31", 0x0020, (0x40000000, 0x54000000), (0x40000000, 0x54000000),
+            (0x2F000000, 0x2F080000), (0x2F000000, 0x2F080000), 16, _NO_SBV2,
+            display_name="ESP32-S31", mmu_page_sizes=(0x8000, 0x10000, 0x20000, 0x40000),
+            bootloader_offset=0x2000,
+            flash_freq=(("80m", 0xF), ("40m", 0x0), ("20m", 0x2)),
+            memory_map=(
+                _PAD, (0x40000000, 0x54000000, "DROM"), (0x2F000000, 0x2F080000, "DRAM"),
+                (0x2F000000, 0x2F080000, "BYTE_ACCESSIBLE"), (0x2F800000, 0x2F850000, "DROM_MASK"),
+                (0x2F800000, 0x2F850000, "IROM_MASK"), (0x40000000, 0x54000000, "IROM"),
+                (0x2F000000, 0x2F080000, "IRAM"), (0x2E000000, 0x2E008000, "RTC_IRAM"),
+                (0x2E000000, 0x2E008000, "RTC_DRAM"),
+            ),
+        ),
     )
 }
 
@@ -223,6 +281,11 @@ CHIPS_BY_ID: dict[int, ChipSpec] = {c.chip_id: c for c in CHIPS.values()}
 def format_rev(full: int) -> str:
     """A full revision (major*100+minor, as in the image header and eFuses) as ``vMAJOR.MINOR``."""
     return f"v{full // 100}.{full % 100}"
+
+
+def sbv2_schemes_text(spec: ChipSpec) -> str:
+    """``rsa3072, ecdsa256`` for messages; says so when the chip has no Secure Boot v2."""
+    return ", ".join(spec.sbv2_schemes) or f"none: ESP-IDF has no Secure Boot v2 for {spec.name}"
 
 
 def chip(name: str) -> ChipSpec:

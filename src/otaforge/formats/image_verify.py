@@ -7,11 +7,13 @@ Sources: components/bootloader_support/src/esp_image_format.c (``image_load``,
 :func:`verify_image` parses with :meth:`otaforge.formats.app_image.AppImage.from_bytes` and adds
 what the bootloader checks on top: partition size, chip id and revision, segment count and
 lengths, MMU alignment of flash-mapped segments, eFuse block revision, fit in the slot.
+:func:`require_app_image` is the gate for inputs that must be a sound image (``flash compose``
+apps, ``partitions check --image``).
 """
 
 from __future__ import annotations
 
-from otaforge.errors import ImageRejected, RefusalCode, TruncatedError
+from otaforge.errors import FormatError, ImageRejected, RefusalCode, TruncatedError
 from otaforge.formats.app_desc import efuse_blk_rev_range, mmu_page_size_log2
 from otaforge.formats.app_image import (
     ESP_IMAGE_MAX_SEGMENTS,
@@ -19,12 +21,13 @@ from otaforge.formats.app_image import (
     AppImage,
     ImageHeader,
     _truncated,
+    check_esp32_family,
     check_magic,
     walk_segments,
 )
 from otaforge.formats.chips import ChipSpec, chip_by_id, format_rev
 
-__all__ = ["check_chip", "check_efuse_blk_rev", "verify_image"]
+__all__ = ["check_chip", "check_efuse_blk_rev", "require_app_image", "verify_image"]
 
 
 def check_chip(header: ImageHeader, chip: ChipSpec, chip_rev: int) -> None:
@@ -167,4 +170,27 @@ def _verify(raw: bytes, chip: ChipSpec | None, chip_rev: int, partition_size: in
             code=RefusalCode.TOO_LARGE,
         )
     image.raise_if_corrupt()
+    return image
+
+
+def require_app_image(data: bytes, source: str, chip: ChipSpec | None = None) -> AppImage:
+    """``data`` parsed as a sound app image, or one clear error naming ``source``.
+
+    For inputs that must be an image a bootloader can load (``flash compose`` apps,
+    ``partitions check --image``): empty files, garbage, ESP8266 images, a wrong checksum or
+    appended SHA-256, and (with ``chip``) an image for another chip are refused.
+
+    Raises:
+        FormatError: ``data`` is not a sound app image (exit 2 in the CLI).
+    """
+    if not data:
+        raise FormatError(f"{source}: empty file, not an app image")
+    try:
+        image = AppImage.from_bytes(data)
+        check_esp32_family(image.header, known_chip=True)
+    except FormatError as err:
+        raise type(err)(f"{source}: not an app image: {err}") from None
+    if chip is not None and image.chip is not None and image.chip.chip_id != chip.chip_id:
+        raise FormatError(f"{source}: an {image.chip.display_name} image, but the target chip "
+                          f"is {chip.display_name}: build it for {chip.name} (or pass --chip)")
     return image

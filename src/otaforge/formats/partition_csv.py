@@ -94,6 +94,15 @@ _UNKNOWN_VAR = re.compile(r"(?<!\\)\$([A-Za-z_][A-Za-z0-9_]*)")
 _MAX_SUFFIXES = 900
 
 
+def gen_says(text: str) -> str:
+    """`` (gen_esp32part: TEXT)``: ESP-IDF's own wording, appended to otaforge's message.
+
+    People and scripts that know gen_esp32part.py's messages find them in ours; otaforge's
+    text before it says more (names, lines, what to do).
+    """
+    return f" (gen_esp32part: {text})"
+
+
 def hx(value: int) -> str:
     """``0x1000`` / ``-0x1000`` for messages (values from a CSV may be negative)."""
     return f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
@@ -147,7 +156,8 @@ def parse_int(value: str, keywords: dict[str, int] | None = None, *, line: int |
             break
         value = value[:-1]
     else:
-        raise PartitionTableError(f"{field} has too many K/M suffixes", line=line)
+        raise PartitionTableError(f"{field} has too many K/M suffixes"
+                                  f"{gen_says(f'Invalid field value {value}')}", line=line)
     try:
         return int(value, 0) * multiplier
     except ValueError:
@@ -155,14 +165,16 @@ def parse_int(value: str, keywords: dict[str, int] | None = None, *, line: int |
     if not keywords:
         expected = ("a number: this partition type has no subtype names" if field == "subtype"
                     else "a number such as 0x10000, 65536, 64K or 1M")
-        raise PartitionTableError(f"invalid {field} {text!r}: expected {expected}",
+        raise PartitionTableError(f"invalid {field} {text!r}: expected {expected}"
+                                  f"{gen_says(f'Invalid field value {value}')}",
                                   line=line) from None
     try:
         return keywords[value.lower()] * multiplier
     except KeyError:
+        known = ", ".join(keywords)
         raise PartitionTableError(
-            f"{field} {text!r} is not valid. Known keywords: {', '.join(keywords)} "
-            "(or a number)",
+            f"{field} {text!r} is not valid. Known keywords: {known} (or a number)"
+            + gen_says(f"Value '{value}' is not valid. Known keywords: {known}"),
             line=line,
         ) from None
 
@@ -207,9 +219,11 @@ class CsvOptions:
 
 
 def _bootloader_offset_missing(which: str, line: int) -> PartitionTableError:
+    option = f"--{which.lower()}-bootloader-offset"
     return PartitionTableError(
-        f"{which} bootloader offset is not defined: a 'bootloader' partition needs "
-        f"--{which.lower()}-bootloader-offset", line=line)
+        f"{which} bootloader offset is not defined: a 'bootloader' partition needs {option}"
+        f"{gen_says(f'{which} bootloader offset is not defined. Please use {option}')}",
+        line=line)
 
 
 def _parse_offset(text: str, ptype: int, subtype: int, opts: CsvOptions, line: int) -> int | None:
@@ -236,7 +250,8 @@ def _parse_size(text: str, ptype: int, opts: CsvOptions, line: int) -> int:
     if ptype == PARTITION_TABLE_TYPE:
         return SECTOR_SIZE  # the table occupies one flash sector
     if text == "":
-        raise PartitionTableError("the size field can't be empty", line=line)
+        raise PartitionTableError("the size field can't be empty"
+                                  + gen_says("Size field can't be empty"), line=line)
     return parse_int(text, line=line, field="size")
 
 
@@ -245,13 +260,14 @@ def parse_line(text: str, line: int, opts: CsvOptions) -> CsvRow:
     fields = [f.strip() for f in (text + ",,,,").split(",")]
     name = fields[0]
     if fields[1] == "":
-        raise PartitionTableError(f"partition {name!r}: the type field can't be empty", line=line)
+        raise PartitionTableError(f"partition {name!r}: the type field can't be empty"
+                                  + gen_says("Field 'type' can't be left empty."), line=line)
     ptype = parse_int(fields[1], TYPES, line=line, field="type")
     if fields[2] == "":
         if ptype == APP_TYPE:
             raise PartitionTableError(
-                f"app partition {name!r} cannot have an empty subtype (use factory, ota_N or test)",
-                line=line)
+                f"app partition {name!r} cannot have an empty subtype (use factory, ota_N or test)"
+                f"{gen_says('App partition cannot have an empty subtype')}", line=line)
         subtype = UNDEFINED
     else:
         subtype = parse_int(fields[2], SUBTYPES.get(ptype, {}), line=line, field="subtype")
@@ -264,7 +280,8 @@ def parse_line(text: str, line: int, opts: CsvOptions) -> CsvRow:
         elif flag:
             raise PartitionTableError(
                 f"the flags column contains unknown flag {flag!r} "
-                "(known: encrypted, readonly; separate them with ':')", line=line)
+                "(known: encrypted, readonly; separate them with ':')"
+                + gen_says(f"CSV flag column contains unknown flag '{flag}'"), line=line)
     return CsvRow(name, ptype, subtype, offset, size,
                   "encrypted" in flags, "readonly" in flags, line)
 
@@ -275,8 +292,8 @@ def _expand(raw: str, line: int) -> str:
     expanded = os.path.expandvars(raw)
     m = _UNKNOWN_VAR.match(expanded)
     if m:
-        raise PartitionTableError(f"unknown variable '{m.group(1)}' (not set in the environment)",
-                                  line=line)
+        raise PartitionTableError(f"unknown variable '{m.group(1)}' (not set in the environment)"
+                                  + gen_says(f"unknown variable '{m.group(1)}'"), line=line)
     return expanded
 
 
@@ -307,13 +324,17 @@ def _place(rows: list[CsvRow], opts: CsvOptions) -> None:
             if row.key() == rows[0].key() or previous is None:
                 raise PartitionTableError(
                     f"partition {row.name!r} at offset {hx(row.offset)} overlaps the partition "
-                    f"table sector at {hx(opts.table_offset)}: use offset {hx(last_end)} or higher",
-                    line=row.line)
+                    f"table sector at {hx(opts.table_offset)}: use offset {hx(last_end)} or higher"
+                    + gen_says(f"Partitions overlap. Partition sets offset {hx(row.offset)}. But "
+                               "partition table occupies the whole sector "
+                               f"{hx(opts.table_offset)}. Use a free offset {hx(last_end)} or "
+                               "higher."), line=row.line)
             raise PartitionTableError(
                 f"partition {row.name!r} at offset {hx(row.offset)} overlaps the previous "
                 f"partition {previous.name!r} ({hx(previous.offset or 0)}-{hx(last_end)}, line "
-                f"{previous.line}); leave the offset empty or use {hx(last_end)} or higher",
-                line=row.line)
+                f"{previous.line}); leave the offset empty or use {hx(last_end)} or higher"
+                + gen_says(f"Partitions overlap. Partition sets offset {hx(row.offset)}. "
+                           f"Previous partition ends {hx(last_end)}"), line=row.line)
         if row.offset is None:
             pad_to = offset_alignment(row.type)
             if last_end % pad_to:

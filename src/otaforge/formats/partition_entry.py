@@ -26,6 +26,7 @@ from otaforge.formats.partition_csv import (
     SUBTYPES,
     TYPES,
     csv_row_text,
+    gen_says,
     hx,
     keyword_for,
     offset_alignment,
@@ -177,19 +178,30 @@ def verify_entry(p: PartitionEntry, secure: str | None) -> None:
     """
     align = offset_alignment(p.type)
     what = f"partition {p.name!r}"
+    invalid = f"Partition {p.name} invalid: "  # gen_esp32part's ValidationError prefix
+    kind = f"'{p.name}' partition of type {p.type} and subtype {p.subtype}"
     if p.offset % align:
         raise PartitionTableError(
             f"{what}: offset {hx(p.offset)} is not aligned to {hx(align)}"
-            f"{' (app partitions start on a 64 KiB boundary)' if p.is_app else ''}", line=p.line)
+            f"{' (app partitions start on a 64 KiB boundary)' if p.is_app else ''}"
+            + gen_says(f"{invalid}Offset {hx(p.offset)} is not aligned to {hx(align)}"),
+            line=p.line)
     size_align = size_alignment(p.type, secure)
     if p.is_app and p.size % size_align:
         raise PartitionTableError(
-            f"{what}: size {hx(p.size)} is not aligned to {hx(size_align)}", line=p.line)
+            f"{what}: size {hx(p.size)} is not aligned to {hx(size_align)}"
+            + gen_says(f"{invalid}Size {hx(p.size)} is not aligned to {hx(size_align)}"),
+            line=p.line)
     if p.type == DATA_TYPE and p.subtype in (OTA_DATA, COREDUMP) and p.readonly:
         raise PartitionTableError(
             f"{what}: data/{p.subtype_name} partitions are always read-write and cannot be "
-            "flagged readonly", line=p.line)
+            "flagged readonly"
+            + gen_says(f"{invalid}{kind} is always read-write and cannot be read-only"),
+            line=p.line)
     if p.type == DATA_TYPE and p.subtype == NVS and p.size < NVS_RW_MIN_SIZE and not p.readonly:
         raise PartitionTableError(
             f"{what}: an NVS partition of size {hx(p.size)} must be flagged 'readonly' "
-            f"(read/write NVS needs at least {hx(NVS_RW_MIN_SIZE)})", line=p.line)
+            f"(read/write NVS needs at least {hx(NVS_RW_MIN_SIZE)})"
+            + gen_says(f"{invalid}{kind} of this size ({hx(p.size)}) must be flagged as "
+                       f"'readonly' (the size of read/write NVS has to be at least "
+                       f"{hx(NVS_RW_MIN_SIZE)})"), line=p.line)

@@ -13,6 +13,7 @@ the OTA layout checks beyond gen_esp32part live in :mod:`ota_layout`.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from otaforge.formats.partition_csv import (
     CsvOptions,
     decode_text,
     format_size,
+    gen_says,
     hx,
     keyword_for,
     parse_csv,
@@ -110,23 +112,29 @@ class PartitionTable:
             if len(record) != ENTRY_SIZE:
                 raise TruncatedError(
                     f"partition table: record at {hx(pos)} has only {len(record)} bytes "
-                    "(the table length must be a multiple of 32 and end with an all-0xFF record)")
+                    "(the table length must be a multiple of 32 and end with an all-0xFF record)"
+                    + gen_says("Partition table length must be a multiple of 32 bytes"))
             if record == END_MARKER:
                 return cls(tuple(entries))
             if md5 and record[:2] == MD5_MAGIC:
                 if record[16:] != digest.digest():
                     raise ChecksumMismatch(
                         f"partition table MD5 mismatch at {hx(pos)}: computed "
-                        f"{digest.hexdigest()}, stored {record[16:].hex()}")
+                        f"{digest.hexdigest()}, stored {record[16:].hex()}"
+                        + gen_says(f"MD5 checksums don't match! (computed: 0x{digest.hexdigest()}"
+                                   f", parsed: 0x{binascii.hexlify(record[16:])!s})"))
                 continue
             digest.update(record)
             try:
                 entries.append(PartitionEntry.from_bytes(record))
             except BadMagicError as err:
-                raise BadMagicError(f"partition table record at {hx(pos)}: {err}") from None
+                raise BadMagicError(
+                    f"partition table record at {hx(pos)}: {err}"
+                    + gen_says(f"Invalid magic bytes ({record[:2]!r}) for partition definition")
+                ) from None
         raise TruncatedError(
             f"partition table ({len(data)} bytes) is missing its end-of-table marker "
-            "(an all-0xFF record)")
+            "(an all-0xFF record)" + gen_says("Partition table is missing an end-of-table marker"))
 
     def to_bytes(self, *, md5: bool = True) -> bytes:
         """The 0xC00-byte binary: records, MD5 record, 0xFF padding (gen_esp32part ``to_binary``).
@@ -141,7 +149,8 @@ class PartitionTable:
             most = (MAX_TABLE_LENGTH - 1) // ENTRY_SIZE - (1 if md5 else 0)
             raise PartitionTableError(
                 f"{len(self.entries)} partitions make a {len(body)}-byte binary table; it must be "
-                f"shorter than {hx(MAX_TABLE_LENGTH)} bytes (at most {most} partitions)")
+                f"shorter than {hx(MAX_TABLE_LENGTH)} bytes (at most {most} partitions)"
+                + gen_says(f"Binary partition table length ({len(body)}) longer than max"))
         return body + b"\xff" * (MAX_TABLE_LENGTH - len(body))
 
     # --- CSV ----------------------------------------------------------------------------
@@ -189,17 +198,22 @@ class PartitionTable:
             verify_entry(p, secure)
         self._verify_names()
         self._verify_layout(table_offset)
-        for subtype, what in ((OTA_DATA, "otadata"), (TEE_OTA, "TEE otadata")):
+        for subtype, what, code in ((OTA_DATA, "otadata", "0"), (TEE_OTA, "TEE otadata", "0x90")):
             found = [p for p in self.entries if p.type == DATA_TYPE and p.subtype == subtype]
+            keyword = keyword_for(subtype, SUBTYPES[DATA_TYPE])
             if len(found) > 1:
                 raise PartitionTableError(
                     f"found multiple {what} partitions ({_names(found)}); only one partition "
-                    f"can have type data and subtype {keyword_for(subtype, SUBTYPES[DATA_TYPE])}",
+                    f"can have type data and subtype {keyword}"
+                    + gen_says(f"Found multiple {what} partitions. Only one partition can be "
+                               f'defined with type="data"(1) and subtype="{keyword}"({code}).'),
                     line=found[1].line)
             if found and found[0].size != OTADATA_SIZE:
                 raise PartitionTableError(
                     f"{what} partition {found[0].name!r} has size {hx(found[0].size)}; "
-                    f"it must be {hx(OTADATA_SIZE)}", line=found[0].line)
+                    f"it must be {hx(OTADATA_SIZE)}"
+                    + gen_says(f"{what} partition must have size = {hx(OTADATA_SIZE)}"),
+                    line=found[0].line)
         if flash_size is not None:
             self.verify_fits(flash_size)
 
@@ -210,8 +224,8 @@ class PartitionTable:
                 other = seen[p.name].line
                 where = f" (also on line {other})" if other is not None else ""
                 raise PartitionTableError(
-                    f"partition name {p.name!r} is used twice{where}; partition names must be "
-                    "unique", line=p.line)
+                    f"partition name {p.name!r} is used twice{where}"
+                    + gen_says("Partition names must be unique"), line=p.line)
             seen[p.name] = p
 
     def _verify_layout(self, table_offset: int) -> None:
@@ -221,21 +235,29 @@ class PartitionTable:
             if p.offset < first_free and not _is_primary_fixed(p):
                 raise PartitionTableError(
                     f"partition {p.name!r} offset {hx(p.offset)} is below {hx(first_free)}, the "
-                    f"end of the partition table sector at {hx(table_offset)}", line=p.line)
+                    f"end of the partition table sector at {hx(table_offset)}"
+                    + gen_says(f"Partition offset {hx(p.offset)} is below {hx(first_free)}"),
+                    line=p.line)
             if last is not None and p.offset < last.end:
                 raise PartitionTableError(
-                    f"partition {p.name!r} at offset {hx(p.offset)} overlaps {last.describe()}",
-                    line=p.line)
+                    f"partition {p.name!r} at offset {hx(p.offset)} overlaps {last.describe()}"
+                    + gen_says(f"Partition at {hx(p.offset)} overlaps "
+                               f"{hx(last.offset)}-{hx(last.end - 1)}"), line=p.line)
             last = p
 
     def verify_fits(self, flash_size: int) -> None:
         """The ``--flash-size`` check: the partition with the highest offset must end in flash."""
         last = self.highest()
         if last is not None and last.end > flash_size:
+            mb = 0x100000
             raise PartitionTableError(
-                f"partitions occupy {last.end / 0x100000:.1f}MB of flash ({last.end} bytes), "
+                f"partitions occupy {last.end / mb:.1f}MB of flash ({last.end} bytes), "
                 f"which does not fit in a {format_size(flash_size)}B flash: partition "
-                f"{last.name!r} ends at {hx(last.end)}", line=last.line)
+                f"{last.name!r} ends at {hx(last.end)}"
+                + gen_says(f"Partitions tables occupies {last.end / mb:.1f}MB of flash "
+                           f"({last.end} bytes) which does not fit in configured flash size "
+                           f"{int(flash_size / mb)}MB. Change the flash size in menuconfig under "
+                           "the 'Serial Flasher Config' menu."), line=last.line)
 
     # --- queries ------------------------------------------------------------------------
 
@@ -326,10 +348,16 @@ def table_warnings(table: PartitionTable) -> list[str]:
         where = f"line {p.line}: " if p.line is not None else ""
         if p.name in TYPES and TYPES[p.name] != p.type:
             out.append(f"{where}partition {p.name!r} is named like the partition type "
-                       f"{p.name!r} but has type {p.type_name}: mistake in the partition table?")
+                       f"{p.name!r} but has type {p.type_name}: mistake in the partition table?"
+                       + gen_says(f"Partition has name '{p.name}' which is a partition type, but "
+                                  f"does not match this partition's type (0x{p.type:x}). "
+                                  "Mistake in partition table?"))
         if p.name in all_subtypes and SUBTYPES.get(p.type, {}).get(p.name) != p.subtype:
             out.append(f"{where}partition {p.name!r} is named like the subtype {p.name!r} but is "
-                       f"{p.type_name}/{p.subtype_name}: mistake in the partition table?")
+                       f"{p.type_name}/{p.subtype_name}: mistake in the partition table?"
+                       + gen_says(f"Partition has name '{p.name}' which is a partition subtype, "
+                                  f"but this partition has non-matching type 0x{p.type:x} and "
+                                  f"subtype 0x{p.subtype:x}. Mistake in partition table?"))
     if not table.entries:
         out.append("the table has no partitions (an empty CSV, or the wrong file?)")
     return out
@@ -345,7 +373,9 @@ def _unknown_flag_warnings(data: bytes) -> list[str]:
         unknown = int.from_bytes(record[28:32], "little") & ~(FLAG_ENCRYPTED | FLAG_READONLY)
         if unknown:
             out.append(f"partition table record at {hx(pos)} has unknown flag bit(s) "
-                       f"0x{unknown:08x} (a newer binary format?); they are dropped")
+                       f"0x{unknown:08x} (a newer binary format?); they are dropped"
+                       + gen_says(f"Partition definition had unknown flag(s) 0x{unknown:08x}. "
+                                  "Newer binary format?"))
     return out
 
 
@@ -362,7 +392,10 @@ def convert_table(data: bytes, *, flash_size: int | None = None,
     if primary_bootloader_offset is not None and primary_bootloader_offset >= offset:
         raise InputError(
             f"primary bootloader offset {hx(primary_bootloader_offset)} must be below the "
-            f"partition table offset {hx(offset)}")
+            f"partition table offset {hx(offset)}"
+            + gen_says("Unsupported configuration. Primary bootloader must be below partition "
+                       f"table. Check --primary-bootloader-offset={primary_bootloader_offset:#x} "
+                       f"and --offset={offset:#x}"))
     if is_binary_table(data):
         table = PartitionTable.from_bytes(data, md5=md5)
     else:

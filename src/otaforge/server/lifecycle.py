@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from otaforge.errors import Conflict, InputError
-from otaforge.fsutil import atomic_write
+from otaforge.fsutil import atomic_write, ensure_dir, first_file_parent
 from otaforge.server.auth import new_token
 from otaforge.server.pki import create_pki
 from otaforge.server.settings import Settings
@@ -37,6 +37,10 @@ def init_server(data_dir: Path, hostnames: list[str] | None = None,
     """
     if data_dir.exists() and not data_dir.is_dir():
         raise InputError(f"{data_dir}: exists and is not a directory")
+    blocker = first_file_parent(data_dir)
+    if blocker is not None:
+        raise InputError(f"{data_dir}: cannot create the directory ({blocker} is a file, not a "
+                         "directory): pick another --dir")
     present = [n for n in SETUP_FILES if (data_dir / n).exists()]
     if present:
         raise Conflict(f"{data_dir} already holds a server setup ({', '.join(present)}); "
@@ -48,8 +52,8 @@ def init_server(data_dir: Path, hostnames: list[str] | None = None,
     engine = make_engine(settings.url)  # a bad URL is refused before anything is written
     made_dir = not data_dir.exists()
     try:
-        settings.tls_dir.mkdir(parents=True, exist_ok=True)
-        settings.blob_dir.mkdir(exist_ok=True)
+        ensure_dir(settings.tls_dir)
+        ensure_dir(settings.blob_dir)
         atomic_write(settings.ca_key_path, pki.ca_key, 0o600)
         atomic_write(settings.tls_key_path, pki.key, 0o600)
         atomic_write(settings.tls_cert_path, pki.cert, 0o644)
@@ -75,9 +79,11 @@ def _remove_partial(settings: Settings, made_dir: bool) -> None:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # absent, or its folder never came to be
+                path.unlink(missing_ok=True)
     for suffix in ("-wal", "-shm", "-journal"):
-        (settings.data_dir / f"otaforge.db{suffix}").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (settings.data_dir / f"otaforge.db{suffix}").unlink(missing_ok=True)
     if made_dir:
         with contextlib.suppress(OSError):
             settings.data_dir.rmdir()

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from otaforge.errors import Conflict, InputError, NotFound, Unauthorized
+from otaforge.formats.chips import sbv2_schemes_text
 from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
@@ -98,7 +99,7 @@ class Store(DeviceStore):
             v1_ok = spec.sbv1_app_signing and scheme == "ecdsa256"
             if scheme not in spec.sbv2_schemes and not v1_ok:
                 raise InputError(f"{scheme} keys cannot sign apps for {spec.name} (it accepts "
-                                 f"{', '.join(spec.sbv2_schemes)})")
+                                 f"{sbv2_schemes_text(spec)})")
         pems = [k.public_key_pem(key).decode() for key in loaded]
         if require_signature and not pems:
             raise InputError("require_signature needs at least one public key")
