@@ -86,11 +86,6 @@ def main() -> int:
         compare("image info --json esp32-app-template.bin",
                 [otaforge, "image", "info", "--json", str(inputs[0])],
                 [esptool, "image-info", str(inputs[0])], args.runs)
-        # the fast path alone, without cli/main.py's dispatcher imports
-        fast = [sys.executable, "-c", "import sys; from otaforge.cli.fast_image import "
-                "fast_main; sys.exit(fast_main(sys.argv[1:]))", str(inputs[0])]
-        compare("fast_main only (no dispatcher) 600 KB", fast,
-                [esptool, "image-info", str(inputs[0])], args.runs)
     key = ratios["esp32-app-template.bin"]
     verdict = "meets" if key >= TARGET_RATIO else "MISSES"
     print(f"\n600 KB fixture: {key:.2f}x faster than esptool image-info "

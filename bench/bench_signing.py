@@ -56,13 +56,7 @@ def _image(size: int) -> bytes:
         return bytes((i * 2654435761 >> 13) & 0xFF for i in range(size))
 
 
-def _fast_paths_wired() -> bool:
-    from otaforge.cli.main import FAST_PATHS
-
-    return {("image", "sign"), ("image", "verify")} <= set(FAST_PATHS)
-
-
-def _commands(work: Path, scheme: str, version: str, fast: bool) -> dict[str, list[str]]:
+def _commands(work: Path, scheme: str, version: str) -> dict[str, list[str]]:
     key, image = str(work / f"{scheme}.pem"), str(work / "image.bin")
     ours, theirs = str(work / f"ours_{scheme}.bin"), str(work / f"es_{scheme}.bin")
     cmds = {
@@ -75,11 +69,6 @@ def _commands(work: Path, scheme: str, version: str, fast: bool) -> dict[str, li
         "espsecure verify": [ESPSECURE, "verify-signature", "--version", version, "--keyfile",
                              key, ours],
     }
-    if fast:  # the argparse fast-path modules run directly (what FAST_PATHS would dispatch to)
-        cmds["fast sign"] = [sys.executable, "-m", "otaforge.cli.fast_sign", "--version",
-                             version, "--key", key, "-o", ours + ".fast", image]
-        cmds["fast verify"] = [sys.executable, "-m", "otaforge.cli.fast_verify", "--version",
-                               version, "--key", key, theirs]
     return cmds
 
 
@@ -88,27 +77,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--size", type=int, default=1_572_864)
     args = parser.parse_args()
-    fast = not _fast_paths_wired()
     with tempfile.TemporaryDirectory(prefix="bench_signing_") as tmp:
         work = Path(tmp)
         env = _env(work / "pycache")
         (work / "image.bin").write_bytes(_image(args.size))
         print(f"image: {args.size} bytes; {args.runs} runs each, interleaved; best-of-N "
               "(median) wall time per process; ratio = espsecure / otaforge, on best-of-N")
-        if fast:
-            print("note: cli/main.py has no FAST_PATHS entry for image sign/verify yet, so "
-                  "`otaforge image ...` goes through typer; the 'fast' column runs the "
-                  "argparse fast-path modules (python -m otaforge.cli.fast_sign/_verify)")
         head = f"{'scheme':<9} {'step':<6} {'otaforge':>17} {'espsecure':>17} {'ratio':>6}"
-        print(head + (f" {'fast':>17} {'ratio':>6}" if fast else ""))
+        print(head)
         ratios: list[float] = []
-        fast_ratios: list[float] = []
         for scheme, version in SCHEMES:
             gen = ["generate-signing-key", "--version", version]
             if version == "2":
                 gen += ["--scheme", scheme]
             _run([ESPSECURE, *gen, str(work / f"{scheme}.pem")], env)
-            cmds = _commands(work, scheme, version, fast)
+            cmds = _commands(work, scheme, version)
             for cmd in cmds.values():  # warm-up, creates both outputs, cross-verifies
                 _run(cmd, env)
             times: dict[str, list[float]] = {name: [] for name in cmds}
@@ -120,13 +103,8 @@ def main() -> None:
                 ratios.append(min(theirs) / min(ours))
                 line = (f"{scheme:<9} {step:<6} {_fmt(ours)} {_fmt(theirs)} "
                         f"{ratios[-1]:>5.2f}x")
-                if fast:
-                    fast_ratios.append(min(theirs) / min(times[f"fast {step}"]))
-                    line += f" {_fmt(times[f'fast {step}'])} {fast_ratios[-1]:>5.2f}x"
                 print(line)
         _summary("otaforge command", ratios)
-        if fast:
-            _summary("fast-path modules", fast_ratios)
 
 
 def _fmt(times: list[float]) -> str:

@@ -1,3 +1,3 @@
 from otaforge.cli.main import main
 
-main()
+raise SystemExit(main())

@@ -142,11 +142,8 @@ def test_wrong_path_is_one_error_line_and_nothing_written(
         monkeypatch.delenv(var, raising=False)
     bad = _bad(tmp_path, variant)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    code: object = 0  # main() returning normally means exit 0
-    try:  # any exception but SystemExit escaping here is a traceback for users
-        main([a.replace("{}", bad) for a in argv])
-    except SystemExit as stopped:
-        code = stopped.code
+    # main() returns the exit code; any exception escaping it is a traceback for users
+    code = main([a.replace("{}", bad) for a in argv])
     err = capsys.readouterr().err
     assert code in (1, 2, 3), err
     assert "error" in err.lower() and "Traceback" not in err

@@ -208,10 +208,9 @@ INSPECT_CASES: dict[str, tuple[str, dict[str, tuple[str, int, str]],
 
 
 @pytest.mark.parametrize("name", list(INSPECT_CASES))
-def test_inspect_agrees_with_the_bootloader(tmp_path: Path, name: str) -> None:
-    from typer.testing import CliRunner
-
-    from otaforge.cli.main import build_app
+def test_inspect_agrees_with_the_bootloader(tmp_path: Path, name: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from otaforge.cli.main import main
     from otaforge.device.flash_image import compose
     from otaforge.formats.partition_table import PartitionTable
 
@@ -227,10 +226,10 @@ def test_inspect_agrees_with_the_bootloader(tmp_path: Path, name: str) -> None:
     flash = tmp_path / "flash.bin"
     flash.write_bytes(compose(PartitionTable.from_csv(csv), images, flash_size=0x400000,
                               otadata=otadata))
-    result = CliRunner().invoke(build_app("flash"),
-                                ["flash", "inspect", str(flash), "--json", *options])
-    assert result.exit_code == (0 if boots else 1), result.output  # 1: nothing boots
-    report = json.loads(result.stdout)
+    code = main(["flash", "inspect", str(flash), "--json", *options])
+    out, err = capsys.readouterr()
+    assert code == (0 if boots else 1), out + err  # 1: nothing boots
+    report = json.loads(out)
     boot = report["boot"]
     assert boot["partition"] == boots, boot["reason"]
     assert why in boot["reason"]

@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from otaforge.cli.main import build_app
 from otaforge.formats.image_builder import build_image
 from tests.conftest import run_cli
 
@@ -87,29 +85,12 @@ def test_missing_input_file(tmp_path: Path) -> None:
     assert "nope.csv: no such file" in proc.stderr
 
 
-def test_typer_command_and_fast_path_print_the_same(shared_fixtures: Path, tmp_path: Path) -> None:
-    src = tmp_path / "bad.csv"
-    src.write_text(BAD_CSV)
-    fast = run_cli("partitions", "convert", str(src), str(tmp_path / "a.bin"))
-    runner = CliRunner()
-    slow = runner.invoke(build_app("partitions"),
-                         ["partitions", "convert", str(src), str(tmp_path / "b.bin")])
-    assert (fast.returncode, fast.stderr) == (slow.exit_code, slow.stderr)
-    good = _fixture(shared_fixtures, "seed.csv")
-    fast = run_cli("partitions", "convert", str(good), str(tmp_path / "a.bin"))
-    slow = runner.invoke(build_app("partitions"),
-                         ["partitions", "convert", str(good), str(tmp_path / "b.bin")])
-    assert slow.exit_code == 0
-    assert fast.stdout.replace("a.bin", "b.bin") == slow.stdout
-    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
-
-
-def test_fast_path_imports_no_typer_rich_or_cryptography(shared_fixtures: Path,
+def test_convert_imports_no_ui_libraries_or_cryptography(shared_fixtures: Path,
                                                          tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from otaforge.cli.fast_partitions import fast_main\n"
-        f"rc = fast_main([{str(_fixture(shared_fixtures, 'seed.csv'))!r}, "
+        "from otaforge.cli.main import main\n"
+        f"rc = main(['partitions', 'convert', {str(_fixture(shared_fixtures, 'seed.csv'))!r}, "
         f"{str(tmp_path / 'o.bin')!r}])\n"
         "heavy = sorted(m for m in ('typer', 'rich', 'click', 'cryptography')\n"
         "               if m in sys.modules)\n"

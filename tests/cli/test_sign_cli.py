@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -80,9 +81,9 @@ def test_verify_with_efuse_digest_and_revocation(work: Path) -> None:
         d = work / f"{name}.digest"
         assert run_cli("keys", "digest", str(work / f"{name}.pem"), "-o", str(d)).returncode == 0
         digests += ["--digest", str(d)]
-    proc = run_cli("image", "verify", *digests, "--revoked", "0", str(signed))
+    proc = run_cli("image", "verify", *digests, "--revoke", "0", str(signed))
     assert proc.returncode == 0 and "key index 1" in proc.stdout, proc.stderr
-    proc = run_cli("image", "verify", *digests, "--revoked", "0", "--revoked", "1", str(signed))
+    proc = run_cli("image", "verify", *digests, "--revoke", "0", "--revoke", "1", str(signed))
     assert proc.returncode == 1 and "revoked" in proc.stderr
 
 
@@ -164,30 +165,35 @@ def test_bad_paths_and_keys_name_the_file_and_write_nothing(work: Path, case: st
     assert list((work / "adir").iterdir()) == []
 
 
-def _fast(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    import sys
-
-    return subprocess.run([sys.executable, "-m", f"otaforge.cli.{module}", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_argparse_fast_paths_behave_like_the_typer_commands(work: Path) -> None:
-    """The fast paths (for cli/main.py FAST_PATHS) give the same output and exit codes."""
+def test_sign_and_verify_exit_codes(work: Path) -> None:
+    """espsecure's --keyfile spelling, a wrong key (exit 1), a missing key file or none (2)."""
     key = str(work / "ec384.pem")
-    fast_out, typer_out = work / "fast.bin", work / "typer.bin"
-    fast = _fast("fast_sign", "--key", key, "-o", str(fast_out), str(work / "app.bin"))
-    slow = run_cli("image", "sign", "--key", key, "-o", str(typer_out), str(work / "app.bin"))
-    assert (fast.returncode, slow.returncode) == (0, 0), fast.stderr + slow.stderr
-    assert fast_out.stat().st_size == typer_out.stat().st_size
-    _espsecure("verify-signature", "--version", "2", "--keyfile", key, fast_out)
-    for path in (fast_out, typer_out):
-        for cmd in (lambda *a: _fast("fast_verify", *a), lambda *a: run_cli("image", "verify", *a)):
-            proc = cmd("--key", key, str(path))
-            assert proc.returncode == 0 and "key index 0" in proc.stdout, proc.stderr
-            proc = cmd("--key", str(work / "ec256.pem"), str(path))
-            assert proc.returncode == 1 and "does not verify" in proc.stderr
-    bad = _fast("fast_sign", "--key", str(work / "nope.pem"), "-o", str(work / "x.bin"),
-                str(work / "app.bin"))
+    out = work / "signed.bin"
+    signed = run_cli("image", "sign", "--keyfile", key, "-o", str(out), str(work / "app.bin"))
+    assert signed.returncode == 0, signed.stderr
+    _espsecure("verify-signature", "--version", "2", "--keyfile", key, out)
+    proc = run_cli("image", "verify", "--keyfile", key, str(out))
+    assert proc.returncode == 0 and "key index 0" in proc.stdout, proc.stderr
+    proc = run_cli("image", "verify", "-k", str(work / "ec256.pem"), str(out))
+    assert proc.returncode == 1 and "does not verify" in proc.stderr
+    bad = run_cli("image", "sign", "--key", str(work / "nope.pem"), "-o", str(work / "x.bin"),
+                  str(work / "app.bin"))
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
     assert not (work / "x.bin").exists()
-    assert _fast("fast_verify", str(work / "app.bin")).returncode == 2  # no key given
+    assert run_cli("image", "verify", str(work / "app.bin")).returncode == 2  # no key given
+
+
+def test_verify_json(work: Path) -> None:
+    key = str(work / "ec384.pem")
+    out = work / "signed.bin"
+    assert run_cli("image", "sign", "-k", key, "-o", str(out), str(work / "app.bin")
+                   ).returncode == 0
+    proc = run_cli("image", "verify", "--json", "-k", key, str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["valid"] is True and report["key_index"] == 0 and report["version"] == 2
+    assert report["scheme"] == "ecdsa384" and report["block_count"] == 1
+    proc = run_cli("image", "verify", "--json", "-k", str(work / "ec256.pem"), str(out))
+    assert proc.returncode == 1
+    refused = json.loads(proc.stdout)
+    assert refused["valid"] is False and refused["code"] == "bad_signature"

@@ -239,22 +239,22 @@ def test_sweep_of_an_in_place_update_reports_bricks(shared_fixtures: Path) -> No
 
 def test_cli_sweep_exits_1_and_lists_bricked_cases(shared_fixtures: Path,
                                                   images: tuple[Path, Path],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
-
-    from otaforge.cli.main import build_app
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from otaforge.cli.main import main
 
     monkeypatch.setattr(Sweeper, "update", _in_place_update)
     csv = shared_fixtures / "partitions" / "seed.csv"
-    result = CliRunner().invoke(build_app("device"), [
+    code = main([
         "device", "sweep", "--partitions", str(csv), "--from", str(images[0]),
         "--to", str(images[1]), "--modes", "before,after,torn"])
-    assert result.exit_code == 1, result.output
-    last = result.stdout.strip().splitlines()[-1]
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    last = out.strip().splitlines()[-1]
     cases, _, bricked, _ = last.split()
     assert last == f"{cases} cases, {bricked} bricked" and int(bricked) > 0
-    assert "update: bricked" in result.stdout
-    assert "FAIL update op" in result.stderr and "--replay" in result.stderr
+    assert "update: bricked" in out
+    assert "FAIL update op" in err and "--replay" in err
 
 
 def _update_without_erase(self: Sweeper, dev: Device, img: bytes,

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from typer.testing import CliRunner
 
-from otaforge.cli.main import build_app
+from otaforge.cli.main import main
 from otaforge.demo import run as demo
 from otaforge.demo import steps as demo_steps
 
@@ -40,7 +39,8 @@ MISBEHAVIOURS = {
 @pytest.mark.parametrize("inject,failing", MISBEHAVIOURS.values(), ids=MISBEHAVIOURS.keys())
 def test_demo_exits_1_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch,
                                               inject: Callable[[pytest.MonkeyPatch], None],
-                                              failing: tuple[str, ...]) -> None:
+                                              failing: tuple[str, ...],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     inject(monkeypatch)
     seen: list[demo.TimelineEvent] = []
     result = demo.run_demo(on_event=seen.append)
@@ -48,6 +48,8 @@ def test_demo_exits_1_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch,
     bad = {step for step, ok in result.verdicts.items() if not ok}
     assert set(failing) <= bad, result.verdicts
     assert "erase-otadata" in result.verdicts  # later steps still ran and were judged
-    proc = CliRunner().invoke(build_app("demo"), ["demo"])
-    assert proc.exit_code == 1, proc.output
-    assert "demo FAILED" in proc.output and "FAIL" in proc.output
+    capsys.readouterr()
+    code = main(["demo"])
+    output = capsys.readouterr().out
+    assert code == 1, output
+    assert "demo FAILED" in output and "FAIL" in output

@@ -127,28 +127,24 @@ def test_cli_bad_token(running: tuple[Path, dict[str, str]]) -> None:
     assert r.returncode == 1 and "401" in r.stderr
 
 
-def test_device_admin_commands(running: tuple[Path, dict[str, str]]) -> None:
-    """``device list/show`` live in cli/manage.py (register_device_admin); call them directly
-    through typer until the coordinator wires them into the ``device`` group."""
-    import typer
-    from typer.testing import CliRunner
+def test_device_admin_commands(running: tuple[Path, dict[str, str]],
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``device add/list/show`` (cli/manage.py), run in process through the CLI's main()."""
+    from otaforge.cli.main import main
 
-    from otaforge.cli.manage import register_device_admin
-
-    app = typer.Typer()
-    register_device_admin(app)
-    runner = CliRunner()
     old = dict(os.environ)
     os.environ.update(running[1])
     try:
-        added = runner.invoke(app, ["add", "board-9", "--fleet", "f1"])
-        assert added.exit_code == 0, added.output
-        assert "device token: otfd_" in added.output
-        listed = runner.invoke(app, ["list", "--json"])
-        assert listed.exit_code == 0, listed.output
-        assert "board-9" in {d["id"] for d in json.loads(listed.output)}
-        shown = runner.invoke(app, ["show", "board-9"])
-        assert shown.exit_code == 0 and "fleet: f1" in shown.output
+        assert main(["device", "add", "board-9", "--fleet", "f1"]) == 0
+        assert "device token: otfd_" in capsys.readouterr().out
+        assert main(["device", "list", "--json"]) == 0
+        assert "board-9" in {d["id"] for d in json.loads(capsys.readouterr().out)}
+        assert main(["device", "list"]) == 0
+        header, rule, *rows = capsys.readouterr().out.splitlines()
+        assert header.split()[:3] == ["ID", "FLEET", "CHANNEL"] and set(rule) <= {"-", " "}
+        assert any(row.split()[:2] == ["board-9", "f1"] for row in rows)
+        assert main(["device", "show", "board-9"]) == 0
+        assert "fleet: f1" in capsys.readouterr().out
     finally:
         os.environ.clear()
         os.environ.update(old)

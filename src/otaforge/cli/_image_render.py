@@ -1,7 +1,9 @@
 """``image info`` reports: the data (:func:`image_report`) and its text/JSON rendering.
 
-Typer-free and rich-free: the argparse fast path (``cli/fast_image.py``) and the typer command
-(``cli/image.py``) both use it. The text form follows ``esptool image-info``'s sections.
+Used by ``otaforge image info`` (``cli/image.py``); the text form follows ``esptool
+image-info``'s sections. ``image_hash`` is the SHA-256 appended to the image (esptool's
+"Validation hash"), ``file_sha256`` the hash of the whole file as given (what a server's
+release records and ``image build`` prints).
 
 Exit policy of ``image info``: the report is printed for every file that parses as an image;
 the exit code is 0 when checksum and hash (when appended) are valid, 1 when either is invalid.
@@ -50,6 +52,12 @@ def _bootloader_desc(image: AppImage) -> dict[str, object] | None:
     return boot.to_json() if boot is not None else None
 
 
+def _file_sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def _chip_name(image: AppImage) -> str:
     spec = image.chip
     return spec.name if spec else f"unknown-{image.header.chip_id}"
@@ -87,9 +95,10 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
         "checksum": image.checksum,
         "calc_checksum": image.calc_checksum,
         "checksum_valid": image.checksum_valid,
-        "sha256": image.sha256.hex() if image.sha256 is not None else None,
-        "calc_sha256": image.calc_sha256.hex() if image.calc_sha256 is not None else None,
+        "image_hash": image.sha256.hex() if image.sha256 is not None else None,
+        "calc_image_hash": image.calc_sha256.hex() if image.calc_sha256 is not None else None,
         "hash_valid": image.hash_valid,
+        "file_sha256": _file_sha256(data),
         "app_desc": desc.to_json() if desc else None,
         "signature_blocks": blocks,
         "sbv1_signature": sbv1,

@@ -1,8 +1,7 @@
-"""The ``partitions`` commands' shared core: no typer/rich here (the fast path imports it).
+"""The ``partitions`` commands' core: options, conversion, the table and findings rendering.
 
-Both the typer commands (:mod:`otaforge.cli.partitions`) and the argparse fast path
-(:mod:`otaforge.cli.fast_partitions`) call :func:`run_convert`, so their output, error text and
-exit codes are the same by construction.
+:mod:`otaforge.cli.partitions` calls :func:`run_convert` and :func:`run_check`; they take
+their streams as arguments so tests can run them in process.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from otaforge.formats.ota_layout import Finding, check_ota_layout
 from otaforge.formats.partition_csv import format_size
 from otaforge.formats.partition_table import (
     DEFAULT_TABLE_OFFSET,
+    PartitionEntry,
     PartitionTable,
     convert_table,
     load_partition_table,
@@ -133,7 +133,8 @@ def output_mode(path: str) -> int | None:
 
 
 def run_check(input_path: str, opts: TableOptions, image_path: str | None = None, *,
-              stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+              stdout: TextIO | None = None, stderr: TextIO | None = None,
+              as_json: bool = False) -> int:
     """``partitions check``: print the table, free space and OTA findings; returns exit code.
 
     Exit 2 when the table breaks a gen_esp32part rule, 1 when an OTA check is critical.
@@ -150,11 +151,43 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
         image_size = _image_size(image_path) if image_path else None
     except OtaforgeError as exc:
         return _report(exc, input_path, err)
-    out.write(render_table(table, o.flash_size))
-    out.write("".join(f"Warning: {w}\n" for w in table_warnings(table)))
     findings = check_ota_layout(table, image_size)
-    out.write(render_findings(findings, image_path, image_size))
+    if as_json:
+        import json
+
+        out.write(json.dumps(check_report(table, o.flash_size, findings, image_path,
+                                          image_size), indent=2) + "\n")
+    else:
+        out.write(render_table(table, o.flash_size))
+        out.write("".join(f"Warning: {w}\n" for w in table_warnings(table)))
+        out.write(render_findings(findings, image_path, image_size))
     return EXIT_FAILED if any(f.critical for f in findings) else EXIT_OK
+
+
+def _gaps(table: PartitionTable) -> list[tuple[PartitionEntry, PartitionEntry]]:
+    ordered = sorted(table.entries, key=lambda p: p.offset)
+    return [(a, b) for a, b in pairwise(ordered) if b.offset > a.end]
+
+
+def check_report(table: PartitionTable, flash_size: int | None, findings: list[Finding],
+                 image_path: str | None, image_size: int | None) -> dict[str, object]:
+    """The ``partitions check --json`` report: what the text form shows, as data."""
+    end = table.flash_end()
+    return {
+        "partitions": [{"name": p.name, "type": p.type_name, "subtype": p.subtype_name,
+                        "offset": p.offset, "size": p.size, "end": p.end,
+                        "flags": list(p.flag_names)} for p in table.entries],
+        "unused": [{"offset": a.end, "size": b.offset - a.end, "after": a.name,
+                    "before": b.name} for a, b in _gaps(table)],
+        "end": end,
+        "flash_size": flash_size,
+        "free": flash_size - end if flash_size is not None else None,
+        "warnings": list(table_warnings(table)),
+        "image": {"path": image_path, "size": image_size} if image_path else None,
+        "findings": [{"severity": f.severity, "code": f.code, "message": f.message}
+                     for f in findings],
+        "ok": not any(f.critical for f in findings),
+    }
 
 
 def _image_size(path: str) -> int:
@@ -185,12 +218,10 @@ def render_table(table: PartitionTable, flash_size: int | None) -> str:
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
-    ordered = sorted(table.entries, key=lambda p: p.offset)
-    for before, after in pairwise(ordered):
-        if after.offset > before.end:
-            lines.append(f"unused: 0x{before.end:x}-0x{after.offset:x}, "
-                         f"{_size_text(after.offset - before.end)}, between {before.name!r} "
-                         f"and {after.name!r}")
+    for before, after in _gaps(table):
+        lines.append(f"unused: 0x{before.end:x}-0x{after.offset:x}, "
+                     f"{_size_text(after.offset - before.end)}, between {before.name!r} "
+                     f"and {after.name!r}")
     end = table.flash_end()
     if flash_size is not None:
         free = flash_size - end
@@ -213,5 +244,5 @@ def render_findings(findings: list[Finding], image_path: str | None,
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["EXIT_BAD_INPUT", "TableOptions", "output_mode", "render_findings", "render_table",
-           "run_check", "run_convert"]
+__all__ = ["EXIT_BAD_INPUT", "TableOptions", "check_report", "output_mode", "render_findings",
+           "render_table", "run_check", "run_convert"]

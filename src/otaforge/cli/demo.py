@@ -1,25 +1,22 @@
-"""``otaforge demo``: the seed's update flow end to end (what ``make demo`` runs).
+"""``otaforge demo``: the whole update flow end to end (what ``make demo`` runs).
 
 All logic is in :mod:`otaforge.demo.run`; this module only renders its timeline: what the
 device did, what the server recorded, and one verdict per step. Exit status 0 only when every
-step behaved as the seed says.
+step behaved as expected.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
-from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from otaforge.cli._agent_render import DownloadBar, make_console
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
+from otaforge.cli._agent_render import DownloadBar, Timeline
+from otaforge.cli._common import EXIT_BAD_INPUT, fail
 
 STEP_TITLES = {
     "server": "Start an update server on loopback HTTPS",
     "build": "Build and sign the sample images",
-    "fleet": "Create a fleet with the seed's partition table and publish v1.1.0",
+    "fleet": "Create a fleet with the A/B partition table and publish v1.1.0",
     "factory-boot": "Boot an emulated ESP32 from factory",
     "update": "Update to v1.1.0: download, reboot, self-test, mark valid",
     "rollback": "Publish v1.2.0 that fails its self-test",
@@ -29,21 +26,19 @@ STEP_TITLES = {
     "erase-otadata": "erase-otadata",
     "server-view": "What the server learned",
 }
-ACTOR_STYLE = {"device": "[green]device[/]", "server": "[blue]server[/]", "demo": "[dim]demo[/]"}
 
 
-def demo(
-    keep: Annotated[Path | None, typer.Option(
-        "--keep", help="Keep the server data and signing key in this directory "
-        "(default: a temporary directory, removed at the end).")] = None,
-) -> None:
-    """Run the seed's OTA flow end to end: server, signed images, an emulated ESP32."""
+def demo(args: argparse.Namespace) -> int:
+    """``demo [--keep DIR]``: server, signed images, an emulated ESP32, end to end."""
+    from pathlib import Path
+
     from otaforge.demo.run import TimelineEvent, run_demo
 
+    keep = Path(args.keep) if args.keep is not None else None
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
         fail(f"--keep {keep}: must be a new or empty directory", EXIT_BAD_INPUT)
-    console = make_console()
-    bar = DownloadBar(console)
+    timeline = Timeline()
+    bar = DownloadBar(timeline)
     current = {"step": ""}
     started = time.monotonic()
 
@@ -51,27 +46,31 @@ def demo(
         bar.close()
         if event.step != current["step"]:
             current["step"] = event.step
-            console.print(f"\n[bold]== {STEP_TITLES.get(event.step, event.step)}[/]")
+            timeline.print(f"\n[bold]== {STEP_TITLES.get(event.step, event.step)}[/]")
         if event.ok is not None:
             mark = "[bold green]PASS[/]" if event.ok else "[bold red]FAIL[/]"
-            console.print(f"  {mark} {event.message}")
+            timeline.print(f"  {mark} {_escape(event.message)}")
             return
-        console.print(f"  {ACTOR_STYLE.get(event.actor, event.actor):>6}  {event.message}")
+        timeline.line(event.actor, event.message)
 
-    console.print("[bold]otaforge demo[/]: an emulated ESP32 updates itself from an update "
-                  "server over HTTPS")
-    with handle_errors():
-        result = run_demo(keep, on_event=show, on_progress=bar.update)
+    timeline.print("[bold]otaforge demo[/]: an emulated ESP32 updates itself from an update "
+                   "server over HTTPS")
+    result = run_demo(keep, on_event=show, on_progress=bar.update)
     bar.close()
     failed = [step for step, ok in result.verdicts.items() if not ok]
     took = time.monotonic() - started
     if failed:
-        console.print(f"\n[bold red]demo FAILED[/] in {took:.1f} s: {', '.join(failed)}")
-        raise typer.Exit(1)
-    console.print(f"\n[bold green]demo passed[/]: {len(result.verdicts)} steps behaved as the "
-                  f"seed says ({took:.1f} s)")
+        timeline.print(f"\n[bold red]demo FAILED[/] in {took:.1f} s: {', '.join(failed)}")
+        return 1
+    timeline.print(f"\n[bold green]demo passed[/]: {len(result.verdicts)} steps behaved as "
+                   f"expected ({took:.1f} s)")
+    return 0
 
 
-def register_root(app: typer.Typer) -> None:
-    """Add the ``demo`` command to the root app."""
-    app.command("demo")(demo)
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+__all__ = ["STEP_TITLES", "demo"]

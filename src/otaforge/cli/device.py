@@ -7,14 +7,13 @@ it), 2 for bad input.
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from otaforge.cli._common import EXIT_FAILED, handle_errors, read_input
+from otaforge.cli._common import EXIT_FAILED, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -23,73 +22,56 @@ if TYPE_CHECKING:
 MAX_LISTED_FAILURES = 20
 
 
-def sweep(
-    partitions: Annotated[Path, typer.Option(
-        "--partitions", help="Partition table (CSV or binary).")],
-    old: Annotated[Path, typer.Option("--from", help="App image the device runs first.")],
-    new: Annotated[Path, typer.Option("--to", help="The update's app image.")],
-    flash_size: Annotated[str, typer.Option("--flash-size", help="Flash size.")] = "8MB",
-    rollback: Annotated[bool, typer.Option(
-        "--rollback", help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE; also sweeps rollbacks "
-        "(new app fails its self-test / panics before confirming).")] = False,
-    anti_rollback: Annotated[bool, typer.Option(
-        "--anti-rollback", help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (needs --rollback); "
-        "images carry their secure_version.")] = False,
-    modes: Annotated[str, typer.Option(
-        "--modes", help="Power-cut modes, comma separated: before, after, torn.")
-    ] = "before,after,torn",
-    chip_name: Annotated[str, typer.Option("--chip", help="Target chip.")] = "esp32",
-    chunk: Annotated[int, typer.Option(
-        "--chunk-size", min=1, help="Bytes per esp_ota_write call.")] = 4096,
-    bulk_erase: Annotated[bool, typer.Option(
-        "--bulk-erase", help="Erase the whole slot in esp_ota_begin (OTA_SIZE_UNKNOWN) instead "
-        "of sector by sector while writing.")] = False,
-    start: Annotated[str, typer.Option(
-        "--start", help="Device state before the update: 'factory' (old image in factory, "
-        "otadata blank) or 'ota' (old image installed by OTA, both otadata sectors used).")
-    ] = "factory",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the torn-operation lengths.")] = 0,
-    replay: Annotated[int | None, typer.Option(
-        "--replay", min=0, help="Replay one case from scratch: cut at this op index (needs "
-        "--flow and a single --modes).")] = None,
-    flow: Annotated[str, typer.Option(
-        "--flow", help="Flow for --replay: update, rollback or panic.")] = "update",
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Print every case.")] = False,
-) -> None:
-    """Power-cut sweep of a complete OTA update on an emulated device: never bricked."""
+def sweep(args: argparse.Namespace) -> int:
+    """``device sweep``: power-cut sweep of a complete OTA update on an emulated device."""
     from otaforge.device.config import DeviceConfig
     from otaforge.device.powercut import parse_modes
     from otaforge.device.sweep import FLOWS, SweepConfig, Sweeper
     from otaforge.formats.partition_table import load_partition_table, parse_flash_size
 
-    with handle_errors():
-        table = load_partition_table(read_input(partitions, "partition table"))
-        size = parse_flash_size(flash_size)
-        table.verify(size)
-        cut_modes = parse_modes(modes)
-        if flow not in FLOWS:
-            raise InputError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
-        config = SweepConfig(table=table, flash_size=size, old=read_input(old, "app image"),
-                             new=read_input(new, "app image"), chip=chip_name,
-                             device=DeviceConfig(rollback=rollback, anti_rollback=anti_rollback),
-                             modes=cut_modes, chunk_size=chunk, bulk_erase=bulk_erase,
-                             start=start, seed=seed)
-        sweeper = Sweeper(config)
-        if replay is not None:
-            if len(cut_modes) != 1:
-                raise InputError("--replay needs exactly one mode in --modes")
-            case = sweeper.replay_case(flow, replay, cut_modes[0])
+    table = load_partition_table(read_input(args.partitions, "partition table"))
+    size = parse_flash_size(args.flash_size)
+    table.verify(size)
+    cut_modes = parse_modes(args.modes)
+    if args.flow not in FLOWS:
+        raise InputError(f"--flow {args.flow!r}: choose one of {', '.join(FLOWS)}")
+    config = SweepConfig(table=table, flash_size=size, old=read_input(args.from_, "app image"),
+                         new=read_input(args.to, "app image"), chip=args.chip,
+                         device=DeviceConfig(rollback=args.rollback,
+                                             anti_rollback=args.anti_rollback),
+                         modes=cut_modes, chunk_size=args.chunk_size, bulk_erase=args.bulk_erase,
+                         start=args.start, seed=args.seed)
+    sweeper = Sweeper(config)
+    if args.replay is not None:
+        if len(cut_modes) != 1:
+            raise InputError("--replay needs exactly one mode in --modes")
+        case = sweeper.replay_case(args.flow, args.replay, cut_modes[0])
+        if args.json:
+            print(json.dumps(_case_json(case)))
+        else:
             _print_case(case)
-            if not case.ok:
-                raise SystemExit(EXIT_FAILED)
-            return
-        began = time.perf_counter()
-        report = sweeper.run(on_case=_print_case if verbose else None)
-        elapsed = time.perf_counter() - began
-    _print_report(report, elapsed, seed)
-    if report.bricked:
-        raise SystemExit(EXIT_FAILED)
+        return 0 if case.ok else EXIT_FAILED
+    began = time.perf_counter()
+    report = sweeper.run(on_case=_print_case if args.verbose and not args.json else None)
+    elapsed = time.perf_counter() - began
+    if args.json:
+        print(json.dumps(_report_json(report, elapsed), indent=2))
+    else:
+        _print_report(report, elapsed, args.seed)
+    return EXIT_FAILED if report.bricked else 0
+
+
+def _case_json(case: CaseResult) -> dict[str, object]:
+    return {"flow": case.flow, "op_index": case.op_index, "mode": str(case.mode),
+            "phase": case.phase, "outcome": case.outcome, "ok": case.ok,
+            "detail": case.detail}
+
+
+def _report_json(report: SweepReport, elapsed: float) -> dict[str, object]:
+    return {"cases": report.cases, "bricked": report.bricked,
+            "ops_per_flow": dict(report.ops_per_flow), "outcomes": dict(report.outcomes),
+            "failures": [_case_json(c) for c in report.failures],
+            "elapsed_s": round(elapsed, 3)}
 
 
 def _print_case(case: CaseResult) -> None:
@@ -113,8 +95,3 @@ def _print_report(report: SweepReport, elapsed: float, seed: int) -> None:
     rate = report.cases / elapsed if elapsed > 0 else 0.0
     print(f"{report.cases} cases in {elapsed:.1f} s ({rate:.0f} cases/s)")
     print(f"{report.cases} cases, {report.bricked} bricked")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``sweep`` to the ``device`` group."""
-    app.command("sweep")(sweep)

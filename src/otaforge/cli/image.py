@@ -1,79 +1,77 @@
-"""``otaforge image info`` and ``otaforge image build`` (typer).
+"""``otaforge image info`` and ``otaforge image build`` (``image sign``/``verify``:
+``cli/image_sign.py``).
 
-``image info`` normally runs through the argparse fast path (``cli/fast_image.py``); this typer
-command is the same code for ``--help`` and for callers that build the full app. ``image sign``
-and ``image verify`` live in ``cli/image_sign.py``.
+``image info`` is benchmarked against ``esptool image-info`` as a whole process
+(``bench/bench_cli.py``): it imports only the app-image format and its report renderer.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import argparse
+import sys
 
-import typer
-
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors
-from otaforge.cli._partitions_render import output_mode
-from otaforge.fsutil import atomic_write
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail
 
 
-def info(
-    file: Annotated[Path, typer.Argument(help="App image (.bin); trailing 0xFF/signature ok.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
-) -> None:
-    """Show header, segments, checksum/hash validity and app description (as esptool).
+def run_info(path: str, as_json: bool) -> tuple[str, int]:
+    """Read ``path`` and return (report text, exit code: 0 valid, 1 checksum/hash invalid).
 
-    Exit code 1 when the checksum or appended SHA-256 is invalid (the report is still
-    printed), 2 when the file is not an app image.
+    Raises:
+        InputError: the file cannot be read.
+        FormatError: the file is not an app image.
     """
-    from otaforge.cli.fast_image import run_info
+    from otaforge.cli._image_render import image_report, is_valid, render_json, render_text
+    from otaforge.formats.app_image import AppImage, check_esp32_family
+    from otaforge.fsutil import read_file
 
-    with handle_errors():
-        text, code = run_info(str(file), json_out)
-    typer.echo(text, nl=False)
-    if code:
-        fail(f"{file}: checksum or appended SHA-256 is invalid", code)
+    data = read_file(path, "app image")
+    image = AppImage.from_bytes(data, check=False)
+    check_esp32_family(image.header, known_chip=True)  # esptool: an unknown chip id is ESP8266
+    report = image_report(data, image)
+    text = render_json(report) if as_json else render_text(report, image, image.chip)
+    return text, EXIT_OK if is_valid(report) else EXIT_FAILED
 
 
-def build(
-    out: Annotated[Path, typer.Option("--output", "-o", help="Image file to write.")],
-    version: Annotated[str, typer.Option("--version", help="esp_app_desc_t.version.")],
-    project: Annotated[str, typer.Option("--project", help="project_name.")] = "otaforge-demo",
-    secure_version: Annotated[int, typer.Option(
-        "--secure-version", min=0, help="Anti-rollback secure_version.")] = 0,
-    chip: Annotated[str, typer.Option("--chip", help="Target chip (esptool name).")] = "esp32",
-    size: Annotated[int | None, typer.Option(
-        "--size", help="Approximate image size in bytes (default 196608).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Content seed (same seed, same bytes).")] = 0,
-    idf_ver: Annotated[str, typer.Option("--idf-ver", help="idf_ver string.")] = "v5.4.1",
-    min_chip_rev: Annotated[int, typer.Option(
-        "--min-chip-rev-full", min=0, max=0xFFFF, help="Header min_chip_rev_full.")] = 0,
-    max_chip_rev: Annotated[int, typer.Option(
-        "--max-chip-rev-full", min=0, max=0xFFFF, help="Header max_chip_rev_full (0 unset).")] = 0,
-) -> None:
-    """Build a valid synthetic app image (deterministic for a seed; esptool calls it valid)."""
+def info(args: argparse.Namespace) -> int:
+    """``image info FILE [--json]``."""
+    from otaforge.errors import InputError, OtaforgeError
+
+    try:
+        text, code = run_info(args.file, args.json)
+    except InputError:
+        raise  # names the file itself
+    except OtaforgeError as err:  # not an app image: name the file, exit 2
+        fail(f"{args.file}: {err}", EXIT_BAD_INPUT)
+    sys.stdout.write(text)
+    if code != EXIT_OK:
+        sys.stderr.write(f"error: {args.file}: checksum or image hash is invalid\n")
+    return code
+
+
+def build(args: argparse.Namespace) -> int:
+    """``image build -o FILE --version TEXT ...``."""
+    import os
+
+    from otaforge.cli._partitions_render import output_mode
     from otaforge.formats.app_image import AppImage, image_sha256
     from otaforge.formats.image_builder import build_image
+    from otaforge.fsutil import atomic_write
 
-    if secure_version > 0xFFFFFFFF:
-        fail(f"--secure-version {secure_version}: must fit in 32 bits", EXIT_BAD_INPUT)
-    with handle_errors():
-        data = build_image(version=version, project=project, secure_version=secure_version,
-                           chip=chip, size=size, seed=seed, idf_ver=idf_ver,
-                           min_chip_rev_full=min_chip_rev, max_chip_rev_full=max_chip_rev)
-        image = AppImage.from_bytes(data)
-        if out.is_dir():
-            fail(f"{out}: is a directory; give the image file name with -o", EXIT_BAD_INPUT)
-        if not out.parent.is_dir():
-            fail(f"{out.parent}: no such directory for -o", EXIT_BAD_INPUT)
-        atomic_write(out, data, output_mode(str(out)))
+    out: str = args.output
+    data = build_image(version=args.version, project=args.project,
+                       secure_version=args.secure_version, chip=args.chip, size=args.size,
+                       seed=args.seed, idf_ver=args.idf_ver,
+                       min_chip_rev_full=args.min_chip_rev_full,
+                       max_chip_rev_full=args.max_chip_rev_full)
+    image = AppImage.from_bytes(data)
+    if os.path.isdir(out):
+        fail(f"{out}: is a directory; give the image file name with -o", EXIT_BAD_INPUT)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        fail(f"{os.path.dirname(out)}: no such directory for -o", EXIT_BAD_INPUT)
+    atomic_write(out, data, output_mode(out))
     spec = image.chip
-    typer.echo(f"wrote {out}: {len(data)} bytes, {spec.name if spec else '?'}, "
-               f"{len(image.segments)} segments, version {version!r}, secure_version "
-               f"{secure_version}, sha256 {image_sha256(data)}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``info`` and ``build`` to the ``image`` group."""
-    app.command("info")(info)
-    app.command("build")(build)
+    sys.stdout.write(f"wrote {out}: {len(data)} bytes, {spec.name if spec else '?'}, "
+                     f"{len(image.segments)} segments, version {args.version!r}, "
+                     f"secure_version {args.secure_version}, file sha256 "
+                     f"{image_sha256(data)}\n")
+    return EXIT_OK

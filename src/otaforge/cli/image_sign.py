@@ -2,37 +2,30 @@
 
 Output is interchangeable with ``espsecure sign-data`` / ``verify-signature``. The signed file
 is written atomically: a failed or interrupted signing never leaves a half-written output.
-
-Both commands are benchmarked against espsecure as whole processes (``bench/bench_signing.py``),
-so besides the typer commands (:func:`register`) there are argparse fast paths
-(:func:`fast_sign_main`, :func:`fast_verify_main`) that share :func:`run_sign` /
-:func:`run_verify` and import neither typer nor rich.
+Both commands are benchmarked against espsecure as whole processes (``bench/bench_cli.py``):
+paths stay plain ``str`` (pathlib costs milliseconds of start-up) and the key code is imported
+only once the options are known to be sound.
 """
 
+from __future__ import annotations
+
+import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors, read_input
+from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
-    import argparse
-
-    import typer
-
     from otaforge.crypto.keys import PublicKey
 
-# plain ``str`` paths on the fast path (pathlib costs ~7 ms of start-up); typer passes Path
-PathArg = Union[str, "os.PathLike[str]"]
+PathArg = str
 T = TypeVar("T")
-_KEY_HELP = "Private key PEM (repeat for up to 3 keys, one signature block each)."
-_VERIFY_KEY_HELP = "Trusted key: private or public PEM (v1 also raw 64 bytes); repeatable."
-_DIGEST_HELP = "Trusted eFuse key digest file (32 bytes), instead of keys; repeatable."
 
 
-def _load_key(path: PathArg, loader: "Callable[[bytes], T]") -> "T":
+def _load_key(path: PathArg, loader: Callable[[bytes], T]) -> T:
     """``loader(bytes of path)``, with the key file's name in any error."""
     data = read_input(path, "key")
     try:
@@ -87,7 +80,7 @@ def run_sign(image: PathArg, output: PathArg, key_paths: Sequence[PathArg], vers
 
     _check_version(version)
     if not key_paths:
-        raise InputError("give the signing key with --key KEY.pem")
+        raise InputError("give the signing key with --keyfile KEY.pem")
     _check_output(output)
     data = read_input(image, "image")
     if not data:
@@ -108,7 +101,7 @@ def run_sign(image: PathArg, output: PathArg, key_paths: Sequence[PathArg], vers
             f" signature sector has {len(blocks)} block(s): {listed}")
 
 
-def _load_verify_keys(paths: Sequence[PathArg], version: int) -> list["PublicKey"]:
+def _load_verify_keys(paths: Sequence[PathArg], version: int) -> list[PublicKey]:
     from otaforge.crypto import keys as k
 
     if version == 1:
@@ -124,9 +117,10 @@ def _read_digests(paths: Sequence[PathArg]) -> list[bytes]:
     return digests
 
 
-def run_verify(image: PathArg, key_paths: Sequence[PathArg], digest_paths: Sequence[PathArg],
-               revoked: list[int], version: int = 2) -> str:
-    """Verify ``image``; return the success line.
+def verify_report(image: PathArg, key_paths: Sequence[PathArg],
+                  digest_paths: Sequence[PathArg], revoked: Sequence[int],
+                  version: int = 2) -> dict[str, Any]:
+    """Verify ``image``; return what verified (the ``--json`` report).
 
     Raises:
         SignatureInvalid: invalid, with the reason (exit 1).
@@ -134,117 +128,62 @@ def run_verify(image: PathArg, key_paths: Sequence[PathArg], digest_paths: Seque
     """
     _check_version(version)
     if not key_paths and not digest_paths:
-        raise InputError("give at least one trusted --key (or --digest for version 2)")
+        raise InputError("give at least one trusted --keyfile (or --digest for version 2)")
     data = read_input(image, "image")
     if version == 1:
         from otaforge.crypto import sbv1
 
         if digest_paths:
             raise InputError("--digest applies to Secure Boot v2 only")
-        result = sbv1.verify_v1(data, keys=_load_verify_keys(key_paths, 1))
-        return (f"{image}: valid v1 signature, key index {result.key_index} "
-                f"({result.signed_len} bytes signed)")
+        v1 = sbv1.verify_v1(data, keys=_load_verify_keys(key_paths, 1))
+        return {"image": image, "valid": True, "version": 1, "scheme": "ecdsa256",
+                "key_index": v1.key_index, "signed_len": v1.signed_len}
     from otaforge.crypto import sbv2
 
     if key_paths:
-        result = sbv2.verify_v2(data, keys=_load_verify_keys(key_paths, 2), revoked=set(revoked))
+        v2 = sbv2.verify_v2(data, keys=_load_verify_keys(key_paths, 2), revoked=set(revoked))
     else:
-        result = sbv2.verify_v2(data, digests=_read_digests(digest_paths), revoked=set(revoked))
-    return (f"{image}: valid Secure Boot v2 signature ({result.scheme}): block "
-            f"{result.block_index} verified with key index {result.key_index}; "
-            f"{result.block_count} block(s), {result.signed_len} bytes signed")
+        v2 = sbv2.verify_v2(data, digests=_read_digests(digest_paths), revoked=set(revoked))
+    return {"image": image, "valid": True, "version": 2, "scheme": v2.scheme,
+            "block_index": v2.block_index, "key_index": v2.key_index,
+            "block_count": v2.block_count, "signed_len": v2.signed_len}
 
 
-# --- argparse fast paths (no typer/rich) ---------------------------------------------------
+def _verify_line(report: dict[str, Any]) -> str:
+    if report["version"] == 1:
+        return (f"{report['image']}: valid v1 signature, key index {report['key_index']} "
+                f"({report['signed_len']} bytes signed)")
+    return (f"{report['image']}: valid Secure Boot v2 signature ({report['scheme']}): block "
+            f"{report['block_index']} verified with key index {report['key_index']}; "
+            f"{report['block_count']} block(s), {report['signed_len']} bytes signed")
 
 
-def _version_arg(parser: "argparse.ArgumentParser") -> None:
-    parser.add_argument("--version", "-v", type=int, default=2,
-                        help="2: Secure Boot v2 (default); 1: v1 signed apps (ESP32)")
-
-
-def _run_fast(action: str, argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog=f"otaforge image {action}")
-    _version_arg(parser)
-    if action == "sign":
-        parser.add_argument("image", type=str, help="image to sign")
-        parser.add_argument("--output", "-o", type=str, required=True, help="signed image")
-        parser.add_argument("--key", "--keyfile", "-k", dest="key", type=str, action="append",
-                            required=True,
-                            help=_KEY_HELP)
-        parser.add_argument("--append", action="store_true",
-                            help="keep the input's signature blocks and add these keys' blocks")
-    else:
-        parser.add_argument("image", type=str, help="signed image")
-        parser.add_argument("--key", "--keyfile", "-k", dest="key", type=str, action="append",
-                            default=[],
-                            help=_VERIFY_KEY_HELP)
-        parser.add_argument("--digest", type=str, action="append", default=[],
-                            help=_DIGEST_HELP)
-        parser.add_argument("--revoked", type=int, action="append", default=[],
-                            help="index of a revoked key/digest (repeatable)")
-    args = parser.parse_args(argv)
-    try:
-        with handle_errors():
-            if action == "sign":
-                line = run_sign(args.image, args.output, args.key, args.version, args.append)
-            else:
-                line = run_verify(args.image, args.key, args.digest, args.revoked, args.version)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    sys.stdout.write(line + "\n")
+def sign(args: argparse.Namespace) -> int:
+    """``image sign IMAGE -o OUT --keyfile KEY [--version N] [--append]``."""
+    sys.stdout.write(run_sign(args.image, args.output, args.keyfile, args.version,
+                              args.append) + "\n")
     return 0
 
 
-def fast_sign_main(argv: list[str]) -> int:
-    """``otaforge image sign`` without typer: returns the exit code."""
-    return _run_fast("sign", argv)
+def verify(args: argparse.Namespace) -> int:
+    """``image verify IMAGE --keyfile KEY | --digest FILE [--revoke N] [--json]``."""
+    from otaforge.errors import VerificationError
 
+    try:
+        report = verify_report(args.image, args.keyfile, args.digest, args.revoke,
+                               args.version)
+    except VerificationError as err:
+        if not args.json:
+            raise
+        import json
 
-def fast_verify_main(argv: list[str]) -> int:
-    """``otaforge image verify`` without typer: returns the exit code."""
-    return _run_fast("verify", argv)
+        sys.stdout.write(json.dumps({"image": args.image, "valid": False,
+                                     "reason": str(err), "code": str(err.code)}) + "\n")
+        fail(str(err), EXIT_FAILED)
+    if args.json:
+        import json
 
-
-# --- typer commands ----------------------------------------------------------------------
-
-
-def register(app: "typer.Typer") -> None:
-    """Add ``sign`` and ``verify`` to the ``image`` group."""
-    from pathlib import Path
-    from typing import Annotated
-
-    import typer
-
-    def sign(
-        image: Annotated[Path, typer.Argument(help="Image to sign.")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Signed image to write.")],
-        key: Annotated[list[Path], typer.Option("--key", "--keyfile", "-k", help=_KEY_HELP)],
-        version: Annotated[int, typer.Option(
-            "--version", "-v", help="2: Secure Boot v2; 1: v1 signed apps (ESP32).")] = 2,
-        append: Annotated[bool, typer.Option(
-            "--append", help="Keep the input's signature blocks and add these keys' blocks.",
-        )] = False,
-    ) -> None:
-        """Sign an app image (same bytes as `espsecure sign-data`)."""
-        with handle_errors():
-            typer.echo(run_sign(image, output, key, version, append))
-
-    def verify(
-        image: Annotated[Path, typer.Argument(help="Signed image.")],
-        key: Annotated[list[Path] | None, typer.Option("--key", "--keyfile", "-k",
-                                                       help=_VERIFY_KEY_HELP)] = None,
-        digest: Annotated[list[Path] | None, typer.Option("--digest", help=_DIGEST_HELP)] = None,
-        revoked: Annotated[list[int] | None, typer.Option(
-            "--revoked", help="Index of a revoked key/digest (repeatable).")] = None,
-        version: Annotated[int, typer.Option(
-            "--version", "-v", help="2: Secure Boot v2; 1: v1 signed apps (ESP32).")] = 2,
-    ) -> None:
-        """Verify a signed image: exit 0 valid, 1 invalid (with the reason)."""
-        with handle_errors():
-            typer.echo(run_verify(image, key or [], digest or [], revoked or [], version))
-
-    app.command("sign")(sign)
-    app.command("verify")(verify)
+        sys.stdout.write(json.dumps(report) + "\n")
+    else:
+        sys.stdout.write(_verify_line(report) + "\n")
+    return 0

@@ -1,104 +1,111 @@
-"""The ``otaforge`` command: a root typer app whose groups are imported only when used.
+"""The ``otaforge`` command: dispatch by the table in :mod:`otaforge.cli._spec`.
 
-The two benchmarked hot commands (``image info``, ``partitions convert``) have argparse fast
-paths (:data:`FAST_PATHS`) that share their core and rendering code with the typer commands.
-
-Each module listed in :data:`GROUPS` exposes ``register(app: typer.Typer) -> None`` that adds
-its commands to the group's typer app. Only the group named on the command line is imported,
-so ``otaforge image info`` does not pay for the server's imports.
+``otaforge GROUP NAME ARGS`` builds the argparse parser of that one command, imports only its
+handler module, runs it inside :func:`otaforge.cli._common.handle_errors` (the one mapping of
+errors to exit codes) and returns the exit code. Nothing here imports a command's module
+before it is known to be the one that runs, so ``otaforge image info`` pays for neither the
+server nor the key code.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import typer
+from otaforge.cli import _spec
 
-# group name -> (help, modules that register commands into it)
-GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "partitions": ("ESP-IDF partition tables: convert CSV <-> binary, check OTA layout.",
-                   ("otaforge.cli.partitions",)),
-    "image": ("ESP-IDF app images: info, build, sign, verify.",
-              ("otaforge.cli.image", "otaforge.cli.image_sign")),
-    "keys": ("Signing keys for Secure Boot v2 and signed apps.", ("otaforge.cli.keys",)),
-    "flash": ("Flash images: compose, inspect, erase-otadata.", ("otaforge.cli.flash",)),
-    "device": ("Emulated ESP32: power-cut sweep, run against a server.",
-               ("otaforge.cli.device", "otaforge.cli.device_run", "otaforge.cli.manage")),
-    "server": ("The HTTPS update server: init, run.", ("otaforge.cli.server",)),
-    "fleet": ("Fleets on an update server.", ("otaforge.cli.manage",)),
-    "release": ("Releases on an update server.", ("otaforge.cli.manage",)),
-    "channel": ("Channels on an update server.", ("otaforge.cli.manage",)),
-}
-# hot commands served without importing typer/rich (start-up time is benchmarked against
-# esptool): (group, command) -> module exposing ``fast_main(argv: list[str]) -> int``
-FAST_PATHS: dict[tuple[str, str], str] = {
-    ("image", "info"): "otaforge.cli.fast_image",
-    ("partitions", "convert"): "otaforge.cli.fast_partitions",
-    ("image", "sign"): "otaforge.cli.fast_sign",
-    ("image", "verify"): "otaforge.cli.fast_verify",
-}
-# top-level commands: name -> module exposing register_root(app)
-ROOT_COMMANDS: dict[str, str] = {"demo": "otaforge.cli.demo"}
+HELP = ("-h", "--help")
 
 
-def _load(module: str) -> object | None:
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
+def _unknown(what: str, name: str, known: list[str], prog: str) -> int:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (choose from {', '.join(known)})"
+    sys.stderr.write(f"error: unknown {what} '{name}'{hint} (see '{prog} --help')\n")
+    return 2
+
+
+def _root(args: list[str]) -> int:
+    from otaforge.cli import _parser
+
+    parser = _parser.root_parser()
+    if not args:
+        parser.print_help(sys.stderr)
+        return 2
+    ns = parser.parse_args(args)  # -h, --version, or an unknown option
+    if ns.version:
+        from otaforge import __version__
+
+        sys.stdout.write(f"otaforge {__version__}\n")
+        return 0
+    return _unknown("command", ns.command, [*_spec.GROUPS, *_top_level()], "otaforge")
+
+
+def _top_level() -> list[str]:
+    return [c.name for c in _spec.COMMANDS if not c.group]
+
+
+def _group(group: str, args: list[str]) -> int:
+    from otaforge.cli import _parser
+
+    parser = _parser.group_parser(group)
+    if not args:
+        parser.print_help(sys.stderr)
+        return 2
+    ns = parser.parse_args(args[:1])
+    names = [c.name for c in _spec.COMMANDS if c.group == group]
+    return _unknown("command", ns.command, names, f"otaforge {group}")
+
+
+def run(cmd: _spec.Cmd, args: list[str]) -> int:
+    """Parse ``args`` for ``cmd`` and run its handler; returns the exit code."""
+    import importlib
+
+    from otaforge.cli._common import handle_errors
+    from otaforge.cli._parser import command_parser
+
+    ns = command_parser(cmd).parse_args(args)
+    module, _, function = cmd.handler.partition(":")
+    handler = getattr(importlib.import_module(module), function)
+    with handle_errors():
+        return _exit_code(handler(ns))
+    return 1  # pragma: no cover  (handle_errors exits on every error it catches)
+
+
+def dispatch(args: list[str]) -> int:
+    """Run ``otaforge ARGS``; returns the exit code (may raise SystemExit)."""
+    first = args[0] if args else "-h"
+    if first.startswith("-"):
+        return _root(args)
+    if first in _spec.GROUPS:
+        name = args[1] if len(args) > 1 else ""
+        cmd = _spec.find(first, name)
+        return run(cmd, args[2:]) if cmd is not None else _group(first, args[1:])
+    cmd = _spec.find("", first)
+    return run(cmd, args[1:]) if cmd is not None else _root(args[:1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: returns the exit code (``sys.exit(main())``)."""
     try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name == module:
-            return None  # group not built yet
-        raise
+        return dispatch(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as done:
+        return _exit_code(done.code)
+    except KeyboardInterrupt:
+        sys.stderr.write("otaforge: interrupted\n")
+        return 130
+    except BrokenPipeError:  # e.g. `otaforge image info x.bin | head -1`
+        import os
 
-
-def build_app(only: str | None = None) -> typer.Typer:
-    """The root app with every group, or only the group ``only`` when it is known."""
-    import typer  # imported here so the fast paths never pay for it
-
-    app = typer.Typer(
-        name="otaforge",
-        help="Over-the-air firmware updates for ESP32 fleets.",
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-    wanted_groups = [only] if only in GROUPS else list(GROUPS)
-    for name in wanted_groups:
-        help_text, modules = GROUPS[name]
-        sub = typer.Typer(
-            help=help_text,
-            no_args_is_help=True,
-            context_settings={"help_option_names": ["-h", "--help"]},
-        )
-        for module in modules:
-            mod = _load(module)
-            register = getattr(mod, f"register_{name}", None) or getattr(mod, "register", None)
-            if register is not None:
-                register(sub)
-        app.add_typer(sub, name=name)
-    wanted_root = [only] if only in ROOT_COMMANDS else ([] if only in GROUPS else ROOT_COMMANDS)
-    for name in wanted_root:
-        mod = _load(ROOT_COMMANDS[name])
-        if mod is not None:
-            mod.register_root(app)  # type: ignore[attr-defined]
-    return app
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    args = sys.argv[1:] if argv is None else argv
-    fast = FAST_PATHS.get((args[0], args[1])) if len(args) >= 2 else None
-    if fast is not None and "--help" not in args:
-        mod = _load(fast)
-        if mod is not None:
-            raise SystemExit(mod.fast_main(args[2:]))  # type: ignore[attr-defined]
-    first = next((a for a in args if not a.startswith("-")), None)
-    app = build_app(first)
-    app(args=args, prog_name="otaforge")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -2,158 +2,143 @@
 
 Every command takes ``--server``, ``--ca`` and ``--token`` (or OTAFORGE_SERVER, OTAFORGE_CA,
 OTAFORGE_TOKEN). ``--token @FILE`` reads the token from a file (e.g. DATA/admin.token).
+Lists print aligned tables (``--json``: the server's JSON).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, handle_errors, read_input
+from otaforge.cli._common import EXIT_BAD_INPUT, fail, read_input
 
 if TYPE_CHECKING:
     from otaforge.client.management import ManagementClient
 
-Server = Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
-                                     help="Server URL, e.g. https://localhost:8443.")]
-Ca = Annotated[Path | None, typer.Option("--ca", envvar="OTAFORGE_CA",
-                                         help="CA certificate to pin (DATA/server_cert.pem).")]
-Token = Annotated[str, typer.Option("--token", envvar="OTAFORGE_TOKEN",
-                                    help="Admin token, or @FILE to read it from a file.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-FleetOpt = Annotated[str, typer.Option("--fleet", help="Fleet name.")]
 
+def _client(args: argparse.Namespace) -> ManagementClient:
+    from pathlib import Path
 
-def _client(server: str, ca: Path | None, token: str) -> ManagementClient:
     from otaforge.client.management import ManagementClient
 
+    token: str = args.token
     if token.startswith("@"):
         try:
-            token = Path(token[1:]).read_text(encoding="utf-8").strip()
+            with open(token[1:], encoding="utf-8") as handle:
+                token = handle.read().strip()
         except OSError as err:
             fail(f"--token {token}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
-    return ManagementClient(server, token, ca)
+    return ManagementClient(args.server, token, Path(args.ca) if args.ca else None)
 
 
 def _print(data: Any, as_json: bool, lines: list[str]) -> None:
     if as_json:
-        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
-        for line in lines:
-            typer.echo(line)
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Aligned columns with a header and a rule (``(none)`` for no rows)."""
+    cells = [[str(c) for c in header]] + [["-" if c is None else str(c) for c in r]
+                                          for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines if rows else [*lines, "(none)"]
 
 
 # --- fleet ---------------------------------------------------------------------------------
 
 
-def fleet_create(
-    name: Annotated[str, typer.Argument(help="Fleet name.")],
-    chip: Annotated[str, typer.Option("--chip", help="esptool chip name, e.g. esp32s3.")],
-    partitions: Annotated[Path, typer.Option("--partitions", help="Partition table CSV.")],
-    server: Server, token: Token, ca: Ca = None,
-    require_signature: Annotated[list[Path] | None, typer.Option(
-        "--require-signature", help="Refuse unsigned images; trust this key (PEM, "
-        "repeatable; only the public key is sent).")] = None,
-    secure_version_bits: Annotated[int | None, typer.Option(
-        "--secure-version-bits", help="Usable bits of the SECURE_VERSION eFuse "
-        "(CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD; default: the chip's).")] = None,
-    as_json: Json = False,
-) -> None:
-    """Create a fleet; prints its enrollment token (shown only once)."""
+def fleet_create(args: argparse.Namespace) -> int:
+    """``fleet create NAME --chip C --partitions CSV``: prints the enrollment token."""
     from otaforge.crypto import keys as k
 
-    with handle_errors():
-        csv = read_input(partitions, "partition table").decode("utf-8", "replace")
-        pems = [k.public_key_pem(k.load_public_key(read_input(p, "public key"))).decode()
-                for p in require_signature or []]
-        with _client(server, ca, token) as client:
-            out = client.create_fleet(name, chip, csv, pems, bool(pems), secure_version_bits)
-    _print(out, as_json, [
+    csv = read_input(args.partitions, "partition table").decode("utf-8", "replace")
+    pems = [k.public_key_pem(k.load_public_key(read_input(p, "public key"))).decode()
+            for p in args.require_signature]
+    with _client(args) as client:
+        out = client.create_fleet(args.name, args.chip, csv, pems, bool(pems),
+                                  args.secure_version_bits)
+    _print(out, args.json, [
         f"fleet {out['name']}: {out['chip']}, OTA slot {out['ota_slot_size']} bytes, "
         f"signatures {'required' if out['require_signature'] else 'optional'}",
         f"enrollment token: {out['enrollment_token']}"])
+    return 0
 
 
-def fleet_list(server: Server, token: Token, ca: Ca = None, as_json: Json = False) -> None:
-    """List fleets."""
-    with handle_errors(), _client(server, ca, token) as client:
+def _channels(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{name}->{'-' if rel is None else rel}"
+                         for name, rel in sorted(value.items())) or "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def fleet_list(args: argparse.Namespace) -> int:
+    """``fleet list``: one row per fleet."""
+    with _client(args) as client:
         out = client.fleets()
-    _print(out, as_json, [f"{f['name']}\t{f['chip']}\tslot={f['ota_slot_size']}\t"
-                          f"channels={f['channels']}" for f in out])
-
-
-def register_fleet(app: typer.Typer) -> None:
-    """Add ``create`` and ``list`` to the ``fleet`` group."""
-    app.command("create")(fleet_create)
-    app.command("list")(fleet_list)
+    _print(out, args.json, table(
+        ("NAME", "CHIP", "OTA SLOT", "SIGNATURES", "CHANNELS"),
+        [(f["name"], f["chip"], f["ota_slot_size"],
+          "required" if f.get("require_signature") else "optional",
+          _channels(f.get("channels"))) for f in out]))
+    return 0
 
 
 # --- release -------------------------------------------------------------------------------
 
 
-def release_publish(
-    image: Annotated[Path, typer.Argument(help="ESP-IDF app image (.bin).")],
-    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
-    channel: Annotated[str | None, typer.Option(
-        "--channel", help="Also point this channel at the new release.")] = None,
-    as_json: Json = False,
-) -> None:
-    """Upload an image; the server refuses it, with the reason, if a check fails."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.publish(fleet, read_input(image, "image"), channel)
-    if as_json:
-        typer.echo(json.dumps({"sha256": out["sha256"], "version": out["version"]}))
-        return
-    typer.echo(f"release {out['id']}: {out['version']} sha256 {out['sha256']} "
-               f"({out['size']} bytes){' -> ' + channel if channel else ''}")
+def release_publish(args: argparse.Namespace) -> int:
+    """``release publish IMAGE --fleet F [--channel C]``."""
+    with _client(args) as client:
+        out = client.publish(args.fleet, read_input(args.image, "image"), args.channel)
+    if args.json:
+        sys.stdout.write(json.dumps({"id": out["id"], "sha256": out["sha256"],
+                                     "version": out["version"]}) + "\n")
+        return 0
+    channel = f" -> {args.channel}" if args.channel else ""
+    sys.stdout.write(f"release {out['id']}: {out['version']} file sha256 {out['sha256']} "
+                     f"({out['size']} bytes){channel}\n")
+    return 0
 
 
-def release_list(fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
-                 as_json: Json = False) -> None:
-    """List a fleet's releases."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.releases(fleet)
-    _print(out, as_json, [f"{r['id']}\t{r['version']}\tsecure_version={r['secure_version']}\t"
-                          f"{r['size']}\t{r['sha256']}" for r in out])
+def release_list(args: argparse.Namespace) -> int:
+    """``release list --fleet F``: one row per release."""
+    with _client(args) as client:
+        out = client.releases(args.fleet)
+    _print(out, args.json, table(
+        ("ID", "VERSION", "SECURE VERSION", "SIZE", "FILE SHA256"),
+        [(r["id"], r["version"], r["secure_version"], r["size"], r["sha256"]) for r in out]))
+    return 0
 
 
-def release_abort(
-    deployment: Annotated[int, typer.Argument(help="Deployment id (see device show).")],
-    server: Server, token: Token, ca: Ca = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the device's "
-                                               "history).")] = None,
-    as_json: Json = False,
-) -> None:
-    """Abort one device's deployment: its later reports get 409 and it is not offered again."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.abort_deployment(deployment, reason)
-    _print(out, as_json, [f"deployment {out['id']} ({out['device_id']}, release "
-                          f"{out['release_id']}): {out['state']}"])
-
-
-def register_release(app: typer.Typer) -> None:
-    """Add ``publish``, ``list`` and ``abort`` to the ``release`` group."""
-    app.command("publish")(release_publish)
-    app.command("list")(release_list)
-    app.command("abort")(release_abort)
+def release_abort(args: argparse.Namespace) -> int:
+    """``release abort DEPLOYMENT [--reason TEXT]``."""
+    with _client(args) as client:
+        out = client.abort_deployment(args.deployment, args.reason)
+    _print(out, args.json, [f"deployment {out['id']} ({out['device_id']}, release "
+                            f"{out['release_id']}): {out['state']}"])
+    return 0
 
 
 # --- channel -------------------------------------------------------------------------------
 
 
-def channel_set(
-    channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
-    release: Annotated[str, typer.Argument(help="Release id, version or sha256.")],
-    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None, as_json: Json = False,
-) -> None:
-    """Point a channel of a fleet at a release."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.set_channel(fleet, channel, release)
-    _print(out, as_json, [f"{fleet}/{out['name']} -> release {out['release_id']} "
-                          f"({out['version']})"])
+def channel_set(args: argparse.Namespace) -> int:
+    """``channel set CHANNEL RELEASE --fleet F``."""
+    with _client(args) as client:
+        out = client.set_channel(args.fleet, args.channel, args.release)
+    _print(out, args.json, [f"{args.fleet}/{out['name']} -> release {out['release_id']} "
+                            f"({out['version']})"])
+    return 0
 
 
 def _rollout_lines(fleet: str, out: dict[str, Any]) -> list[str]:
@@ -166,85 +151,58 @@ def _rollout_lines(fleet: str, out: dict[str, Any]) -> list[str]:
             f"(threshold {threshold})"]
 
 
-def channel_rollout(
-    channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
-    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
-    max_in_flight: Annotated[int | None, typer.Option(
-        "--max-in-flight", min=1, help="At most this many devices mid-update at once.")] = None,
-    failure_threshold: Annotated[int | None, typer.Option(
-        "--failure-threshold", min=0, help="Pause the rollout when more deployments than "
-        "this fail or roll back.")] = None,
-    percent: Annotated[int | None, typer.Option(
-        "--percent", min=1, max=100, help="Offer the release only to this share of the "
-        "channel's devices (stable per device; raise it to widen the rollout).")] = None,
-    show: Annotated[bool, typer.Option("--show", help="Only show the current "
-                                       "settings.")] = False,
-    as_json: Json = False,
-) -> None:
-    """Set a channel's rollout limits (an option left out is lifted), or --show them."""
-    with handle_errors(), _client(server, ca, token) as client:
-        if show:
-            out = client.rollout(fleet, channel)
+def channel_rollout(args: argparse.Namespace) -> int:
+    """``channel rollout CHANNEL --fleet F [limits] [--show]``."""
+    with _client(args) as client:
+        if args.show:
+            out = client.rollout(args.fleet, args.channel)
         else:
-            out = client.set_rollout(fleet, channel, max_in_flight, failure_threshold, percent)
-    _print(out, as_json, _rollout_lines(fleet, out))
+            out = client.set_rollout(args.fleet, args.channel, args.max_in_flight,
+                                     args.failure_threshold, args.percent)
+    _print(out, args.json, _rollout_lines(args.fleet, out))
+    return 0
 
 
-def channel_resume(
-    channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
-    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None, as_json: Json = False,
-) -> None:
-    """Resume a rollout the failure threshold paused (its failure count restarts at 0)."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.resume(fleet, channel)
-    _print(out, as_json, _rollout_lines(fleet, out))
-
-
-def register_channel(app: typer.Typer) -> None:
-    """Add ``set``, ``rollout`` and ``resume`` to the ``channel`` group."""
-    app.command("set")(channel_set)
-    app.command("rollout")(channel_rollout)
-    app.command("resume")(channel_resume)
+def channel_resume(args: argparse.Namespace) -> int:
+    """``channel resume CHANNEL --fleet F``."""
+    with _client(args) as client:
+        out = client.resume(args.fleet, args.channel)
+    _print(out, args.json, _rollout_lines(args.fleet, out))
+    return 0
 
 
 # --- device (admin view) -------------------------------------------------------------------
 
 
-def device_add(
-    device_id: Annotated[str, typer.Argument(help="Device id.")],
-    fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
-    channel: Annotated[str, typer.Option("--channel")] = "stable", as_json: Json = False,
-    token_file: Annotated[Path | None, typer.Option(
-        "--token-file", help="Write the device token to this file (mode 0600) instead of "
-        "printing it.")] = None,
-) -> None:
-    """Register a device; prints its device token (shown only once)."""
+def device_add(args: argparse.Namespace) -> int:
+    """``device add ID --fleet F [--channel C] [--token-file FILE]``."""
     from otaforge.fsutil import atomic_write_text
 
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.create_device(fleet, device_id, channel)
-        if token_file is not None:
-            atomic_write_text(token_file, out["token"] + "\n", mode=0o600)
-    shown = (f"device token written to {token_file}" if token_file is not None
+    with _client(args) as client:
+        out = client.create_device(args.fleet, args.device_id, args.channel)
+        if args.token_file is not None:
+            atomic_write_text(args.token_file, out["token"] + "\n", mode=0o600)
+    shown = (f"device token written to {args.token_file}" if args.token_file is not None
              else f"device token: {out['token']}")
-    _print(out, as_json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown])
+    _print(out, args.json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown])
+    return 0
 
 
-def device_list(server: Server, token: Token, ca: Ca = None,
-                fleet: Annotated[str | None, typer.Option("--fleet")] = None,
-                as_json: Json = False) -> None:
-    """List devices with their running version and state."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.devices(fleet)
-    _print(out, as_json, [f"{d['id']}\t{d['fleet']}\t{d['running_version'] or '-'}\t"
-                          f"{d['state']}\t{d['last_check_in'] or 'never'}" for d in out])
+def device_list(args: argparse.Namespace) -> int:
+    """``device list [--fleet F]``: one row per device."""
+    with _client(args) as client:
+        out = client.devices(args.fleet)
+    _print(out, args.json, table(
+        ("ID", "FLEET", "CHANNEL", "RUNNING", "STATE", "LAST CHECK-IN"),
+        [(d["id"], d["fleet"], d.get("channel"), d["running_version"], d["state"],
+          d["last_check_in"] or "never") for d in out]))
+    return 0
 
 
-def device_show(device_id: Annotated[str, typer.Argument(help="Device id.")],
-                server: Server, token: Token, ca: Ca = None, as_json: Json = False) -> None:
-    """A device's facts, deployments and recent events."""
-    with handle_errors(), _client(server, ca, token) as client:
-        out = client.device(device_id)
+def device_show(args: argparse.Namespace) -> int:
+    """``device show ID``: facts, deployments and recent events."""
+    with _client(args) as client:
+        out = client.device(args.device_id)
     lines = [f"{k}: {out[k]}" for k in ("id", "fleet", "channel", "state", "running_version",
                                          "running_sha256", "running_partition",
                                          "otadata_state", "efuse_secure_version",
@@ -253,15 +211,5 @@ def device_show(device_id: Annotated[str, typer.Argument(help="Device id.")],
               f"{' (' + d['reason'] + ')' if d['reason'] else ''}" for d in out["deployments"]]
     lines += [f"event {e['event_id']}: {e['state']} {e['reason'] or ''}".rstrip()
               for e in out["events"]]
-    _print(out, as_json, lines)
-
-
-def register_device_admin(app: typer.Typer) -> None:
-    """Add ``add``, ``list`` and ``show`` to the ``device`` group."""
-    app.command("add")(device_add)
-    app.command("list")(device_list)
-    app.command("show")(device_show)
-
-
-# cli/main.py calls register_<group>: listing this module under the "device" group is enough
-register_device = register_device_admin
+    _print(out, args.json, lines)
+    return 0

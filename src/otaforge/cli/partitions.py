@@ -1,61 +1,26 @@
-"""``otaforge partitions``: convert ESP-IDF partition tables and check their OTA layout."""
+"""``otaforge partitions convert|check``: ESP-IDF partition tables (core in
+``cli/_partitions_render.py``).
+
+``partitions convert`` is benchmarked against ESP-IDF's gen_esp32part.py as a whole process.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
+import argparse
 
 from otaforge.cli._partitions_render import TableOptions, run_check, run_convert
 
-FlashSize = Annotated[str | None, typer.Option(
-    "--flash-size", help="Flash size (1MB..128MB, or e.g. 0x400000): check the table fits.")]
-Offset = Annotated[str, typer.Option("--offset", "-o", help="Partition table offset.")]
-PrimaryBoot = Annotated[str | None, typer.Option(
-    "--primary-bootloader-offset", help="Offset of the primary bootloader (bootloader entries).")]
-RecoveryBoot = Annotated[str | None, typer.Option(
-    "--recovery-bootloader-offset", help="Offset of the recovery bootloader.")]
-Secure = Annotated[str | None, typer.Option(
-    "--secure", help="v1 or v2: app partition sizes suitable for secure boot.")]
+
+def _options(args: argparse.Namespace, md5: bool = True) -> TableOptions:
+    return TableOptions(args.flash_size, args.offset, args.primary_bootloader_offset,
+                        args.recovery_bootloader_offset, args.secure, md5=md5)
 
 
-def convert(
-    input: Annotated[str, typer.Argument(help="CSV or binary partition table ('-': stdin).")],
-    output: Annotated[str, typer.Argument(help="File to write ('-': stdout).")],
-    flash_size: FlashSize = None,
-    offset: Offset = "0x8000",
-    primary_bootloader_offset: PrimaryBoot = None,
-    recovery_bootloader_offset: RecoveryBoot = None,
-    secure: Secure = None,
-    disable_md5sum: Annotated[bool, typer.Option(
-        "--disable-md5sum", help="No MD5 record (tables for ESP-IDF older than v3.1).")] = False,
-) -> None:
-    """Convert CSV to binary or binary to CSV, byte-identical to ESP-IDF's gen_esp32part.py."""
-    code = run_convert(input, output, TableOptions(
-        flash_size, offset, primary_bootloader_offset, recovery_bootloader_offset, secure,
-        md5=not disable_md5sum))
-    if code:
-        raise typer.Exit(code)
+def convert(args: argparse.Namespace) -> int:
+    """``partitions convert INPUT OUTPUT``: CSV <-> binary, as gen_esp32part.py."""
+    return run_convert(args.input, args.output, _options(args, md5=not args.disable_md5sum))
 
 
-def check(
-    input: Annotated[str, typer.Argument(help="CSV or binary partition table.")],
-    flash_size: FlashSize = None,
-    image: Annotated[str | None, typer.Option(
-        "--image", help="Firmware image that must fit every OTA and factory slot.")] = None,
-    offset: Offset = "0x8000",
-    primary_bootloader_offset: PrimaryBoot = None,
-    recovery_bootloader_offset: RecoveryBoot = None,
-    secure: Secure = None,
-) -> None:
-    """Print the table (offsets, sizes, free space) and the OTA checks (exit 1 if critical)."""
-    code = run_check(input, TableOptions(
-        flash_size, offset, primary_bootloader_offset, recovery_bootloader_offset, secure), image)
-    if code:
-        raise typer.Exit(code)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``convert`` and ``check`` to the ``partitions`` group."""
-    app.command("convert")(convert)
-    app.command("check")(check)
+def check(args: argparse.Namespace) -> int:
+    """``partitions check INPUT [--image APP] [--json]``."""
+    return run_check(args.input, _options(args), args.image, as_json=args.json)

@@ -1,88 +1,51 @@
-"""``otaforge server``: create a server data directory (``init``) and serve it (``run``)."""
+"""``otaforge server``: create a server data directory (``init``), serve it (``run``), and
+wait until a server answers (``wait``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-from otaforge.cli._common import handle_errors
-
-DataDir = Annotated[Path, typer.Option("--dir", help="Server data directory.")]
+import argparse
+import sys
 
 
-def init(
-    data_dir: DataDir,
-    hostname: Annotated[list[str] | None, typer.Option(
-        "--hostname", help="DNS name or IP the certificate is valid for (repeatable; default "
-        "localhost and 127.0.0.1).")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="SQLAlchemy URL (default: SQLite in --dir).")] = None,
-) -> None:
-    """Create a private CA, a server certificate, the database, blob store and admin token."""
+def init(args: argparse.Namespace) -> int:
+    """``server init --dir DIR``: private CA, certificate, database, blobs, admin token."""
+    from pathlib import Path
+
     from otaforge.server.lifecycle import init_server
 
-    with handle_errors():
-        result = init_server(data_dir, hostname, database_url)
-    typer.echo(f"created {result.data_dir}")
-    typer.echo(f"  CA certificate (embed in firmware): {result.ca_cert}")
-    typer.echo(f"  admin token: {result.admin_token}")
-    typer.echo(f"  certificate valid for: {', '.join(result.hostnames)}")
-    typer.echo(f"next: otaforge server run --dir {result.data_dir}")
+    result = init_server(Path(args.dir), args.hostname or None, args.database_url)
+    print(f"created {result.data_dir}")
+    print(f"  CA certificate (embed in firmware): {result.ca_cert}")
+    print(f"  admin token: {result.admin_token}")
+    print(f"  certificate valid for: {', '.join(result.hostnames)}")
+    print(f"next: otaforge server run --dir {result.data_dir}")
+    return 0
 
 
-def run(
-    data_dir: DataDir,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8443,
-    database_url: Annotated[str | None, typer.Option(
-        "--database-url", envvar="OTAFORGE_DATABASE_URL",
-        help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --dir).")
-    ] = None,
-    max_in_flight: Annotated[int, typer.Option(
-        "--max-in-flight", min=1,
-        help="Requests served at once before 503 + Retry-After.")] = 256,
-    check_in_interval: Annotated[int, typer.Option(
-        "--check-in-interval", min=1,
-        help="Seconds between device check-ins (hint, +-20%).")] = 300,
-    public_url: Annotated[str | None, typer.Option(
-        "--public-url", help="Base URL written into manifests (default: the request's).")
-    ] = None,
-    log_level: Annotated[str, typer.Option("--log-level")] = "warning",
-) -> None:
-    """Serve the update server over HTTPS with the certificate from ``server init``."""
+def run(args: argparse.Namespace) -> int:
+    """``server run --dir DIR``: serve over HTTPS with the certificate from ``server init``."""
+    from pathlib import Path
+
     from otaforge.server.lifecycle import check_setup, run_server
     from otaforge.server.settings import Settings
 
-    settings = Settings(data_dir=data_dir, database_url=database_url,
-                        max_in_flight=max_in_flight, check_in_interval_s=check_in_interval,
-                        public_url=public_url)
-    with handle_errors():
-        check_setup(settings)
-        typer.echo(f"otaforge server on https://{host}:{port} (data {data_dir})", err=True)
-        run_server(settings, host, port, log_level)
+    settings = Settings(data_dir=Path(args.dir), database_url=args.database_url,
+                        max_in_flight=args.max_in_flight,
+                        check_in_interval_s=args.check_in_interval, public_url=args.public_url)
+    check_setup(settings)
+    sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir})\n")
+    run_server(settings, args.host, args.port, args.log_level)
+    return 0
 
 
-def wait(
-    server: Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
-                                        help="Server URL, e.g. https://localhost:8443.")],
-    ca: Annotated[Path | None, typer.Option("--ca", envvar="OTAFORGE_CA",
-                                            help="CA certificate to pin (DATA/server_cert.pem).")
-                  ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.0,
-                                           help="Seconds to wait before giving up.")] = 30.0,
-) -> None:
-    """Wait until a server answers (e.g. after `server run ... &`); exit 3 on timeout."""
+def wait(args: argparse.Namespace) -> int:
+    """``server wait``: until the server answers; exit 3 on timeout."""
+    from pathlib import Path
+
     from otaforge.client.management import ManagementClient
 
-    with handle_errors(), ManagementClient(server, "", ca, timeout=5.0) as client:
-        client.wait_until_up(timeout)
-    typer.echo(f"{server} is up")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``init``, ``run`` and ``wait`` to the ``server`` group."""
-    app.command("init")(init)
-    app.command("run")(run)
-    app.command("wait")(wait)
+    ca = Path(args.ca) if args.ca else None
+    with ManagementClient(args.server, "", ca, timeout=5.0) as client:
+        client.wait_until_up(args.timeout)
+    print(f"{args.server} is up")
+    return 0

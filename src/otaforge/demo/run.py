@@ -221,7 +221,7 @@ def _run_steps(demo: _Demo, info: ServerInfo) -> None:
                                    [public_key_pem(key).decode()], require_signature=True)
         token = admin.create_device(FLEET, DEVICE_ID)["token"]
         release = admin.publish(FLEET, demo.images["1.1.0"], channel="stable")
-        demo.emit("server", "fleet", f"fleet {FLEET!r}: seed partition table (ota slots of "
+        demo.emit("server", "fleet", f"fleet {FLEET!r}: A/B partition table (ota slots of "
                   f"{fleet['ota_slot_size']} bytes), signatures required (key digest "
                   f"{fleet['key_digests'][0][:16]}...); device {DEVICE_ID} registered")
         demo.emit("server", "publish", f"published {release['version']} (secure_version "

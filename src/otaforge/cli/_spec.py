@@ -1,0 +1,488 @@
+"""The one definition of the ``otaforge`` command line: every group, command and option.
+
+The argparse parsers (:mod:`otaforge.cli._parser`), ``-h``/``--help``, the shell completion
+scripts (:mod:`otaforge.cli._completion`) and ``docs/cli.md`` are all made from :data:`COMMANDS`;
+``tests/cli/test_cli_spec.py`` fails when they drift apart. A command's handler is named as
+``"module:function"`` and imported only when that command runs: it receives the parsed
+:class:`argparse.Namespace` (attribute names: the first long flag without dashes, ``-`` as
+``_``; a positional's own name) and returns the exit code (``None`` means 0). Errors it raises
+are mapped to exit codes in one place, :func:`otaforge.cli._common.handle_errors`.
+
+Adding a command = one :class:`Cmd` entry here + its handler function.
+
+This module is data only (no imports), because every ``otaforge`` run loads it.
+"""
+
+from __future__ import annotations
+
+_KEYWORDS = frozenset({"as", "class", "def", "from", "global", "import", "in", "is", "lambda",
+                       "pass", "with", "yield"})
+
+
+class Opt:
+    """One option or positional argument.
+
+    ``flags``: ``("--output", "-o")`` for an option, ``("image",)`` for a positional.
+    ``kind``: ``str`` (a value), ``int`` (``lo``/``hi`` inclusive bounds), ``float``, ``flag``
+    (``--x``, true when given) or ``bool`` (``--x/--no-x``). ``many``: repeatable, a list.
+    ``env``: an environment variable that supplies the default (then not required).
+    ``hidden``: accepted and completed, but left out of ``--help`` (e.g. ``--ota-2..15``).
+    ``required``: default True for a positional, False for an option.
+    """
+
+    __slots__ = (
+        "choices",
+        "default",
+        "env",
+        "flags",
+        "help",
+        "hi",
+        "hidden",
+        "kind",
+        "lo",
+        "many",
+        "metavar",
+        "required",
+    )
+
+    def __init__(self, *flags: str, help: str, kind: str = "str",
+                 default: object = None, metavar: str | None = None,
+                 choices: tuple[str, ...] | None = None, required: bool | None = None,
+                 many: bool = False, env: str | None = None, lo: int | float | None = None,
+                 hi: int | None = None, hidden: bool = False) -> None:
+        self.flags = flags
+        self.help = help
+        self.kind = kind
+        self.default = default
+        self.metavar = metavar
+        self.choices = choices
+        self.required = (not flags[0].startswith("-")) if required is None else required
+        self.many = many
+        self.env = env
+        self.lo = lo
+        self.hi = hi
+        self.hidden = hidden
+
+    @property
+    def positional(self) -> bool:
+        """True for a positional argument (its flag has no leading dash)."""
+        return not self.flags[0].startswith("-")
+
+    @property
+    def dest(self) -> str:
+        """The attribute name on the parsed namespace."""
+        if self.positional:
+            return self.flags[0]
+        first = next(f for f in self.flags if f.startswith("--"))
+        name = first[2:].replace("-", "_")
+        return f"{name}_" if name in _KEYWORDS else name
+
+
+class Cmd:
+    """One command: ``otaforge GROUP NAME`` (``group`` empty: ``otaforge NAME``)."""
+
+    __slots__ = ("description", "group", "handler", "help", "name", "options")
+
+    def __init__(self, group: str, name: str, help: str, handler: str,
+                 options: tuple[Opt, ...] = (), description: str = "") -> None:
+        self.group = group
+        self.name = name
+        self.help = help
+        self.handler = handler
+        self.options = options
+        self.description = description
+
+    @property
+    def path(self) -> str:
+        """``"image info"`` (or ``"demo"`` for a top-level command)."""
+        return f"{self.group} {self.name}" if self.group else self.name
+
+
+# group -> one-line help (the order here is the order in ``otaforge --help``)
+GROUPS: dict[str, str] = {
+    "partitions": "ESP-IDF partition tables: convert CSV <-> binary, check",
+    "image": "ESP-IDF app images: info, build, sign, verify",
+    "keys": "signing keys for Secure Boot v2 and v1 signed apps",
+    "flash": "whole-flash images: compose, inspect, erase-otadata",
+    "device": "emulated ESP32 (sweep, run); devices on a server (add, list, show)",
+    "server": "the HTTPS update server: init, run, wait",
+    "fleet": "fleets on an update server",
+    "release": "releases on an update server",
+    "channel": "channels and rollouts on an update server",
+}
+
+# --- options shared by several commands ---------------------------------------------------
+
+JSON = Opt("--json", kind="flag", help="print a JSON report instead of text")
+FLASH_SIZE_FIT = Opt("--flash-size", metavar="SIZE",
+                     help="flash size (1MB..128MB, or e.g. 0x400000): check the table fits")
+TABLE_OFFSET = Opt("--offset", default="0x8000", metavar="ADDR",
+                   help="partition table offset (default 0x8000)")
+PRIMARY_BOOT = Opt("--primary-bootloader-offset", metavar="ADDR",
+                   help="offset of the primary bootloader (for bootloader entries)")
+RECOVERY_BOOT = Opt("--recovery-bootloader-offset", metavar="ADDR",
+                    help="offset of the recovery bootloader")
+SECURE = Opt("--secure", choices=("v1", "v2"),
+             help="app partition sizes suitable for Secure Boot v1 or v2")
+PT_OFFSET = Opt("--partition-table-offset", default="0x8000", metavar="ADDR",
+                help="CONFIG_PARTITION_TABLE_OFFSET (default 0x8000)")
+SB_VERSION = Opt("--version", kind="int", default=2, lo=1, hi=2, metavar="{1,2}",
+                 help="2: Secure Boot v2 (default); 1: v1 signed apps (ESP32), as espsecure")
+KEYFILE = Opt("--keyfile", "--key", "-k", metavar="KEY",
+              help="the key file (espsecure's --keyfile; or give KEY as the argument)")
+SERVER = Opt("--server", required=True, env="OTAFORGE_SERVER", metavar="URL",
+             help="server URL, e.g. https://localhost:8443")
+CA = Opt("--ca", env="OTAFORGE_CA", metavar="PEM",
+         help="CA certificate to pin (DATA/server_cert.pem)")
+ADMIN_TOKEN = Opt("--token", required=True, env="OTAFORGE_TOKEN", metavar="TOKEN",
+                  help="admin token, or @FILE to read it from a file")
+CONNECTION = (SERVER, ADMIN_TOKEN, CA)
+FLEET = Opt("--fleet", required=True, metavar="NAME", help="fleet name")
+CHIP = Opt("--chip", default="esp32", metavar="CHIP", help="target chip (default esp32)")
+ROLLBACK = Opt("--rollback", kind="flag", help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE")
+ANTI_ROLLBACK = Opt("--anti-rollback", kind="flag", help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK")
+REVOKE = Opt("--revoke", kind="int", many=True, lo=0, hi=2, metavar="N",
+             help="revoked key slot N (SECURE_BOOT_KEY_REVOKEn); repeatable")
+CHANNEL_ARG = Opt("channel", help="channel name, e.g. stable")
+
+_PART = "otaforge.cli.partitions"
+_IMAGE = "otaforge.cli.image"
+_SIGN = "otaforge.cli.image_sign"
+_KEYS = "otaforge.cli.keys"
+_FLASH = "otaforge.cli.flash"
+_MANAGE = "otaforge.cli.manage"
+_SERVER = "otaforge.cli.server"
+
+_OTA_SLOTS = tuple(
+    Opt(f"--ota-{n}", metavar="APP", hidden=n > 1,
+        help="app for ota_0 (likewise --ota-1 .. --ota-15)" if n == 0 else f"app for ota_{n}")
+    for n in range(16))
+
+COMMANDS: tuple[Cmd, ...] = (
+    # --- partitions ------------------------------------------------------------------------
+    Cmd("partitions", "convert", "convert a partition table CSV <-> binary",
+        f"{_PART}:convert", (
+            Opt("input", help="CSV or binary partition table ('-': stdin)"),
+            Opt("output", help="file to write ('-': stdout)"),
+            FLASH_SIZE_FIT, TABLE_OFFSET, PRIMARY_BOOT, RECOVERY_BOOT, SECURE,
+            Opt("--disable-md5sum", kind="flag",
+                help="no MD5 record (tables for ESP-IDF older than v3.1)"),
+        ), "Convert CSV to binary or binary to CSV (decided by content), byte-identical to "
+           "ESP-IDF's gen_esp32part.py."),
+    Cmd("partitions", "check", "print a table and check its OTA layout",
+        f"{_PART}:check", (
+            Opt("input", help="CSV or binary partition table"),
+            FLASH_SIZE_FIT,
+            Opt("--image", metavar="APP", help="app image that must fit every app slot"),
+            TABLE_OFFSET, PRIMARY_BOOT, RECOVERY_BOOT, SECURE, JSON,
+        ), "Print the table (offsets, sizes, free space) and the OTA checks. Exit 1 when a "
+           "check is critical, 2 when the table is invalid."),
+    # --- image -----------------------------------------------------------------------------
+    Cmd("image", "info", "show an app image (as esptool image-info)", f"{_IMAGE}:info", (
+        Opt("file", help="app image (.bin); trailing 0xFF or a signature is fine"),
+        JSON,
+    ), "Show an ESP-IDF app image's header, segments, checksum, image hash and app "
+       "description, as esptool image-info. Exit 1 when the checksum or the image hash is "
+       "invalid (the report is still printed), 2 when the file is not an app image."),
+    Cmd("image", "build", "build a valid synthetic app image", f"{_IMAGE}:build", (
+        Opt("--output", "-o", required=True, metavar="FILE", help="image file to write"),
+        Opt("--version", required=True, metavar="TEXT", help="esp_app_desc_t.version"),
+        Opt("--project", default="otaforge-demo", metavar="NAME",
+            help="esp_app_desc_t.project_name (default otaforge-demo)"),
+        Opt("--secure-version", kind="int", default=0, lo=0, hi=0xFFFFFFFF, metavar="N",
+            help="anti-rollback secure_version (default 0)"),
+        Opt("--chip", default="esp32", metavar="CHIP",
+            help="target chip, as esptool names it (default esp32)"),
+        Opt("--size", kind="int", lo=64, metavar="BYTES",
+            help="approximate image size (default 196608)"),
+        Opt("--seed", kind="int", default=0, lo=0, metavar="N",
+            help="content variant: the same number gives the same bytes (default 0)"),
+        Opt("--idf-ver", default="v5.4.1", metavar="TEXT",
+            help="esp_app_desc_t.idf_ver (default v5.4.1)"),
+        Opt("--min-chip-rev-full", kind="int", default=0, lo=0, hi=0xFFFF, metavar="REV",
+            help="header min_chip_rev_full"),
+        Opt("--max-chip-rev-full", kind="int", default=0, lo=0, hi=0xFFFF, metavar="REV",
+            help="header max_chip_rev_full (0: unset)"),
+    ), "Build a valid synthetic app image (deterministic; esptool calls it valid)."),
+    Cmd("image", "sign", "sign an app image (as espsecure sign-data)", f"{_SIGN}:sign", (
+        Opt("image", help="image to sign"),
+        Opt("--output", "-o", required=True, metavar="FILE", help="signed image to write"),
+        Opt("--keyfile", "--key", "-k", required=True, many=True, metavar="KEY",
+            help="private key PEM (repeat for up to 3 keys, one signature block each)"),
+        SB_VERSION,
+        Opt("--append", kind="flag",
+            help="keep the input's signature blocks and add these keys' blocks"),
+    ), "Sign an app image: the same bytes as espsecure sign-data. The output is written "
+       "atomically."),
+    Cmd("image", "verify", "verify a signed image (as espsecure verify-signature)",
+        f"{_SIGN}:verify", (
+            Opt("image", help="signed image"),
+            Opt("--keyfile", "--key", "-k", many=True, metavar="KEY",
+                help="trusted key: private or public PEM (v1 also raw 64 bytes); repeatable"),
+            Opt("--digest", many=True, metavar="FILE",
+                help="trusted eFuse key digest file (32 bytes) instead of a key; repeatable"),
+            REVOKE, SB_VERSION, JSON,
+        ), "Verify a signed image: exit 0 valid, 1 invalid (with the reason)."),
+    # --- keys ------------------------------------------------------------------------------
+    Cmd("keys", "generate", "generate a signing key", f"{_KEYS}:generate", (
+        Opt("keyfile", help="private key file to write (PEM, mode 0600)"),
+        Opt("--version", kind="int", default=2, lo=1, hi=2, metavar="{1,2}",
+            help="2: Secure Boot v2 (default); 1: v1 signed apps (ECDSA P-256)"),
+        Opt("--scheme", choices=("rsa3072", "ecdsa256", "ecdsa384"),
+            help="Secure Boot v2 scheme (default rsa3072)"),
+        Opt("--force", kind="flag", help="overwrite an existing key file"),
+        JSON,
+    ), "Generate a signing key, as espsecure generate-signing-key. KEEP IT SAFE: losing it "
+       "means no more updates; leaking it means forged firmware."),
+    Cmd("keys", "digest", "write a public key's eFuse digest", f"{_KEYS}:digest", (
+        Opt("key", required=False, help="private or public key (PEM)"),
+        KEYFILE,
+        Opt("--output", "-o", required=True, metavar="FILE",
+            help="where to write the 32-byte digest"),
+    ), "Write the public key digest burned into eFuse, as espsecure "
+       "digest-sbv2-public-key."),
+    Cmd("keys", "public", "extract the public key", f"{_KEYS}:public", (
+        Opt("key", required=False, help="private key (PEM)"),
+        KEYFILE,
+        Opt("--output", "-o", required=True, metavar="FILE", help="public key file to write"),
+        Opt("--version", kind="int", default=2, lo=1, hi=2, metavar="{1,2}",
+            help="2: PEM (default); 1: raw 64-byte X||Y (signature_verification_key.bin)"),
+    ), "Extract the public key, as espsecure extract-public-key."),
+    # --- flash -----------------------------------------------------------------------------
+    Cmd("flash", "inspect", "what the bootloader boots from a flash image, and why",
+        f"{_FLASH}:inspect", (
+            Opt("file", help="flash image (an esptool read-flash dump, or merged)"),
+            JSON,
+            Opt("--chip", metavar="CHIP",
+                help="target chip (default: from the bootloader header, else esp32)"),
+            Opt("--chip-rev", kind="int", lo=0, hi=0xFFFF, metavar="REV",
+                help="chip revision, major*100+minor (default: the image's minimum is met)"),
+            Opt("--efuse-blk-rev", kind="int", lo=0, hi=0xFFFF, metavar="REV",
+                help="eFuse block revision, major*100+minor (not ESP32; default unchecked)"),
+            ROLLBACK, ANTI_ROLLBACK,
+            Opt("--efuse-secure-version", kind="int", default=0, lo=0, metavar="N",
+                help="secure version burned in eFuse (default 0)"),
+            Opt("--secure-version-bits", kind="int", lo=1, hi=32, metavar="N",
+                help="CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD (default: the chip's)"),
+            Opt("--flash-size", metavar="SIZE",
+                help="flash size (default: from the bootloader header)"),
+            PT_OFFSET,
+            Opt("--factory-reset", kind="flag",
+                help="CONFIG_BOOTLOADER_FACTORY_RESET with the pin held: erase nvs and "
+                     "otadata first"),
+            Opt("--app-test", kind="flag",
+                help="CONFIG_BOOTLOADER_APP_TEST with the pin held: boot the test app"),
+            Opt("--secure-boot-v2", kind="flag",
+                help="Secure Boot v2: apps must be signed by an eFuse key"),
+            Opt("--key-digest", many=True, metavar="FILE",
+                help="eFuse key digest file (32 bytes, espsecure digest-sbv2-public-key); "
+                     "repeat for key slots 0..2"),
+            REVOKE,
+            Opt("--report-only", kind="flag", help="exit 0 even when nothing boots"),
+        ), "Partitions, otadata, app slots, and which app the ESP-IDF bootloader boots next "
+           "(and why). Exit 1 when nothing boots, unless --report-only."),
+    Cmd("flash", "compose", "build a flash image (as idf.py flash)", f"{_FLASH}:compose", (
+        Opt("--partitions", required=True, metavar="TABLE",
+            help="partition table: CSV (gen_esp32part syntax) or binary"),
+        Opt("--output", "-o", required=True, metavar="FILE", help="flash image to write"),
+        Opt("--factory", metavar="APP", help="factory app"),
+        *_OTA_SLOTS,
+        Opt("--test", metavar="APP", help="test app"),
+        Opt("--bootloader", metavar="IMAGE",
+            help="bootloader image (at the chip's bootloader offset)"),
+        CHIP,
+        Opt("--flash-size", metavar="SIZE",
+            help="flash size, e.g. 4MB (default: the smallest that holds the table)"),
+        PT_OFFSET,
+    ), "Build a flash image: partition table, apps, erased otadata (as idf.py flash)."),
+    Cmd("flash", "erase-otadata", "erase otadata (as idf.py erase-otadata)",
+        f"{_FLASH}:erase_otadata", (
+            Opt("file", help="flash image to change in place"),
+            PT_OFFSET,
+        ), "Erase the otadata partition (0xFF), as idf.py erase-otadata: the next boot picks "
+           "factory, or ota_0 without factory."),
+    # --- device ----------------------------------------------------------------------------
+    Cmd("device", "sweep", "cut power at every flash operation of an update",
+        "otaforge.cli.device:sweep", (
+            Opt("--partitions", required=True, metavar="TABLE",
+                help="partition table (CSV or binary)"),
+            Opt("--from", required=True, metavar="APP", help="app image the device runs first"),
+            Opt("--to", required=True, metavar="APP", help="the update's app image"),
+            Opt("--flash-size", default="8MB", metavar="SIZE", help="flash size (default 8MB)"),
+            Opt("--rollback", kind="flag",
+                help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE; also sweeps rollbacks (the new "
+                     "app fails its self-test or panics before confirming)"),
+            Opt("--anti-rollback", kind="flag",
+                help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (needs --rollback)"),
+            Opt("--modes", default="before,after,torn", metavar="LIST",
+                help="power-cut modes, comma separated: before, after, torn"),
+            CHIP,
+            Opt("--chunk-size", kind="int", default=4096, lo=1, metavar="BYTES",
+                help="bytes per esp_ota_write call (default 4096)"),
+            Opt("--bulk-erase", kind="flag",
+                help="erase the whole slot in esp_ota_begin (OTA_SIZE_UNKNOWN)"),
+            Opt("--start", default="factory", choices=("factory", "ota"),
+                help="before the update: old app in factory, otadata blank (default); or "
+                     "installed by OTA"),
+            Opt("--seed", kind="int", default=0, lo=0, metavar="N",
+                help="random seed of the torn-operation lengths (default 0)"),
+            Opt("--replay", kind="int", lo=0, metavar="OP",
+                help="replay one case: cut at this operation (with --flow, one --modes)"),
+            Opt("--flow", default="update", choices=("update", "rollback", "panic"),
+                help="flow for --replay (default update)"),
+            Opt("--verbose", "-v", kind="flag", help="print every case"),
+            JSON,
+        ), "Power-cut sweep of a complete OTA update on an emulated device: never bricked. "
+           "Exit 1 when a case bricks the device or fails a check."),
+    Cmd("device", "run", "run one emulated device against an update server",
+        "otaforge.cli.device_run:run", (
+            Opt("--flash", required=True, metavar="FILE",
+                help="the device's flash image (read, and written back after the run)"),
+            Opt("--fleet", required=True, metavar="NAME", help="the device's fleet"),
+            SERVER,
+            Opt("--ca", required=True, env="OTAFORGE_CA", metavar="PEM",
+                help="CA certificate the device pins (DATA/server_cert.pem)"),
+            Opt("--token", required=True, env="OTAFORGE_TOKEN", metavar="TOKEN",
+                help="device or fleet enrollment token, or @FILE"),
+            Opt("--device-id", metavar="ID",
+                help="device id on the server (default: the flash file's name)"),
+            Opt("--chip", default="esp32", metavar="CHIP", help="the device's chip"),
+            Opt("--rollback", kind="bool", default=True,
+                help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE (default on)"),
+            Opt("--anti-rollback", kind="flag",
+                help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (secure_version eFuse)"),
+            Opt("--secure-boot-key", many=True, metavar="KEY",
+                help="enable Secure Boot v2, burn this key's digest (first run; repeatable)"),
+            Opt("--partial-download", kind="int", lo=4096, metavar="BYTES",
+                help="esp_https_ota partial download: Range requests of this many bytes"),
+            Opt("--app", many=True, metavar="VERSION=BEHAVIOUR",
+                help="how an app behaves: healthy, fails_self_test, never_confirms, hangs, "
+                     "panics (repeatable; default healthy)"),
+            JSON,
+        ), "Run one emulated ESP32 against an update server: power on, check in, download, "
+           "reboot, self-test, confirm or roll back. Exit 3 when the download was interrupted "
+           "(run again to resume)."),
+    Cmd("device", "add", "register a device; prints its token", f"{_MANAGE}:device_add", (
+        Opt("device_id", help="device id"),
+        FLEET, *CONNECTION,
+        Opt("--channel", default="stable", metavar="NAME", help="channel (default stable)"),
+        Opt("--token-file", metavar="FILE",
+            help="write the device token to this file (mode 0600) instead of printing it"),
+        JSON,
+    ), "Register a device; prints its device token (shown only once)."),
+    Cmd("device", "list", "list devices", f"{_MANAGE}:device_list", (
+        *CONNECTION,
+        Opt("--fleet", metavar="NAME", help="only this fleet's devices"),
+        JSON,
+    ), "List devices with their running version and state."),
+    Cmd("device", "show", "a device's facts, deployments and events",
+        f"{_MANAGE}:device_show", (
+            Opt("device_id", help="device id"), *CONNECTION, JSON,
+        ), "A device's facts, deployments and recent events."),
+    # --- server ----------------------------------------------------------------------------
+    Cmd("server", "init", "create a server data directory", f"{_SERVER}:init", (
+        Opt("--dir", required=True, metavar="DIR", help="server data directory"),
+        Opt("--hostname", many=True, metavar="NAME",
+            help="DNS name or IP for the certificate (repeatable; default localhost, "
+                 "127.0.0.1)"),
+        Opt("--database-url", metavar="URL", help="SQLAlchemy URL (default: SQLite in --dir)"),
+    ), "Create a private CA, a server certificate, the database, blob store and admin "
+       "token."),
+    Cmd("server", "run", "serve the update server over HTTPS", f"{_SERVER}:run", (
+        Opt("--dir", required=True, metavar="DIR", help="server data directory"),
+        Opt("--host", default="127.0.0.1", metavar="ADDR",
+            help="address to listen on (default 127.0.0.1)"),
+        Opt("--port", kind="int", default=8443, lo=1, hi=65535, metavar="PORT",
+            help="TCP port (default 8443)"),
+        Opt("--database-url", env="OTAFORGE_DATABASE_URL", metavar="URL",
+            help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --dir)"),
+        Opt("--max-in-flight", kind="int", default=256, lo=1, metavar="N",
+            help="requests served at once before 503 + Retry-After (default 256)"),
+        Opt("--check-in-interval", kind="int", default=300, lo=1, metavar="SECONDS",
+            help="seconds between device check-ins, a hint (+-20%; default 300)"),
+        Opt("--public-url", metavar="URL",
+            help="base URL written into manifests (default: the request's)"),
+        Opt("--log-level", default="warning", metavar="LEVEL",
+            choices=("critical", "error", "warning", "info", "debug", "trace"),
+            help="critical, error, warning (default), info, debug or trace"),
+    ), "Serve the update server over HTTPS with the certificate from server init."),
+    Cmd("server", "wait", "wait until a server answers", f"{_SERVER}:wait", (
+        SERVER, CA,
+        Opt("--timeout", kind="float", default=30.0, lo=0.0, metavar="SECONDS",
+            help="seconds to wait before giving up (default 30)"),
+    ), "Wait until a server answers (e.g. after 'server run ... &'); exit 3 on timeout."),
+    # --- fleet / release / channel ---------------------------------------------------------
+    Cmd("fleet", "create", "create a fleet; prints its enrollment token",
+        f"{_MANAGE}:fleet_create", (
+            Opt("name", help="fleet name"),
+            Opt("--chip", required=True, metavar="CHIP", help="esptool chip name, e.g. esp32s3"),
+            Opt("--partitions", required=True, metavar="CSV", help="partition table CSV"),
+            *CONNECTION,
+            Opt("--require-signature", many=True, metavar="KEY",
+                help="refuse unsigned images; trust this key (PEM, repeatable; only the "
+                     "public key is sent)"),
+            Opt("--secure-version-bits", kind="int", lo=1, hi=32, metavar="N",
+                help="usable bits of the SECURE_VERSION eFuse (default: the chip's)"),
+            JSON,
+        ), "Create a fleet; prints its enrollment token (shown only once)."),
+    Cmd("fleet", "list", "list fleets", f"{_MANAGE}:fleet_list", (*CONNECTION, JSON),
+        "List the server's fleets."),
+    Cmd("release", "publish", "upload an image as a release", f"{_MANAGE}:release_publish", (
+        Opt("image", help="ESP-IDF app image (.bin)"),
+        FLEET, *CONNECTION,
+        Opt("--channel", metavar="NAME", help="also point this channel at the new release"),
+        JSON,
+    ), "Upload an image; the server refuses it, with the reason, if a check fails."),
+    Cmd("release", "list", "list a fleet's releases", f"{_MANAGE}:release_list", (
+        FLEET, *CONNECTION, JSON,
+    ), "List a fleet's releases."),
+    Cmd("release", "abort", "abort one device's deployment", f"{_MANAGE}:release_abort", (
+        Opt("deployment", kind="int", lo=1, help="deployment id (see device show)"),
+        *CONNECTION,
+        Opt("--reason", metavar="TEXT", help="why (kept in the device's history)"),
+        JSON,
+    ), "Abort one device's deployment: its later reports get 409 and it is not offered "
+       "again."),
+    Cmd("channel", "set", "point a channel at a release", f"{_MANAGE}:channel_set", (
+        CHANNEL_ARG,
+        Opt("release", help="release id, version or sha256"),
+        FLEET, *CONNECTION, JSON,
+    ), "Point a channel of a fleet at a release."),
+    Cmd("channel", "rollout", "set or show a channel's rollout limits",
+        f"{_MANAGE}:channel_rollout", (
+            CHANNEL_ARG, FLEET, *CONNECTION,
+            Opt("--max-in-flight", kind="int", lo=1, metavar="N",
+                help="at most this many devices mid-update at once"),
+            Opt("--failure-threshold", kind="int", lo=0, metavar="N",
+                help="pause when more deployments than this fail or roll back"),
+            Opt("--percent", kind="int", lo=1, hi=100, metavar="1..100",
+                help="offer the release only to this share of the channel's devices"),
+            Opt("--show", kind="flag", help="only show the current settings"),
+            JSON,
+        ), "Set a channel's rollout limits (an option left out is lifted), or --show them."),
+    Cmd("channel", "resume", "resume a paused rollout", f"{_MANAGE}:channel_resume", (
+        CHANNEL_ARG, FLEET, *CONNECTION, JSON,
+    ), "Resume a rollout the failure threshold paused (its failure count restarts at 0)."),
+    # --- top-level commands ----------------------------------------------------------------
+    Cmd("", "demo", "run the whole OTA flow end to end on built-in defaults",
+        "otaforge.cli.demo:demo", (
+            Opt("--keep", metavar="DIR",
+                help="keep the server data and signing key in this new directory "
+                     "(default: a temporary one, removed at the end)"),
+        ), "Run the OTA flow end to end: an update server, signed images, an emulated ESP32 "
+           "that updates, rolls back, refuses a downgrade and survives a power cut."),
+    Cmd("", "completion", "print a shell completion script", "otaforge.cli._completion:main", (
+        Opt("shell", choices=("bash", "zsh", "fish"), help="bash, zsh or fish"),
+    ), "Print a completion script for your shell. bash: "
+       "'eval \"$(otaforge completion bash)\"' in ~/.bashrc; zsh: the same with zsh in "
+       "~/.zshrc; fish: 'otaforge completion fish > ~/.config/fish/completions/"
+       "otaforge.fish'."),
+)
+
+
+def find(group: str, name: str) -> Cmd | None:
+    """The command ``otaforge GROUP NAME`` (``group`` empty for a top-level command)."""
+    for cmd in COMMANDS:
+        if cmd.group == group and cmd.name == name:
+            return cmd
+    return None
