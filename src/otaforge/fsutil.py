@@ -8,7 +8,6 @@ left behind: no temporary file, no half-written destination.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -139,6 +138,8 @@ def _write_replace(dest: str, data: bytes, mode: int | None) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
     except BaseException:
+        import contextlib  # only on failure: every CLI run imports this module
+
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise

@@ -7,7 +7,6 @@ flash_partitions.c, esp_image_format.c.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from otaforge.device.boot_image import image_load_error
 from otaforge.device.boot_table import BootState, read_partition_table
 from otaforge.device.bootloader import BootConfig, BootEfuses, select_boot
+from otaforge.formats import record
 from otaforge.formats.app_image import AppImage
 from otaforge.formats.chips import chip
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
@@ -179,7 +179,7 @@ def test_no_otadata_and_no_factory_boots_first_loadable_ota_slot() -> None:
 def _with_blk_rev(image: bytes, lo: int) -> bytes:
     parsed = AppImage.from_bytes(image)
     assert parsed.app_desc is not None
-    return parsed.with_app_desc(dataclasses.replace(parsed.app_desc,
+    return parsed.with_app_desc(record.replace(parsed.app_desc,
                                                     min_efuse_blk_rev_full=lo)).to_bytes()
 
 

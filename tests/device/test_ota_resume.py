@@ -8,8 +8,6 @@ and error codes follow the C function.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from otaforge.device.emulator import AppRegistry, Device
@@ -17,6 +15,7 @@ from otaforge.device.esp_err import CODES, OTA_WITH_SEQUENTIAL_WRITES
 from otaforge.device.flash import SECTOR_SIZE, MemoryFlash
 from otaforge.device.powercut import CUT_MODES, CutMode, PowerCutPlan
 from otaforge.errors import EspError, PowerCut
+from otaforge.formats import record
 from otaforge.formats.partition_table import PartitionEntry
 from tests.device._emu_helpers import image, make_device
 
@@ -195,7 +194,7 @@ def _target(dev: Device, name: str | None) -> PartitionEntry | None:
     if name is None:
         return None
     if name == "ghost":  # an OTA slot entry that is not in the table
-        return dataclasses.replace(dev.partition("ota_0"), offset=0x700000, size=0x10000)
+        return record.replace(dev.partition("ota_0"), offset=0x700000, size=0x10000)
     if name == "running":
         return dev.running_partition
     return dev.partition(name)

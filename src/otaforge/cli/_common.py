@@ -1,16 +1,16 @@
-"""Shared CLI plumbing: error-to-exit-code mapping and console output.
+"""Shared CLI plumbing: the one mapping of errors to exit codes, and input reading.
 
 Exit codes: 0 ok; 1 verification failed / device or server refused; 2 bad input or usage;
-3 transport failure.
+3 transport failure. Every command runs inside :class:`handle_errors` (``cli/main.py``), so a
+handler only raises otaforge errors and never picks an exit code for them itself.
+
+Imported by every command: no ``typing``/``contextlib`` here (start-up time).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import NoReturn
 
 from otaforge.errors import (
     FormatError,
@@ -19,6 +19,11 @@ from otaforge.errors import (
     TransportError,
 )
 from otaforge.fsutil import read_error, read_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import NoReturn
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,12 +58,19 @@ def read_input(path: str | os.PathLike[str], what: str) -> bytes:
     return read_file(path, what)
 
 
-@contextmanager
-def handle_errors() -> Iterator[None]:
-    """Turn otaforge errors into a one-line message on stderr and a non-zero exit code."""
-    try:
-        yield
-    except OtaforgeError as err:
-        fail(str(err), exit_code_for(err))
-    except OSError as err:  # a Path.read_bytes() of a command body: the core's mapping
-        fail(str(read_error(err.filename, err)), EXIT_BAD_INPUT)
+class handle_errors:
+    """Turn otaforge errors into a one-line message on stderr and a non-zero exit code.
+
+    ``OtaforgeError`` -> :func:`exit_code_for`; an ``OSError`` a handler let through (a
+    ``read_bytes()``) -> exit 2 with the path named.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(err, OtaforgeError):
+            fail(str(err), exit_code_for(err))
+        if isinstance(err, OSError) and not isinstance(err, BrokenPipeError):
+            fail(str(read_error(err.filename, err)), EXIT_BAD_INPUT)

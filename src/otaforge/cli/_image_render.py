@@ -12,10 +12,12 @@ A file that is not an image at all (bad magic, truncated) prints an error and ex
 
 from __future__ import annotations
 
-from typing import Any
-
 from otaforge.formats.app_image import FLASH_SIZES, SPI_MODES, AppImage
 from otaforge.formats.chips import ChipSpec, format_rev
+
+TYPE_CHECKING = False  # no typing import at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _signatures(data: bytes, image: AppImage) -> tuple[list[dict[str, Any]], bool]:

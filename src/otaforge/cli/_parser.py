@@ -16,14 +16,25 @@ from otaforge.cli._spec import COMMANDS, GROUPS, Cmd, Opt
 MAX_WIDTH = 80
 
 
+def _columns() -> int:
+    """Terminal width capped at 80, as shutil.get_terminal_size (not imported: start-up)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = MAX_WIDTH
+    return min(columns, MAX_WIDTH)
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, at most 80 columns wide (narrower terminals wrap narrower)."""
 
     def __init__(self, prog: str) -> None:
-        import shutil
-
-        columns = min(shutil.get_terminal_size().columns, MAX_WIDTH)
-        super().__init__(prog, width=columns - 2, max_help_position=30)
+        super().__init__(prog, width=_columns() - 2, max_help_position=30)
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
         """``-k, --keyfile, --key KEY`` (argparse repeats the metavar after every flag)."""

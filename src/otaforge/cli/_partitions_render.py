@@ -10,11 +10,9 @@ import os
 import stat
 import sys
 from itertools import pairwise
-from typing import TextIO
 
 from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exit_code_for, read_input
 from otaforge.errors import FormatError, InputError, OtaforgeError
-from otaforge.formats.ota_layout import Finding, check_ota_layout
 from otaforge.formats.partition_csv import format_size
 from otaforge.formats.partition_table import (
     DEFAULT_TABLE_OFFSET,
@@ -26,6 +24,12 @@ from otaforge.formats.partition_table import (
     table_warnings,
 )
 from otaforge.fsutil import atomic_write, ensure_dir
+
+TYPE_CHECKING = False  # no typing import at run time (start-up)
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from otaforge.formats.ota_layout import Finding
 
 SECURE_CHOICES = ("v1", "v2")
 
@@ -151,6 +155,8 @@ def run_check(input_path: str, opts: TableOptions, image_path: str | None = None
         image_size = _image_size(image_path) if image_path else None
     except OtaforgeError as exc:
         return _report(exc, input_path, err)
+    from otaforge.formats.ota_layout import check_ota_layout  # only for check: lean convert
+
     findings = check_ota_layout(table, image_size)
     if as_json:
         import json

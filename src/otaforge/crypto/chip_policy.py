@@ -17,7 +17,6 @@ caller does not already know it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -27,6 +26,7 @@ from otaforge.crypto.sbv2 import SignatureResult, verify_v2
 from otaforge.errors import FormatError, InputError, SignatureInvalid
 from otaforge.formats.app_image import app_image_length
 from otaforge.formats.chips import ChipSpec, sbv2_schemes_text
+from otaforge.formats.record import replace
 from otaforge.formats.signature_block import (
     SECTOR_SIZE,
     V1_SIGNATURE_SIZE,

@@ -64,9 +64,43 @@ def generate_key(scheme: str) -> PrivateKey:
     )
 
 
+def _serialization() -> Any:
+    """``cryptography.hazmat.primitives.serialization``'s Encoding/PrivateFormat/... names.
+
+    They are defined in ``_serialization``; the public package also imports its SSH module
+    (ciphers, DSA, Ed25519, ...), ~4 ms on every ``keys generate`` (benchmarked against
+    espsecure).
+    """
+    from cryptography.hazmat.primitives import _serialization  # cryptography >= 3.4
+
+    return _serialization
+
+
+class _Ecdsa(ec.ECDSA):
+    """``ec.ECDSA(algorithm)`` without the OpenSSL-backend import its ``__init__`` does (~3.7
+    ms per process) to check deterministic-signing support, which otaforge's Secure Boot v2
+    signatures never ask for (v1 deterministic signing uses ``ec.ECDSA`` itself)."""
+
+    def __init__(self, algorithm: Any) -> None:
+        self._otaforge_algorithm = algorithm
+
+    @property
+    def algorithm(self) -> Any:
+        return self._otaforge_algorithm
+
+    @property
+    def deterministic_signing(self) -> bool:
+        return False
+
+
+def ecdsa(algorithm: Any) -> ec.ECDSA:
+    """The ``ec.ECDSA`` signature algorithm for ``algorithm`` (a hash or ``Prehashed``)."""
+    return _Ecdsa(algorithm)
+
+
 def private_key_pem(key: PrivateKey) -> bytes:
     """The unencrypted PEM form espsecure writes and reads (traditional OpenSSL)."""
-    from cryptography.hazmat.primitives import serialization
+    serialization = _serialization()
 
     return key.private_bytes(
         encoding=serialization.Encoding.PEM,
@@ -77,7 +111,7 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
     """SubjectPublicKeyInfo PEM (what ``espsecure extract-public-key --version 2`` writes)."""
-    from cryptography.hazmat.primitives import serialization
+    serialization = _serialization()
 
     return as_public(key).public_bytes(
         encoding=serialization.Encoding.PEM,

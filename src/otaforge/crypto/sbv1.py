@@ -52,7 +52,7 @@ def sign_v1(image: bytes, key: k.PrivateKey) -> bytes:
     sk = _p256_private(key)
     der = sk.sign(image, _ecdsa(True))
     try:  # back-verify, as espsecure does
-        sk.public_key().verify(der, image, ec.ECDSA(hashes.SHA256()))
+        sk.public_key().verify(der, image, k.ecdsa(hashes.SHA256()))
     except InvalidSignature:
         raise InputError("the key made a signature that does not verify: the key file is "
                          "damaged") from None
@@ -134,7 +134,7 @@ def verify_v1(
     for index, pub in enumerate(publics):
         assert isinstance(pub, ec.EllipticCurvePublicKey)
         try:
-            pub.verify(der, content, ec.ECDSA(hashes.SHA256()))
+            pub.verify(der, content, k.ecdsa(hashes.SHA256()))
         except InvalidSignature:
             continue
         return SignatureResult("v1", index, 1, signed_len, 0, image_digest(content, "v1"))

@@ -14,7 +14,6 @@ device's behaviour instead (any one good, trusted block suffices, damaged blocks
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from otaforge.crypto import keys as k
 from otaforge.errors import InputError, SignatureInvalid
+from otaforge.formats.record import record
 from otaforge.formats.signature_block import (
     ECDSA_SHA_256,
     ECDSA_SHA_384,
@@ -55,7 +55,7 @@ __all__ = [
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
-@dataclass(frozen=True)
+@record
 class SignatureResult:
     """A successful verification.
 
@@ -98,7 +98,7 @@ def _make_block(content: bytes, key: k.PrivateKey) -> SignatureBlock:
         sig = key.sign(digest, _PSS, utils.Prehashed(hashes.SHA256()))
         return SignatureBlock(SIG_BLOCK_VERSION_RSA, digest, k.key_material(key), sig[::-1])
     hash_alg: hashes.HashAlgorithm = hashes.SHA384() if scheme == "ecdsa384" else hashes.SHA256()
-    der = key.sign(digest, ec.ECDSA(utils.Prehashed(hash_alg)))
+    der = key.sign(digest, k.ecdsa(utils.Prehashed(hash_alg)))
     r, s = utils.decode_dss_signature(der)
     size = k.coordinate_size(scheme)
     rs = r.to_bytes(size, "little") + s.to_bytes(size, "little")
@@ -203,7 +203,7 @@ def _signature_ok(block: SignatureBlock) -> bool:
         hash_alg: hashes.HashAlgorithm = (hashes.SHA384() if scheme == "ecdsa384"
                                           else hashes.SHA256())
         ec_pub.verify(utils.encode_dss_signature(r, s), block.image_digest,
-                      ec.ECDSA(utils.Prehashed(hash_alg)))
+                      k.ecdsa(utils.Prehashed(hash_alg)))
         return True
     except (InvalidSignature, ValueError, KeyError):
         return False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from otaforge.device.boot_table import require_partition_table
 from otaforge.device.bootloader import (
@@ -47,6 +47,7 @@ from otaforge.formats.otadata import (
     slot_for_seq,
 )
 from otaforge.formats.partition_table import MAX_TABLE_LENGTH, PartitionEntry, PartitionTable
+from otaforge.formats.record import replace
 from otaforge.formats.sector import SECTOR_SIZE
 from otaforge.fsutil import atomic_write, read_file
 

@@ -8,9 +8,12 @@ the offset and what was being read, never ``struct.error`` or ``IndexError``.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from otaforge.errors import FormatError, TruncatedError
+
+TYPE_CHECKING = False  # no typing import at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def align_up(value: int, alignment: int) -> int:

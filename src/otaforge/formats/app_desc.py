@@ -10,10 +10,10 @@ image header and the 8-byte segment header.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
 
 from otaforge.errors import BadMagicError, FormatError, TruncatedError
 from otaforge.formats._binary import cstring, encode_cstring, unpack_from
+from otaforge.formats.record import record, replace
 
 APP_DESC_MAGIC = 0xABCD5432
 APP_DESC_SIZE = 256
@@ -30,7 +30,7 @@ _MMU_PAGE_OFFSET = _BLK_REVS_OFFSET + _BLK_REVS.size  # 0xB4: image offset 0xD4
 assert _DESC.size == APP_DESC_SIZE
 
 
-@dataclass(frozen=True)
+@record
 class AppDesc:
     """One ``esp_app_desc_t``; string fields decoded, raw reserved bytes kept for round-trips.
 

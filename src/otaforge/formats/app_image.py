@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 from otaforge.errors import (
     BadMagicError,
@@ -28,6 +27,7 @@ from otaforge.errors import (
 from otaforge.formats._binary import Reader, align_up, unpack_from
 from otaforge.formats.app_desc import APP_DESC_MAGIC, APP_DESC_SIZE, AppDesc
 from otaforge.formats.chips import ChipSpec, chip_by_id
+from otaforge.formats.record import field, record
 
 ESP_IMAGE_MAGIC = 0xE9
 ESP_CHECKSUM_MAGIC = 0xEF
@@ -67,7 +67,7 @@ def xor_checksum(chunks: Sequence[bytes], seed: int = ESP_CHECKSUM_MAGIC) -> int
     return acc
 
 
-@dataclass(frozen=True)
+@record
 class ImageHeader:
     """``esp_image_header_t``: 8-byte common header plus 16-byte extended header."""
 
@@ -127,7 +127,7 @@ class ImageHeader:
         return self.wp_pin == WP_PIN_DISABLED
 
 
-@dataclass(frozen=True)
+@record
 class Segment:
     """One image segment: where it loads/maps and its data (length a multiple of 4)."""
 
@@ -139,7 +139,7 @@ class Segment:
         return _SEGMENT.pack(self.load_addr, len(self.data))
 
 
-@dataclass(frozen=True)
+@record
 class SegmentSpan:
     """Where one segment sits in an image file, as its 8-byte header declares it."""
 
@@ -191,7 +191,7 @@ def app_image_length(data: bytes) -> int | None:
     return length if length <= len(data) else None
 
 
-@dataclass(frozen=True)
+@record
 class AppImage:
     """A parsed app image.
 

@@ -9,10 +9,10 @@ description starts the last DRAM segment of at least 80 bytes).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from otaforge.formats._binary import cstring, unpack_from
 from otaforge.formats.app_image import AppImage
+from otaforge.formats.record import record
 
 BOOTLOADER_DESC_MAGIC = 0x50
 BOOTLOADER_DESC_SIZE = 80
@@ -22,7 +22,7 @@ _DESC = struct.Struct("<BxxBI32s24s16x")
 assert _DESC.size == BOOTLOADER_DESC_SIZE
 
 
-@dataclass(frozen=True)
+@record
 class BootloaderDesc:
     """One ``esp_bootloader_desc_t`` (string fields decoded)."""
 

@@ -10,14 +10,13 @@ Every id and range here was checked against the installed esptool targets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from otaforge.errors import InputError
+from otaforge.formats.record import record
 
 MemoryMap = tuple[tuple[int, int, str], ...]
 
 
-@dataclass(frozen=True)
+@record
 class ChipSpec:
     """What otaforge needs to know about one chip.
 

@@ -8,16 +8,15 @@ an otadata partition, a bootable app, and a firmware image that fits every slot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from otaforge.formats.otadata import OTADATA_SIZE
 from otaforge.formats.partition_csv import FACTORY, OTA_0, TEST, hx
 from otaforge.formats.partition_table import PartitionEntry, PartitionTable
+from otaforge.formats.record import record
+from otaforge.formats.sector import OTADATA_SIZE
 
 __all__ = ["Finding", "check_ota_layout"]
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """One OTA layout finding. ``severity`` is "critical", "warning" or "ok"."""
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 
 from otaforge.errors import FormatError, TruncatedError
 from otaforge.formats._binary import unpack_from
+from otaforge.formats.record import record
+from otaforge.formats.sector import OTADATA_SIZE as OTADATA_SIZE  # two copies, one sector each
 from otaforge.formats.sector import SECTOR_SIZE
 
 OTADATA_ENTRY_SIZE = 32
-OTADATA_SIZE = 2 * SECTOR_SIZE  # two copies, one sector each
 SEQ_UNUSED = 0xFFFFFFFF
 SEQ_LABEL_SIZE = 20
 ERASED_SEQ_LABEL = b"\xff" * SEQ_LABEL_SIZE
@@ -64,7 +64,7 @@ def state_name(state: int) -> str:
         return f"0x{state:08x}"
 
 
-@dataclass(frozen=True)
+@record
 class OtaSelectEntry:
     """One ``esp_ota_select_entry_t`` (32 bytes at the start of an otadata sector).
 

@@ -9,7 +9,6 @@ records is :class:`otaforge.formats.partition_table.PartitionTable`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from otaforge.errors import BadMagicError, PartitionTableError
 from otaforge.formats._binary import unpack_from
@@ -32,6 +31,7 @@ from otaforge.formats.partition_csv import (
     offset_alignment,
     size_alignment,
 )
+from otaforge.formats.record import field, record
 
 __all__ = ["ENTRY_MAGIC", "ENTRY_SIZE", "FLAG_ENCRYPTED", "FLAG_READONLY", "PartitionEntry",
            "verify_entry"]
@@ -46,7 +46,7 @@ _ENTRY = struct.Struct("<2sBBII16sI")
 assert _ENTRY.size == ENTRY_SIZE
 
 
-@dataclass(frozen=True)
+@record
 class PartitionEntry:
     """One ``esp_partition_info_t`` record.
 

@@ -9,3 +9,7 @@ from __future__ import annotations
 
 SECTOR_SIZE = 0x1000
 """``FLASH_SECTOR_SIZE`` / ``SPI_FLASH_SEC_SIZE``: 4 KiB."""
+
+OTADATA_SIZE = 2 * SECTOR_SIZE
+"""The otadata partition: two copies of ``esp_ota_select_entry_t``, one sector each (defined
+here so the partition table checks it without importing the otadata format)."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
 
 from otaforge.errors import BadMagicError, ChecksumMismatch, FormatError, TruncatedError
 from otaforge.formats._binary import align_up
+from otaforge.formats.record import field, record
 from otaforge.formats.sector import SECTOR_SIZE as SECTOR_SIZE  # a signature sector is one
 from otaforge.formats.signature_key import (
     COORD_SIZES,
@@ -72,7 +72,7 @@ def parse_v1_signature(trailer: bytes) -> tuple[int, int, int]:
     return int(version), int.from_bytes(r, "big"), int.from_bytes(s, "big")
 
 
-@dataclass(frozen=True)
+@record
 class SignatureBlock:
     """One 1216-byte Secure Boot v2 signature block.
 
@@ -204,7 +204,7 @@ class SignatureBlock:
                 int.from_bytes(self.signature[size : 2 * size], "little"))
 
 
-@dataclass(frozen=True)
+@record
 class SlotState:
     """What one of the three block slots of a sector holds.
 
@@ -349,7 +349,7 @@ def has_v1_signature(data: bytes, image_len: int) -> bool:
     return len(tail) == V1_SIGNATURE_SIZE and tail[:4] == bytes(4)
 
 
-@dataclass(frozen=True)
+@record
 class BlockHeader:
     """A slot of a signature sector that starts with the block magic, as ``image info`` lists it.
 
@@ -383,7 +383,7 @@ def block_headers(data: bytes, image_len: int) -> list[BlockHeader]:
     return found
 
 
-@dataclass(frozen=True)
+@record
 class BlockSummary:
     """One slot of a signature sector, for ``image info``.
 
