@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -100,21 +101,27 @@ def _before_tree(commit: str, work: Path) -> Path:
 counter = itertools.count()
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``argv``."""
     n = str(next(counter))
     cmd = [a.replace("{n}", n) for a in argv]
-    start = time.perf_counter()
+    cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, env=env, check=False)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n"
                          f"{proc.stderr.decode(errors='replace')}")
-    return elapsed
+    return elapsed, cpu
 
 
 def _runners(cases: dict[str, Case], envs: dict[str, dict[str, str]]
-             ) -> dict[str, dict[str, Callable[[], float]]]:
-    out: dict[str, dict[str, Callable[[], float]]] = {}
+             ) -> dict[str, dict[str, Callable[[], tuple[float, float]]]]:
+    out: dict[str, dict[str, Callable[[], tuple[float, float]]]] = {}
     for name, (ref, ours) in cases.items():
         ours_cmd = [sys.executable, "-c", LAUNCH, *ours]
         out[name] = {
@@ -138,6 +145,15 @@ def _target(name: str, ratio: float | None, after: float) -> str:
     return "ok" if ratio >= want else f"MISS (>= {want:.0f}x)"
 
 
+def _row(name: str, med: dict[str, float]) -> None:
+    after = med["otaforge"]
+    ratio = med["reference"] / after if "reference" in med else None
+    ref = f"{med['reference'] * 1000:8.1f}ms" if "reference" in med else " " * 9 + "-"
+    ratio_text = f"{ratio:9.2f}x" if ratio else " " * 9 + "-"
+    print(f"{name:<22}{ref}{med['before'] * 1000:7.1f}ms{after * 1000:8.1f}ms"
+          f"{ratio_text}{med['before'] / after:11.2f}x  {_target(name, ratio, after)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
@@ -157,7 +173,7 @@ def main() -> int:
         for tools in runners.values():  # warm-up: page cache, .pyc files, outputs checked
             for run in tools.values():
                 run()
-        times: dict[str, dict[str, list[float]]] = {
+        times: dict[str, dict[str, list[tuple[float, float]]]] = {
             name: {tool: [] for tool in tools} for name, tools in runners.items()}
         for r in range(args.rounds):
             for name, tools in runners.items():
@@ -165,17 +181,17 @@ def main() -> int:
                 order = order[r % len(order):] + order[:r % len(order)]
                 for tool in order:
                     times[name][tool].append(tools[tool]())
-        print(f"{args.rounds} rounds, interleaved, medians; before = {args.before_commit}")
-        print(f"{'case':<22}{'reference':>10}{'before':>9}{'otaforge':>10}"
-              f"{'ref/ours':>10}{'before/ours':>12}  target")
-        for name, by_tool in times.items():
-            med = {tool: statistics.median(v) for tool, v in by_tool.items()}
-            after = med["otaforge"]
-            ratio = med["reference"] / after if "reference" in med else None
-            ref = f"{med['reference'] * 1000:8.1f}ms" if "reference" in med else " " * 9 + "-"
-            ratio_text = f"{ratio:9.2f}x" if ratio else " " * 9 + "-"
-            print(f"{name:<22}{ref}{med['before'] * 1000:7.1f}ms{after * 1000:8.1f}ms"
-                  f"{ratio_text}{med['before'] / after:11.2f}x  {_target(name, ratio, after)}")
+        load = os.getloadavg()[0]
+        print(f"{args.rounds} rounds, interleaved, medians; before = {args.before_commit}; "
+              f"load average {load:.1f} on {os.cpu_count()} CPUs")
+        for column, label in ((0, "wall time"), (1, "CPU time (user+sys), steadier on a busy "
+                                                   "machine")):
+            print(f"\n{label}")
+            print(f"{'case':<22}{'reference':>10}{'before':>9}{'otaforge':>10}"
+                  f"{'ref/ours':>10}{'before/ours':>12}  target")
+            for name, by_tool in times.items():
+                _row(name, {tool: statistics.median(t[column] for t in v)
+                            for tool, v in by_tool.items()})
     return 0
 
 

@@ -51,13 +51,16 @@ def _check_version(version: int) -> None:
 
 def _sign_bytes(data: bytes, version: int, key_paths: Sequence[PathArg], append: bool) -> bytes:
     from otaforge.crypto import keys as k
-    from otaforge.crypto import sbv1, sbv2
 
     keys = [_load_key(p, k.load_private_key) for p in key_paths]
     if version == 1:
+        from otaforge.crypto import sbv1
+
         if len(keys) != 1 or append:
             raise InputError("--version 1 signs with exactly one key and cannot --append")
         return sbv1.sign_v1(data, keys[0])
+    from otaforge.crypto import sbv2
+
     if append:
         return sbv2.sign_v2(data, keys, append_to=data)
     _, existing = sbv2.split_signed(data)

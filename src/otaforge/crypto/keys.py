@@ -99,14 +99,14 @@ def ecdsa(algorithm: Any) -> ec.ECDSA:
 
 
 def private_key_pem(key: PrivateKey) -> bytes:
-    """The unencrypted PEM form espsecure writes and reads (traditional OpenSSL)."""
-    serialization = _serialization()
+    """The unencrypted PEM form espsecure writes and reads (traditional OpenSSL).
 
-    return key.private_bytes(
-        encoding=serialization.Encoding.PEM,
-        format=serialization.PrivateFormat.TraditionalOpenSSL,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
+    Encoded by :mod:`otaforge.crypto.pem` (the same bytes as ``key.private_bytes(PEM,
+    TraditionalOpenSSL, NoEncryption())``, without loading cryptography's SSH module).
+    """
+    from otaforge.crypto.pem import private_key_pem as encode
+
+    return encode(key)
 
 
 def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
