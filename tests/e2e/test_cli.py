@@ -112,3 +112,28 @@ def test_device_run_bad_input_is_a_clear_message(tmp_path: Path, server: ServerI
     assert "Traceback" not in proc.stderr + proc.stdout
     if code == 2:  # refused before the device powered on: flash untouched
         assert flash.read_bytes() == before
+
+
+def test_device_run_json(tmp_path: Path, server: ServerInfo, admin: ManagementClient) -> None:
+    """``--json``: one JSON object on stdout (no timeline, no progress bar)."""
+    import json
+
+    fleet = admin.create_fleet("cli-json", "esp32", PARTITIONS)
+    flash = tmp_path / "dev-json.bin"
+    flash.write_bytes(compose(PartitionTable.from_csv(PARTITIONS), {"factory": image("1.0.0")},
+                              flash_size=4 * 1024 * 1024))
+    env = _env(server, fleet["enrollment_token"])
+    args = ("device", "run", "--flash", str(flash), "--fleet", "cli-json", "--json")
+    first = run_cli(*args, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads(first.stdout)
+    assert (report["device_id"], report["running_version"], report["outcome"]) == (
+        "dev-json", "1.0.0", "no_update")
+    assert report["ok"] is True and report["after_reboot"] is None and report["events"]
+    admin.publish("cli-json", image("1.1.0", seed=1), channel="stable")
+    second = run_cli(*args, env=env)
+    report = json.loads(second.stdout)
+    assert second.returncode == 0, second.stderr
+    assert (report["running_version"], report["running_partition"], report["version"]) == (
+        "1.1.0", "ota_0", "1.1.0")
+    assert report["after_reboot"] == "confirmed" and report["ok"] is True

@@ -96,6 +96,15 @@ def test_publish_and_download_in_ranges(running: tuple[Path, dict[str, str]],
 
     listed = run_cli("release", "list", "--fleet", "f1", env=env)
     assert "7.1.0" in listed.stdout
+    header, rule, *rows = listed.stdout.splitlines()  # a table, not tab-separated values
+    assert header.split() == ["ID", "VERSION", "SECURE", "VERSION", "SIZE", "FILE", "SHA256"]
+    assert set(rule) == {"-", " "} and "\t" not in listed.stdout
+    assert any(r.split()[1:2] == ["7.1.0"] and out["sha256"] in r for r in rows)
+    fleets = run_cli("fleet", "list", env=env)
+    header, rule, *rows = fleets.stdout.splitlines()
+    assert header.split() == ["NAME", "CHIP", "OTA", "SLOT", "SIGNATURES", "CHANNELS"]
+    assert any(r.split()[:2] == ["f1", "esp32"] and "stable->" in r for r in rows), rows
+    assert "{" not in fleets.stdout  # never a Python dict
     chan = run_cli("channel", "set", "beta", "7.1.0", "--fleet", "f1", env=env)
     assert chan.returncode == 0 and "beta" in chan.stdout
 
