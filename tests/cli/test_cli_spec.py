@@ -239,3 +239,9 @@ def test_environment_supplies_required_options(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(SystemExit):
         command_parser(cmd, environ={}).parse_args([])
     assert os.environ["OTAFORGE_SERVER"] == "https://x:1"
+
+
+def test_abbreviated_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--rev`` for ``--revoke`` would break the day another ``--rev...`` option is added."""
+    assert main(["image", "verify", "--rev", "1", "x.bin"]) == 2
+    assert "unknown option" in capsys.readouterr().err

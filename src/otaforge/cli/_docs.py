@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from unittest import mock
 
-from otaforge.cli._parser import MAX_WIDTH, command_parser, group_parser, root_parser
+from otaforge.cli._help import group_help, root_help
+from otaforge.cli._parser import MAX_WIDTH, command_parser
 from otaforge.cli._spec import COMMANDS, GROUPS
 
 HEADER = """# The otaforge command line
@@ -31,9 +32,9 @@ def _block(text: str) -> str:
 def render() -> str:
     """The whole document (help at 80 columns, without environment defaults)."""
     with mock.patch.dict(os.environ, {"COLUMNS": str(MAX_WIDTH)}):
-        parts = [HEADER, "## otaforge\n", _block(root_parser().format_help())]
+        parts = [HEADER, "## otaforge\n", _block(root_help())]
         for group in GROUPS:
-            parts += [f"## otaforge {group}\n", _block(group_parser(group).format_help())]
+            parts += [f"## otaforge {group}\n", _block(group_help(group))]
             for cmd in COMMANDS:
                 if cmd.group == group:
                     parts += [f"### otaforge {cmd.path}\n",

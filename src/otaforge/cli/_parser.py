@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from otaforge.cli._spec import COMMANDS, GROUPS, Cmd, Opt
+from otaforge.cli._spec import Cmd, Opt
 
 MAX_WIDTH = 80
 
@@ -125,42 +125,7 @@ def command_parser(cmd: Cmd, environ: Mapping[str, str] | None = None
     ``environ`` (default ``os.environ``) supplies the defaults of options with an ``env``.
     """
     parser = Parser(prog=f"otaforge {cmd.path}", description=cmd.description or cmd.help,
-                    formatter_class=HelpFormatter)
+                    formatter_class=HelpFormatter, allow_abbrev=False)  # --rev is no --revoke
     for opt in cmd.options:
         _add(parser, opt, os.environ if environ is None else environ)
-    return parser
-
-
-def _listing(title: str, rows: list[tuple[str, str]]) -> str:
-    width = max(len(name) for name, _ in rows) + 2
-    lines = [f"{title}:"]
-    for name, text in rows:
-        lines.append(f"  {name:<{width}}{text}")
-    return "\n".join(lines)
-
-
-def root_parser() -> argparse.ArgumentParser:
-    """``otaforge [--version] GROUP ...``: lists the groups and top-level commands."""
-    groups = [(name, text) for name, text in GROUPS.items()]
-    roots = [(c.name, c.help) for c in COMMANDS if not c.group]
-    parser = Parser(prog="otaforge", usage="otaforge [-h] [--version] COMMAND ...",
-                    description="Over-the-air firmware updates for ESP32 fleets.",
-                    epilog=_listing("command groups", groups) + "\n\n"
-                    + _listing("commands", roots)
-                    + "\n\nRun 'otaforge COMMAND --help' for a command's options.",
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="store_true", help="print otaforge's version")
-    parser.add_argument("command", nargs="?", metavar="COMMAND", help=argparse.SUPPRESS)
-    return parser
-
-
-def group_parser(group: str) -> argparse.ArgumentParser:
-    """``otaforge GROUP COMMAND ...``: lists the group's commands."""
-    rows = [(c.name, c.help) for c in COMMANDS if c.group == group]
-    parser = Parser(prog=f"otaforge {group}", usage=f"otaforge {group} [-h] COMMAND ...",
-                    description=GROUPS[group][:1].upper() + GROUPS[group][1:] + ".",
-                    epilog=_listing("commands", rows)
-                    + f"\n\nRun 'otaforge {group} COMMAND --help' for a command's options.",
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", metavar="COMMAND", help=argparse.SUPPRESS)
     return parser

@@ -32,19 +32,24 @@ def _unknown(what: str, name: str, known: list[str], prog: str) -> int:
 
 
 def _root(args: list[str]) -> int:
-    from otaforge.cli import _parser
+    """``otaforge``, ``otaforge -h|--help|--version`` or an unknown first word."""
+    from otaforge.cli._help import root_help
 
-    parser = _parser.root_parser()
     if not args:
-        parser.print_help(sys.stderr)
+        sys.stderr.write(root_help())
         return 2
-    ns = parser.parse_args(args)  # -h, --version, or an unknown option
-    if ns.version:
+    first = args[0]
+    if first in HELP:
+        sys.stdout.write(root_help())
+        return 0
+    if first == "--version":
         from otaforge import __version__
 
         sys.stdout.write(f"otaforge {__version__}\n")
         return 0
-    return _unknown("command", ns.command, [*_spec.GROUPS, *_top_level()], "otaforge")
+    if first.startswith("-"):
+        return _unknown("option", first, [*HELP, "--version"], "otaforge")
+    return _unknown("command", first, [*_spec.GROUPS, *_top_level()], "otaforge")
 
 
 def _top_level() -> list[str]:
@@ -52,15 +57,19 @@ def _top_level() -> list[str]:
 
 
 def _group(group: str, args: list[str]) -> int:
-    from otaforge.cli import _parser
+    """``otaforge GROUP``, ``otaforge GROUP --help`` or an unknown command of the group."""
+    from otaforge.cli._help import group_help
 
-    parser = _parser.group_parser(group)
     if not args:
-        parser.print_help(sys.stderr)
+        sys.stderr.write(group_help(group))
         return 2
-    ns = parser.parse_args(args[:1])
+    if args[0] in HELP:
+        sys.stdout.write(group_help(group))
+        return 0
     names = [c.name for c in _spec.COMMANDS if c.group == group]
-    return _unknown("command", ns.command, names, f"otaforge {group}")
+    what = "option" if args[0].startswith("-") else "command"
+    return _unknown(what, args[0], [*names, *HELP] if what == "option" else names,
+                    f"otaforge {group}")
 
 
 def run(cmd: _spec.Cmd, args: list[str]) -> int:
@@ -80,9 +89,11 @@ def run(cmd: _spec.Cmd, args: list[str]) -> int:
 
 def dispatch(args: list[str]) -> int:
     """Run ``otaforge ARGS``; returns the exit code (may raise SystemExit)."""
-    first = args[0] if args else "-h"
+    if not args:
+        return _root([])
+    first = args[0]
     if first.startswith("-"):
-        return _root(args)
+        return _root(args[:1])
     if first in _spec.GROUPS:
         name = args[1] if len(args) > 1 else ""
         cmd = _spec.find(first, name)
