@@ -245,3 +245,22 @@ def test_abbreviated_options_are_refused(capsys: pytest.CaptureFixture[str]) -> 
     """``--rev`` for ``--revoke`` would break the day another ``--rev...`` option is added."""
     assert main(["image", "verify", "--rev", "1", "x.bin"]) == 2
     assert "unknown option" in capsys.readouterr().err
+
+
+def test_only_the_command_run_is_imported(shared_fixtures: Path) -> None:
+    """``image info`` loads its own handler module and no other command's (nor argparse's
+    help machinery for --help, nor any handler at all)."""
+    import sys
+
+    app = shared_fixtures / "esptool" / "esp32-app-template.bin"
+    handlers = sorted({c.handler.partition(":")[0] for c in COMMANDS})
+    code = ("import io, sys; sys.stdout = io.StringIO(); from otaforge.cli.main import main; "
+            "rc = main(sys.argv[1:]); sys.stdout = sys.__stdout__; "
+            f"print(rc, sorted(m for m in {handlers!r} if m in sys.modules), "
+            "'argparse' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for argv, expect in ((["image", "info", str(app)], "0 ['otaforge.cli.image'] True"),
+                         (["--help"], "0 [] False"), (["image", "--help"], "0 [] False")):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                              text=True, env=env, check=False, timeout=60)
+        assert done.stdout.strip() == expect, done.stdout + done.stderr
