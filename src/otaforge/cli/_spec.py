@@ -8,95 +8,35 @@ scripts (:mod:`otaforge.cli._completion`) and ``docs/cli.md`` are all made from 
 ``_``; a positional's own name) and returns the exit code (``None`` means 0). Errors it raises
 are mapped to exit codes in one place, :func:`otaforge.cli._common.handle_errors`.
 
-Adding a command = one :class:`Cmd` entry here + its handler function.
+Adding a command = one :class:`Cmd` entry here (or in ``_spec_server.py``) + its handler.
 
-This module is data only (no imports), because every ``otaforge`` run loads it.
+Data only (the vocabulary is in :mod:`otaforge.cli._model`, the server-side commands in
+:mod:`otaforge.cli._spec_server`): every ``otaforge`` run loads it.
 """
 
 from __future__ import annotations
 
-_KEYWORDS = frozenset({"as", "class", "def", "from", "global", "import", "in", "is", "lambda",
-                       "pass", "with", "yield"})
+from otaforge.cli._model import (
+    ANTI_ROLLBACK,
+    CHIP,
+    FLASH_SIZE_FIT,
+    JSON,
+    KEYFILE,
+    PRIMARY_BOOT,
+    PT_OFFSET,
+    RECOVERY_BOOT,
+    REVOKE,
+    ROLLBACK,
+    SB_VERSION,
+    SECURE,
+    SERVER,
+    TABLE_OFFSET,
+    Cmd,
+    Opt,
+)
+from otaforge.cli._spec_server import SERVER_COMMANDS
 
-
-class Opt:
-    """One option or positional argument.
-
-    ``flags``: ``("--output", "-o")`` for an option, ``("image",)`` for a positional.
-    ``kind``: ``str`` (a value), ``int`` (``lo``/``hi`` inclusive bounds), ``float``, ``flag``
-    (``--x``, true when given) or ``bool`` (``--x/--no-x``). ``many``: repeatable, a list.
-    ``env``: an environment variable that supplies the default (then not required).
-    ``hidden``: accepted and completed, but left out of ``--help`` (e.g. ``--ota-2..15``).
-    ``required``: default True for a positional, False for an option.
-    """
-
-    __slots__ = (
-        "choices",
-        "default",
-        "env",
-        "flags",
-        "help",
-        "hi",
-        "hidden",
-        "kind",
-        "lo",
-        "many",
-        "metavar",
-        "required",
-    )
-
-    def __init__(self, *flags: str, help: str, kind: str = "str",
-                 default: object = None, metavar: str | None = None,
-                 choices: tuple[str, ...] | None = None, required: bool | None = None,
-                 many: bool = False, env: str | None = None, lo: int | float | None = None,
-                 hi: int | None = None, hidden: bool = False) -> None:
-        self.flags = flags
-        self.help = help
-        self.kind = kind
-        self.default = default
-        self.metavar = metavar
-        self.choices = choices
-        self.required = (not flags[0].startswith("-")) if required is None else required
-        self.many = many
-        self.env = env
-        self.lo = lo
-        self.hi = hi
-        self.hidden = hidden
-
-    @property
-    def positional(self) -> bool:
-        """True for a positional argument (its flag has no leading dash)."""
-        return not self.flags[0].startswith("-")
-
-    @property
-    def dest(self) -> str:
-        """The attribute name on the parsed namespace."""
-        if self.positional:
-            return self.flags[0]
-        first = next(f for f in self.flags if f.startswith("--"))
-        name = first[2:].replace("-", "_")
-        return f"{name}_" if name in _KEYWORDS else name
-
-
-class Cmd:
-    """One command: ``otaforge GROUP NAME`` (``group`` empty: ``otaforge NAME``)."""
-
-    __slots__ = ("description", "group", "handler", "help", "name", "options")
-
-    def __init__(self, group: str, name: str, help: str, handler: str,
-                 options: tuple[Opt, ...] = (), description: str = "") -> None:
-        self.group = group
-        self.name = name
-        self.help = help
-        self.handler = handler
-        self.options = options
-        self.description = description
-
-    @property
-    def path(self) -> str:
-        """``"image info"`` (or ``"demo"`` for a top-level command)."""
-        return f"{self.group} {self.name}" if self.group else self.name
-
+__all__ = ["COMMANDS", "GROUPS", "Cmd", "Opt", "find"]
 
 # group -> one-line help (the order here is the order in ``otaforge --help``)
 GROUPS: dict[str, str] = {
@@ -111,47 +51,11 @@ GROUPS: dict[str, str] = {
     "channel": "channels and rollouts on an update server",
 }
 
-# --- options shared by several commands ---------------------------------------------------
-
-JSON = Opt("--json", kind="flag", help="print a JSON report instead of text")
-FLASH_SIZE_FIT = Opt("--flash-size", metavar="SIZE",
-                     help="flash size (1MB..128MB, or e.g. 0x400000): check the table fits")
-TABLE_OFFSET = Opt("--offset", default="0x8000", metavar="ADDR",
-                   help="partition table offset (default 0x8000)")
-PRIMARY_BOOT = Opt("--primary-bootloader-offset", metavar="ADDR",
-                   help="offset of the primary bootloader (for bootloader entries)")
-RECOVERY_BOOT = Opt("--recovery-bootloader-offset", metavar="ADDR",
-                    help="offset of the recovery bootloader")
-SECURE = Opt("--secure", choices=("v1", "v2"),
-             help="app partition sizes suitable for Secure Boot v1 or v2")
-PT_OFFSET = Opt("--partition-table-offset", default="0x8000", metavar="ADDR",
-                help="CONFIG_PARTITION_TABLE_OFFSET (default 0x8000)")
-SB_VERSION = Opt("--version", kind="int", default=2, lo=1, hi=2, metavar="{1,2}",
-                 help="2: Secure Boot v2 (default); 1: v1 signed apps (ESP32), as espsecure")
-KEYFILE = Opt("--keyfile", "--key", "-k", metavar="KEY",
-              help="the key file (espsecure's --keyfile; or give KEY as the argument)")
-SERVER = Opt("--server", required=True, env="OTAFORGE_SERVER", metavar="URL",
-             help="server URL, e.g. https://localhost:8443")
-CA = Opt("--ca", env="OTAFORGE_CA", metavar="PEM",
-         help="CA certificate to pin (DATA/server_cert.pem)")
-ADMIN_TOKEN = Opt("--token", required=True, env="OTAFORGE_TOKEN", metavar="TOKEN",
-                  help="admin token, or @FILE to read it from a file")
-CONNECTION = (SERVER, ADMIN_TOKEN, CA)
-FLEET = Opt("--fleet", required=True, metavar="NAME", help="fleet name")
-CHIP = Opt("--chip", default="esp32", metavar="CHIP", help="target chip (default esp32)")
-ROLLBACK = Opt("--rollback", kind="flag", help="CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE")
-ANTI_ROLLBACK = Opt("--anti-rollback", kind="flag", help="CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK")
-REVOKE = Opt("--revoke", kind="int", many=True, lo=0, hi=2, metavar="N",
-             help="revoked key slot N (SECURE_BOOT_KEY_REVOKEn); repeatable")
-CHANNEL_ARG = Opt("channel", help="channel name, e.g. stable")
-
 _PART = "otaforge.cli.partitions"
 _IMAGE = "otaforge.cli.image"
 _SIGN = "otaforge.cli.image_sign"
 _KEYS = "otaforge.cli.keys"
 _FLASH = "otaforge.cli.flash"
-_MANAGE = "otaforge.cli.manage"
-_SERVER = "otaforge.cli.server"
 
 _OTA_SLOTS = tuple(
     Opt(f"--ota-{n}", metavar="APP", hidden=n > 1,
@@ -362,107 +266,7 @@ COMMANDS: tuple[Cmd, ...] = (
         ), "Run one emulated ESP32 against an update server: power on, check in, download, "
            "reboot, self-test, confirm or roll back. Exit 3 when the download was interrupted "
            "(run again to resume)."),
-    Cmd("device", "add", "register a device; prints its token", f"{_MANAGE}:device_add", (
-        Opt("device_id", help="device id"),
-        FLEET, *CONNECTION,
-        Opt("--channel", default="stable", metavar="NAME", help="channel (default stable)"),
-        Opt("--token-file", metavar="FILE",
-            help="write the device token to this file (mode 0600) instead of printing it"),
-        JSON,
-    ), "Register a device; prints its device token (shown only once)."),
-    Cmd("device", "list", "list devices", f"{_MANAGE}:device_list", (
-        *CONNECTION,
-        Opt("--fleet", metavar="NAME", help="only this fleet's devices"),
-        JSON,
-    ), "List devices with their running version and state."),
-    Cmd("device", "show", "a device's facts, deployments and events",
-        f"{_MANAGE}:device_show", (
-            Opt("device_id", help="device id"), *CONNECTION, JSON,
-        ), "A device's facts, deployments and recent events."),
-    # --- server ----------------------------------------------------------------------------
-    Cmd("server", "init", "create a server data directory", f"{_SERVER}:init", (
-        Opt("--dir", required=True, metavar="DIR", help="server data directory"),
-        Opt("--hostname", many=True, metavar="NAME",
-            help="DNS name or IP for the certificate (repeatable; default localhost, "
-                 "127.0.0.1)"),
-        Opt("--database-url", metavar="URL", help="SQLAlchemy URL (default: SQLite in --dir)"),
-    ), "Create a private CA, a server certificate, the database, blob store and admin "
-       "token."),
-    Cmd("server", "run", "serve the update server over HTTPS", f"{_SERVER}:run", (
-        Opt("--dir", required=True, metavar="DIR", help="server data directory"),
-        Opt("--host", default="127.0.0.1", metavar="ADDR",
-            help="address to listen on (default 127.0.0.1)"),
-        Opt("--port", kind="int", default=8443, lo=1, hi=65535, metavar="PORT",
-            help="TCP port (default 8443)"),
-        Opt("--database-url", env="OTAFORGE_DATABASE_URL", metavar="URL",
-            help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --dir)"),
-        Opt("--max-in-flight", kind="int", default=256, lo=1, metavar="N",
-            help="requests served at once before 503 + Retry-After (default 256)"),
-        Opt("--check-in-interval", kind="int", default=300, lo=1, metavar="SECONDS",
-            help="seconds between device check-ins, a hint (+-20%; default 300)"),
-        Opt("--public-url", metavar="URL",
-            help="base URL written into manifests (default: the request's)"),
-        Opt("--log-level", default="warning", metavar="LEVEL",
-            choices=("critical", "error", "warning", "info", "debug", "trace"),
-            help="critical, error, warning (default), info, debug or trace"),
-    ), "Serve the update server over HTTPS with the certificate from server init."),
-    Cmd("server", "wait", "wait until a server answers", f"{_SERVER}:wait", (
-        SERVER, CA,
-        Opt("--timeout", kind="float", default=30.0, lo=0.0, metavar="SECONDS",
-            help="seconds to wait before giving up (default 30)"),
-    ), "Wait until a server answers (e.g. after 'server run ... &'); exit 3 on timeout."),
-    # --- fleet / release / channel ---------------------------------------------------------
-    Cmd("fleet", "create", "create a fleet; prints its enrollment token",
-        f"{_MANAGE}:fleet_create", (
-            Opt("name", help="fleet name"),
-            Opt("--chip", required=True, metavar="CHIP", help="esptool chip name, e.g. esp32s3"),
-            Opt("--partitions", required=True, metavar="CSV", help="partition table CSV"),
-            *CONNECTION,
-            Opt("--require-signature", many=True, metavar="KEY",
-                help="refuse unsigned images; trust this key (PEM, repeatable; only the "
-                     "public key is sent)"),
-            Opt("--secure-version-bits", kind="int", lo=1, hi=32, metavar="N",
-                help="usable bits of the SECURE_VERSION eFuse (default: the chip's)"),
-            JSON,
-        ), "Create a fleet; prints its enrollment token (shown only once)."),
-    Cmd("fleet", "list", "list fleets", f"{_MANAGE}:fleet_list", (*CONNECTION, JSON),
-        "List the server's fleets."),
-    Cmd("release", "publish", "upload an image as a release", f"{_MANAGE}:release_publish", (
-        Opt("image", help="ESP-IDF app image (.bin)"),
-        FLEET, *CONNECTION,
-        Opt("--channel", metavar="NAME", help="also point this channel at the new release"),
-        JSON,
-    ), "Upload an image; the server refuses it, with the reason, if a check fails."),
-    Cmd("release", "list", "list a fleet's releases", f"{_MANAGE}:release_list", (
-        FLEET, *CONNECTION, JSON,
-    ), "List a fleet's releases."),
-    Cmd("release", "abort", "abort one device's deployment", f"{_MANAGE}:release_abort", (
-        Opt("deployment", kind="int", lo=1, help="deployment id (see device show)"),
-        *CONNECTION,
-        Opt("--reason", metavar="TEXT", help="why (kept in the device's history)"),
-        JSON,
-    ), "Abort one device's deployment: its later reports get 409 and it is not offered "
-       "again."),
-    Cmd("channel", "set", "point a channel at a release", f"{_MANAGE}:channel_set", (
-        CHANNEL_ARG,
-        Opt("release", help="release id, version or sha256"),
-        FLEET, *CONNECTION, JSON,
-    ), "Point a channel of a fleet at a release."),
-    Cmd("channel", "rollout", "set or show a channel's rollout limits",
-        f"{_MANAGE}:channel_rollout", (
-            CHANNEL_ARG, FLEET, *CONNECTION,
-            Opt("--max-in-flight", kind="int", lo=1, metavar="N",
-                help="at most this many devices mid-update at once"),
-            Opt("--failure-threshold", kind="int", lo=0, metavar="N",
-                help="pause when more deployments than this fail or roll back"),
-            Opt("--percent", kind="int", lo=1, hi=100, metavar="1..100",
-                help="offer the release only to this share of the channel's devices"),
-            Opt("--show", kind="flag", help="only show the current settings"),
-            JSON,
-        ), "Set a channel's rollout limits (an option left out is lifted), or --show them."),
-    Cmd("channel", "resume", "resume a paused rollout", f"{_MANAGE}:channel_resume", (
-        CHANNEL_ARG, FLEET, *CONNECTION, JSON,
-    ), "Resume a rollout the failure threshold paused (its failure count restarts at 0)."),
+    *SERVER_COMMANDS,
     # --- top-level commands ----------------------------------------------------------------
     Cmd("", "demo", "run the whole OTA flow end to end on built-in defaults",
         "otaforge.cli.demo:demo", (
