@@ -13,8 +13,13 @@ import sys
 from otaforge.cli._spec import COMMANDS, GROUPS, Cmd, Opt
 
 
+def _spellings(opt: Opt) -> list[str]:
+    """Every flag of ``opt``, with ``--no-X`` for a ``--X/--no-X`` option."""
+    return [*opt.flags, f"--no-{opt.flags[0][2:]}"] if opt.kind == "bool" else list(opt.flags)
+
+
 def _flags(cmd: Cmd) -> list[str]:
-    return [f for o in cmd.options if not o.positional for f in o.flags] + ["-h", "--help"]
+    return [f for o in cmd.options if not o.positional for f in _spellings(o)] + ["-h", "--help"]
 
 
 def _choices(cmd: Cmd) -> list[tuple[Opt, str]]:

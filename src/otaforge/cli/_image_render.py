@@ -65,8 +65,11 @@ def _chip_name(image: AppImage) -> str:
     return spec.name if spec else f"unknown-{image.header.chip_id}"
 
 
-def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
-    """The JSON-able report of ``image info`` (keys are the documented ``--json`` keys)."""
+def image_report(data: bytes, image: AppImage, file_hash: bool = True) -> dict[str, Any]:
+    """The JSON-able report of ``image info`` (keys are the documented ``--json`` keys).
+
+    ``file_hash=False`` leaves ``file_sha256`` None (the text report does not show it).
+    """
     spec = image.chip
     hdr = image.header
     segments = [
@@ -100,7 +103,7 @@ def image_report(data: bytes, image: AppImage) -> dict[str, Any]:
         "image_hash": image.sha256.hex() if image.sha256 is not None else None,
         "calc_image_hash": image.calc_sha256.hex() if image.calc_sha256 is not None else None,
         "hash_valid": image.hash_valid,
-        "file_sha256": _file_sha256(data),
+        "file_sha256": _file_sha256(data) if file_hash else None,
         "app_desc": desc.to_json() if desc else None,
         "signature_blocks": blocks,
         "sbv1_signature": sbv1,

@@ -27,7 +27,7 @@ def run_info(path: str, as_json: bool) -> tuple[str, int]:
     data = read_file(path, "app image")
     image = AppImage.from_bytes(data, check=False)
     check_esp32_family(image.header, known_chip=True)  # esptool: an unknown chip id is ESP8266
-    report = image_report(data, image)
+    report = image_report(data, image, file_hash=as_json)
     text = render_json(report) if as_json else render_text(report, image, image.chip)
     return text, EXIT_OK if is_valid(report) else EXIT_FAILED
 
