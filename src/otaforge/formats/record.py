@@ -7,7 +7,9 @@ methods ``@dataclass(frozen=True)`` makes -- ``__init__`` (fields in order, defa
 that refuse (:class:`FrozenInstanceError`), ``__match_args__``. Only ``__init__`` is compiled
 per class (as dataclasses does, for speed); the other methods are shared and read the
 class's field tuples. :func:`field` takes ``default``,
-``default_factory``, ``compare`` and ``repr``; :func:`replace` is ``dataclasses.replace``.
+``default_factory``, ``compare`` and ``repr``; :func:`replace` is ``dataclasses.replace``
+(which, like ``dataclasses.fields`` and ``asdict``, also works on records: they get a
+``__dataclass_fields__`` made on demand).
 Type checkers see a frozen dataclass (PEP 681 ``dataclass_transform``).
 
 Not supported (the format modules do not use them): ``init=False`` fields, ``InitVar``,
@@ -121,6 +123,28 @@ def _delattr(self: object, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+class _DataclassFields:
+    """``__dataclass_fields__`` on demand, so ``dataclasses.replace``/``fields``/``asdict``
+    (and type checkers' view of a dataclass) work on records too. ``dataclasses`` is imported
+    only when something asks."""
+
+    def __get__(self, obj: object, owner: type) -> dict[str, Any]:
+        import dataclasses
+
+        out: dict[str, Any] = {}
+        for f in owner.__record_fields__:  # type: ignore[attr-defined]
+            spec: Any = dataclasses.field(
+                default=dataclasses.MISSING if f.default is _MISSING else f.default,
+                default_factory=(dataclasses.MISSING if f.default_factory is _MISSING
+                                 else f.default_factory),
+                compare=f.compare, repr=f.repr)
+            spec.name = f.name
+            spec.type = owner.__annotations__.get(f.name, "")
+            spec._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+            out[f.name] = spec
+        return out
+
+
 def _make(cls: type[T]) -> type[T]:
     fields = _fields(cls)
     scope: dict[str, object] = {"_set": object.__setattr__, "_MISSING": _MISSING}
@@ -139,6 +163,8 @@ def _make(cls: type[T]) -> type[T]:
             continue  # what the class body defines wins, as with dataclasses
         setattr(cls, name, method)
     cls.__record_fields__ = tuple(fields)  # type: ignore[attr-defined]
+    if "__dataclass_fields__" not in own:
+        cls.__dataclass_fields__ = _DataclassFields()  # type: ignore[attr-defined]
     cls.__record_repr__ = tuple(f.name for f in fields if f.repr)  # type: ignore[attr-defined]
     cls.__record_key__ = _getter(tuple(f.name for f in fields if f.compare))  # type: ignore[attr-defined]
     setattr(cls, "__match_args__", tuple(f.name for f in fields))  # noqa: B010
