@@ -4,9 +4,9 @@
 of every ``otaforge`` start, more than parsing a partition table. ``@record`` makes the same
 methods ``@dataclass(frozen=True)`` makes -- ``__init__`` (fields in order, defaults),
 ``__repr__``, ``__eq__``/``__hash__`` over the compared fields, ``__setattr__``/``__delattr__``
-that refuse (:class:`FrozenInstanceError`), ``__match_args__``. Only ``__init__`` is compiled
-per class (as dataclasses does, for speed); the other methods are shared and read the
-class's field tuples. :func:`field` takes ``default``,
+that refuse (:class:`FrozenInstanceError`), ``__match_args__``. Nothing is compiled per class
+(dataclasses compiles each ``__init__``: ~0.3 ms a class): the methods are shared and read
+the class's field tuples. :func:`field` takes ``default``,
 ``default_factory``, ``compare`` and ``repr``; :func:`replace` is ``dataclasses.replace``
 (which, like ``dataclasses.fields`` and ``asdict``, also works on records: they get a
 ``__dataclass_fields__`` made on demand).
@@ -76,17 +76,39 @@ def _fields(cls: type) -> list[Field]:
     return list(found.values())
 
 
-def _init_source(fields: list[Field]) -> str:
-    params, body = ["self"], []
-    for f in fields:
-        if f.default_factory is not _MISSING:
-            params.append(f"{f.name}=_MISSING")
-            body.append(f"  _set(self, {f.name!r}, _factory_{f.name}() if {f.name} is _MISSING "
-                        f"else {f.name})")
+class _Factory:
+    """A ``default_factory`` in a class's defaults tuple."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+
+def _init(self: object, *args: object, **kwargs: object) -> None:
+    """``__init__(field0, field1, ...)`` of every record: positional or keyword, in order."""
+    cls = type(self)
+    names: tuple[str, ...] = cls.__record_names__  # type: ignore[attr-defined]
+    defaults: tuple[object, ...] = cls.__record_defaults__  # type: ignore[attr-defined]
+    given = len(args)
+    if given > len(names):
+        raise TypeError(f"{cls.__name__}() takes {len(names)} positional arguments but "
+                        f"{given} were given")
+    values = self.__dict__
+    values.update(zip(names, args, strict=False))  # fewer args than names: the rest below
+    for index in range(given, len(names)):
+        name = names[index]
+        if name in kwargs:
+            values[name] = kwargs.pop(name)
             continue
-        params.append(f"{f.name}=_default_{f.name}" if f.default is not _MISSING else f.name)
-        body.append(f"  _set(self, {f.name!r}, {f.name})")
-    return "\n".join([f"def __init__({', '.join(params)}):", *(body or ["  pass"])])
+        default = defaults[index]
+        if default is _MISSING:
+            raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
+        values[name] = default.make() if type(default) is _Factory else default
+    if kwargs:
+        name = next(iter(kwargs))
+        how = "multiple values for" if name in names else "an unexpected keyword"
+        raise TypeError(f"{cls.__name__}() got {how} argument {name!r}")
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[object, ...]]:
@@ -147,14 +169,7 @@ class _DataclassFields:
 
 def _make(cls: type[T]) -> type[T]:
     fields = _fields(cls)
-    scope: dict[str, object] = {"_set": object.__setattr__, "_MISSING": _MISSING}
-    for f in fields:
-        scope[f"_default_{f.name}"] = f.default
-        scope[f"_factory_{f.name}"] = f.default_factory
-    exec(compile(_init_source(fields), f"<record {cls.__qualname__}>", "exec"), scope)
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-    methods = {"__init__": init, "__repr__": _repr, "__eq__": _eq, "__hash__": _hash,
+    methods = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": _hash,
                "__setattr__": _setattr, "__delattr__": _delattr}
     own = cls.__dict__
     explicit_hash = own.get("__hash__") is not None
@@ -163,6 +178,10 @@ def _make(cls: type[T]) -> type[T]:
             continue  # what the class body defines wins, as with dataclasses
         setattr(cls, name, method)
     cls.__record_fields__ = tuple(fields)  # type: ignore[attr-defined]
+    cls.__record_names__ = tuple(f.name for f in fields)  # type: ignore[attr-defined]
+    cls.__record_defaults__ = tuple(  # type: ignore[attr-defined]
+        _Factory(f.default_factory) if f.default_factory is not _MISSING  # type: ignore[arg-type]
+        else f.default for f in fields)
     if "__dataclass_fields__" not in own:
         cls.__dataclass_fields__ = _DataclassFields()  # type: ignore[attr-defined]
     cls.__record_repr__ = tuple(f.name for f in fields if f.repr)  # type: ignore[attr-defined]
