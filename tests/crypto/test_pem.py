@@ -35,3 +35,8 @@ def test_rsa_with_other_sizes_and_exponents() -> None:
     for size, exponent in ((1024, 3), (2048, 65537)):
         key = rsa.generate_private_key(public_exponent=exponent, key_size=size)
         assert private_key_pem(key) == _reference(key)
+
+
+def test_other_curves_go_through_cryptography() -> None:
+    key = ec.generate_private_key(ec.SECP521R1())
+    assert private_key_pem(key) == _reference(key)

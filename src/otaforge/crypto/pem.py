@@ -72,7 +72,16 @@ def ec_private_der(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def private_key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    """The unencrypted traditional-OpenSSL PEM of ``key`` (as espsecure writes it)."""
+    """The unencrypted traditional-OpenSSL PEM of ``key`` (as espsecure writes it).
+
+    A curve Secure Boot does not use (no OID here) goes through cryptography itself.
+    """
     if isinstance(key, rsa.RSAPrivateKey):
         return _pem("RSA PRIVATE KEY", rsa_private_der(key))
+    if key.curve.name not in _CURVE_OIDS:
+        from cryptography.hazmat.primitives import serialization
+
+        return key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption())
     return _pem("EC PRIVATE KEY", ec_private_der(key))
