@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,10 +127,10 @@ def main(argv: list[str]) -> int:
                       f"{_pct(gen, len(new)):>9} {_pct(floor, len(new)):>8} {nh} | "
                       f"{_pct(lz, len(new)):>7} {_pct(zs, len(new)):>7} "
                       f"{_pct(hs, len(new)):>8}")
-                make = _median_pair(args.rounds, lambda b=base, n=new: create_patch(b, n),
-                                    lambda b=base, n=new: detools_patch(b, n))
-                use = _median_pair(args.rounds, lambda b=base, p=ours: apply_patch(b, p),
-                                   lambda b=base, p=ours: _detools_apply(b, p))
+                make = _median_pair(args.rounds, partial(create_patch, base, new),
+                                    partial(detools_patch, base, new))
+                use = _median_pair(args.rounds, partial(apply_patch, base, ours),
+                                   partial(_detools_apply, base, ours))
                 timings.append((name, make, use))
     print()
     print(f"time (median of {args.rounds}, interleaved)")
