@@ -7,6 +7,7 @@ devices' :class:`~otaforge.device.emulator.Clock` and the server's clock seam (`
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Protocol
 
@@ -69,3 +70,17 @@ class WallClock:
         delay = when - self.now()
         if delay > 0:
             time.sleep(delay)
+
+
+class ServerTime:
+    """The server's clock seam (:class:`otaforge.server.clock.Clock`) reading a fleet clock:
+    aware UTC datetimes, ``origin`` plus the fleet clock's seconds."""
+
+    def __init__(self, clock: FleetClock,
+                 origin: dt.datetime = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) -> None:
+        self.clock = clock
+        self.origin = origin
+
+    def now(self) -> dt.datetime:
+        """The fleet clock's time as the server sees it."""
+        return self.origin + dt.timedelta(seconds=self.clock.now())

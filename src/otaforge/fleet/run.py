@@ -21,7 +21,7 @@ from pathlib import Path
 from otaforge.agent.httpx_fetcher import HttpxFetcher
 from otaforge.client.management import ManagementClient
 from otaforge.errors import InputError
-from otaforge.fleet.clock import FleetClock, SimClock, WallClock
+from otaforge.fleet.clock import FleetClock, ServerTime, SimClock, WallClock
 from otaforge.fleet.driver import ChannelDriver
 from otaforge.fleet.engine import Engine, ProgressSink
 from otaforge.fleet.network import SimFetcher
@@ -93,7 +93,7 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
     clock: FleetClock = WallClock() if spec.server else SimClock()
     population = Population(spec.partitions_csv, images, spec.scenario, spec.seed, clock)
     with ExitStack() as stack:
-        target = stack.enter_context(_server(spec))
+        target = stack.enter_context(_server(spec, clock))
         admin = target.admin
         enroll = admin.create_fleet(target.fleet, CHIP, spec.partitions_csv)["enrollment_token"]
         old_id = int(admin.publish(target.fleet, images.old)["id"])
@@ -121,7 +121,7 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
 
 
 @contextmanager
-def _server(spec: SimSpec) -> Iterator[_Target]:
+def _server(spec: SimSpec, clock: FleetClock) -> Iterator[_Target]:
     """The server the devices talk to: the remote one, or one started here."""
     if spec.server is not None:
         remote = spec.server
@@ -135,7 +135,8 @@ def _server(spec: SimSpec) -> Iterator[_Target]:
     from otaforge.demo.local_server import LocalServer
 
     shm = Path("/dev/shm")
-    with tempfile.TemporaryDirectory(prefix="otaforge-fleet-",
-                                     dir=shm if shm.is_dir() else None) as tmp, \
-            LocalServer(Path(tmp) / "server") as info, info.admin() as admin:
+    where = shm if shm.is_dir() else None  # a throwaway database: no fsync to a disk
+    with tempfile.TemporaryDirectory(prefix="otaforge-fleet-", dir=where) as tmp, \
+            LocalServer(Path(tmp) / "server", clock=ServerTime(clock)) as info, \
+            info.admin() as admin:
         yield _Target(info.url, admin, info.ca_pem, "sim")
