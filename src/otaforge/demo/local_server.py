@@ -19,6 +19,7 @@ import uvicorn
 from otaforge.client.management import ManagementClient
 from otaforge.errors import OtaforgeError
 from otaforge.server.app import create_app
+from otaforge.server.clock import Clock
 from otaforge.server.lifecycle import init_server
 from otaforge.server.settings import Settings
 
@@ -64,11 +65,15 @@ class LocalServer:
     Args:
         data_dir: the server's data directory.
         settings: overrides (default: :class:`Settings` for ``data_dir``).
+        clock: where the server reads the time (default: the wall clock; a simulator passes
+            a :class:`~otaforge.server.clock.ManualClock` to run it in virtual time).
     """
 
-    def __init__(self, data_dir: Path, settings: Settings | None = None) -> None:
+    def __init__(self, data_dir: Path, settings: Settings | None = None,
+                 clock: Clock | None = None) -> None:
         self.data_dir = data_dir
         self.settings = settings or Settings(data_dir=data_dir)
+        self.clock = clock
         self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -81,7 +86,7 @@ class LocalServer:
         """
         if not self.settings.ca_cert_path.exists():
             init_server(self.data_dir)
-        app = create_app(self.settings)
+        app = create_app(self.settings, clock=self.clock)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
                                 ssl_certfile=str(self.settings.tls_cert_path),
                                 ssl_keyfile=str(self.settings.tls_key_path),
