@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -158,6 +159,7 @@ class Rollout(Base):
     """
 
     __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_channel", "fleet_id", "channel"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
     channel: Mapped[str] = mapped_column(String(64))
