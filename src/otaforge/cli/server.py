@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from otaforge.cli._common import handle_errors
+from otaforge.server.extras import require_server
 
 DataDir = Annotated[Path, typer.Option("--dir", help="Server data directory.")]
 
@@ -24,6 +25,7 @@ def init(
     from otaforge.server.lifecycle import init_server
 
     with handle_errors():
+        require_server("otaforge server init")
         result = init_server(data_dir, hostname, database_url)
     typer.echo(f"created {result.data_dir}")
     typer.echo(f"  CA certificate (embed in firmware): {result.ca_cert}")
@@ -59,6 +61,7 @@ def run(
                         max_in_flight=max_in_flight, check_in_interval_s=check_in_interval,
                         public_url=public_url)
     with handle_errors():
+        require_server("otaforge server run")
         check_setup(settings)
         typer.echo(f"otaforge server on https://{host}:{port} (data {data_dir})", err=True)
         run_server(settings, host, port, log_level)

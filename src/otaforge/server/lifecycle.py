@@ -10,6 +10,7 @@ from pathlib import Path
 from otaforge.errors import Conflict, InputError
 from otaforge.fsutil import atomic_write, ensure_dir, first_file_parent
 from otaforge.server.auth import new_token
+from otaforge.server.extras import require_database
 from otaforge.server.pki import create_pki
 from otaforge.server.settings import Settings
 
@@ -45,10 +46,11 @@ def init_server(data_dir: Path, hostnames: list[str] | None = None,
     if present:
         raise Conflict(f"{data_dir} already holds a server setup ({', '.join(present)}); "
                        "refusing to overwrite it: pick an empty --dir")
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    require_database(settings.url)
     from otaforge.server.db import make_engine, migrate
 
     pki = create_pki(hostnames)
-    settings = Settings(data_dir=data_dir, database_url=database_url)
     engine = make_engine(settings.url)  # a bad URL is refused before anything is written
     made_dir = not data_dir.exists()
     try:
@@ -109,6 +111,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8443,
                log_level: str = "warning") -> None:
     """Serve HTTPS with uvicorn until interrupted."""
+    require_database(settings.url)
     import uvicorn
 
     from otaforge.server.app import create_app
