@@ -14,7 +14,7 @@ from otaforge.server import checkin, service
 from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
 from otaforge.server.checkin import NEXT_CHECK_IN
-from otaforge.server.deps import caller, get_store
+from otaforge.server.deps import device_caller, get_store
 from otaforge.server.download import FirmwareResponse, etag_of
 from otaforge.server.ranges import none_match
 from otaforge.server.schemas import (
@@ -45,7 +45,7 @@ HINT_HEADER = {NEXT_CHECK_IN: {"description": "seconds until the next check-in (
                         **PROBLEMS},
              tags=["device"])
 async def check_in(device_id: DeviceId, body: CheckIn, request: Request, response: Response,
-                   who: Principal = Depends(caller),
+                   who: Principal = Depends(device_caller),
                    store: Store = Depends(get_store)) -> Response | Manifest:
     """Report the running firmware; 200 with a manifest when an update is due, else 204.
 
@@ -66,7 +66,7 @@ async def check_in(device_id: DeviceId, body: CheckIn, request: Request, respons
                         **PROBLEMS},
              tags=["device"])
 async def report(device_id: DeviceId, body: Report, response: Response,
-                 who: Principal = Depends(caller),
+                 who: Principal = Depends(device_caller),
                  store: Store = Depends(get_store)) -> ReportAck:
     """Record a progress or outcome report; replaying an event id changes nothing (200)."""
     store.authorize_device(who, device_id)
@@ -80,8 +80,6 @@ async def report(device_id: DeviceId, body: Report, response: Response,
 
 
 def _firmware_allowed(store: Store, who: Principal, sha256: str) -> bool:
-    if who.is_admin:
-        return store.any_release_has_blob(sha256)
     return who.fleet_id is not None and store.may_read(who.fleet_id, sha256)
 
 
@@ -112,7 +110,7 @@ FIRMWARE_ROUTE: dict[str, Any] = {"tags": ["device"], "responses": FIRMWARE_RESP
 
 @router.head("/firmware/{sha256}.bin", operation_id="firmware_head", **FIRMWARE_ROUTE)
 @router.get("/firmware/{sha256}.bin", operation_id="firmware_get", **FIRMWARE_ROUTE)
-async def firmware(sha256: str, request: Request, who: Principal = Depends(caller),
+async def firmware(sha256: str, request: Request, who: Principal = Depends(device_caller),
                    store: Store = Depends(get_store), range_: RangeHeader = None,
                    if_range: IfRangeHeader = None,
                    if_none_match: IfNoneMatchHeader = None) -> FirmwareResponse:
@@ -147,7 +145,7 @@ async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: Device
                     request: Request,
                     version: Annotated[str | None, Query(max_length=32,
                                        description="the running app's version")] = None,
-                    who: Principal = Depends(caller),
+                    who: Principal = Depends(device_caller),
                     store: Store = Depends(get_store), range_: RangeHeader = None,
                     if_range: IfRangeHeader = None,
                     if_none_match: IfNoneMatchHeader = None) -> Response | FirmwareResponse:

@@ -141,9 +141,7 @@ class DeviceStore:
             if self._has_own_token(device_id):  # the shared token must not impersonate it
                 raise forbidden(f"device {device_id!r} has its own device token; use it")
             return info
-        if info is None:
-            raise NotFound(f"no device {device_id!r}")
-        return info
+        raise forbidden("only a device or enrollment token acts for a device")
 
     def _has_own_token(self, device_id: str) -> bool:
         """True when the device was registered with its own device token (cached briefly)."""
@@ -363,10 +361,6 @@ class DeviceStore:
         with self.sessions() as s:
             return s.scalar(select(Release.id).where(Release.fleet_id == fleet_id,
                                                      Release.sha256 == sha256)) is not None
-
-    def any_release_has_blob(self, sha256: str) -> bool:
-        with self.sessions() as s:
-            return s.scalar(select(Release.id).where(Release.sha256 == sha256)) is not None
 
 
 def _bind(name: str) -> Any:
