@@ -200,15 +200,18 @@ def test_bad_check_in_body_is_422_problem(api: TestClient, fleet: str, name: str
 def test_stock_ota_serves_then_304(api: TestClient, fleet: str, image_v1: bytes) -> None:
     rel = publish(api, image_v1)
     url = "/ota/f1/stock1.bin"
-    r = api.get(url, headers=auth(fleet))
-    assert r.status_code == 200 and r.content == image_v1
-    assert r.headers["etag"] == f'"{rel["sha256"]}"'
+    head = api.head(url, headers=auth(fleet))
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(image_v1))
     inm = api.get(url, headers={**auth(fleet), "if-none-match": f'"{rel["sha256"]}"'})
     assert inm.status_code == 304
     assert api.get(url + "?version=1.0.0", headers=auth(fleet)).status_code == 304
-    assert api.get(url + "?version=0.9", headers=auth(fleet)).status_code == 200
-    head = api.head(url, headers=auth(fleet))
-    assert head.status_code == 200 and head.headers["content-length"] == str(len(image_v1))
+    r = api.get(url + "?version=0.9", headers=auth(fleet))
+    assert r.status_code == 200 and r.content == image_v1
+    assert r.headers["etag"] == f'"{rel["sha256"]}"'
+    # downloaded completely: never served to it again, whatever version it claims
+    again = api.get(url + "?version=0.9", headers=auth(fleet))
+    assert (again.status_code, again.headers["etag"]) == (304, f'"{rel["sha256"]}"')
+    assert api.get(url, headers=auth(fleet)).status_code == 304
 
 
 def test_stock_ota_304_from_last_check_in(api: TestClient, fleet: str, image_v1: bytes) -> None:

@@ -19,7 +19,7 @@ import uvicorn
 from otaforge.client.management import ManagementClient
 from otaforge.errors import OtaforgeError
 from otaforge.server.app import create_app
-from otaforge.server.lifecycle import init_server
+from otaforge.server.lifecycle import init_server, uvicorn_config
 from otaforge.server.settings import Settings
 
 START_TIMEOUT_S = 20.0
@@ -82,11 +82,8 @@ class LocalServer:
         if not self.settings.ca_cert_path.exists():
             init_server(self.data_dir)
         app = create_app(self.settings)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
-                                ssl_certfile=str(self.settings.tls_cert_path),
-                                ssl_keyfile=str(self.settings.tls_key_path),
-                                lifespan="on", timeout_keep_alive=30, access_log=False,
-                                timeout_graceful_shutdown=2)
+        config = uvicorn_config(app, self.settings, "127.0.0.1", self.port, "error",
+                                access_log=False, timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="otaforge-server",
                                         daemon=True)
