@@ -23,6 +23,7 @@ from otaforge.server.lifecycle import init_server, uvicorn_config
 from otaforge.server.settings import Settings
 
 START_TIMEOUT_S = 20.0
+LOOPBACK_CONNECTIONS = 100_000
 
 
 def free_port() -> int:
@@ -63,12 +64,17 @@ class LocalServer:
 
     Args:
         data_dir: the server's data directory.
-        settings: overrides (default: :class:`Settings` for ``data_dir``).
+        settings: overrides (default: :class:`Settings` for ``data_dir``, without the
+            per-address connection limit).
     """
 
     def __init__(self, data_dir: Path, settings: Settings | None = None) -> None:
         self.data_dir = data_dir
-        self.settings = settings or Settings(data_dir=data_dir)
+        # every client of a loopback server is an emulated device on this machine, all from
+        # 127.0.0.1 (a power-cut sweep leaves many connections half-open), so the
+        # per-address connection limit meant for the internet is lifted here
+        self.settings = settings or Settings(data_dir=data_dir,
+                                             max_connections_per_client=LOOPBACK_CONNECTIONS)
         self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
