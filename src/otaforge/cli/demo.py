@@ -38,6 +38,10 @@ def demo(
         "(default: a temporary directory, removed at the end).")] = None,
 ) -> None:
     """Run the seed's OTA flow end to end: server, signed images, an emulated ESP32."""
+    from otaforge.server.extras import require_server
+
+    with handle_errors():
+        require_server("otaforge demo")
     from otaforge.demo.run import TimelineEvent, run_demo
 
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):

@@ -99,11 +99,14 @@ def release_publish(
     fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
     channel: Annotated[str | None, typer.Option(
         "--channel", help="Also point this channel at the new release.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Point --channel at it even if some of its devices' eFuse "
+        "secure_version would refuse it.")] = False,
     as_json: Json = False,
 ) -> None:
     """Upload an image; the server refuses it, with the reason, if a check fails."""
     with handle_errors(), _client(server, ca, token) as client:
-        out = client.publish(fleet, read_input(image, "image"), channel)
+        out = client.publish(fleet, read_input(image, "image"), channel, force)
     if as_json:
         typer.echo(json.dumps({"sha256": out["sha256"], "version": out["version"]}))
         return
@@ -148,10 +151,13 @@ def channel_set(
     channel: Annotated[str, typer.Argument(help="Channel name, e.g. stable.")],
     release: Annotated[str, typer.Argument(help="Release id, version or sha256.")],
     fleet: FleetOpt, server: Server, token: Token, ca: Ca = None, as_json: Json = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Even if some of its devices' eFuse secure_version would refuse "
+        "the release.")] = False,
 ) -> None:
     """Point a channel of a fleet at a release."""
     with handle_errors(), _client(server, ca, token) as client:
-        out = client.set_channel(fleet, channel, release)
+        out = client.set_channel(fleet, channel, release, force)
     _print(out, as_json, [f"{fleet}/{out['name']} -> release {out['release_id']} "
                           f"({out['version']})"])
 
@@ -227,7 +233,27 @@ def device_add(
             atomic_write_text(token_file, out["token"] + "\n", mode=0o600)
     shown = (f"device token written to {token_file}" if token_file is not None
              else f"device token: {out['token']}")
-    _print(out, as_json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown])
+    _print(out, as_json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown,
+                          f"download URL (no header needed; keep it secret): "
+                          f"{out['download_url']}"])
+
+
+def device_download_url(
+    device_id: Annotated[str, typer.Argument(help="Device id.")],
+    server: Server, token: Token, ca: Ca = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="End the URL without issuing "
+                                         "a new one.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Issue a new download URL for a device (the old one stops working), or --revoke it."""
+    with handle_errors(), _client(server, ca, token) as client:
+        if revoke:
+            client.revoke_download_url(device_id)
+            out: dict[str, Any] = {"device_id": device_id, "download_url": None}
+        else:
+            out = client.rotate_download_url(device_id)
+    _print(out, as_json, [f"device {device_id}: download URL revoked" if revoke else
+                          f"device {device_id}: download URL {out['download_url']}"])
 
 
 def device_list(server: Server, token: Token, ca: Ca = None,
@@ -261,6 +287,7 @@ def register_device_admin(app: typer.Typer) -> None:
     app.command("add")(device_add)
     app.command("list")(device_list)
     app.command("show")(device_show)
+    app.command("download-url")(device_download_url)
 
 
 # cli/main.py calls register_<group>: listing this module under the "device" group is enough

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from otaforge.cli._common import handle_errors
+from otaforge.server.extras import require_server
 
 DataDir = Annotated[Path, typer.Option("--dir", help="Server data directory.")]
 
@@ -24,6 +25,7 @@ def init(
     from otaforge.server.lifecycle import init_server
 
     with handle_errors():
+        require_server("otaforge server init")
         result = init_server(data_dir, hostname, database_url)
     typer.echo(f"created {result.data_dir}")
     typer.echo(f"  CA certificate (embed in firmware): {result.ca_cert}")
@@ -49,6 +51,18 @@ def run(
     public_url: Annotated[str | None, typer.Option(
         "--public-url", help="Base URL written into manifests (default: the request's).")
     ] = None,
+    max_connections_per_client: Annotated[int, typer.Option(
+        "--max-connections-per-client", min=1,
+        help="Connections one client address may hold open.")] = 64,
+    header_timeout: Annotated[float, typer.Option(
+        "--header-timeout", min=0.1, help="Seconds a client has to send request headers.")
+    ] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        "--body-timeout", min=0.1, help="Seconds a client has to send a request body.")
+    ] = 30.0,
+    upload_timeout: Annotated[float, typer.Option(
+        "--upload-timeout", min=0.1, help="Seconds for the body of a release upload.")
+    ] = 300.0,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
 ) -> None:
     """Serve the update server over HTTPS with the certificate from ``server init``."""
@@ -57,8 +71,11 @@ def run(
 
     settings = Settings(data_dir=data_dir, database_url=database_url,
                         max_in_flight=max_in_flight, check_in_interval_s=check_in_interval,
-                        public_url=public_url)
+                        public_url=public_url, header_timeout_s=header_timeout,
+                        body_timeout_s=body_timeout, upload_timeout_s=upload_timeout,
+                        max_connections_per_client=max_connections_per_client)
     with handle_errors():
+        require_server("otaforge server run")
         check_setup(settings)
         typer.echo(f"otaforge server on https://{host}:{port} (data {data_dir})", err=True)
         run_server(settings, host, port, log_level)

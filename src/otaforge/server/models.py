@@ -100,6 +100,10 @@ class Device(Base):
     fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
     channel: Mapped[str] = mapped_column(String(64), default="stable")
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    # SHA-256 of the secret in the device's header-less download URL /dl/<secret>.bin
+    # (migration 0003); None: no such URL (never issued, or revoked)
+    download_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                             nullable=True)
     running_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     running_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     running_partition: Mapped[str | None] = mapped_column(String(16), nullable=True)

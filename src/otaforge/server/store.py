@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from otaforge.errors import Conflict, InputError, NotFound, Unauthorized
+from otaforge.errors import Conflict, InputError, NotFound, RefusalCode, Unauthorized
 from otaforge.formats.chips import sbv2_schemes_text
 from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 from otaforge.server import service
@@ -27,6 +27,7 @@ from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, to
 from otaforge.server.blobs import BlobStore
 from otaforge.server.clock import SYSTEM_CLOCK, Clock
 from otaforge.server.db import session_factory
+from otaforge.server.download_urls import DownloadSecrets
 from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
@@ -52,6 +53,11 @@ class Store(DeviceStore):
         self._own_token = TTLCache(CACHE_TTL_S)
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_lock = threading.Lock()
+        self.downloads = DownloadSecrets(engine, self.sessions)
+
+    def download_device(self, secret: str) -> str | None:
+        """The device whose download URL carries ``secret``, or None."""
+        return self.downloads.device(secret)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -150,15 +156,23 @@ class Store(DeviceStore):
 
     # --- releases -------------------------------------------------------------------------
 
-    def publish(self, fleet_name: str, data: bytes,
-                channel: str | None = None) -> tuple[Release, bool]:
+    def publish(self, fleet_name: str, data: bytes, channel: str | None = None,
+                force: bool = False) -> tuple[Release, bool]:
         """Check and store an image as a release; returns (release, created).
 
         Re-publishing the same bytes to the same fleet returns the existing release.
+
+        Raises:
+            Conflict: (reason ``secure_version``) ``channel`` has devices whose eFuse
+                secure_version would refuse the image, and not ``force``; nothing is stored.
         """
         with self.sessions() as s:
             fleet = self.fleet(s, fleet_name)
         checked = service.check_upload(data, self.policy(fleet))
+        if channel and not force:
+            self.flush()
+            with self.sessions() as s:
+                self._refuse_downgrade(s, fleet, channel, checked.secure_version)
         self.blobs.put(data)
         created = True
         try:
@@ -176,8 +190,27 @@ class Store(DeviceStore):
                 release = s.scalars(select(Release).where(
                     Release.fleet_id == fleet.id, Release.sha256 == checked.sha256)).one()
         if channel:
-            self.set_channel(fleet_name, channel, str(release.id))
+            self.set_channel(fleet_name, channel, str(release.id), force=force)
         return release, created
+
+    def _refuse_downgrade(self, s: Session, fleet: Fleet, channel: str,
+                          secure_version: int) -> None:
+        """Conflict when devices of the channel burned a secure_version above ``secure_version``
+        (they would refuse the release: anti-rollback), naming a few of them."""
+        above = Device.efuse_secure_version > secure_version
+        where = (Device.fleet_id == fleet.id, Device.channel == channel, above)
+        count = s.scalar(select(func.count(Device.id)).where(*where)) or 0
+        if not count:
+            return
+        worst = s.execute(select(Device.id, Device.efuse_secure_version).where(*where)
+                          .order_by(Device.efuse_secure_version.desc(), Device.id)
+                          .limit(3)).all()
+        named = ", ".join(f"{d} has {v}" for d, v in worst)
+        raise Conflict(f"{count} device(s) on channel {channel!r} of fleet {fleet.name!r} burned "
+                       f"an eFuse secure_version above this release's {secure_version} and "
+                       f"would refuse it ({named}); publish an image with secure_version >= "
+                       f"{worst[0][1]}, or pass --force (API: force) to point the channel at "
+                       "it anyway", reason=RefusalCode.SECURE_VERSION.value)
 
     def releases(self, fleet_name: str) -> list[Release]:
         with self.sessions() as s:
@@ -198,11 +231,21 @@ class Store(DeviceStore):
                            "(give a release id, version or sha256)")
         return found
 
-    def set_channel(self, fleet_name: str, channel: str, ref: str) -> tuple[Channel, Release]:
-        """Point ``channel`` (created if new) at the release ``ref``."""
+    def set_channel(self, fleet_name: str, channel: str, ref: str,
+                    force: bool = False) -> tuple[Channel, Release]:
+        """Point ``channel`` (created if new) at the release ``ref``.
+
+        Raises:
+            Conflict: (reason ``secure_version``) some of the channel's devices would refuse
+                the release (their eFuse secure_version is above it), and not ``force``.
+        """
+        if not force:
+            self.flush()
         with self.tx() as s:
             fleet = self.fleet(s, fleet_name)
             release = self._find_release(s, fleet, ref)
+            if not force:
+                self._refuse_downgrade(s, fleet, channel, release.secure_version)
             chan = s.scalar(select(Channel).where(Channel.fleet_id == fleet.id,
                                                   Channel.name == channel))
             if chan is None:

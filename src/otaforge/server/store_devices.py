@@ -73,19 +73,21 @@ class DeviceStore:
 
     # --- devices --------------------------------------------------------------------------
 
-    def create_device(self, fleet_name: str, device_id: str, channel: str) -> tuple[Device, str]:
-        """Register a device; returns it and its device token."""
-        token = new_token("device")
+    def create_device(self, fleet_name: str, device_id: str,
+                      channel: str) -> tuple[Device, str, str]:
+        """Register a device; returns it, its device token and its download secret."""
+        token, secret = new_token("device"), new_token("download")
         try:
             with self.tx() as s:
                 fleet = self.fleet(s, fleet_name)
                 device = Device(id=device_id, fleet_id=fleet.id, channel=channel,
                                 token_hash=token_hash(token), state="registered",
-                                created_at=self.clock.now())
+                                created_at=self.clock.now(),
+                                download_secret_hash=token_hash(secret))
                 s.add(device)
         except IntegrityError:
             raise Conflict(f"device {device_id!r} already exists") from None
-        return device, token
+        return device, token, secret
 
     def devices(self, fleet_name: str | None = None) -> list[tuple[Device, str]]:
         self.flush()
@@ -144,9 +146,7 @@ class DeviceStore:
             if self._has_own_token(device_id):  # the shared token must not impersonate it
                 raise forbidden(f"device {device_id!r} has its own device token; use it")
             return info
-        if info is None:
-            raise NotFound(f"no device {device_id!r}")
-        return info
+        raise forbidden("only a device or enrollment token acts for a device")
 
     def _has_own_token(self, device_id: str) -> bool:
         """True when the device was registered with its own device token (cached briefly)."""
@@ -333,26 +333,7 @@ class DeviceStore:
             return s.scalar(select(Event).where(Event.device_id == device_id,
                                                 Event.event_id == event_id))
 
-    # --- stock-device image selection -----------------------------------------------------
-
-    def confirmed_sha(self, device_id: str) -> str | None:
-        """SHA-256 of the release the device last reported confirmed."""
-        with self.sessions() as s:
-            return s.scalar(select(Release.sha256)
-                            .join(Deployment, Deployment.release_id == Release.id)
-                            .where(Deployment.device_id == device_id,
-                                   Deployment.state == "confirmed")
-                            .order_by(Deployment.updated_at.desc(), Deployment.id.desc()))
-
-    def running_sha(self, device_id: str) -> tuple[str | None, str | None]:
-        """(sha256, version) the device last reported at check-in."""
-        pending = self.pending_facts(device_id)
-        if pending is not None:
-            return pending.get("running_sha256"), pending.get("running_version")
-        with self.sessions() as s:
-            row = s.execute(select(Device.running_sha256, Device.running_version)
-                            .where(Device.id == device_id)).first()
-        return (row[0], row[1]) if row else (None, None)
+    # --- firmware access ------------------------------------------------------------------
 
     def may_read(self, fleet_id: int, sha256: str) -> bool:
         """True when ``sha256`` is a stored image of a release of the fleet (cached briefly)."""
@@ -367,10 +348,6 @@ class DeviceStore:
         with self.sessions() as s:
             return s.scalar(select(Release.id).where(Release.fleet_id == fleet_id,
                                                      Release.sha256 == sha256)) is not None
-
-    def any_release_has_blob(self, sha256: str) -> bool:
-        with self.sessions() as s:
-            return s.scalar(select(Release.id).where(Release.sha256 == sha256)) is not None
 
 
 def _bind(name: str) -> Any:
