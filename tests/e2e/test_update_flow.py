@@ -14,7 +14,7 @@ from otaforge.crypto.keys import generate_key
 from otaforge.crypto.sbv2 import sign_v2
 from otaforge.device.config import DeviceConfig
 from otaforge.device.powercut import PowerCutPlan
-from otaforge.errors import PowerCut
+from otaforge.errors import PowerCut, ServerError
 from otaforge.formats.otadata import OtaImgState
 from tests.e2e.conftest import image, signed
 
@@ -164,17 +164,26 @@ def test_untrusted_image_refused_by_secure_boot_device(rig_factory: Any, make: A
 
 
 def test_downgrade_below_efuse_refused_before_erase(rig_factory: Any) -> None:
-    """Matrix row 30 via the stock URL (the server itself does not offer it)."""
+    """Matrix row 30: neither the check-in nor the stock URL offers the downgrade (304); and
+    fetched anyway by its /firmware URL, the device itself refuses it before erasing."""
     config = DeviceConfig(rollback=True, anti_rollback=True)
     rig = rig_factory(factory=image("1.0.0", secure_version=1), config=config)
     rig.publish(image("1.1.0", secure_version=2, seed=1))
     assert run_cycle(rig.agent()).after_reboot == BootOutcome.CONFIRMED
     assert rig.device.efuses.secure_version == 2
-    rig.publish(image("1.0.5", secure_version=1, seed=2))
     agent = rig.agent()
+    agent.check_in()  # the server learns the burned secure_version
+    downgrade = image("1.0.5", secure_version=1, seed=2)
+    with pytest.raises(ServerError) as refused:
+        rig.publish(downgrade)
+    assert refused.value.reason == "secure_version"
+    release = rig.admin.publish(rig.fleet, downgrade, channel="stable", force=True)
     assert agent.check_for_update().outcome == Outcome.NO_UPDATE
     before = rig.slot_bytes("ota_1")
-    result = agent.fetch_stock(agent.client.stock_ota_url(rig.fleet))
+    stock = agent.fetch_stock(agent.client.stock_ota_url(rig.fleet))
+    assert (stock.outcome, stock.reason) == (Outcome.NO_UPDATE, "304 Not Modified")
+    direct = f"{agent.client.base_url}/firmware/{release['sha256']}.bin"
+    result = agent.fetch_stock(direct)
     assert (result.outcome, result.code) == (Outcome.REFUSED, "secure_version")
     assert rig.slot_bytes("ota_1") == before
     assert rig.running() == ("1.1.0", "ota_0")

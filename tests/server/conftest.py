@@ -27,7 +27,7 @@ from otaforge.crypto import keys as k
 from otaforge.demo.local_server import free_port as free_port  # re-exported for tests
 from otaforge.formats.image_builder import build_image
 from otaforge.server.app import create_app
-from otaforge.server.lifecycle import init_server
+from otaforge.server.lifecycle import init_server, uvicorn_config
 from otaforge.server.settings import Settings
 
 PARTITIONS_CSV = """\
@@ -165,7 +165,7 @@ def publish(api: TestClient, image: bytes, fleet: str = "f1",
 
 
 @contextlib.contextmanager
-def serve_https(settings: Settings) -> Iterator[str]:
+def serve_https(settings: Settings, log_level: str = "warning") -> Iterator[str]:
     """A real uvicorn HTTPS server for ``settings`` on a free loopback port, in a thread."""
     import threading
     import time
@@ -174,9 +174,7 @@ def serve_https(settings: Settings) -> Iterator[str]:
 
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            ssl_certfile=str(settings.tls_cert_path),
-                            ssl_keyfile=str(settings.tls_key_path), lifespan="on")
+    config = uvicorn_config(app, settings, "127.0.0.1", port, log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

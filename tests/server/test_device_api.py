@@ -142,6 +142,29 @@ def test_authentication_refused(api: TestClient, fleet: str, name: str,
     assert r.json()["reason"] == "unauthorized"
 
 
+@pytest.mark.parametrize(("name", "method", "path", "body"), [
+    ("check-in", "POST", "/api/v1/devices/dev1/check-in", {"fleet": "f1", "chip": "esp32"}),
+    ("check-in of an unknown device", "POST", "/api/v1/devices/nobody/check-in",
+     {"fleet": "f1", "chip": "esp32"}),
+    ("report", "POST", "/api/v1/devices/dev1/events", {"event_id": "e1", "state": "failed"}),
+    ("firmware", "GET", "/firmware/SHA.bin", None),
+    ("firmware head", "HEAD", "/firmware/SHA.bin", None),
+    ("stock url", "GET", "/ota/f1/dev1.bin", None),
+])
+def test_admin_token_refused_on_device_routes(api: TestClient, fleet: str, image_v1: bytes,
+                                              name: str, method: str, path: str,
+                                              body: object) -> None:
+    """The admin manages; only a device or enrollment principal acts for a device."""
+    rel = publish(api, image_v1)
+    assert check_in(api, fleet, "dev1", version="0.1").status_code == 200
+    r = api.request(method, path.replace("SHA", str(rel["sha256"])), json=body)
+    assert r.status_code == 403, name
+    assert r.headers["content-type"] == "application/problem+json", name
+    if method != "HEAD":
+        assert r.json()["reason"] == "forbidden", name
+    assert api.get("/api/v1/devices/nobody").status_code == 404  # nothing was registered
+
+
 def test_device_token_cannot_manage(api: TestClient, fleet: str) -> None:
     r = api.get("/api/v1/fleets", headers=auth(fleet))
     assert r.status_code == 403
@@ -177,15 +200,18 @@ def test_bad_check_in_body_is_422_problem(api: TestClient, fleet: str, name: str
 def test_stock_ota_serves_then_304(api: TestClient, fleet: str, image_v1: bytes) -> None:
     rel = publish(api, image_v1)
     url = "/ota/f1/stock1.bin"
-    r = api.get(url, headers=auth(fleet))
-    assert r.status_code == 200 and r.content == image_v1
-    assert r.headers["etag"] == f'"{rel["sha256"]}"'
+    head = api.head(url, headers=auth(fleet))
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(image_v1))
     inm = api.get(url, headers={**auth(fleet), "if-none-match": f'"{rel["sha256"]}"'})
     assert inm.status_code == 304
     assert api.get(url + "?version=1.0.0", headers=auth(fleet)).status_code == 304
-    assert api.get(url + "?version=0.9", headers=auth(fleet)).status_code == 200
-    head = api.head(url, headers=auth(fleet))
-    assert head.status_code == 200 and head.headers["content-length"] == str(len(image_v1))
+    r = api.get(url + "?version=0.9", headers=auth(fleet))
+    assert r.status_code == 200 and r.content == image_v1
+    assert r.headers["etag"] == f'"{rel["sha256"]}"'
+    # downloaded completely: never served to it again, whatever version it claims
+    again = api.get(url + "?version=0.9", headers=auth(fleet))
+    assert (again.status_code, again.headers["etag"]) == (304, f'"{rel["sha256"]}"')
+    assert api.get(url, headers=auth(fleet)).status_code == 304
 
 
 def test_stock_ota_304_from_last_check_in(api: TestClient, fleet: str, image_v1: bytes) -> None:

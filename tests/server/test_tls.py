@@ -182,14 +182,15 @@ def test_resume_across_server_restart(tmp_path: Path) -> None:
     path = f"/firmware/{hashlib.sha256(image).hexdigest()}.bin"
     with serve_https(settings) as url:
         admin = httpx.Client(base_url=url, verify=ctx, headers=auth(settings.admin_token()))
-        admin.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
-                                           "partition_csv": PARTITIONS_CSV})
+        enroll = admin.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                    "partition_csv": PARTITIONS_CSV}).json()
         assert admin.post("/api/v1/fleets/f1/releases", content=image).status_code == 201
-        first = admin.get(path, headers={"range": "bytes=0-99999"})
         admin.close()
+        first = httpx.get(url + path, verify=ctx, headers={
+            **auth(enroll["enrollment_token"]), "range": "bytes=0-99999"})
     with serve_https(settings) as url:
         rest = httpx.get(url + path, verify=ctx, headers={
-            **auth(settings.admin_token()), "range": "bytes=100000-",
+            **auth(enroll["enrollment_token"]), "range": "bytes=100000-",
             "if-range": first.headers["etag"]})
     assert rest.status_code == 206
     assert rest.headers["etag"] == first.headers["etag"]

@@ -44,9 +44,10 @@ GROUPS: dict[str, str] = {
     "image": "ESP-IDF app images: info, build, sign, verify",
     "keys": "signing keys for Secure Boot v2 and v1 signed apps",
     "flash": "whole-flash images: compose, inspect, erase-otadata",
-    "device": "emulated ESP32 (sweep, run); devices on a server (add, list, show)",
+    "device": "emulated ESP32 (sweep, run); devices on a server (add, list, ...)",
     "server": "the HTTPS update server: init, run, wait",
-    "fleet": "fleets on an update server",
+    "delta": "esp_delta_ota patches: create, apply, info",
+    "fleet": "fleets on an update server; rehearse a rollout (simulate)",
     "release": "releases on an update server",
     "channel": "channels and rollouts on an update server",
 }
@@ -266,6 +267,21 @@ COMMANDS: tuple[Cmd, ...] = (
         ), "Run one emulated ESP32 against an update server: power on, check in, download, "
            "reboot, self-test, confirm or roll back. Exit 3 when the download was interrupted "
            "(run again to resume)."),
+    # --- delta -----------------------------------------------------------------------------
+    Cmd("delta", "create", "make an esp_delta_ota patch", "otaforge.cli.delta:create", (
+        Opt("base", help="base app image (what the device runs)"),
+        Opt("new", help="new app image"),
+        Opt("--output", "-o", required=True, metavar="FILE", help="patch file to write"),
+        JSON,
+    ), "Make an esp_delta_ota patch (Espressif's format), checked by applying it."),
+    Cmd("delta", "apply", "rebuild the new image from a patch", "otaforge.cli.delta:apply", (
+        Opt("base", help="base app image the patch was made from"),
+        Opt("patch", help="esp_delta_ota patch file"),
+        Opt("--output", "-o", required=True, metavar="FILE", help="new image file to write"),
+    ), "Rebuild the new image; refuses a patch made for another base (exit 1)."),
+    Cmd("delta", "info", "show a patch's headers", "otaforge.cli.delta:info", (
+        Opt("patch", help="esp_delta_ota patch file"), JSON,
+    ), "Show a patch's headers: base hash, detools type, compression, new image size."),
     *SERVER_COMMANDS,
     # --- top-level commands ----------------------------------------------------------------
     Cmd("", "demo", "run the whole OTA flow end to end on built-in defaults",

@@ -32,6 +32,9 @@ def demo(args: argparse.Namespace) -> int:
     """``demo [--keep DIR]``: server, signed images, an emulated ESP32, end to end."""
     from pathlib import Path
 
+    from otaforge.server.extras import require_server
+
+    require_server("otaforge demo")  # one line naming otaforge[server] when it is missing
     from otaforge.demo.run import TimelineEvent, run_demo
 
     keep = Path(args.keep) if args.keep is not None else None

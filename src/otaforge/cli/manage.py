@@ -99,7 +99,8 @@ def fleet_list(args: argparse.Namespace) -> int:
 def release_publish(args: argparse.Namespace) -> int:
     """``release publish IMAGE --fleet F [--channel C]``."""
     with _client(args) as client:
-        out = client.publish(args.fleet, read_input(args.image, "image"), args.channel)
+        out = client.publish(args.fleet, read_input(args.image, "image"), args.channel,
+                             args.force)
     if args.json:
         sys.stdout.write(json.dumps({"id": out["id"], "sha256": out["sha256"],
                                      "version": out["version"]}) + "\n")
@@ -135,7 +136,7 @@ def release_abort(args: argparse.Namespace) -> int:
 def channel_set(args: argparse.Namespace) -> int:
     """``channel set CHANNEL RELEASE --fleet F``."""
     with _client(args) as client:
-        out = client.set_channel(args.fleet, args.channel, args.release)
+        out = client.set_channel(args.fleet, args.channel, args.release, args.force)
     _print(out, args.json, [f"{args.fleet}/{out['name']} -> release {out['release_id']} "
                             f"({out['version']})"])
     return 0
@@ -184,7 +185,22 @@ def device_add(args: argparse.Namespace) -> int:
             atomic_write_text(args.token_file, out["token"] + "\n", mode=0o600)
     shown = (f"device token written to {args.token_file}" if args.token_file is not None
              else f"device token: {out['token']}")
-    _print(out, args.json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown])
+    _print(out, args.json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown,
+                            f"download URL (no header needed; keep it secret): "
+                            f"{out['download_url']}"])
+    return 0
+
+
+def device_download_url(args: argparse.Namespace) -> int:
+    """``device download-url ID [--revoke]``: a new URL (the old one stops working)."""
+    with _client(args) as client:
+        if args.revoke:
+            client.revoke_download_url(args.device_id)
+            out: dict[str, Any] = {"device_id": args.device_id, "download_url": None}
+        else:
+            out = client.rotate_download_url(args.device_id)
+    _print(out, args.json, [f"device {args.device_id}: download URL revoked" if args.revoke
+                            else f"device {args.device_id}: download URL {out['download_url']}"])
     return 0
 
 

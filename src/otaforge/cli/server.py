@@ -11,6 +11,9 @@ def init(args: argparse.Namespace) -> int:
     """``server init --dir DIR``: private CA, certificate, database, blobs, admin token."""
     from pathlib import Path
 
+    from otaforge.server.extras import require_server
+
+    require_server("otaforge server init")
     from otaforge.server.lifecycle import init_server
 
     result = init_server(Path(args.dir), args.hostname or None, args.database_url)
@@ -26,12 +29,18 @@ def run(args: argparse.Namespace) -> int:
     """``server run --dir DIR``: serve over HTTPS with the certificate from ``server init``."""
     from pathlib import Path
 
+    from otaforge.server.extras import require_server
+
+    require_server("otaforge server run")
     from otaforge.server.lifecycle import check_setup, run_server
     from otaforge.server.settings import Settings
 
     settings = Settings(data_dir=Path(args.dir), database_url=args.database_url,
                         max_in_flight=args.max_in_flight,
-                        check_in_interval_s=args.check_in_interval, public_url=args.public_url)
+                        check_in_interval_s=args.check_in_interval, public_url=args.public_url,
+                        header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                        upload_timeout_s=args.upload_timeout,
+                        max_connections_per_client=args.max_connections_per_client)
     check_setup(settings)
     sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir})\n")
     run_server(settings, args.host, args.port, args.log_level)

@@ -102,8 +102,11 @@ class ManagementClient:
         result: dict[str, Any] = self.request("GET", f"/api/v1/fleets/{name}")
         return result
 
-    def publish(self, fleet: str, image: bytes, channel: str | None = None) -> dict[str, Any]:
-        params = {"channel": channel} if channel else {}
+    def publish(self, fleet: str, image: bytes, channel: str | None = None,
+                force: bool = False) -> dict[str, Any]:
+        params: dict[str, str] = {"channel": channel} if channel else {}
+        if force:
+            params["force"] = "true"
         result: dict[str, Any] = self.request(
             "POST", f"/api/v1/fleets/{fleet}/releases", content=image, params=params,
             headers={"content-type": "application/octet-stream"})
@@ -113,10 +116,22 @@ class ManagementClient:
         result: list[dict[str, Any]] = self.request("GET", f"/api/v1/fleets/{fleet}/releases")
         return result
 
-    def set_channel(self, fleet: str, channel: str, release: str) -> dict[str, Any]:
+    def set_channel(self, fleet: str, channel: str, release: str,
+                    force: bool = False) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "PUT", f"/api/v1/fleets/{fleet}/channels/{channel}", json={"release": release})
+            "PUT", f"/api/v1/fleets/{fleet}/channels/{channel}",
+            json={"release": release, "force": force})
         return result
+
+    def rotate_download_url(self, device_id: str) -> dict[str, Any]:
+        """A new header-less download URL for the device (the old one stops working)."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/devices/{device_id}/download-url")
+        return result
+
+    def revoke_download_url(self, device_id: str) -> None:
+        """End the device's download URL."""
+        self.request("DELETE", f"/api/v1/devices/{device_id}/download-url")
 
     def create_device(self, fleet: str, device_id: str,
                       channel: str = "stable") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from otaforge.demo.local_server import ServerInfo
 from otaforge.demo.run import DEVICE_ID, FLEET
 from otaforge.device.emulator import Device
 from otaforge.device.powercut import PowerCutPlan
-from otaforge.errors import PowerCut
+from otaforge.errors import PowerCut, ServerError
 from otaforge.formats.otadata import OtaImgState
 
 if TYPE_CHECKING:
@@ -111,8 +111,20 @@ def step_rollback(ctx: Context) -> None:
 
 
 def step_anti_rollback(ctx: Context) -> None:
-    """Publish a downgrade below the burned secure_version: refused, running app untouched."""
-    _publish(ctx, "1.0.1")
+    """Publish a downgrade below the burned secure_version: the server refuses to point the
+    channel at it; forced there, neither the check-in nor the stock URL offers it."""
+    image = ctx.demo.images["1.0.1"]
+    try:
+        ctx.admin.publish(FLEET, image, channel="stable")
+        refused: ServerError | None = None
+        ctx.demo.emit("server", "publish", "published 1.0.1 on channel 'stable' (not refused)")
+    except ServerError as err:
+        refused = err
+        ctx.demo.emit("server", "publish_refused", f"publish 1.0.1 refused "
+                      f"({err.reason}): a device on 'stable' would refuse it")
+    release = ctx.admin.publish(FLEET, image, channel="stable", force=True)
+    ctx.demo.emit("server", "publish", f"published 1.0.1 (secure_version "
+                  f"{release['secure_version']}) on channel 'stable' with --force")
     slot = ctx.device.ota.esp_ota_get_next_update_partition(None)
     assert slot is not None
     before = ctx.device.flash.read(slot.offset, 0x10000)
@@ -124,12 +136,12 @@ def step_anti_rollback(ctx: Context) -> None:
     ctx.demo.server_view(ctx.admin)
     version, _, state = _running(ctx)
     untouched = ctx.device.flash.read(slot.offset, 0x10000) == before
-    ok = (managed.outcome == Outcome.NO_UPDATE and stock.outcome == Outcome.REFUSED
-          and stock.code == "secure_version" and version == "1.1.0"
-          and state == OtaImgState.VALID and untouched)
-    ctx.demo.verdict(ok, f"server did not offer it; the image itself was refused "
-                     f"({stock.code}) before erasing {slot.name}; still {version} "
-                     f"({_state(state)})")
+    ok = (refused is not None and refused.reason == "secure_version"
+          and managed.outcome == Outcome.NO_UPDATE and stock.outcome == Outcome.NO_UPDATE
+          and version == "1.1.0" and state == OtaImgState.VALID and untouched)
+    ctx.demo.verdict(ok, f"publish refused without --force; then neither the check-in nor "
+                     f"the stock URL offered it ({stock.reason or stock.outcome}); "
+                     f"{slot.name} untouched; still {version} ({_state(state)})")
 
 
 def step_power_cut(ctx: Context) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
@@ -28,14 +30,22 @@ from otaforge.errors import (
 )
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
 from otaforge.server import routes_admin, routes_device
+from otaforge.server.access_log import redact
+from otaforge.server.auth import bearer
+from otaforge.server.clock import Clock
 from otaforge.server.db import make_engine, migrate
 from otaforge.server.fastpath import FastPaths
+from otaforge.server.guard import UPLOAD_PATH
 from otaforge.server.settings import Settings
 from otaforge.server.store import Store
 
 FLUSH_INTERVAL_S = 1.0
 MAX_JSON_BODY = 1024 * 1024  # a fleet's CSV (64 KiB) and keys fit many times over
-UPLOAD_PATH = re.compile(r"^/api/v1/fleets/[^/]+/releases$")
+DOWNLOAD_PATH = re.compile(r"^/dl/([A-Za-z0-9_-]{1,128})\.bin$")
+# answered without a token (and not counted against max_in_flight)
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+                          "/redoc"})
+log = logging.getLogger("otaforge.server")
 
 
 def _snake(name: str) -> str:
@@ -69,7 +79,18 @@ async def _otaforge_error(_req: Request, err: Exception) -> JSONResponse:
     if type(err) is ServerError:
         reason = {403: "forbidden", 409: "conflict", 413: "too_large",
                   429: "too_many_reports"}.get(status, "refused")
+    if isinstance(err, ServerError) and err.reason:
+        reason = err.reason
     return problem(status, str(err), reason, headers)
+
+
+async def _client_gone(request: Request, err: Exception) -> Response:
+    """A client that went away mid-request (e.g. during an upload): one log line, no
+    traceback; nothing was stored, and the answer goes nowhere."""
+    client = request.client.host if request.client else "a client"
+    log.info("%s disconnected during %s %s; request dropped", client, request.method,
+             redact(request.url.path))
+    return Response(status_code=400)
 
 
 async def _validation_error(_req: Request, err: Exception) -> JSONResponse:
@@ -104,17 +125,30 @@ async def _http_error(request: Request, err: Exception) -> JSONResponse:
 
 
 class ServerApp(FastAPI):
-    """FastAPI plus what runs before its middleware stack: load shedding (503 + Retry-After
-    once ``max_in_flight`` requests are being served) and the device fast paths."""
+    """FastAPI plus what runs before its middleware stack: authentication of the caller, load
+    shedding (503 + Retry-After once ``max_in_flight`` authenticated requests are being
+    served) and the device fast paths.
+
+    A request counts against ``max_in_flight`` only once its token (or download secret) is
+    known: a request without one is answered 401 (404 for an unknown download URL) at once,
+    before any of its body is read, so unauthenticated clients cannot hold the slots real
+    devices need. Header and body read times are bounded per connection by
+    :mod:`otaforge.server.guard`.
+    """
 
     fast: FastPaths | None = None
+    store: Store | None = None
     max_in_flight = 256
     retry_after_s = 5
     in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/healthz":
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             await super().__call__(scope, receive, send)
+            return
+        refusal = self._refuse_unauthenticated(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
             response = problem(503, f"server busy ({self.in_flight} requests in flight); "
@@ -133,6 +167,24 @@ class ServerApp(FastAPI):
                 await super().__call__(scope, bounded, send)
         finally:
             self.in_flight -= 1
+
+    def _refuse_unauthenticated(self, scope: Scope) -> JSONResponse | None:
+        """The answer to a request with no known token or download secret, else None."""
+        if self.store is None:
+            return None
+        secret = DOWNLOAD_PATH.match(scope["path"])
+        if secret is not None:
+            if self.store.download_device(secret.group(1)) is not None:
+                return None
+            return problem(404, "no download at this URL (never issued, or rotated)",
+                           "not_found", {"connection": "close"})
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        try:
+            self.store.authenticate(bearer(header.decode("latin-1") if header else None))
+        except Unauthorized as err:
+            return problem(401, str(err), "unauthorized",
+                           {"www-authenticate": "Bearer", "connection": "close"})
+        return None
 
 
 async def _bounded_body(scope: Scope, receive: Receive, send: Send) -> Receive | None:
@@ -187,12 +239,17 @@ async def _flush_loop(store: Store) -> None:
             await run_in_threadpool(store.flush)
 
 
-def create_app(settings: Settings, *, migrate_db: bool = True) -> ServerApp:
-    """Build the server app for ``settings`` (runs migrations unless told not to)."""
+def create_app(settings: Settings, *, migrate_db: bool = True,
+               clock: Clock | None = None) -> ServerApp:
+    """Build the server app for ``settings`` (runs migrations unless told not to).
+
+    ``clock`` is where the server reads the time (default: the wall clock; a fleet simulator
+    passes a :class:`~otaforge.server.clock.ManualClock`).
+    """
     engine = make_engine(settings.url)
     if migrate_db:
         migrate(engine)
-    store = Store(engine, settings)
+    store = Store(engine, settings, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -212,8 +269,9 @@ def create_app(settings: Settings, *, migrate_db: bool = True) -> ServerApp:
     app.state.store = store
     app.add_exception_handler(OtaforgeError, _otaforge_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.fast = FastPaths(store)
+    app.fast, app.store = FastPaths(store), store
     app.max_in_flight, app.retry_after_s = settings.max_in_flight, settings.retry_after_s
     app.include_router(routes_device.router)
     app.include_router(routes_admin.router)

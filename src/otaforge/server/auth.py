@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from otaforge.errors import ServerError, Unauthorized
 
-TOKEN_PREFIX = {"admin": "otfa_", "device": "otfd_", "enroll": "otfe_"}
+# "download": the secret in a device's header-less download URL /dl/<secret>.bin
+TOKEN_PREFIX = {"admin": "otfa_", "device": "otfd_", "enroll": "otfe_", "download": "otfs_"}
 
 
 def new_token(kind: str) -> str:
-    """A fresh random token of ``kind`` ("admin", "device" or "enroll")."""
+    """A fresh random token of ``kind`` ("admin", "device", "enroll" or "download")."""
     return TOKEN_PREFIX[kind] + secrets.token_urlsafe(32)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from otaforge.errors import ConnectionLost, InputError
+from otaforge.server.extras import require
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -44,6 +45,8 @@ def make_engine(url: str) -> Engine:
         InputError: ``url`` is not a database URL SQLAlchemy can use.
     """
     url = normalise_url(url)
+    if url.startswith("postgresql"):
+        require("postgres", "a PostgreSQL --database-url")
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False},

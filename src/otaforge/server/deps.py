@@ -32,3 +32,11 @@ async def admin(who: Principal = Security(caller)) -> Principal:
     if not who.is_admin:
         raise forbidden("this endpoint needs the admin token")
     return who
+
+
+async def device_caller(who: Principal = Security(caller)) -> Principal:
+    """A device or enrollment token; the admin token is refused (403) on device routes."""
+    if who.is_admin:
+        raise forbidden("the admin token is not accepted on device routes: send a device or "
+                        "fleet enrollment token (the admin uses the /api/v1 management routes)")
+    return who

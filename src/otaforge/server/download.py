@@ -7,9 +7,10 @@ sends large chunks read straight from the page cache, and never buffers a whole 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.responses import Response
@@ -44,12 +45,17 @@ class FirmwareResponse(Response):
         head: answer without a body.
         chunk_size: bytes per body message.
         extra_headers: added to every answer (e.g. Cache-Control).
+        on_sent: awaited after a body was streamed with (start, end, size): the bytes
+            ``start..end`` (end exclusive) were handed to the server before the response
+            ended or the client went away.
     """
 
     def __init__(self, path: Path, sha256: str, request_headers: Mapping[str, str], *,
                  head: bool = False, chunk_size: int = 1024 * 1024,
-                 extra_headers: Mapping[str, str] | None = None) -> None:
+                 extra_headers: Mapping[str, str] | None = None,
+                 on_sent: Callable[[int, int, int], Awaitable[None]] | None = None) -> None:
         super().__init__(status_code=200)
+        self.on_sent = on_sent
         self.path, self.sha256, self.head = path, sha256, head
         self.chunk_size = chunk_size
         self.req = request_headers
@@ -95,9 +101,13 @@ class FirmwareResponse(Response):
                 await send({"type": "http.response.body", "body": body416})
                 return
             start, length = (rng.start, rng.length) if rng else (0, size)
-            await self._stream(fd, start, length, send)
+            if self.on_sent is None:
+                await self._stream(fd, start, length, send)
+                return
+            end = await self._watched(fd, start, length, receive, send)
         finally:
             os.close(fd)
+        await self.on_sent(start, end, size)
 
     async def _stream(self, fd: int, start: int, length: int, send: Send) -> None:
         offset, remaining = start, length
@@ -111,3 +121,36 @@ class FirmwareResponse(Response):
                         "more_body": remaining > 0})
         if remaining > 0:
             await send({"type": "http.response.body", "body": b""})
+
+    async def _watched(self, fd: int, start: int, length: int, receive: Receive,
+                       send: Send) -> int:
+        """:meth:`_stream` while listening for the client going away; returns the end of
+        what was handed to the server (a chunk sent after the client left is not counted)."""
+        gone = asyncio.Event()
+
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        listener = asyncio.ensure_future(listen())
+        offset, remaining = start, length
+        try:
+            while remaining > 0:
+                chunk = os.pread(fd, min(self.chunk_size, remaining), offset)
+                if not chunk:
+                    break
+                last = len(chunk) >= remaining
+                if last:  # completing the response ends the request: stop listening first
+                    listener.cancel()
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                await asyncio.sleep(0)  # let a disconnect be noticed
+                if gone.is_set():
+                    break
+                offset += len(chunk)
+                remaining -= len(chunk)
+            if remaining > 0 and not gone.is_set():
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            listener.cancel()
+        return offset

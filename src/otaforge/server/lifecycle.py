@@ -6,10 +6,12 @@ import contextlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from otaforge.errors import Conflict, InputError
 from otaforge.fsutil import atomic_write, ensure_dir, first_file_parent
 from otaforge.server.auth import new_token
+from otaforge.server.extras import require_database
 from otaforge.server.pki import create_pki
 from otaforge.server.settings import Settings
 
@@ -45,10 +47,11 @@ def init_server(data_dir: Path, hostnames: list[str] | None = None,
     if present:
         raise Conflict(f"{data_dir} already holds a server setup ({', '.join(present)}); "
                        "refusing to overwrite it: pick an empty --dir")
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    require_database(settings.url)
     from otaforge.server.db import make_engine, migrate
 
     pki = create_pki(hostnames)
-    settings = Settings(data_dir=data_dir, database_url=database_url)
     engine = make_engine(settings.url)  # a bad URL is refused before anything is written
     made_dir = not data_dir.exists()
     try:
@@ -109,18 +112,49 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8443,
                log_level: str = "warning") -> None:
     """Serve HTTPS with uvicorn until interrupted."""
+    require_database(settings.url)
     import uvicorn
 
     from otaforge.server.app import create_app
 
     check_setup(settings)
-    app = create_app(settings)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, host, port, log_level)).run()
+
+
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int,
+                   log_level: str = "warning", **options: Any) -> Any:
+    """The uvicorn configuration every otaforge server runs with (``server run``, the demo's
+    loopback server, the tests): TLS from ``server init``, the connection guards of
+    :mod:`otaforge.server.guard`, and access logs with download secrets redacted.
+    ``options`` are further ``uvicorn.Config`` arguments."""
+    import uvicorn
+
+    from otaforge.server.access_log import redact_access_log
+    from otaforge.server.guard import Limits, guarded_protocol
+
+    limits = Limits(header_timeout_s=settings.header_timeout_s,
+                    body_timeout_s=settings.body_timeout_s,
+                    upload_timeout_s=settings.upload_timeout_s,
+                    max_connections_per_client=settings.max_connections_per_client)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             ssl_certfile=str(settings.tls_cert_path),
                             ssl_keyfile=str(settings.tls_key_path),
                             timeout_keep_alive=30, lifespan="on",
-                            loop=_best("uvloop", "asyncio"), http=_best("httptools", "h11"))
-    uvicorn.Server(config).run()
+                            loop=_best("uvloop", "asyncio"),
+                            http=guarded_protocol(_http_protocol(), limits), **options)
+    redact_access_log()
+    return config
+
+
+def _http_protocol() -> type[Any]:
+    """uvicorn's httptools protocol when httptools is installed, else its h11 one."""
+    if _best("httptools", "h11") == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return HttpToolsProtocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    return H11Protocol
 
 
 def _best(fast: str, fallback: str) -> str:

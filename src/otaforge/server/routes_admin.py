@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from otaforge.crypto import keys as k
 from otaforge.errors import ServerError
 from otaforge.server.deps import admin, get_store
+from otaforge.server.download_urls import download_path
 from otaforge.server.models import Channel, Device, Fleet, Release
 from otaforge.server.routes_device import PROBLEMS
 from otaforge.server.schemas import (
@@ -22,6 +23,7 @@ from otaforge.server.schemas import (
     DeviceCreate,
     DeviceDetail,
     DeviceOut,
+    DownloadUrlOut,
     EventOut,
     FleetCreate,
     FleetOut,
@@ -119,10 +121,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
                         413: PROBLEMS[422]})
 async def publish(fleet: FleetName, request: Request, response: Response,
                   channel: Annotated[str | None, Query(pattern=NAME)] = None,
+                  force: Annotated[bool, Query(description="with channel: point it at the "
+                                               "release even when some of its devices' eFuse "
+                                               "secure_version would refuse it")] = False,
                   store: Store = Depends(get_store)) -> ReleaseOut:
-    """Upload an app image (raw bytes). Refused with the reason if any upload check fails."""
+    """Upload an app image (raw bytes). Refused with the reason if any upload check fails,
+    and (409, reason ``secure_version``) when ``channel`` has devices whose eFuse
+    secure_version is above the image's, unless ``force``."""
     data = await _read_body(request, store.settings.max_upload_bytes)
-    release, created = await run_in_threadpool(store.publish, fleet, data, channel)
+    release, created = await run_in_threadpool(store.publish, fleet, data, channel, force)
     if not created:
         response.status_code = 200
     return release_out(release, fleet)
@@ -138,17 +145,43 @@ def list_releases(fleet: FleetName, store: Store = Depends(get_store)) -> list[R
 def set_channel(fleet: FleetName, channel: Annotated[str, Path(pattern=NAME)],
                 body: ChannelSet, store: Store = Depends(get_store)) -> ChannelOut:
     """Point a channel at a release (by id, version or sha256)."""
-    chan, release = store.set_channel(fleet, channel, body.release)
+    chan, release = store.set_channel(fleet, channel, body.release, force=body.force)
     return ChannelOut(fleet=fleet, name=chan.name, release_id=release.id,
                       version=release.version)
 
 
+def _download_url(store: Store, request: Request, secret: str) -> str:
+    base = store.settings.public_url or str(request.base_url)
+    return base.rstrip("/") + download_path(secret)
+
+
 @router.post("/fleets/{fleet}/devices", response_model=DeviceOut, status_code=201)
-def create_device(fleet: FleetName, body: DeviceCreate,
+def create_device(fleet: FleetName, body: DeviceCreate, request: Request,
                   store: Store = Depends(get_store)) -> DeviceOut:
-    """Register a device; the answer carries its device token (shown once)."""
-    device, token = store.create_device(fleet, body.id, body.channel)
-    return device_out(device, fleet, token)
+    """Register a device; the answer carries its device token and its header-less download
+    URL ``/dl/<secret>.bin`` (both shown once)."""
+    device, token, secret = store.create_device(fleet, body.id, body.channel)
+    out = device_out(device, fleet, token)
+    out.download_url = _download_url(store, request, secret)
+    return out
+
+
+@router.post("/devices/{device_id}/download-url", response_model=DownloadUrlOut)
+def rotate_download_url(device_id: Annotated[str, Path(pattern=NAME)], request: Request,
+                        store: Store = Depends(get_store)) -> DownloadUrlOut:
+    """Issue a new download URL for the device; the previous one stops working at once."""
+    secret = store.downloads.rotate(device_id)
+    return DownloadUrlOut(device_id=device_id,
+                          download_url=_download_url(store, request, secret))
+
+
+@router.delete("/devices/{device_id}/download-url", status_code=204,
+               response_class=Response, response_model=None)
+def revoke_download_url(device_id: Annotated[str, Path(pattern=NAME)],
+                        store: Store = Depends(get_store)) -> Response:
+    """End the device's download URL without issuing another."""
+    store.downloads.revoke(device_id)
+    return Response(status_code=204)
 
 
 @router.get("/devices", response_model=list[DeviceOut])

@@ -10,13 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from otaforge.errors import NotFound
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE
 from otaforge.protocol.reports import recorded_reason
-from otaforge.server import checkin, service
+from otaforge.server import checkin, stock
 from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
 from otaforge.server.checkin import NEXT_CHECK_IN
-from otaforge.server.deps import caller, get_store
-from otaforge.server.download import FirmwareResponse, etag_of
-from otaforge.server.ranges import none_match
+from otaforge.server.deps import device_caller, get_store
+from otaforge.server.download import FirmwareResponse
 from otaforge.server.schemas import (
     NAME,
     CheckIn,
@@ -45,7 +44,7 @@ HINT_HEADER = {NEXT_CHECK_IN: {"description": "seconds until the next check-in (
                         **PROBLEMS},
              tags=["device"])
 async def check_in(device_id: DeviceId, body: CheckIn, request: Request, response: Response,
-                   who: Principal = Depends(caller),
+                   who: Principal = Depends(device_caller),
                    store: Store = Depends(get_store)) -> Response | Manifest:
     """Report the running firmware; 200 with a manifest when an update is due, else 204.
 
@@ -66,7 +65,7 @@ async def check_in(device_id: DeviceId, body: CheckIn, request: Request, respons
                         **PROBLEMS},
              tags=["device"])
 async def report(device_id: DeviceId, body: Report, response: Response,
-                 who: Principal = Depends(caller),
+                 who: Principal = Depends(device_caller),
                  store: Store = Depends(get_store)) -> ReportAck:
     """Record a progress or outcome report; replaying an event id changes nothing (200)."""
     store.authorize_device(who, device_id)
@@ -80,8 +79,6 @@ async def report(device_id: DeviceId, body: Report, response: Response,
 
 
 def _firmware_allowed(store: Store, who: Principal, sha256: str) -> bool:
-    if who.is_admin:
-        return store.any_release_has_blob(sha256)
     return who.fleet_id is not None and store.may_read(who.fleet_id, sha256)
 
 
@@ -112,7 +109,7 @@ FIRMWARE_ROUTE: dict[str, Any] = {"tags": ["device"], "responses": FIRMWARE_RESP
 
 @router.head("/firmware/{sha256}.bin", operation_id="firmware_head", **FIRMWARE_ROUTE)
 @router.get("/firmware/{sha256}.bin", operation_id="firmware_get", **FIRMWARE_ROUTE)
-async def firmware(sha256: str, request: Request, who: Principal = Depends(caller),
+async def firmware(sha256: str, request: Request, who: Principal = Depends(device_caller),
                    store: Store = Depends(get_store), range_: RangeHeader = None,
                    if_range: IfRangeHeader = None,
                    if_none_match: IfNoneMatchHeader = None) -> FirmwareResponse:
@@ -129,45 +126,48 @@ async def firmware(sha256: str, request: Request, who: Principal = Depends(calle
                             chunk_size=store.settings.chunk_size)
 
 
-def _already_running(store: Store, device_id: str, target: service.Target,
-                     if_none_match: str | None, version: str | None) -> bool:
-    if none_match(if_none_match, etag_of(target.sha256)):
-        return True
-    if version is not None:
-        return version == target.version
-    running_sha, running_version = store.running_sha(device_id)
-    if running_sha == target.sha256 or store.confirmed_sha(device_id) == target.sha256:
-        return True
-    return running_sha is None and running_version == target.version
-
-
 @router.head("/ota/{fleet}/{device_id}.bin", operation_id="stock_ota_head", **FIRMWARE_ROUTE)
 @router.get("/ota/{fleet}/{device_id}.bin", operation_id="stock_ota_get", **FIRMWARE_ROUTE)
 async def stock_ota(fleet: Annotated[str, Path(pattern=NAME)], device_id: DeviceId,
                     request: Request,
                     version: Annotated[str | None, Query(max_length=32,
                                        description="the running app's version")] = None,
-                    who: Principal = Depends(caller),
+                    who: Principal = Depends(device_caller),
                     store: Store = Depends(get_store), range_: RangeHeader = None,
                     if_range: IfRangeHeader = None,
-                    if_none_match: IfNoneMatchHeader = None) -> Response | FirmwareResponse:
+                    if_none_match: IfNoneMatchHeader = None) -> Response:
     """The image this device should run, for an unmodified ``esp_https_ota`` client.
 
     304 Not Modified when the device already runs it (If-None-Match: "<sha256>", ``?version=``,
-    or its last check-in/report), so a device that never compares versions does not loop; also
-    (without an ETag) while the channel's rollout is paused or has not reached this device.
+    or its last check-in/report), when its eFuse secure_version would refuse it, when it
+    already downloaded it completely or rolled it back (so a device that never compares
+    versions does not loop), and (without an ETag) while the channel's rollout is paused or
+    has not reached this device.
     """
     fleet_id, channel = store.authorize_device(who, device_id)
     if store.fleet_by_id(fleet_id)[0] != fleet:
         raise forbidden(f"device {device_id!r} is not in fleet {fleet!r}")
-    target = store.target(fleet_id, channel)
-    if target is None or not store.blobs.exists(target.sha256):
-        raise NotFound(f"no release on channel {channel!r} of fleet {fleet!r}")
-    if service.held_back(device_id, target):  # paused, or not in the staged percentage yet
-        return Response(status_code=304)
-    if await run_in_threadpool(_already_running, store, device_id, target, if_none_match,
-                               version):
-        return Response(status_code=304, headers={"etag": etag_of(target.sha256)})
-    return FirmwareResponse(store.blobs.path(target.sha256), target.sha256, request.headers,
-                            head=request.method == "HEAD",
-                            chunk_size=store.settings.chunk_size)
+    return await stock.answer(store, device_id, fleet_id, channel, request, version)
+
+
+@router.head("/dl/{secret}.bin", operation_id="download_url_head", **FIRMWARE_ROUTE)
+@router.get("/dl/{secret}.bin", operation_id="download_url_get", **FIRMWARE_ROUTE)
+async def download_url(secret: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$",
+                                                   description="the device's download secret")],
+                       request: Request,
+                       version: Annotated[str | None, Query(max_length=32,
+                                          description="the running app's version")] = None,
+                       store: Store = Depends(get_store), range_: RangeHeader = None,
+                       if_range: IfRangeHeader = None,
+                       if_none_match: IfNoneMatchHeader = None) -> Response:
+    """The same as ``/ota/{fleet}/{device}.bin`` without any header: the secret in the path
+    (``otaforge device add`` prints the URL) grants only that device's firmware; rotating or
+    revoking it ends the old URL. The path is never written to the access log.
+    """
+    device_id = store.download_device(secret)
+    if device_id is None:
+        raise NotFound("no download at this URL (never issued, or rotated)")
+    info = store.device_info(device_id)
+    if info is None:
+        raise NotFound("no download at this URL (never issued, or rotated)")
+    return await stock.answer(store, device_id, info[0], info[1], request, version)

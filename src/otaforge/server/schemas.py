@@ -140,6 +140,8 @@ class ReleaseOut(BaseModel):
 class ChannelSet(Strict):
     release: str = Field(min_length=1, max_length=64, pattern=LABEL,
                          description="release id, version, or sha256 of a release in the fleet")
+    force: bool = Field(default=False, description="point the channel at the release even "
+                        "when some of its devices' eFuse secure_version would refuse it")
 
 
 class ChannelOut(BaseModel):
@@ -166,6 +168,15 @@ class DeviceOut(BaseModel):
     efuse_secure_version: int | None
     last_check_in: dt.datetime | None
     token: str | None = Field(default=None, description="only in the response to create")
+    download_url: str | None = Field(
+        default=None, description="the device's header-less stock download URL "
+        "(/dl/<secret>.bin); only in the response to create")
+
+
+class DownloadUrlOut(BaseModel):
+    device_id: str
+    download_url: str = Field(description="the new /dl/<secret>.bin URL (shown once); the "
+                              "previous one no longer works")
 
 
 class EventOut(BaseModel):

@@ -52,6 +52,10 @@ class Settings:
     chunk_size: int = 256 * 1024
     public_url: str | None = None
     stale_deployment_s: int = 86_400
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    upload_timeout_s: float = 300.0
+    max_connections_per_client: int = 64
 
     @property
     def ca_cert_path(self) -> Path:

@@ -15,18 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from otaforge.errors import Conflict, InputError, NotFound, Unauthorized
+from otaforge.errors import Conflict, InputError, NotFound, RefusalCode, Unauthorized
 from otaforge.formats.chips import sbv2_schemes_text
 from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
 from otaforge.server.blobs import BlobStore
+from otaforge.server.clock import SYSTEM_CLOCK, Clock
 from otaforge.server.db import session_factory
-from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
+from otaforge.server.download_urls import DownloadSecrets
+from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
 
@@ -36,9 +38,10 @@ _RELEASE_ID = re.compile(r"[0-9]{1,9}", re.ASCII)
 class Store(DeviceStore):
     """All reads and writes of server state (devices, check-ins and reports: the mixin)."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.sessions = session_factory(engine)
         self.blobs = BlobStore(settings.blob_dir)
         self.admin_token = settings.admin_token()
@@ -50,6 +53,11 @@ class Store(DeviceStore):
         self._own_token = TTLCache(CACHE_TTL_S)
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_lock = threading.Lock()
+        self.downloads = DownloadSecrets(engine, self.sessions)
+
+    def download_device(self, secret: str) -> str | None:
+        """The device whose download URL carries ``secret``, or None."""
+        return self.downloads.device(secret)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -111,12 +119,12 @@ class Store(DeviceStore):
         fleet = Fleet(name=name, chip=spec.name, partition_csv=layout.csv,
                       ota_slot_size=layout.ota_slot_size, require_signature=require_signature,
                       public_keys=pems, secure_version_bits=bits,
-                      enrollment_token_hash=token_hash(token))
+                      enrollment_token_hash=token_hash(token), created_at=self.clock.now())
         try:
             with self.tx() as s:
                 s.add(fleet)
                 s.flush()
-                s.add(Channel(fleet_id=fleet.id, name=DEFAULT_CHANNEL))
+                s.add(Channel(fleet_id=fleet.id, name=DEFAULT_CHANNEL, updated_at=self.clock.now()))
         except IntegrityError:
             raise Conflict(f"fleet {name!r} already exists") from None
         return fleet, token
@@ -148,15 +156,23 @@ class Store(DeviceStore):
 
     # --- releases -------------------------------------------------------------------------
 
-    def publish(self, fleet_name: str, data: bytes,
-                channel: str | None = None) -> tuple[Release, bool]:
+    def publish(self, fleet_name: str, data: bytes, channel: str | None = None,
+                force: bool = False) -> tuple[Release, bool]:
         """Check and store an image as a release; returns (release, created).
 
         Re-publishing the same bytes to the same fleet returns the existing release.
+
+        Raises:
+            Conflict: (reason ``secure_version``) ``channel`` has devices whose eFuse
+                secure_version would refuse the image, and not ``force``; nothing is stored.
         """
         with self.sessions() as s:
             fleet = self.fleet(s, fleet_name)
         checked = service.check_upload(data, self.policy(fleet))
+        if channel and not force:
+            self.flush()
+            with self.sessions() as s:
+                self._refuse_downgrade(s, fleet, channel, checked.secure_version)
         self.blobs.put(data)
         created = True
         try:
@@ -165,7 +181,8 @@ class Store(DeviceStore):
                     fleet_id=fleet.id, version=checked.version,
                     project_name=checked.project_name, idf_ver=checked.idf_ver,
                     secure_version=checked.secure_version, sha256=checked.sha256,
-                    size=checked.size, app_desc=checked.app_desc, signature=checked.signature)
+                    size=checked.size, app_desc=checked.app_desc, signature=checked.signature,
+                    created_at=self.clock.now())
                 s.add(release)
         except IntegrityError:
             created = False
@@ -173,8 +190,27 @@ class Store(DeviceStore):
                 release = s.scalars(select(Release).where(
                     Release.fleet_id == fleet.id, Release.sha256 == checked.sha256)).one()
         if channel:
-            self.set_channel(fleet_name, channel, str(release.id))
+            self.set_channel(fleet_name, channel, str(release.id), force=force)
         return release, created
+
+    def _refuse_downgrade(self, s: Session, fleet: Fleet, channel: str,
+                          secure_version: int) -> None:
+        """Conflict when devices of the channel burned a secure_version above ``secure_version``
+        (they would refuse the release: anti-rollback), naming a few of them."""
+        above = Device.efuse_secure_version > secure_version
+        where = (Device.fleet_id == fleet.id, Device.channel == channel, above)
+        count = s.scalar(select(func.count(Device.id)).where(*where)) or 0
+        if not count:
+            return
+        worst = s.execute(select(Device.id, Device.efuse_secure_version).where(*where)
+                          .order_by(Device.efuse_secure_version.desc(), Device.id)
+                          .limit(3)).all()
+        named = ", ".join(f"{d} has {v}" for d, v in worst)
+        raise Conflict(f"{count} device(s) on channel {channel!r} of fleet {fleet.name!r} burned "
+                       f"an eFuse secure_version above this release's {secure_version} and "
+                       f"would refuse it ({named}); publish an image with secure_version >= "
+                       f"{worst[0][1]}, or pass --force (API: force) to point the channel at "
+                       "it anyway", reason=RefusalCode.SECURE_VERSION.value)
 
     def releases(self, fleet_name: str) -> list[Release]:
         with self.sessions() as s:
@@ -195,11 +231,21 @@ class Store(DeviceStore):
                            "(give a release id, version or sha256)")
         return found
 
-    def set_channel(self, fleet_name: str, channel: str, ref: str) -> tuple[Channel, Release]:
-        """Point ``channel`` (created if new) at the release ``ref``."""
+    def set_channel(self, fleet_name: str, channel: str, ref: str,
+                    force: bool = False) -> tuple[Channel, Release]:
+        """Point ``channel`` (created if new) at the release ``ref``.
+
+        Raises:
+            Conflict: (reason ``secure_version``) some of the channel's devices would refuse
+                the release (their eFuse secure_version is above it), and not ``force``.
+        """
+        if not force:
+            self.flush()
         with self.tx() as s:
             fleet = self.fleet(s, fleet_name)
             release = self._find_release(s, fleet, ref)
+            if not force:
+                self._refuse_downgrade(s, fleet, channel, release.secure_version)
             chan = s.scalar(select(Channel).where(Channel.fleet_id == fleet.id,
                                                   Channel.name == channel))
             if chan is None:
@@ -208,7 +254,7 @@ class Store(DeviceStore):
             if chan.release_id != release.id:  # a new rollout: count its failures afresh
                 chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
             chan.release_id = release.id
-            chan.updated_at = utcnow()
+            chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan, release
 
@@ -235,7 +281,7 @@ class Store(DeviceStore):
             chan = self._channel(s, fleet_name, channel)
             chan.max_in_flight, chan.failure_threshold = max_in_flight, failure_threshold
             chan.rollout_percent = rollout_percent
-            chan.updated_at = utcnow()
+            chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan
 
@@ -244,7 +290,7 @@ class Store(DeviceStore):
         with self.tx() as s:
             chan = self._channel(s, fleet_name, channel)
             chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
-            chan.updated_at = utcnow()
+            chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan
 
@@ -266,10 +312,11 @@ class Store(DeviceStore):
             if dep.state in TERMINAL_STATES:
                 raise Conflict(f"deployment {deployment_id} already ended as {dep.state}; "
                                "there is nothing to abort")
-            dep.state, dep.reason, dep.updated_at = ABORTED, why, utcnow()
+            dep.state, dep.reason, dep.updated_at = ABORTED, why, self.clock.now()
             # a space: no device event id can collide (they are printable, without spaces)
             s.add(Event(device_id=dep.device_id, event_id=f"admin abort {dep.id}",
-                        deployment_id=dep.id, state=ABORTED, reason=why))
+                        deployment_id=dep.id, state=ABORTED, reason=why,
+                        received_at=self.clock.now()))
         return dep
 
 

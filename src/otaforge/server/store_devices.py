@@ -19,7 +19,8 @@ from otaforge.protocol.reports import ABORTED, FAILURE_STATES, TERMINAL_STATES
 from otaforge.server import rollout, service
 from otaforge.server.auth import Principal, forbidden, new_token, token_hash
 from otaforge.server.blobs import BlobStore
-from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
+from otaforge.server.clock import Clock
+from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
 from otaforge.server.settings import Settings
 
 CACHE_TTL_S = 1.0
@@ -53,6 +54,7 @@ class DeviceStore:
 
     engine: Engine
     settings: Settings
+    clock: Clock
     sessions: sessionmaker[Session]
     blobs: BlobStore
     _devices: TTLCache
@@ -71,18 +73,21 @@ class DeviceStore:
 
     # --- devices --------------------------------------------------------------------------
 
-    def create_device(self, fleet_name: str, device_id: str, channel: str) -> tuple[Device, str]:
-        """Register a device; returns it and its device token."""
-        token = new_token("device")
+    def create_device(self, fleet_name: str, device_id: str,
+                      channel: str) -> tuple[Device, str, str]:
+        """Register a device; returns it, its device token and its download secret."""
+        token, secret = new_token("device"), new_token("download")
         try:
             with self.tx() as s:
                 fleet = self.fleet(s, fleet_name)
                 device = Device(id=device_id, fleet_id=fleet.id, channel=channel,
-                                token_hash=token_hash(token), state="registered")
+                                token_hash=token_hash(token), state="registered",
+                                created_at=self.clock.now(),
+                                download_secret_hash=token_hash(secret))
                 s.add(device)
         except IntegrityError:
             raise Conflict(f"device {device_id!r} already exists") from None
-        return device, token
+        return device, token, secret
 
     def devices(self, fleet_name: str | None = None) -> list[tuple[Device, str]]:
         self.flush()
@@ -141,9 +146,7 @@ class DeviceStore:
             if self._has_own_token(device_id):  # the shared token must not impersonate it
                 raise forbidden(f"device {device_id!r} has its own device token; use it")
             return info
-        if info is None:
-            raise NotFound(f"no device {device_id!r}")
-        return info
+        raise forbidden("only a device or enrollment token acts for a device")
 
     def _has_own_token(self, device_id: str) -> bool:
         """True when the device was registered with its own device token (cached briefly)."""
@@ -158,7 +161,7 @@ class DeviceStore:
         try:
             with self.tx() as s:
                 s.add(Device(id=device_id, fleet_id=fleet_id, channel=DEFAULT_CHANNEL,
-                             state="registered"))
+                             state="registered", created_at=self.clock.now()))
         except IntegrityError:
             pass  # registered concurrently
         info = self.device_info(device_id)
@@ -199,7 +202,7 @@ class DeviceStore:
 
     def remember(self, device_id: str, facts: dict[str, Any]) -> None:
         """Queue what a device reported; :meth:`flush` writes it."""
-        facts["last_check_in"] = utcnow()
+        facts["last_check_in"] = self.clock.now()
         with self._pending_lock:
             self._pending[device_id] = facts
 
@@ -264,12 +267,13 @@ class DeviceStore:
                 return None
             open_dep = s.get(Deployment, mine[0][0]) if mine else None
             stale_s = self.settings.stale_deployment_s
+            now = self.clock.now()
             if open_dep is None and target.max_in_flight is not None and \
-                    rollout.in_flight(s, target, stale_s) >= target.max_in_flight:
+                    rollout.in_flight(s, target, stale_s, now) >= target.max_in_flight:
                 return None
             if open_dep is None:
                 open_dep = Deployment(device_id=device_id, release_id=target.release_id,
-                                      state="offered")
+                                      state="offered", created_at=now, updated_at=now)
                 s.add(open_dep)
                 s.flush()
             return open_dep.id
@@ -293,7 +297,7 @@ class DeviceStore:
             with self.tx() as s:
                 recent = s.scalar(select(func.count(Event.id)).where(
                     Event.device_id == device_id,
-                    Event.received_at > utcnow() - dt.timedelta(seconds=60)))
+                    Event.received_at > self.clock.now() - dt.timedelta(seconds=60)))
                 if (recent or 0) >= self.settings.max_reports_per_minute:
                     raise ServerError(f"device {device_id!r} sent {recent} reports in the last "
                                       "minute; slow down", status_code=429)
@@ -309,10 +313,10 @@ class DeviceStore:
                     if state in FAILURE_STATES and before not in \
                             TERMINAL_STATES:
                         rollout.count_failure(s, device_id, dep.release_id)
-                    dep.reason, dep.bytes, dep.updated_at = reason, nbytes, utcnow()
+                    dep.reason, dep.bytes, dep.updated_at = reason, nbytes, self.clock.now()
                 event = Event(device_id=device_id, event_id=event_id,
                               deployment_id=deployment_id, state=state, reason=reason,
-                              bytes=nbytes)
+                              bytes=nbytes, received_at=self.clock.now())
                 s.add(event)
                 s.execute(update(Device).where(Device.id == device_id).values(state=state))
         except IntegrityError:
@@ -329,26 +333,7 @@ class DeviceStore:
             return s.scalar(select(Event).where(Event.device_id == device_id,
                                                 Event.event_id == event_id))
 
-    # --- stock-device image selection -----------------------------------------------------
-
-    def confirmed_sha(self, device_id: str) -> str | None:
-        """SHA-256 of the release the device last reported confirmed."""
-        with self.sessions() as s:
-            return s.scalar(select(Release.sha256)
-                            .join(Deployment, Deployment.release_id == Release.id)
-                            .where(Deployment.device_id == device_id,
-                                   Deployment.state == "confirmed")
-                            .order_by(Deployment.updated_at.desc(), Deployment.id.desc()))
-
-    def running_sha(self, device_id: str) -> tuple[str | None, str | None]:
-        """(sha256, version) the device last reported at check-in."""
-        pending = self.pending_facts(device_id)
-        if pending is not None:
-            return pending.get("running_sha256"), pending.get("running_version")
-        with self.sessions() as s:
-            row = s.execute(select(Device.running_sha256, Device.running_version)
-                            .where(Device.id == device_id)).first()
-        return (row[0], row[1]) if row else (None, None)
+    # --- firmware access ------------------------------------------------------------------
 
     def may_read(self, fleet_id: int, sha256: str) -> bool:
         """True when ``sha256`` is a stored image of a release of the fleet (cached briefly)."""
@@ -363,10 +348,6 @@ class DeviceStore:
         with self.sessions() as s:
             return s.scalar(select(Release.id).where(Release.fleet_id == fleet_id,
                                                      Release.sha256 == sha256)) is not None
-
-    def any_release_has_blob(self, sha256: str) -> bool:
-        with self.sessions() as s:
-            return s.scalar(select(Release.id).where(Release.sha256 == sha256)) is not None
 
 
 def _bind(name: str) -> Any:
