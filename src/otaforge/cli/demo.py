@@ -11,7 +11,7 @@ import argparse
 import time
 
 from otaforge.cli._agent_render import DownloadBar, Timeline
-from otaforge.cli._common import EXIT_BAD_INPUT, fail
+from otaforge.errors import InputError
 
 STEP_TITLES = {
     "server": "Start an update server on loopback HTTPS",
@@ -39,7 +39,7 @@ def demo(args: argparse.Namespace) -> int:
 
     keep = Path(args.keep) if args.keep is not None else None
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
-        fail(f"--keep {keep}: must be a new or empty directory", EXIT_BAD_INPUT)
+        raise InputError(f"--keep {keep}: must be a new or empty directory")
     timeline = Timeline()
     bar = DownloadBar(timeline)
     current = {"step": ""}

@@ -20,11 +20,11 @@ from typing import Any
 
 from otaforge.cli._agent_render import DownloadBar, Timeline
 from otaforge.cli._common import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_TRANSPORT,
     fail,
 )
+from otaforge.errors import InputError
 
 
 def _token(value: str) -> str:
@@ -34,7 +34,7 @@ def _token(value: str) -> str:
         with open(value[1:], encoding="utf-8") as handle:
             return handle.read().strip()
     except OSError as err:
-        fail(f"--token {value}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
+        raise InputError(f"--token {value}: cannot read ({err.strerror})") from None
 
 
 def _digests(keys: list[str]) -> list[bytes]:
@@ -46,7 +46,7 @@ def _digests(keys: list[str]) -> list[bytes]:
             with open(path, "rb") as handle:
                 out.append(k.public_key_digest(k.load_public_key(handle.read())))
         except OSError as err:
-            fail(f"--secure-boot-key {path}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
+            raise InputError(f"--secure-boot-key {path}: cannot read ({err.strerror})") from None
     return out
 
 
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     server: str = args.server
     flash = Path(args.flash)
     if not server.lower().startswith("https://"):
-        fail(f"--server {server!r}: expected an https:// URL (the device only talks TLS, "
-             "pinned to --ca)", EXIT_BAD_INPUT)
+        raise InputError(f"--server {server!r}: expected an https:// URL (the device only "
+                         "talks TLS, pinned to --ca)")
     key_digests = _digests(args.secure_boot_key)
     config = DeviceConfig(rollback=args.rollback, anti_rollback=args.anti_rollback,
                           secure_boot_v2=bool(key_digests))

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, read_input
+from otaforge.cli._common import EXIT_FAILED, fail, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ def inspect(args: argparse.Namespace) -> int:
     file = args.file
     data = read_input(file, "flash image")
     if not data:
-        fail(f"{file}: empty file, not a flash image (an esptool read-flash dump, or "
-             "make one with 'otaforge flash compose')", EXIT_BAD_INPUT)
+        raise InputError(f"{file}: empty file, not a flash image (an esptool read-flash dump, "
+                         "or make one with 'otaforge flash compose')")
     read = file_reader(data)
     spec = chip(args.chip) if args.chip else (detect_chip(read) or CHIPS["esp32"])
     size = _size(args.flash_size)
@@ -152,7 +152,7 @@ def compose(args: argparse.Namespace) -> int:
     image = build(table, apps, flash_size=_size(args.flash_size), bootloader=boot, chip=spec,
                   table_offset=table_offset)
     if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        fail(f"{out}: give a file in an existing folder with -o", EXIT_BAD_INPUT)
+        raise InputError(f"{out}: give a file in an existing folder with -o")
     atomic_write(out, image)
     print(f"wrote {out}: {len(image)} bytes (0x{len(image):x}), "
           f"{len(table.entries)} partitions, apps in {', '.join(apps) or 'none'}")

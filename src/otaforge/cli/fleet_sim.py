@@ -12,7 +12,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from otaforge.cli._common import EXIT_FAILED
+from otaforge.errors import InputError
 
 if TYPE_CHECKING:
     from otaforge.fleet.engine import Progress
@@ -70,7 +71,7 @@ def simulate(args: argparse.Namespace) -> int:
                       args.revert, args.server, args.token, path(args.ca))
     report = path(args.report)
     if report is not None and not report.parent.is_dir():
-        fail(f"--report {report}: no directory {report.parent} to write it in", EXIT_BAD_INPUT)
+        raise InputError(f"--report {report}: no directory {report.parent} to write it in")
     spec = spec_from_options(opts)
     result = run_simulation(spec, _progress_line if sys.stderr.isatty() else None)
     if report is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail
+from otaforge.cli._common import EXIT_FAILED, EXIT_OK
+from otaforge.errors import InputError
 
 
 def run_info(path: str, as_json: bool) -> tuple[str, int]:
@@ -41,7 +42,7 @@ def info(args: argparse.Namespace) -> int:
     except InputError:
         raise  # names the file itself
     except OtaforgeError as err:  # not an app image: name the file, exit 2
-        fail(f"{args.file}: {err}", EXIT_BAD_INPUT)
+        raise InputError(f"{args.file}: {err}") from None
     sys.stdout.write(text)
     if code != EXIT_OK:
         sys.stderr.write(f"error: {args.file}: checksum or image hash is invalid\n")
@@ -65,9 +66,9 @@ def build(args: argparse.Namespace) -> int:
                        max_chip_rev_full=args.max_chip_rev_full)
     image = AppImage.from_bytes(data)
     if os.path.isdir(out):
-        fail(f"{out}: is a directory; give the image file name with -o", EXIT_BAD_INPUT)
+        raise InputError(f"{out}: is a directory; give the image file name with -o")
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        fail(f"{os.path.dirname(out)}: no such directory for -o", EXIT_BAD_INPUT)
+        raise InputError(f"{os.path.dirname(out)}: no such directory for -o")
     atomic_write(out, data, output_mode(out))
     spec = image.chip
     sys.stdout.write(f"wrote {out}: {len(data)} bytes, {spec.name if spec else '?'}, "

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from otaforge.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, read_input
+from otaforge.cli._common import EXIT_FAILED, fail, read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ def _check_output(output: PathArg) -> None:
 
 def _check_version(version: int) -> None:
     if version not in (1, 2):
-        fail(f"--version {version}: use 2 (Secure Boot v2) or 1 (v1 signed apps, ESP32)",
-             EXIT_BAD_INPUT)
+        raise InputError(f"--version {version}: use 2 (Secure Boot v2) or 1 (v1 signed apps, "
+                         "ESP32)")
 
 
 def _sign_bytes(data: bytes, version: int, key_paths: Sequence[PathArg], append: bool) -> bytes:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, read_input
+from otaforge.cli._common import read_input
 from otaforge.errors import InputError
 
 if TYPE_CHECKING:
@@ -42,10 +42,10 @@ def _load_public(path: str) -> PublicKey:
 
 def _check_output(out: str, what: str) -> None:
     if os.path.isdir(out):
-        fail(f"{out}: is a directory, expected the {what} to write", EXIT_BAD_INPUT)
+        raise InputError(f"{out}: is a directory, expected the {what} to write")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
-        fail(f"{out}: folder {folder} does not exist (create it first)", EXIT_BAD_INPUT)
+        raise InputError(f"{out}: folder {folder} does not exist (create it first)")
 
 
 def _scheme(version: int, scheme: str | None) -> str:
@@ -62,8 +62,8 @@ def generate(args: argparse.Namespace) -> int:
     scheme = _scheme(args.version, args.scheme)
     _check_output(out, "key file")
     if os.path.exists(out) and not args.force:
-        fail(f"{out} already exists: refusing to overwrite a key (use --force if you really "
-             "mean to replace it)", EXIT_BAD_INPUT)
+        raise InputError(f"{out} already exists: refusing to overwrite a key (use --force if "
+                         "you really mean to replace it)")
     from otaforge.crypto import keys as k
     from otaforge.fsutil import atomic_write
 
@@ -94,7 +94,7 @@ def digest(args: argparse.Namespace) -> int:
     value = k.public_key_digest(pub)
     _check_output(args.output, "digest file")
     if os.path.realpath(args.output) == os.path.realpath(key):
-        fail("the digest output would overwrite the key file", EXIT_BAD_INPUT)
+        raise InputError("the digest output would overwrite the key file")
     atomic_write(args.output, value)
     sys.stdout.write(f"public key digest of {key} ({k.scheme_of(pub)}) written to "
                      f"{args.output}: {value.hex()}\n")
@@ -112,7 +112,7 @@ def public(args: argparse.Namespace) -> int:
             else k.public_key_pem(pub))
     _check_output(args.output, "public key file")
     if os.path.exists(args.output) and os.path.samefile(args.output, key):
-        fail("the public key output would overwrite the private key", EXIT_BAD_INPUT)
+        raise InputError("the public key output would overwrite the private key")
     atomic_write(args.output, data)
     sys.stdout.write(f"public key of {key} written to {args.output}\n")
     return 0

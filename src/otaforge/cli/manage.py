@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from otaforge.cli._common import EXIT_BAD_INPUT, fail, read_input
+from otaforge.cli._common import read_input
+from otaforge.errors import InputError
 
 if TYPE_CHECKING:
     from otaforge.client.management import ManagementClient
@@ -30,7 +31,7 @@ def _client(args: argparse.Namespace) -> ManagementClient:
             with open(token[1:], encoding="utf-8") as handle:
                 token = handle.read().strip()
         except OSError as err:
-            fail(f"--token {token}: cannot read ({err.strerror})", EXIT_BAD_INPUT)
+            raise InputError(f"--token {token}: cannot read ({err.strerror})") from None
     return ManagementClient(args.server, token, Path(args.ca) if args.ca else None)
 
 
