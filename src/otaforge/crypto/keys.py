@@ -77,12 +77,15 @@ def _serialization() -> Any:
 
 
 class _Ecdsa(ec.ECDSA):
-    """``ec.ECDSA(algorithm)`` without the OpenSSL-backend import its ``__init__`` does (~3.7
-    ms per process) to check deterministic-signing support, which otaforge's Secure Boot v2
-    signatures never ask for (v1 deterministic signing uses ``ec.ECDSA`` itself)."""
+    """``ec.ECDSA(algorithm, deterministic_signing)`` without the OpenSSL-backend import its
+    ``__init__`` does (~3.7 ms per process) only to check that deterministic signing is
+    supported. The OpenSSL that cryptography >= 42 bundles supports it; were it missing,
+    signing itself raises (never a silently random signature: the v1 tests compare bytes with
+    espsecure's)."""
 
-    def __init__(self, algorithm: Any) -> None:
+    def __init__(self, algorithm: Any, deterministic: bool = False) -> None:
         self._otaforge_algorithm = algorithm
+        self._otaforge_deterministic = deterministic
 
     @property
     def algorithm(self) -> Any:
@@ -90,12 +93,13 @@ class _Ecdsa(ec.ECDSA):
 
     @property
     def deterministic_signing(self) -> bool:
-        return False
+        return self._otaforge_deterministic
 
 
-def ecdsa(algorithm: Any) -> ec.ECDSA:
-    """The ``ec.ECDSA`` signature algorithm for ``algorithm`` (a hash or ``Prehashed``)."""
-    return _Ecdsa(algorithm)
+def ecdsa(algorithm: Any, deterministic: bool = False) -> ec.ECDSA:
+    """The ``ec.ECDSA`` signature algorithm for ``algorithm`` (a hash or ``Prehashed``);
+    ``deterministic``: RFC 6979 nonces (the v1 signed-app scheme, as espsecure)."""
+    return _Ecdsa(algorithm, deterministic)
 
 
 def private_key_pem(key: PrivateKey) -> bytes:

@@ -26,13 +26,6 @@ from otaforge.formats.signature_block import (
 __all__ = ["V1_SIGNATURE_SIZE", "sign_v1", "verify_v1"]
 
 
-def _ecdsa(deterministic: bool) -> ec.ECDSA:
-    try:
-        return ec.ECDSA(hashes.SHA256(), deterministic_signing=deterministic)
-    except (TypeError, ValueError):  # pragma: no cover - cryptography < 42 / old OpenSSL
-        return ec.ECDSA(hashes.SHA256())
-
-
 def _p256_private(key: k.PrivateKey) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve,
                                                                           ec.SECP256R1):
@@ -50,7 +43,7 @@ def sign_v1(image: bytes, key: k.PrivateKey) -> bytes:
         InputError: the key is not ECDSA P-256.
     """
     sk = _p256_private(key)
-    der = sk.sign(image, _ecdsa(True))
+    der = sk.sign(image, k.ecdsa(hashes.SHA256(), deterministic=True))
     try:  # back-verify, as espsecure does
         sk.public_key().verify(der, image, k.ecdsa(hashes.SHA256()))
     except InvalidSignature:
