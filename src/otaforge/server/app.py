@@ -87,7 +87,7 @@ async def _client_gone(request: Request, err: Exception) -> Response:
     """A client that went away mid-request (e.g. during an upload): one log line, no
     traceback; nothing was stored, and the answer goes nowhere."""
     client = request.client.host if request.client else "a client"
-    log.info("%s disconnected during %s %s; request dropped", client, request.method,
+    log.warning("%s disconnected during %s %s; request dropped", client, request.method,
              redact(request.url.path))
     return Response(status_code=400)
 
