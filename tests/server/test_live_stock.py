@@ -1,4 +1,4 @@
-"""On a real uvicorn HTTPS server: the header-less download URL as esp_https_ota uses it
+"""On a real uvicorn HTTPS server, on SQLite and PostgreSQL: the header-less download URL as esp_https_ota uses it
 (resume after a dropped connection, then 304), download secrets kept out of the access log,
 and a client that disconnects during an upload (one log line, no ASGI traceback)."""
 
@@ -38,9 +38,12 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[tuple[str, Settings, ssl.SSLContext, Records]]:
+def live(tmp_path: Path, database_url: str | None
+         ) -> Iterator[tuple[str, Settings, ssl.SSLContext, Records]]:
+    """A real server on SQLite or PostgreSQL, its loggers recorded."""
     init_server(tmp_path / "data")
-    settings = Settings(data_dir=tmp_path / "data", chunk_size=32 * 1024)
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url,
+                        chunk_size=32 * 1024)
     ctx = ssl.create_default_context(cafile=str(settings.ca_cert_path))
     records = Records()
     with serve_https(settings, log_level="info") as url:
