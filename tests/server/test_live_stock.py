@@ -1,6 +1,7 @@
-"""On a real uvicorn HTTPS server, on SQLite and PostgreSQL: the header-less download URL as esp_https_ota uses it
-(resume after a dropped connection, then 304), download secrets kept out of the access log,
-and a client that disconnects during an upload (one log line, no ASGI traceback)."""
+"""On a real uvicorn HTTPS server, on SQLite and PostgreSQL: the header-less download URL
+as esp_https_ota uses it (resume after a dropped connection, then 304; a download the device
+never acknowledged is offered again), download secrets kept out of the access log, and a
+client that disconnects during an upload (one log line, no ASGI traceback)."""
 
 from __future__ import annotations
 
