@@ -1,7 +1,7 @@
 """The architecture rules of DEVELOPERS.md, checked on the source tree.
 
-- imports point downward: cli -> demo -> server | client -> agent -> device -> crypto -> formats
-  -> errors, with protocol/ below both agent/ and server/ (it imports only errors)
+- imports point downward: cli -> demo | fleet -> server | client -> agent -> device -> crypto
+  -> formats -> errors, with protocol/ below both agent/ and server/ (it imports only errors)
 - only cli/ imports typer, click or rich, or prints
 - every struct format string states its byte order
 - the CLI's management commands do not load the server stack
@@ -24,11 +24,14 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "otaforge"
 
 # layer -> rank; a module may import only from layers of lower or equal rank
 RANK = {
-    "errors": 0, "fsutil": 0, "protocol": 1, "formats": 1, "crypto": 2, "device": 3,
-    "agent": 4, "server": 5, "client": 5, "demo": 6, "cli": 7, "__main__": 8, "__init__": 0,
+    "errors": 0, "fsutil": 0, "protocol": 1, "formats": 1, "crypto": 2, "delta": 2,
+    "device": 3,
+    "agent": 4, "server": 5, "client": 5, "demo": 6, "fleet": 6, "cli": 7, "__main__": 8,
+    "__init__": 0,
 }
 # layers of equal rank that must not import each other
-INDEPENDENT = {frozenset({"protocol", "formats"}), frozenset({"server", "client"})}
+INDEPENDENT = {frozenset({"protocol", "formats"}), frozenset({"server", "client"}),
+               frozenset({"crypto", "delta"})}
 UI_MODULES = {"typer", "click", "rich"}
 LAYOUT_LAYERS = {"formats", "crypto"}  # the only layers that may use the struct module
 

@@ -171,13 +171,15 @@ def _run_fast(action: str, argv: list[str]) -> int:
     if action == "sign":
         parser.add_argument("image", type=str, help="image to sign")
         parser.add_argument("--output", "-o", type=str, required=True, help="signed image")
-        parser.add_argument("--key", "-k", type=str, action="append", required=True,
+        parser.add_argument("--key", "--keyfile", "-k", dest="key", type=str, action="append",
+                            required=True,
                             help=_KEY_HELP)
         parser.add_argument("--append", action="store_true",
                             help="keep the input's signature blocks and add these keys' blocks")
     else:
         parser.add_argument("image", type=str, help="signed image")
-        parser.add_argument("--key", "-k", type=str, action="append", default=[],
+        parser.add_argument("--key", "--keyfile", "-k", dest="key", type=str, action="append",
+                            default=[],
                             help=_VERIFY_KEY_HELP)
         parser.add_argument("--digest", type=str, action="append", default=[],
                             help=_DIGEST_HELP)
@@ -219,7 +221,7 @@ def register(app: "typer.Typer") -> None:
     def sign(
         image: Annotated[Path, typer.Argument(help="Image to sign.")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Signed image to write.")],
-        key: Annotated[list[Path], typer.Option("--key", "-k", help=_KEY_HELP)],
+        key: Annotated[list[Path], typer.Option("--key", "--keyfile", "-k", help=_KEY_HELP)],
         version: Annotated[int, typer.Option(
             "--version", "-v", help="2: Secure Boot v2; 1: v1 signed apps (ESP32).")] = 2,
         append: Annotated[bool, typer.Option(
@@ -232,7 +234,7 @@ def register(app: "typer.Typer") -> None:
 
     def verify(
         image: Annotated[Path, typer.Argument(help="Signed image.")],
-        key: Annotated[list[Path] | None, typer.Option("--key", "-k",
+        key: Annotated[list[Path] | None, typer.Option("--key", "--keyfile", "-k",
                                                        help=_VERIFY_KEY_HELP)] = None,
         digest: Annotated[list[Path] | None, typer.Option("--digest", help=_DIGEST_HELP)] = None,
         revoked: Annotated[list[int] | None, typer.Option(

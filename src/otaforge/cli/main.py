@@ -28,7 +28,9 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "device": ("Emulated ESP32: power-cut sweep, run against a server.",
                ("otaforge.cli.device", "otaforge.cli.device_run", "otaforge.cli.manage")),
     "server": ("The HTTPS update server: init, run.", ("otaforge.cli.server",)),
-    "fleet": ("Fleets on an update server.", ("otaforge.cli.manage",)),
+    "delta": ("esp_delta_ota patches: create, apply, info.", ("otaforge.cli.delta",)),
+    "fleet": ("Fleets on an update server; rehearse a rollout (simulate).",
+              ("otaforge.cli.manage", "otaforge.cli.fleet_sim")),
     "release": ("Releases on an update server.", ("otaforge.cli.manage",)),
     "channel": ("Channels on an update server.", ("otaforge.cli.manage",)),
 }

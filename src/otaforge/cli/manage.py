@@ -220,12 +220,20 @@ def device_add(
     device_id: Annotated[str, typer.Argument(help="Device id.")],
     fleet: FleetOpt, server: Server, token: Token, ca: Ca = None,
     channel: Annotated[str, typer.Option("--channel")] = "stable", as_json: Json = False,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="Write the device token to this file (mode 0600) instead of "
+        "printing it.")] = None,
 ) -> None:
     """Register a device; prints its device token (shown only once)."""
+    from otaforge.fsutil import atomic_write_text
+
     with handle_errors(), _client(server, ca, token) as client:
         out = client.create_device(fleet, device_id, channel)
-    _print(out, as_json, [f"device {out['id']} in {out['fleet']}/{out['channel']}",
-                          f"device token: {out['token']}",
+        if token_file is not None:
+            atomic_write_text(token_file, out["token"] + "\n", mode=0o600)
+    shown = (f"device token written to {token_file}" if token_file is not None
+             else f"device token: {out['token']}")
+    _print(out, as_json, [f"device {out['id']} in {out['fleet']}/{out['channel']}", shown,
                           f"download URL (no header needed; keep it secret): "
                           f"{out['download_url']}"])
 

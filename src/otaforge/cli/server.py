@@ -81,7 +81,25 @@ def run(
         run_server(settings, host, port, log_level)
 
 
+def wait(
+    server: Annotated[str, typer.Option("--server", envvar="OTAFORGE_SERVER",
+                                        help="Server URL, e.g. https://localhost:8443.")],
+    ca: Annotated[Path | None, typer.Option("--ca", envvar="OTAFORGE_CA",
+                                            help="CA certificate to pin (DATA/server_cert.pem).")
+                  ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.0,
+                                           help="Seconds to wait before giving up.")] = 30.0,
+) -> None:
+    """Wait until a server answers (e.g. after `server run ... &`); exit 3 on timeout."""
+    from otaforge.client.management import ManagementClient
+
+    with handle_errors(), ManagementClient(server, "", ca, timeout=5.0) as client:
+        client.wait_until_up(timeout)
+    typer.echo(f"{server} is up")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``init`` and ``run`` to the ``server`` group."""
+    """Add ``init``, ``run`` and ``wait`` to the ``server`` group."""
     app.command("init")(init)
     app.command("run")(run)
+    app.command("wait")(wait)

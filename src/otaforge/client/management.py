@@ -9,12 +9,13 @@ server's reason, network and TLS failures :class:`~otaforge.errors.ConnectionLos
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from otaforge.errors import InputError
+from otaforge.errors import ConnectionLost, InputError, TransportError
 from otaforge.protocol.http_errors import error_for_status
 from otaforge.protocol.httpx_errors import HTTPX_FAILURES, transport_error
 
@@ -47,7 +48,7 @@ class ManagementClient:
             raise InputError(f"--server {server!r}: expected an https:// URL")
         verify: ssl.SSLContext | bool = tls_context(ca) if transport is None else True
         self._http = httpx.Client(base_url=server.rstrip("/"), verify=verify, timeout=timeout,
-                                  headers={"authorization": f"Bearer {token}"},
+                                  headers={"authorization": f"Bearer {token}"} if token else {},
                                   transport=transport)
 
     def close(self) -> None:
@@ -69,6 +70,20 @@ class ManagementClient:
         if response.status_code >= 400:
             raise error_for_status(response.status_code, response.content, what)
         return response.json() if response.content else None
+
+    def wait_until_up(self, timeout_s: float, poll_s: float = 0.2) -> None:
+        """Poll ``/healthz`` until the server answers 200, or raise after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.request("GET", "/healthz")
+                return
+            except TransportError as err:
+                if time.monotonic() >= deadline:
+                    raise ConnectionLost(f"{self._http.base_url} did not answer within "
+                                         f"{timeout_s:g} s ({err}); is `otaforge server run` "
+                                         "running there?") from None
+            time.sleep(poll_s)
 
     def create_fleet(self, name: str, chip: str, partition_csv: str,
                      public_keys: list[str] | None = None, require_signature: bool = False,

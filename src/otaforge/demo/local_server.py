@@ -19,6 +19,7 @@ import uvicorn
 from otaforge.client.management import ManagementClient
 from otaforge.errors import OtaforgeError
 from otaforge.server.app import create_app
+from otaforge.server.clock import Clock
 from otaforge.server.lifecycle import init_server, uvicorn_config
 from otaforge.server.settings import Settings
 
@@ -64,17 +65,21 @@ class LocalServer:
 
     Args:
         data_dir: the server's data directory.
-        settings: overrides (default: :class:`Settings` for ``data_dir``, without the
-            per-address connection limit).
+        settings: overrides (default: :class:`Settings` for ``data_dir``).
+        clock: where the server reads the time (default: the wall clock; a simulator passes
+            a :class:`~otaforge.server.clock.ManualClock` to run it in virtual time).
+            The per-address connection limit is lifted by default.
     """
 
-    def __init__(self, data_dir: Path, settings: Settings | None = None) -> None:
+    def __init__(self, data_dir: Path, settings: Settings | None = None,
+                 clock: Clock | None = None) -> None:
         self.data_dir = data_dir
         # every client of a loopback server is an emulated device on this machine, all from
         # 127.0.0.1 (a power-cut sweep leaves many connections half-open), so the
         # per-address connection limit meant for the internet is lifted here
         self.settings = settings or Settings(data_dir=data_dir,
                                              max_connections_per_client=LOOPBACK_CONNECTIONS)
+        self.clock = clock
         self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -87,7 +92,7 @@ class LocalServer:
         """
         if not self.settings.ca_cert_path.exists():
             init_server(self.data_dir)
-        app = create_app(self.settings)
+        app = create_app(self.settings, clock=self.clock)
         config = uvicorn_config(app, self.settings, "127.0.0.1", self.port, "error",
                                 access_log=False, timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)

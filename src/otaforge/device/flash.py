@@ -380,6 +380,27 @@ class MemoryFlash:
         clone.powered = True
         return clone
 
+    def share_sectors(self, pool: dict[bytes, bytes], addr: int, n: int) -> int:
+        """Replace the sector objects over ``addr..addr+n`` by equal ones from ``pool``.
+
+        ``pool`` is a content-addressed sector store shared by many flashes (devices that
+        wrote the same image then hold one copy of its sectors); sectors it lacks are added.
+        Contents never change, only which equal object holds them. Returns how many sectors
+        were replaced by an already pooled copy.
+        """
+        self._check_range(addr, n, "share")
+        shared = 0
+        sectors = self._sectors
+        for index in range(addr // SECTOR_SIZE, (addr + n + SECTOR_SIZE - 1) // SECTOR_SIZE):
+            sector = sectors.get(index)
+            if sector is None or sector is ERASED_SECTOR:
+                continue
+            pooled = pool.setdefault(sector, sector)
+            if pooled is not sector:
+                sectors[index] = pooled
+                shared += 1
+        return shared
+
     def private_bytes(self) -> int:
         """Bytes of sector data owned by this flash alone (shared erased sectors excluded)."""
         return sum(len(s) for s in self._sectors.values() if s is not ERASED_SECTOR)

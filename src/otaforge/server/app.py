@@ -32,6 +32,7 @@ from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
 from otaforge.server import routes_admin, routes_device
 from otaforge.server.access_log import redact
 from otaforge.server.auth import bearer
+from otaforge.server.clock import Clock
 from otaforge.server.db import make_engine, migrate
 from otaforge.server.fastpath import FastPaths
 from otaforge.server.guard import UPLOAD_PATH
@@ -238,12 +239,17 @@ async def _flush_loop(store: Store) -> None:
             await run_in_threadpool(store.flush)
 
 
-def create_app(settings: Settings, *, migrate_db: bool = True) -> ServerApp:
-    """Build the server app for ``settings`` (runs migrations unless told not to)."""
+def create_app(settings: Settings, *, migrate_db: bool = True,
+               clock: Clock | None = None) -> ServerApp:
+    """Build the server app for ``settings`` (runs migrations unless told not to).
+
+    ``clock`` is where the server reads the time (default: the wall clock; a fleet simulator
+    passes a :class:`~otaforge.server.clock.ManualClock`).
+    """
     engine = make_engine(settings.url)
     if migrate_db:
         migrate(engine)
-    store = Store(engine, settings)
+    store = Store(engine, settings, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -14,7 +14,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -110,6 +112,10 @@ class Device(Base):
     state: Mapped[str] = mapped_column(String(16), default="registered")
     last_check_in: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # rollout targeting and the penalty box (migration 0004)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    hw_revision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    penalty_cleared_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class Deployment(Base):
@@ -124,6 +130,10 @@ class Deployment(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # the rollout (and its wave) that offered it (migration 0004); None: a plain channel offer
+    rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"), nullable=True,
+                                                   index=True)
+    wave: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Event(Base):
@@ -139,3 +149,40 @@ class Event(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # the numbers a server decision was based on (rollout gates, migration 0004)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Rollout(Base):
+    """A release rolled out to a channel's devices in waves, gated on their health.
+
+    ``plan`` is the immutable part (waves, filters, gates, limits; see
+    :class:`otaforge.server.waves.Plan`); the other columns are the rollout's moving state.
+    ``cutoffs`` and ``sizes`` hold, per opened wave, the stable-hash cutoff below which a
+    device belongs to it and how many devices it held when it opened.
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_channel", "fleet_id", "channel"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    previous_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"),
+                                                            nullable=True)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reverting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    wave: Mapped[int] = mapped_column(Integer, default=0)
+    wave_started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    cutoffs: Mapped[list[int]] = mapped_column(JSON, default=list)
+    sizes: Mapped[list[int]] = mapped_column(JSON, default=list)
+    failure_baseline: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    window_start: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    window_offers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_eval_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decisions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -15,16 +15,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from otaforge.server import service
-from otaforge.server.models import Channel, Deployment, Device, utcnow
+from otaforge.server.models import Channel, Deployment, Device
 
 
-def in_flight(s: Session, target: service.Target, stale_after_s: int) -> int:
+def in_flight(s: Session, target: service.Target, stale_after_s: int,
+              now: dt.datetime) -> int:
     """Devices of the target's channel mid-update to its release (locks the channel row).
 
     Deployments without a report for ``stale_after_s`` seconds do not count.
     """
     _lock(s, target.channel_id)
-    since = utcnow() - dt.timedelta(seconds=stale_after_s)
+    since = now - dt.timedelta(seconds=stale_after_s)
     busy = s.scalar(
         select(func.count(func.distinct(Deployment.device_id)))
         .join(Device, Device.id == Deployment.device_id)

@@ -37,7 +37,7 @@ from otaforge.errors import NotFound
 from otaforge.protocol.reports import ABORTED, ReportState
 from otaforge.server import service
 from otaforge.server.download import FirmwareResponse, etag_of
-from otaforge.server.models import Deployment, Device, Event, utcnow
+from otaforge.server.models import Deployment, Device, Event
 from otaforge.server.ranges import none_match
 from otaforge.server.store import Store
 
@@ -121,7 +121,7 @@ def record_progress(store: Store, deployment_id: int, start: int, end: int,
         dep = _locked(s, deployment_id)
         if dep is None:
             return None
-        now = utcnow()
+        now = store.clock.now()
         if dep.state == ReportState.DOWNLOADED:
             if end < size:
                 return None
@@ -177,7 +177,7 @@ def settle(store: Store, deployment_id: int, start: int, claim: dt.datetime,
                 return None  # a later download of the same image completed it
             dep.state = ReportState.DOWNLOADING
             dep.bytes = max(start, (dep.bytes or 0) - unacked) if unacked > 0 else start
-            dep.updated_at = utcnow()
+            dep.updated_at = store.clock.now()
             s.execute(update(Device).where(Device.id == dep.device_id)
                       .values(state=dep.state))
             return False
@@ -186,7 +186,8 @@ def settle(store: Store, deployment_id: int, start: int, claim: dt.datetime,
                                            Event.event_id == event_id)) is None:
             s.add(Event(device_id=dep.device_id, event_id=event_id, deployment_id=dep.id,
                         state=ReportState.DOWNLOADED, bytes=dep.bytes,
-                        reason="served completely on a stock route"))
+                        reason="served completely on a stock route",
+                        received_at=store.clock.now()))
     return True
 
 

@@ -25,9 +25,10 @@ from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
 from otaforge.server.blobs import BlobStore
+from otaforge.server.clock import SYSTEM_CLOCK, Clock
 from otaforge.server.db import session_factory
 from otaforge.server.download_urls import DownloadSecrets
-from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
+from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
 
@@ -37,9 +38,10 @@ _RELEASE_ID = re.compile(r"[0-9]{1,9}", re.ASCII)
 class Store(DeviceStore):
     """All reads and writes of server state (devices, check-ins and reports: the mixin)."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.sessions = session_factory(engine)
         self.blobs = BlobStore(settings.blob_dir)
         self.admin_token = settings.admin_token()
@@ -117,12 +119,12 @@ class Store(DeviceStore):
         fleet = Fleet(name=name, chip=spec.name, partition_csv=layout.csv,
                       ota_slot_size=layout.ota_slot_size, require_signature=require_signature,
                       public_keys=pems, secure_version_bits=bits,
-                      enrollment_token_hash=token_hash(token))
+                      enrollment_token_hash=token_hash(token), created_at=self.clock.now())
         try:
             with self.tx() as s:
                 s.add(fleet)
                 s.flush()
-                s.add(Channel(fleet_id=fleet.id, name=DEFAULT_CHANNEL))
+                s.add(Channel(fleet_id=fleet.id, name=DEFAULT_CHANNEL, updated_at=self.clock.now()))
         except IntegrityError:
             raise Conflict(f"fleet {name!r} already exists") from None
         return fleet, token
@@ -179,7 +181,8 @@ class Store(DeviceStore):
                     fleet_id=fleet.id, version=checked.version,
                     project_name=checked.project_name, idf_ver=checked.idf_ver,
                     secure_version=checked.secure_version, sha256=checked.sha256,
-                    size=checked.size, app_desc=checked.app_desc, signature=checked.signature)
+                    size=checked.size, app_desc=checked.app_desc, signature=checked.signature,
+                    created_at=self.clock.now())
                 s.add(release)
         except IntegrityError:
             created = False
@@ -251,7 +254,7 @@ class Store(DeviceStore):
             if chan.release_id != release.id:  # a new rollout: count its failures afresh
                 chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
             chan.release_id = release.id
-            chan.updated_at = utcnow()
+            chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan, release
 
@@ -278,7 +281,7 @@ class Store(DeviceStore):
             chan = self._channel(s, fleet_name, channel)
             chan.max_in_flight, chan.failure_threshold = max_in_flight, failure_threshold
             chan.rollout_percent = rollout_percent
-            chan.updated_at = utcnow()
+            chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan
 
@@ -287,7 +290,7 @@ class Store(DeviceStore):
         with self.tx() as s:
             chan = self._channel(s, fleet_name, channel)
             chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
-            chan.updated_at = utcnow()
+            chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan
 
@@ -309,10 +312,11 @@ class Store(DeviceStore):
             if dep.state in TERMINAL_STATES:
                 raise Conflict(f"deployment {deployment_id} already ended as {dep.state}; "
                                "there is nothing to abort")
-            dep.state, dep.reason, dep.updated_at = ABORTED, why, utcnow()
+            dep.state, dep.reason, dep.updated_at = ABORTED, why, self.clock.now()
             # a space: no device event id can collide (they are printable, without spaces)
             s.add(Event(device_id=dep.device_id, event_id=f"admin abort {dep.id}",
-                        deployment_id=dep.id, state=ABORTED, reason=why))
+                        deployment_id=dep.id, state=ABORTED, reason=why,
+                        received_at=self.clock.now()))
         return dep
 
 

@@ -19,7 +19,8 @@ from otaforge.protocol.reports import ABORTED, FAILURE_STATES, TERMINAL_STATES
 from otaforge.server import rollout, service
 from otaforge.server.auth import Principal, forbidden, new_token, token_hash
 from otaforge.server.blobs import BlobStore
-from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
+from otaforge.server.clock import Clock
+from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
 from otaforge.server.settings import Settings
 
 CACHE_TTL_S = 1.0
@@ -53,6 +54,7 @@ class DeviceStore:
 
     engine: Engine
     settings: Settings
+    clock: Clock
     sessions: sessionmaker[Session]
     blobs: BlobStore
     _devices: TTLCache
@@ -80,6 +82,7 @@ class DeviceStore:
                 fleet = self.fleet(s, fleet_name)
                 device = Device(id=device_id, fleet_id=fleet.id, channel=channel,
                                 token_hash=token_hash(token), state="registered",
+                                created_at=self.clock.now(),
                                 download_secret_hash=token_hash(secret))
                 s.add(device)
         except IntegrityError:
@@ -158,7 +161,7 @@ class DeviceStore:
         try:
             with self.tx() as s:
                 s.add(Device(id=device_id, fleet_id=fleet_id, channel=DEFAULT_CHANNEL,
-                             state="registered"))
+                             state="registered", created_at=self.clock.now()))
         except IntegrityError:
             pass  # registered concurrently
         info = self.device_info(device_id)
@@ -199,7 +202,7 @@ class DeviceStore:
 
     def remember(self, device_id: str, facts: dict[str, Any]) -> None:
         """Queue what a device reported; :meth:`flush` writes it."""
-        facts["last_check_in"] = utcnow()
+        facts["last_check_in"] = self.clock.now()
         with self._pending_lock:
             self._pending[device_id] = facts
 
@@ -264,12 +267,13 @@ class DeviceStore:
                 return None
             open_dep = s.get(Deployment, mine[0][0]) if mine else None
             stale_s = self.settings.stale_deployment_s
+            now = self.clock.now()
             if open_dep is None and target.max_in_flight is not None and \
-                    rollout.in_flight(s, target, stale_s) >= target.max_in_flight:
+                    rollout.in_flight(s, target, stale_s, now) >= target.max_in_flight:
                 return None
             if open_dep is None:
                 open_dep = Deployment(device_id=device_id, release_id=target.release_id,
-                                      state="offered")
+                                      state="offered", created_at=now, updated_at=now)
                 s.add(open_dep)
                 s.flush()
             return open_dep.id
@@ -293,7 +297,7 @@ class DeviceStore:
             with self.tx() as s:
                 recent = s.scalar(select(func.count(Event.id)).where(
                     Event.device_id == device_id,
-                    Event.received_at > utcnow() - dt.timedelta(seconds=60)))
+                    Event.received_at > self.clock.now() - dt.timedelta(seconds=60)))
                 if (recent or 0) >= self.settings.max_reports_per_minute:
                     raise ServerError(f"device {device_id!r} sent {recent} reports in the last "
                                       "minute; slow down", status_code=429)
@@ -309,10 +313,10 @@ class DeviceStore:
                     if state in FAILURE_STATES and before not in \
                             TERMINAL_STATES:
                         rollout.count_failure(s, device_id, dep.release_id)
-                    dep.reason, dep.bytes, dep.updated_at = reason, nbytes, utcnow()
+                    dep.reason, dep.bytes, dep.updated_at = reason, nbytes, self.clock.now()
                 event = Event(device_id=device_id, event_id=event_id,
                               deployment_id=deployment_id, state=state, reason=reason,
-                              bytes=nbytes)
+                              bytes=nbytes, received_at=self.clock.now())
                 s.add(event)
                 s.execute(update(Device).where(Device.id == device_id).values(state=state))
         except IntegrityError:
