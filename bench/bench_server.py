@@ -84,7 +84,9 @@ def setup(root: Path, devices: int, image_size: int) -> tuple[Settings, bytes, l
 def start_server(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "otaforge", "server", "run", "--dir", str(settings.data_dir),
-         "--port", str(port), "--max-in-flight", "100000"],
+         "--port", str(port), "--max-in-flight", "100000",
+         # the load generator is one address: lift the per-client connection limit
+         "--max-connections-per-client", "100000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

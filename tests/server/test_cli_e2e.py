@@ -34,7 +34,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     assert again.returncode != 0 and "refusing to overwrite" in again.stderr
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "otaforge", "server", "run", "--dir",
-                             str(data), "--port", str(port)],
+                             str(data), "--port", str(port), "--header-timeout", "5",
+                             "--body-timeout", "10", "--upload-timeout", "60",
+                             "--max-connections-per-client", "32"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctx = ssl.create_default_context(cafile=str(data / "server_cert.pem"))
     url = f"https://localhost:{port}"
@@ -145,7 +147,19 @@ def test_device_admin_commands(running: tuple[Path, dict[str, str]],
     os.environ.update(running[1])
     try:
         assert main(["device", "add", "board-9", "--fleet", "f1"]) == 0
-        assert "device token: otfd_" in capsys.readouterr().out
+        added = capsys.readouterr().out
+        assert "device token: otfd_" in added
+        url = added.split("download URL (no header needed; keep it secret): ")[1].split()[0]
+        assert url.startswith(running[1]["OTAFORGE_SERVER"] + "/dl/otfs_")
+        ctx = ssl.create_default_context(cafile=running[1]["OTAFORGE_CA"])
+        assert httpx.head(url, verify=ctx).status_code == 200  # no header at all
+        assert main(["device", "download-url", "board-9", "--json"]) == 0
+        new_url = json.loads(capsys.readouterr().out)["download_url"]
+        assert httpx.head(url, verify=ctx).status_code == 404
+        assert httpx.head(new_url, verify=ctx).status_code == 200
+        assert main(["device", "download-url", "board-9", "--revoke"]) == 0
+        assert "revoked" in capsys.readouterr().out
+        assert httpx.head(new_url, verify=ctx).status_code == 404
         assert main(["device", "list", "--json"]) == 0
         assert "board-9" in {d["id"] for d in json.loads(capsys.readouterr().out)}
         assert main(["device", "list"]) == 0
@@ -157,6 +171,36 @@ def test_device_admin_commands(running: tuple[Path, dict[str, str]],
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def test_publish_a_release_the_channel_would_refuse(running: tuple[Path, dict[str, str]],
+                                                    tmp_path: Path) -> None:
+    """Issue 9 §2.2: refused (exit 1, one line naming --force) while a device of the channel
+    burned a higher secure_version; --force publishes it."""
+    _, env = running
+    csv = tmp_path / "p.csv"
+    csv.write_text(PARTITIONS_CSV)
+    made = run_cli("fleet", "create", "f3", "--chip", "esp32", "--partitions", str(csv),
+                   "--json", env=env)
+    enroll = json.loads(made.stdout)["enrollment_token"]
+    ctx = ssl.create_default_context(cafile=env["OTAFORGE_CA"])
+    r = httpx.post(env["OTAFORGE_SERVER"] + "/api/v1/devices/burned-1/check-in", verify=ctx,
+                   headers={"authorization": f"Bearer {enroll}"},
+                   json={"fleet": "f3", "chip": "esp32", "version": "9", "secure_version": 4})
+    assert r.status_code == 204
+    (tmp_path / "old.bin").write_bytes(build_image(version="1.0.0", secure_version=2, seed=8))
+    args = ["release", "publish", str(tmp_path / "old.bin"), "--fleet", "f3", "--channel",
+            "stable"]
+    refused = run_cli(*args, env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "secure_version" in refused.stderr and "--force" in refused.stderr
+    assert "burned-1 has 4" in refused.stderr
+    assert "1.0.0" not in run_cli("release", "list", "--fleet", "f3", env=env).stdout
+    forced = run_cli(*args, "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    chan = run_cli("channel", "set", "beta", "1.0.0", "--fleet", "f3", env=env)
+    assert chan.returncode == 0, chan.stderr  # beta has no such device
 
 
 @pytest.mark.postgres

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -233,6 +234,26 @@ def test_load_shedding_answers_503_with_retry_after(data_dir: object,
         assert r.headers["retry-after"] == "7"
         assert r.json()["reason"] == "overloaded"
         assert client.get("/healthz").status_code == 200
+
+
+def test_unauthenticated_requests_never_take_a_slot(data_dir: object,
+                                                    database_url: str | None) -> None:
+    """Issue 9 §2.1: a request counts against max_in_flight once it is authenticated; one
+    without a known token is answered 401 at once, before its body is read."""
+    with _app_with(data_dir, database_url, max_in_flight=0) as client:
+        client.headers.pop("authorization")
+        r = client.post("/api/v1/devices/d1/events", json={"event_id": "e", "state": "failed"})
+        assert (r.status_code, r.json()["reason"]) == (401, "unauthorized")
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = client.post("/api/v1/devices/d1/check-in", headers=auth("otfe_unknown"),
+                        json={"fleet": "f1", "chip": "esp32"})
+        assert r.status_code == 401
+        assert client.get("/dl/otfs_unknown.bin").status_code == 404
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/api/v1/fleets", headers=auth("otfa_x")).status_code == 401
+        full = client.get("/api/v1/fleets", headers=auth(Settings(
+            data_dir=Path(str(data_dir))).admin_token()))
+        assert full.status_code == 503  # authenticated: now it needs a slot
 
 
 def _app_with(data_dir: object, database_url: str | None, **overrides: object) -> TestClient:

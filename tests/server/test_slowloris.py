@@ -183,3 +183,48 @@ def test_devices_check_in_after_the_attack_ends(
             return r.status_code
 
     assert asyncio.run(again_from_the_hog()) == 204
+
+
+async def _trickle(port: int, ctx: ssl.SSLContext, head: bytes, body: bytes,
+                   seconds: float) -> int | None:
+    """Send ``head``, then ``body`` spread over ``seconds``; the answer's status."""
+    a = Attacker(port, ctx, "127.0.5.1")
+    await a.connect()
+    a.send(head)
+    pieces = 6
+    step = -(-len(body) // pieces)
+    for i in range(pieces):
+        await asyncio.sleep(seconds / pieces)
+        try:
+            a.send(body[i * step:(i + 1) * step])
+        except (ConnectionError, RuntimeError):
+            break
+    await a.answer(10)
+    a.close()
+    return a.status
+
+
+def test_release_uploads_get_the_longer_upload_deadline(tmp_path: Path) -> None:
+    """A body that takes 2.4 s: cut (408) on a device route whose body deadline is 1.2 s,
+    accepted (201) as a release upload, whose deadline is 6 s."""
+    init_server(tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", body_timeout_s=1.2, upload_timeout_s=6)
+    ctx = ssl.create_default_context(cafile=str(settings.ca_cert_path))
+    image = build_image(version="2.1.0", size=60_000, seed=4)
+    with serve_https(settings) as url, httpx.Client(
+            base_url=url, verify=ctx, headers=auth(settings.admin_token())) as admin:
+        enroll = admin.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                    "partition_csv": PARTITIONS_CSV}).json()
+        port = int(url.rsplit(":", 1)[1])
+        report = b'{"event_id":"slow-1","state":"downloading","bytes":1}'
+        head = (f"POST /api/v1/devices/d1/events HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                f"authorization: Bearer {enroll['enrollment_token']}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(report)}\r\n\r\n")
+        assert asyncio.run(_trickle(port, ctx, head.encode(), report, 2.4)) == 408
+        head = (f"POST /api/v1/fleets/f1/releases HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                f"authorization: Bearer {settings.admin_token()}\r\n"
+                f"content-type: application/octet-stream\r\n"
+                f"content-length: {len(image)}\r\n\r\n")
+        assert asyncio.run(_trickle(port, ctx, head.encode(), image, 2.4)) == 201
+        assert [r["version"] for r in admin.get("/api/v1/fleets/f1/releases").json()] == \
+            ["2.1.0"]

@@ -113,18 +113,28 @@ def test_partial_http_download_in_chunks_then_304(api: TestClient, fleet: str,
     assert api.get(path, headers={"authorization": ""}).status_code == 304
 
 
-def test_gap_does_not_count_as_downloaded(api: TestClient, fleet: str,
-                                          image_v1: bytes) -> None:
-    """Only the contiguous prefix counts: the tail alone is not a complete download."""
+def test_resume_from_an_offset_counts_what_the_device_holds(api: TestClient, fleet: str,
+                                                            image_v1: bytes) -> None:
+    """ota_resumption asks for bytes=<what it wrote>-: the device holds that prefix, so the
+    rest completes the download; ranges short of the end do not."""
     publish(api, image_v1)
     path = _path(_add_device(api)["download_url"])
-    tail = api.get(path, headers={"authorization": "", "range": "bytes=1000-"})
-    assert tail.status_code == 206
-    first = api.get(path, headers={"authorization": "", "range": "bytes=0-999"})
-    assert first.status_code == 206
-    assert api.get(path, headers={"authorization": "", "range": "bytes=1000-"}
-                   ).status_code == 206  # now contiguous: this completes it
-    assert api.get(path, headers={"authorization": ""}).status_code == 304
+
+    def deployment() -> tuple[str, int]:
+        dep = api.get("/api/v1/devices/seed1").json()["deployments"][0]
+        return dep["state"], dep["bytes"]
+
+    bare = {"authorization": ""}
+    assert api.get(path, headers={**bare, "range": "bytes=0-999"}).status_code == 206
+    assert deployment() == ("downloading", 1000)
+    assert api.get(path, headers={**bare, "range": "bytes=5000-5999"}).status_code == 206
+    assert deployment() == ("downloading", 6000)
+    assert api.get(path, headers={**bare, "range": "bytes=150000-"}).status_code == 206
+    assert deployment() == ("downloaded", len(image_v1))
+    # a resume is always served, even after completion; a fresh start is not
+    assert api.get(path, headers={**bare, "range": "bytes=50000-"}).status_code == 206
+    assert api.get(path, headers={**bare, "range": "bytes=0-"}).status_code == 304
+    assert api.get(path, headers=bare).status_code == 304
 
 
 def test_rolled_back_release_never_offered_again(api: TestClient, fleet: str,

@@ -17,15 +17,26 @@ Device API (``Authorization: Bearer <device token | fleet enrollment token>``)::
         deployment | 429 too many reports
     GET|HEAD /firmware/{sha256}.bin      Range / If-Range / If-None-Match, ETag "<sha256>"
     GET|HEAD /ota/{fleet}/{id}.bin       the image the device should run (stock
-        esp_https_ota); 304 when it already runs it (If-None-Match, ?version=, last report)
+        esp_https_ota); 304 when it already runs it (If-None-Match, ?version=, last report),
+        its eFuse secure_version would refuse it, it downloaded it completely or rolled it
+        back (see ``stock``)
+    GET|HEAD /dl/{secret}.bin            the same without any header: the per-device
+        download secret (``device add`` prints it; rotate/revoke; redacted from logs)
+
+Requests are counted against ``max_in_flight`` once authenticated (401 at once otherwise);
+header and body read times and connections per client address are bounded per connection
+(``guard``).
 
 Management API (admin token): ``/api/v1/fleets``, ``/api/v1/fleets/{f}/releases``,
-``/api/v1/fleets/{f}/channels/{c}``, ``/api/v1/fleets/{f}/devices``, ``/api/v1/devices``.
+``/api/v1/fleets/{f}/channels/{c}``, ``/api/v1/fleets/{f}/devices``, ``/api/v1/devices``,
+``/api/v1/devices/{id}/download-url``. The admin token is refused (403) on device routes.
 
 Modules: ``app`` (ASGI factory, errors, load shedding), ``fastpath`` (check-in and download
 fast paths), ``routes_device`` / ``routes_admin``, ``checkin`` and ``service`` (business
 rules), ``store`` (SQL + blobs), ``models`` / ``migrations`` / ``db``, ``ranges`` /
-``download`` (HTTP Range), ``pki``, ``auth``, ``lifecycle`` (init/run). Report states,
+``download`` (HTTP Range), ``stock`` / ``download_urls`` / ``delivery`` (stock-device
+downloads), ``guard`` / ``access_log`` (connection deadlines, log redaction), ``extras``
+(the optional install), ``pki``, ``auth``, ``lifecycle`` (init/run). Report states,
 refusal codes and problem+json are :mod:`otaforge.protocol`; the management client is
 :mod:`otaforge.client.management`.
 """

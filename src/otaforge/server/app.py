@@ -34,7 +34,7 @@ from otaforge.server.access_log import redact
 from otaforge.server.auth import bearer
 from otaforge.server.clock import Clock
 from otaforge.server.db import make_engine, migrate
-from otaforge.server.fastpath import FastPaths
+from otaforge.server.fastpath import PRINCIPAL, FastPaths
 from otaforge.server.guard import UPLOAD_PATH
 from otaforge.server.settings import Settings
 from otaforge.server.store import Store
@@ -88,7 +88,7 @@ async def _client_gone(request: Request, err: Exception) -> Response:
     """A client that went away mid-request (e.g. during an upload): one log line, no
     traceback; nothing was stored, and the answer goes nowhere."""
     client = request.client.host if request.client else "a client"
-    log.info("%s disconnected during %s %s; request dropped", client, request.method,
+    log.warning("%s disconnected during %s %s; request dropped", client, request.method,
              redact(request.url.path))
     return Response(status_code=400)
 
@@ -180,10 +180,11 @@ class ServerApp(FastAPI):
                            "not_found", {"connection": "close"})
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         try:
-            self.store.authenticate(bearer(header.decode("latin-1") if header else None))
+            who = self.store.authenticate(bearer(header.decode("latin-1") if header else None))
         except Unauthorized as err:
             return problem(401, str(err), "unauthorized",
                            {"www-authenticate": "Bearer", "connection": "close"})
+        scope.setdefault("extensions", {})[PRINCIPAL] = who  # the fast paths reuse it
         return None
 
 

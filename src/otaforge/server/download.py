@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
+from otaforge.server.delivery import connection, wait_delivered
 from otaforge.server.ranges import (
     ByteRange,
     RangeNotSatisfiable,
@@ -24,6 +26,8 @@ from otaforge.server.ranges import (
     none_match,
     parse_range,
 )
+
+DELIVERY_TIMEOUT_S = 20.0  # how long a complete body may wait for TCP's acknowledgement
 
 
 def etag_of(sha256: str) -> str:
@@ -45,17 +49,15 @@ class FirmwareResponse(Response):
         head: answer without a body.
         chunk_size: bytes per body message.
         extra_headers: added to every answer (e.g. Cache-Control).
-        on_sent: awaited after a body was streamed with (start, end, size): the bytes
-            ``start..end`` (end exclusive) were handed to the server before the response
-            ended or the client went away.
+        tracker: told what of a body was sent (see :class:`DownloadTracker`).
     """
 
     def __init__(self, path: Path, sha256: str, request_headers: Mapping[str, str], *,
                  head: bool = False, chunk_size: int = 1024 * 1024,
                  extra_headers: Mapping[str, str] | None = None,
-                 on_sent: Callable[[int, int, int], Awaitable[None]] | None = None) -> None:
+                 tracker: DownloadTracker | None = None) -> None:
         super().__init__(status_code=200)
-        self.on_sent = on_sent
+        self.tracker = tracker
         self.path, self.sha256, self.head = path, sha256, head
         self.chunk_size = chunk_size
         self.req = request_headers
@@ -101,13 +103,12 @@ class FirmwareResponse(Response):
                 await send({"type": "http.response.body", "body": body416})
                 return
             start, length = (rng.start, rng.length) if rng else (0, size)
-            if self.on_sent is None:
+            if self.tracker is None:
                 await self._stream(fd, start, length, send)
                 return
-            end = await self._watched(fd, start, length, receive, send)
+            await self._watched(fd, start, length, size, scope, receive, send)
         finally:
             os.close(fd)
-        await self.on_sent(start, end, size)
 
     async def _stream(self, fd: int, start: int, length: int, send: Send) -> None:
         offset, remaining = start, length
@@ -122,10 +123,17 @@ class FirmwareResponse(Response):
         if remaining > 0:
             await send({"type": "http.response.body", "body": b""})
 
-    async def _watched(self, fd: int, start: int, length: int, receive: Receive,
-                       send: Send) -> int:
-        """:meth:`_stream` while listening for the client going away; returns the end of
-        what was handed to the server (a chunk sent after the client left is not counted)."""
+    async def _watched(self, fd: int, start: int, length: int, size: int, scope: Scope,
+                       receive: Receive, send: Send) -> None:
+        """:meth:`_stream` while listening for the client going away, telling the tracker
+        what was handed over (a chunk sent after the client left is not counted).
+
+        A complete body is reported *before* its last chunk goes out (a client that has the
+        whole image may ask again at once, and must find it recorded); when TCP then says it
+        never arrived, the tracker hears that too.
+        """
+        tracker = self.tracker
+        assert tracker is not None
         gone = asyncio.Event()
 
         async def listen() -> None:
@@ -140,17 +148,37 @@ class FirmwareResponse(Response):
                 chunk = os.pread(fd, min(self.chunk_size, remaining), offset)
                 if not chunk:
                     break
-                last = len(chunk) >= remaining
-                if last:  # completing the response ends the request: stop listening first
-                    listener.cancel()
-                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                conn = connection(scope)
+                if gone.is_set() or (conn is not None and conn.lost):
+                    break
+                if len(chunk) >= remaining:  # the last chunk: completing the response ends
+                    listener.cancel()        # the request, which is no disconnect
+                    end = offset + len(chunk)
+                    await tracker.sent(start, end, size)
+                    await send({"type": "http.response.body", "body": chunk})
+                    delivered, unacked = await wait_delivered(scope, DELIVERY_TIMEOUT_S)
+                    await tracker.settled(start, end, size, delivered, unacked)
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await asyncio.sleep(0)  # let a disconnect be noticed
                 if gone.is_set():
                     break
                 offset += len(chunk)
                 remaining -= len(chunk)
-            if remaining > 0 and not gone.is_set():
+            if not gone.is_set():
                 await send({"type": "http.response.body", "body": b""})
         finally:
             listener.cancel()
-        return offset
+        await tracker.sent(start, offset, size)
+
+
+class DownloadTracker(Protocol):
+    """What a :class:`FirmwareResponse` tells about the body it streams."""
+
+    async def sent(self, start: int, end: int, size: int) -> None:
+        """Bytes ``start..end`` (end exclusive) of a ``size``-byte image were handed over."""
+
+    async def settled(self, start: int, end: int, size: int, delivered: bool | None,
+                      unacked: int) -> None:
+        """After a complete body: whether TCP acknowledged it (None: cannot tell), and how
+        many bytes were still unacknowledged when it gave up."""

@@ -28,6 +28,7 @@ from otaforge.server.store import Store
 CHECK_IN_PATH = re.compile(r"^/api/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/check-in$")
 FIRMWARE_PATH = re.compile(r"^/firmware/([0-9a-f]{64})\.bin$")
 MAX_BODY = 4096
+PRINCIPAL = "otaforge.principal"  # scope["extensions"] key of the authenticated caller
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -48,6 +49,9 @@ class FastPaths:
             await app(scope, receive, send)
 
     def _who(self, scope: Scope) -> Principal:
+        known: Principal | None = scope.get("extensions", {}).get(PRINCIPAL)
+        if known is not None:  # authenticated by ServerApp already
+            return known
         for key, value in scope["headers"]:
             if key == b"authorization":
                 return self.store.authenticate(bearer(value.decode("latin-1")))

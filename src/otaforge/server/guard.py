@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
+from otaforge.server.delivery import EXTENSION, Connection
 
 log = logging.getLogger("otaforge.server")
 UPLOAD_PATH = re.compile(r"^/api/v1/fleets/[^/]+/releases$")
@@ -70,9 +71,11 @@ def guarded_protocol(base: type[Any], limits: Limits) -> type[asyncio.Protocol]:
         _guard_phase = "headers"  # "headers" | "body" | "serving" | "idle"
         _guard_cycle: Any = None
         _guard_ip: str | None = None
+        _guard_conn: Connection | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._guard_conn = Connection(transport)
             self._guard_ip = self.client[0] if self.client else None
             if self._guard_ip is not None:
                 per_client[self._guard_ip] += 1
@@ -88,6 +91,8 @@ def guarded_protocol(base: type[Any], limits: Limits) -> type[asyncio.Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._guard_conn is not None:
+                self._guard_conn.lost = True
             if self._guard_ip is not None:
                 per_client[self._guard_ip] -= 1
                 if per_client[self._guard_ip] <= 0:
@@ -113,8 +118,9 @@ def guarded_protocol(base: type[Any], limits: Limits) -> type[asyncio.Protocol]:
             cycle = self.cycle
             if cycle is None or cycle.response_complete:
                 return
-            if cycle is not self._guard_cycle:  # headers complete
+            if cycle is not self._guard_cycle:  # headers complete (the app has not started)
                 self._guard_cycle = cycle
+                cycle.scope.setdefault("extensions", {})[EXTENSION] = self._guard_conn
                 if cycle.more_body:
                     upload = UPLOAD_PATH.match(cycle.scope.get("path", "")) is not None
                     self._arm("body", limits.upload_timeout_s if upload
