@@ -56,6 +56,9 @@ def sweep(
         "--flow", help="Flow for --replay: update, rollback or panic.")] = "update",
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Print every case.")] = False,
+    delta: Annotated[bool, typer.Option(
+        "--delta", help="Update with an esp_delta_ota patch from --from to --to (resumable; "
+        "after a cut the device resumes it and must boot the new image).")] = False,
 ) -> None:
     """Power-cut sweep of a complete OTA update on an emulated device: never bricked."""
     from otaforge.device.config import DeviceConfig
@@ -74,7 +77,7 @@ def sweep(
                              new=read_input(new, "app image"), chip=chip_name,
                              device=DeviceConfig(rollback=rollback, anti_rollback=anti_rollback),
                              modes=cut_modes, chunk_size=chunk, bulk_erase=bulk_erase,
-                             start=start, seed=seed)
+                             start=start, seed=seed, delta=delta)
         sweeper = Sweeper(config)
         if replay is not None:
             if len(cut_modes) != 1:

@@ -21,6 +21,7 @@ into the next update partition -- then ``esp_delta_ota_finalize``, ``esp_ota_end
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from otaforge.delta.applier import ApplyState, SequentialApplier
@@ -138,7 +139,8 @@ class DeltaOta:
         return header.base_sha256
 
     def apply(self, source: PatchSource, patch_size: int, patch_sha256: bytes,
-              new_sha256: bytes | None = None) -> DeltaResult:
+              new_sha256: bytes | None = None,
+              before_set_boot: Callable[[], None] | None = None) -> DeltaResult:
         """Apply the patch into the next update partition and set it to boot.
 
         Args:
@@ -146,6 +148,7 @@ class DeltaOta:
             patch_size: its size.
             patch_sha256: its SHA-256 (identifies the checkpoint it may resume).
             new_sha256: SHA-256 the rebuilt image must have (the release's), if known.
+            before_set_boot: called after ``esp_ota_end``, before ``esp_ota_set_boot_partition``.
 
         Raises:
             DigestMismatch: wrong base, or the rebuilt image has another hash.
@@ -179,7 +182,7 @@ class DeltaOta:
             self.ota.esp_ota_abort(handle)
             self._forget()
             raise
-        self._finish(handle, dest, applier.to_size, new_sha256)
+        self._finish(handle, dest, applier.to_size, new_sha256, before_set_boot)
         return DeltaResult(dest, applier.to_size, counting.count, started)
 
     def _checkpoint(self, patch_sha256: bytes, base_hash: bytes,
@@ -223,8 +226,8 @@ class DeltaOta:
         if self.store is not None:
             self.store.clear()
 
-    def _finish(self, handle: int, dest: PartitionEntry, size: int,
-                new_sha256: bytes | None) -> None:
+    def _finish(self, handle: int, dest: PartitionEntry, size: int, new_sha256: bytes | None,
+                before_set_boot: Callable[[], None] | None) -> None:
         if new_sha256 is not None:
             got = hashlib.sha256(self.flash.read(dest.offset, size)).digest()
             if got != new_sha256:
@@ -237,6 +240,8 @@ class DeltaOta:
         except EspError:
             self._forget()  # the rebuilt image does not verify: resuming would not help
             raise
+        if before_set_boot is not None:
+            before_set_boot()
         self.ota.esp_ota_set_boot_partition(dest)
         self._forget()
 
