@@ -82,7 +82,7 @@ def test_migrations_match_models(backend: str, database_url: str | None,
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
     assert diff == [], backend
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from otaforge.errors import (
     VerificationError,
 )
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
-from otaforge.server import routes_admin, routes_device
+from otaforge.server import routes_admin, routes_deltas, routes_device
 from otaforge.server.db import make_engine, migrate
 from otaforge.server.fastpath import FastPaths
 from otaforge.server.settings import Settings
@@ -197,9 +197,11 @@ def create_app(settings: Settings, *, migrate_db: bool = True) -> ServerApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_flush_loop(store))
+        await run_in_threadpool(store.deltas.recover)  # patches queued before a restart
         try:
             yield
         finally:
+            store.deltas.shutdown()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -217,6 +219,7 @@ def create_app(settings: Settings, *, migrate_db: bool = True) -> ServerApp:
     app.max_in_flight, app.retry_after_s = settings.max_in_flight, settings.retry_after_s
     app.include_router(routes_device.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_deltas.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:

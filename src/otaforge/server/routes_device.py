@@ -75,6 +75,9 @@ async def report(device_id: DeviceId, body: Report, response: Response,
         recorded_reason(body.code, body.reason), body.bytes)
     if duplicate:
         response.status_code = 200
+    elif body.method is not None:
+        await run_in_threadpool(store.deltas.record_use, device_id, body.deployment_id,
+                                body.method, body.bytes)
     return ReportAck(event_id=event.event_id, deployment_id=event.deployment_id,
                      state=event.state, duplicate=duplicate)
 

@@ -38,6 +38,9 @@ class Settings:
         stale_deployment_s: a deployment with no report for this long no longer holds one of
             its channel's concurrent-update slots (an offline device must not stall a
             rollout; abort it to free the slot sooner).
+        delta_workers: threads making delta patches in the background.
+        delta_max_ratio: a patch is offered only when smaller than this share of the full
+            image.
     """
 
     data_dir: Path
@@ -52,6 +55,8 @@ class Settings:
     chunk_size: int = 256 * 1024
     public_url: str | None = None
     stale_deployment_s: int = 86_400
+    delta_workers: int = 1
+    delta_max_ratio: float = 0.5
 
     @property
     def ca_cert_path(self) -> Path:

@@ -26,6 +26,7 @@ from otaforge.server import service
 from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
 from otaforge.server.blobs import BlobStore
 from otaforge.server.db import session_factory
+from otaforge.server.deltas import DeltaService
 from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, utcnow
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
@@ -50,6 +51,7 @@ class Store(DeviceStore):
         self._own_token = TTLCache(CACHE_TTL_S)
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_lock = threading.Lock()
+        self.deltas = DeltaService(self, settings.delta_workers, settings.delta_max_ratio)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -209,7 +211,9 @@ class Store(DeviceStore):
                 chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
             chan.release_id = release.id
             chan.updated_at = utcnow()
+            fleet_id, release_id = fleet.id, release.id
         self._targets.clear()
+        self.deltas.release_published(fleet_id, channel, release_id)
         return chan, release
 
     # --- rollouts -------------------------------------------------------------------------
