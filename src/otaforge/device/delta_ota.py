@@ -182,8 +182,15 @@ class DeltaOta:
             self.ota.esp_ota_abort(handle)
             self._forget()
             raise
+        except BaseException:
+            self.writer_close(handle)
+            raise
         self._finish(handle, dest, applier.to_size, new_sha256, before_set_boot)
         return DeltaResult(dest, applier.to_size, counting.count, started)
+
+    def writer_close(self, handle: int) -> None:
+        """Free ``handle`` if still open (``esp_ota_abort``; nothing is erased)."""
+        self.ota.writer.close(handle)
 
     def _checkpoint(self, patch_sha256: bytes, base_hash: bytes,
                     applier: SequentialApplier) -> ApplyState | None:
@@ -241,7 +248,11 @@ class DeltaOta:
             self._forget()  # the rebuilt image does not verify: resuming would not help
             raise
         if before_set_boot is not None:
-            before_set_boot()
+            try:
+                before_set_boot()
+            except BaseException:
+                self._forget()  # the rebuilt image is refused: nothing to resume
+                raise
         self.ota.esp_ota_set_boot_partition(dest)
         self._forget()
 

@@ -99,8 +99,8 @@ class Report(Strict):
                                description="free text; NUL characters are stored as U+FFFD")
     bytes: int | None = Field(default=None, ge=0, le=2**40)
     method: Literal["full", "delta"] | None = Field(
-        default=None, description="how the release was fetched (with ``bytes`` sent: the "
-        "server records the bytes a delta saved)")
+        default=None, description="how the release was fetched; on the ``downloaded`` report, "
+        "with ``bytes`` sent, the server records the bytes a delta saved")
 
     @field_validator("reason")
     @classmethod
