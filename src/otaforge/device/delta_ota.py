@@ -5,9 +5,12 @@ the 64-byte header, compares its hash with ``esp_partition_get_sha256`` of the r
 partition, feeds the rest to ``esp_delta_ota_feed_patch`` -- whose read callback is
 ``esp_partition_read`` of the running partition and whose write callback is ``esp_ota_write``
 into the next update partition -- then ``esp_delta_ota_finalize``, ``esp_ota_end`` and
-``esp_ota_set_boot_partition``. :meth:`DeltaOta.apply` does the same, with two differences:
+``esp_ota_set_boot_partition``. :meth:`DeltaOta.apply` does the same, with three differences:
 
 * the header is checked *before* ``esp_ota_begin``, so a patch for another base erases nothing;
+* ``esp_ota_begin`` gets ``OTA_WITH_SEQUENTIAL_WRITES`` (erase each sector as it is reached)
+  instead of the example's ``OTA_SIZE_UNKNOWN`` (erase the whole slot first): a resumed apply
+  rewrites the sector after its checkpoint, which must be erased again first;
 * it is resumable (esp_delta_ota is not: idf-extra-components #760): the new image is written
   one 4 KiB sector per ``esp_ota_write``, and after every ``checkpoint_sectors`` sectors the
   applier's state (``detools_apply_patch_dump`` in C) goes to a

@@ -74,7 +74,9 @@ class SweepConfig:
             no flow step ever reprograms unerased flash (reliability matrix row 19).
         delta: the update is an esp_delta_ota patch from old to new (resumable, checkpoints
             in the ``nvs`` partition); after a cut that leaves the old image running, the
-            device resumes the delta and must then boot the new image.
+            device resumes the delta and must then boot the new image. The delta is written
+            with ``OTA_WITH_SEQUENTIAL_WRITES`` (see :mod:`otaforge.device.delta_ota`;
+            ``bulk_erase`` and ``chunk_size`` apply to the full-image updates only).
     """
 
     table: PartitionTable
