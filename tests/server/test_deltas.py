@@ -135,3 +135,19 @@ def test_queued_patches_are_made_after_a_restart(settings: Settings, base_image:
         _store(api).deltas.wait(60)
         states = [d["state"] for d in api.get("/api/v1/fleets/f1/deltas").json()["deltas"]]
         assert states == ["ready"]
+
+
+def test_the_release_a_device_confirmed_is_a_base(api: TestClient, fleet: str,
+                                                  base_image: bytes, new_image: bytes) -> None:
+    """A device that confirmed the base but has not checked in since still gets its delta."""
+    publish(api, variants.version_change(base_image, "0.9.0"))
+    assert check_in(api, fleet, version="0.1").status_code == 200
+    publish(api, base_image)
+    offer = check_in(api, fleet, version="0.1").json()  # still reports the old image
+    assert report(api, fleet, "c1", "confirmed", offer["deployment_id"]).status_code == 201
+    publish(api, new_image)
+    store = _store(api)
+    store.deltas.wait(60)
+    pairs = [(d["base_release_id"], d["state"])
+             for d in api.get("/api/v1/fleets/f1/deltas").json()["deltas"]]
+    assert (offer["release_id"], "ready") in pairs

@@ -1,12 +1,13 @@
 """Delta generation and offers: esp_delta_ota patches between the releases of a fleet.
 
 When a channel points at a new release, :meth:`DeltaService.release_published` queues one
-patch per *base*: each release of the fleet that devices on that channel report running
-(their ``image_sha256``). A device that checks in from a base without a patch queues one too
-(it gets the full image meanwhile). Patches are made in the background by a pool of
-``settings.delta_workers`` threads (bounded concurrency), stored as blobs by SHA-256, and
-recorded in the ``deltas`` table, so they survive restarts: :meth:`DeltaService.recover`
-(run when the server starts) puts back in the queue every patch that was queued or half made.
+patch per *base*: each release of the fleet that devices on that channel run (their
+``image_sha256`` at check-in, or the release they last confirmed). A device that checks in
+from a base without a patch queues one too (it gets the full image meanwhile). Patches are
+made in the background by a pool of ``settings.delta_workers`` threads (bounded
+concurrency), stored as blobs by SHA-256, and recorded in the ``deltas`` table, so they
+survive restarts: :meth:`DeltaService.recover` (run when the server starts) puts back in the
+queue every patch that was queued or half made.
 
 A patch is offered only when it is smaller than ``settings.delta_max_ratio`` of the full
 image (else its row says ``too_large``); the manifest keeps the full image as the fallback.
@@ -90,12 +91,19 @@ class DeltaService:
             How many bases were found.
         """
         self.store.flush()  # the latest check-in facts
+        devices = select(Device.id).where(Device.fleet_id == fleet_id,
+                                          Device.channel == channel)
+        # what a device confirmed since its last check-in runs there too
+        confirmed = select(func.max(Deployment.id)).where(
+            Deployment.device_id.in_(devices), Deployment.state == "confirmed"
+        ).group_by(Deployment.device_id)
         with self.store.sessions() as s:
             target = s.get(Release, target_id)
             bases = list(s.scalars(select(Release).where(
                 Release.fleet_id == fleet_id, Release.id != target_id,
                 Release.sha256.in_(select(Device.running_sha256).where(
-                    Device.fleet_id == fleet_id, Device.channel == channel)))))
+                    Device.id.in_(devices))) | Release.id.in_(
+                    select(Deployment.release_id).where(Deployment.id.in_(confirmed))))))
         if target is None:
             return 0
         for base in bases:
