@@ -54,8 +54,26 @@ def test_server_refuses_a_code_outside_the_vocabulary(code: str) -> None:
 def test_wire_bodies_have_the_server_schema_fields() -> None:
     """The agent's bodies and the server's schemas name the same fields (no drift)."""
     assert {f.name for f in fields(CheckIn)} == set(schemas.CheckIn.model_fields)
-    report = Report(ReportState.FAILED, 1, "r", 1, code=RefusalCode.CORRUPT).to_json()
+    report = Report(ReportState.FAILED, 1, "r", 1, code=RefusalCode.CORRUPT,
+                    method="delta").to_json()
     assert set(report) == set(schemas.Report.model_fields)
+    assert schemas.Report.model_validate(report).method == "delta"
+
+
+def test_agent_reads_the_delta_the_server_offers() -> None:
+    delta = schemas.DeltaManifest(url="https://h/deltas/p.bin", size=2000, sha256="cd" * 32,
+                                  base_sha256="01" * 32, target_sha256="ab" * 32)
+    sent = schemas.Manifest(deployment_id=4, release_id=2, version="1.1.0", secure_version=3,
+                            size=65536, sha256="ab" * 32, url="https://h/firmware/x.bin",
+                            signature=None, next_check_in_s=300, delta=delta)
+    manifest = Manifest.from_json(json.loads(sent.model_dump_json()))
+    assert manifest.delta is not None
+    assert (manifest.delta.size, manifest.delta.base_sha256) == (2000, "01" * 32)
+    assert manifest.delta.url == "https://h/deltas/p.bin"
+    body = json.loads(sent.model_dump_json())
+    del body["delta"]["base_sha256"]
+    with pytest.raises(ValueError, match="malformed"):
+        Manifest.from_json(body)
 
 
 def test_agent_reads_the_manifest_the_server_sends() -> None:

@@ -38,7 +38,7 @@ from otaforge.formats.chips import ChipSpec
 from otaforge.formats.image_verify import check_chip, verify_image
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.signature_block import signature_length
-from otaforge.protocol.reports import SKIP_CODES
+from otaforge.protocol.reports import SKIP_CODES, DeltaInfo
 
 HEADER_PROBE_SIZE = 1024  # esp_https_ota IMAGE_HEADER_SIZE (v5.0+)
 MIN_HEADER_BYTES = APP_DESC_OFFSET + APP_DESC_SIZE  # 0x120: image + segment header + app desc
@@ -87,6 +87,8 @@ class Offer:
         url: absolute download URL.
         secure_version: the release's secure_version, when the server says.
         deployment: the server's id for this rollout step, echoed back in reports.
+        delta: a patch from the running image the server also offers (the full image at
+            ``url`` is the fallback).
     """
 
     version: str
@@ -95,6 +97,7 @@ class Offer:
     url: str
     secure_version: int | None = None
     deployment: str | None = None
+    delta: DeltaInfo | None = None
 
 
 @dataclass(frozen=True)

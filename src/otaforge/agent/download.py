@@ -192,7 +192,8 @@ class Downloader:
             self._checkpoint(handle, offer, slot)
         image = self._read_partition(slot, 0, handle.binary_file_len)
         check_image(facts, image, offer if offer.sha256 else None)
-        self.report(ReportState.DOWNLOADED, offer.deployment, nbytes=len(image))
+        self.report(ReportState.DOWNLOADED, offer.deployment, nbytes=len(image),
+                    method="full" if offer.sha256 else None)
         ho.esp_https_ota_finish(handle)
         state = self.store.load()
         sha = offer.sha256 or hashlib.sha256(image).hexdigest()

@@ -45,14 +45,14 @@ class Reporter:
 
     def report(self, state: ReportState, deployment: str | None, reason: str | None = None,
                nbytes: int | None = None, nonce: str = "",
-               code: RefusalCode | None = None) -> bool:
+               code: RefusalCode | None = None, method: str | None = None) -> bool:
         """Best-effort report; False when the server could not be told (retried later).
 
         Returns True also when the server refused it for good (409/410/422): the report
         must not be retried then.
         """
         dep = int(deployment) if deployment and deployment.isdigit() else None
-        report = Report(state, dep, reason, nbytes, nonce, code)
+        report = Report(state, dep, reason, nbytes, nonce, code, method)
         emit = self.timeline.emit
         try:
             new = self.client.report(report)

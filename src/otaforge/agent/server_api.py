@@ -68,7 +68,7 @@ class ServerClient:
             raise TransportError(f"check-in: {err}") from err
         offer = Offer(version=manifest.version, sha256=manifest.sha256, size=manifest.size,
                       url=manifest.url, secure_version=manifest.secure_version,
-                      deployment=str(manifest.deployment_id))
+                      deployment=str(manifest.deployment_id), delta=manifest.delta)
         return offer, body
 
     def report(self, report: Report) -> bool:

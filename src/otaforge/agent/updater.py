@@ -21,7 +21,8 @@ from __future__ import annotations
 from otaforge.agent import esp_https_ota as ho
 from otaforge.agent.boot import BootVerifier
 from otaforge.agent.config import AgentConfig
-from otaforge.agent.decision import DeviceFacts, Offer, Refusal, plan_offer
+from otaforge.agent.decision import DeviceFacts, Offer, Refusal, plan_offer, refusal_for
+from otaforge.agent.delta_update import DeltaFailed, DeltaInstaller, RebuiltImageRefused
 from otaforge.agent.download import Downloader, SplicedImage
 from otaforge.agent.fetcher import Fetcher
 from otaforge.agent.probe import DeviceProbe, state_store_for
@@ -70,6 +71,8 @@ class Updater:
                                  config.self_test_timeout_s)
         self.downloader = Downloader(device, fetcher, client.auth, config, self.store,
                                      self.reporter, self.timeline, on_progress)
+        self.deltas = DeltaInstaller(device, fetcher, client.auth, self.store, self.reporter,
+                                     self.timeline, config.state_partition)
 
     @property
     def on_event(self) -> EventSink:
@@ -148,6 +151,10 @@ class Updater:
         plan = plan_offer(facts, offer)
         if isinstance(plan, Refusal):
             return self.downloader.refuse(offer, plan)
+        if offer.delta is not None:
+            by_delta = self._install_delta(offer, facts)
+            if by_delta is not None:
+                return by_delta
         emit, report = self.timeline.emit, self.reporter.report
         for attempt in range(1, self.config.max_attempts + 1):
             try:
@@ -163,6 +170,28 @@ class Updater:
         done = self.downloader.partial_written()
         report(ReportState.DOWNLOADING, offer.deployment,
                f"connection lost; will resume from {done} bytes", done)
+        return UpdateResult(Outcome.INTERRUPTED, offer.version, "connection lost")
+
+    def _install_delta(self, offer: Offer, facts: DeviceFacts) -> UpdateResult | None:
+        """Install by the offer's delta; None to fall back to the full image."""
+        emit = self.timeline.emit
+        if not self.deltas.usable(offer, self.probe.running_sha256()):
+            emit("delta_skipped", "the offered delta is not for the running image: "
+                 "downloading the full image")
+            return None
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                return self.deltas.attempt(offer, facts)
+            except ConnectionLost as err:
+                emit("connection_lost", f"delta attempt {attempt}: {err}", attempt=attempt)
+            except RebuiltImageRefused as err:
+                return self.downloader.refuse(offer, refusal_for(err.error))
+            except DeltaFailed as err:
+                emit("delta_failed", f"delta not usable ({err}): downloading the full image",
+                     reason=str(err))
+                return None
+        self.reporter.report(ReportState.DOWNLOADING, offer.deployment,
+                             "connection lost during the delta; will resume", method="delta")
         return UpdateResult(Outcome.INTERRUPTED, offer.version, "connection lost")
 
     def fetch_stock(self, url: str) -> UpdateResult:

@@ -226,6 +226,8 @@ COMMANDS: tuple[Cmd, ...] = (
                 help="bytes per esp_ota_write call (default 4096)"),
             Opt("--bulk-erase", kind="flag",
                 help="erase the whole slot in esp_ota_begin (OTA_SIZE_UNKNOWN)"),
+            Opt("--delta", kind="flag",
+                help="update with a resumable esp_delta_ota patch from --from to --to"),
             Opt("--start", default="factory", choices=("factory", "ota"),
                 help="before the update: old app in factory, otadata blank (default); or "
                      "installed by OTA"),

@@ -40,7 +40,7 @@ def sweep(args: argparse.Namespace) -> int:
                          device=DeviceConfig(rollback=args.rollback,
                                              anti_rollback=args.anti_rollback),
                          modes=cut_modes, chunk_size=args.chunk_size, bulk_erase=args.bulk_erase,
-                         start=args.start, seed=args.seed)
+                         start=args.start, seed=args.seed, delta=args.delta)
     sweeper = Sweeper(config)
     if args.replay is not None:
         if len(cut_modes) != 1:

@@ -116,6 +116,11 @@ class ManagementClient:
         result: list[dict[str, Any]] = self.request("GET", f"/api/v1/fleets/{fleet}/releases")
         return result
 
+    def deltas(self, fleet: str) -> dict[str, Any]:
+        """The fleet's delta patches and the bytes deltas saved (total, per release/device)."""
+        result: dict[str, Any] = self.request("GET", f"/api/v1/fleets/{fleet}/deltas")
+        return result
+
     def set_channel(self, fleet: str, channel: str, release: str,
                     force: bool = False) -> dict[str, Any]:
         result: dict[str, Any] = self.request(

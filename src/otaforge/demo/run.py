@@ -59,6 +59,8 @@ RELEASES: dict[str, tuple[int, str]] = {
     "1.0.1": (0, "healthy"),  # a downgrade below the burned secure_version
     "1.3.0": (1, "healthy"),  # downloaded across a power cut
 }
+# a release that changes only the version string of another: updated by delta
+DELTA_RELEASE = ("1.3.1", "1.3.0")
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,10 @@ class _Demo:
             image = build_image(version=version, secure_version=secure_version, seed=seed,
                                 size=IMAGE_SIZE)
             self.images[version] = sign_v2(image, [key])
+            if version == DELTA_RELEASE[1]:  # same seed, same code, new version string
+                new = build_image(version=DELTA_RELEASE[0], secure_version=secure_version,
+                                  seed=seed, size=IMAGE_SIZE)
+                self.images[DELTA_RELEASE[0]] = sign_v2(new, [key])
         digest = public_key_digest(key)
         self.emit("demo", "build", "built and signed (Secure Boot v2, RSA-3072, fresh key) "
                   + ", ".join(f"{v} (secure_version {sv})" for v, (sv, _) in RELEASES.items()))
@@ -214,7 +220,7 @@ def _run_steps(demo: _Demo, info: ServerInfo) -> None:
     demo.verdict(True, "server up")
     demo.step = "build"
     key, digest = demo.build()
-    demo.verdict(len(demo.images) == len(RELEASES), "images built and signed")
+    demo.verdict(len(demo.images) == len(RELEASES) + 1, "images built and signed")
     with info.admin() as admin, HttpxFetcher(info.ca_pem) as fetcher:
         demo.step = "fleet"
         fleet = admin.create_fleet(FLEET, "esp32", SEED_PARTITIONS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from otaforge.agent.results import BootOutcome, Outcome
 from otaforge.agent.updater import Updater
 from otaforge.client.management import ManagementClient
 from otaforge.demo.local_server import ServerInfo
-from otaforge.demo.run import DEVICE_ID, FLEET
+from otaforge.demo.run import DELTA_RELEASE, DEVICE_ID, FLEET
 from otaforge.device.emulator import Device
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut, ServerError
@@ -189,6 +190,55 @@ def step_stock_304(ctx: Context) -> None:
                      f"GET {url.split('/ota/', 1)[-1]}: {result.reason or result.outcome}")
 
 
+def _delta_made(ctx: Context, target_id: int, base_id: int,
+                timeout_s: float = 60.0) -> dict[str, Any] | None:
+    """The delta base -> target once the server has made it (None on timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for delta in ctx.admin.deltas(FLEET)["deltas"]:
+            if (delta["base_release_id"], delta["target_release_id"]) == (base_id, target_id) \
+                    and delta["state"] not in ("pending", "running"):
+                found: dict[str, Any] = delta
+                return found
+        time.sleep(0.05)
+    return None
+
+
+def step_delta(ctx: Context) -> None:
+    """Publish 1.3.1 (only the version string changed): the server makes an esp_delta_ota
+    patch from what the device runs, the device applies it, the server counts the bytes
+    saved."""
+    new_version, base_version = DELTA_RELEASE
+    base_id = next(r["id"] for r in ctx.admin.releases(FLEET) if r["version"] == base_version)
+    release = _publish(ctx, new_version)
+    delta = _delta_made(ctx, release["id"], base_id)
+    if delta is None or delta["state"] != "ready":
+        ctx.demo.verdict(False, f"no delta was made: {delta}")
+        return
+    full = len(ctx.demo.images[new_version])
+    ctx.demo.emit("server", "delta", f"made an esp_delta_ota patch from the running release: "
+                  f"{delta['size']} bytes, {100 * delta['size'] / full:.2f}% of the "
+                  f"{full}-byte image (detools sequential bsdiff + heatshrink, 64-byte header)")
+    update = ctx.agent().check_for_update()
+    used = [e.kind for e in ctx.demo.result.events if e.step == ctx.demo.step]
+    ctx.demo.server_view(ctx.admin)
+    if update.outcome != Outcome.INSTALLED:
+        ctx.demo.verdict(False, f"expected {new_version} to install, got {update.outcome}: "
+                         f"{update.reason}")
+        return
+    boot = ctx.agent().reboot()
+    ctx.demo.server_view(ctx.admin)
+    stats = ctx.admin.deltas(FLEET)
+    saved = stats["per_device"].get(DEVICE_ID, 0)
+    ctx.demo.emit("server", "saved", f"bytes saved by deltas: {saved} for {DEVICE_ID}, "
+                  f"{stats['saved_bytes']} in fleet {FLEET!r}")
+    version, part, state = _running(ctx)
+    ok = ("delta" in used and "download" not in used and boot == BootOutcome.CONFIRMED
+          and version == new_version and saved == full - delta["size"] > 0)
+    ctx.demo.verdict(ok, f"updated by delta; runs {version} from {part} ({_state(state)}); "
+                     f"{saved} bytes not sent")
+
+
 def step_erase_otadata(ctx: Context) -> None:
     """``idf.py erase-otadata``: the next boot is the factory app."""
     ctx.device.erase_otadata()
@@ -226,5 +276,5 @@ def step_server_view(ctx: Context) -> None:
 
 STEPS: tuple[Callable[[Context], None], ...] = (
     step_factory_boot, step_update, step_rollback, step_anti_rollback, step_power_cut,
-    step_stock_304, step_erase_otadata, step_server_view,
+    step_stock_304, step_delta, step_erase_otadata, step_server_view,
 )

@@ -5,9 +5,12 @@ the 64-byte header, compares its hash with ``esp_partition_get_sha256`` of the r
 partition, feeds the rest to ``esp_delta_ota_feed_patch`` -- whose read callback is
 ``esp_partition_read`` of the running partition and whose write callback is ``esp_ota_write``
 into the next update partition -- then ``esp_delta_ota_finalize``, ``esp_ota_end`` and
-``esp_ota_set_boot_partition``. :meth:`DeltaOta.apply` does the same, with two differences:
+``esp_ota_set_boot_partition``. :meth:`DeltaOta.apply` does the same, with three differences:
 
 * the header is checked *before* ``esp_ota_begin``, so a patch for another base erases nothing;
+* ``esp_ota_begin`` gets ``OTA_WITH_SEQUENTIAL_WRITES`` (erase each sector as it is reached)
+  instead of the example's ``OTA_SIZE_UNKNOWN`` (erase the whole slot first): a resumed apply
+  rewrites the sector after its checkpoint, which must be erased again first;
 * it is resumable (esp_delta_ota is not: idf-extra-components #760): the new image is written
   one 4 KiB sector per ``esp_ota_write``, and after every ``checkpoint_sectors`` sectors the
   applier's state (``detools_apply_patch_dump`` in C) goes to a
@@ -21,6 +24,7 @@ into the next update partition -- then ``esp_delta_ota_finalize``, ``esp_ota_end
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from otaforge.delta.applier import ApplyState, SequentialApplier
@@ -138,7 +142,8 @@ class DeltaOta:
         return header.base_sha256
 
     def apply(self, source: PatchSource, patch_size: int, patch_sha256: bytes,
-              new_sha256: bytes | None = None) -> DeltaResult:
+              new_sha256: bytes | None = None,
+              before_set_boot: Callable[[], None] | None = None) -> DeltaResult:
         """Apply the patch into the next update partition and set it to boot.
 
         Args:
@@ -146,6 +151,7 @@ class DeltaOta:
             patch_size: its size.
             patch_sha256: its SHA-256 (identifies the checkpoint it may resume).
             new_sha256: SHA-256 the rebuilt image must have (the release's), if known.
+            before_set_boot: called after ``esp_ota_end``, before ``esp_ota_set_boot_partition``.
 
         Raises:
             DigestMismatch: wrong base, or the rebuilt image has another hash.
@@ -179,8 +185,15 @@ class DeltaOta:
             self.ota.esp_ota_abort(handle)
             self._forget()
             raise
-        self._finish(handle, dest, applier.to_size, new_sha256)
+        except BaseException:
+            self.writer_close(handle)
+            raise
+        self._finish(handle, dest, applier.to_size, new_sha256, before_set_boot)
         return DeltaResult(dest, applier.to_size, counting.count, started)
+
+    def writer_close(self, handle: int) -> None:
+        """Free ``handle`` if still open (``esp_ota_abort``; nothing is erased)."""
+        self.ota.writer.close(handle)
 
     def _checkpoint(self, patch_sha256: bytes, base_hash: bytes,
                     applier: SequentialApplier) -> ApplyState | None:
@@ -223,8 +236,8 @@ class DeltaOta:
         if self.store is not None:
             self.store.clear()
 
-    def _finish(self, handle: int, dest: PartitionEntry, size: int,
-                new_sha256: bytes | None) -> None:
+    def _finish(self, handle: int, dest: PartitionEntry, size: int, new_sha256: bytes | None,
+                before_set_boot: Callable[[], None] | None) -> None:
         if new_sha256 is not None:
             got = hashlib.sha256(self.flash.read(dest.offset, size)).digest()
             if got != new_sha256:
@@ -237,6 +250,12 @@ class DeltaOta:
         except EspError:
             self._forget()  # the rebuilt image does not verify: resuming would not help
             raise
+        if before_set_boot is not None:
+            try:
+                before_set_boot()
+            except BaseException:
+                self._forget()  # the rebuilt image is refused: nothing to resume
+                raise
         self.ota.esp_ota_set_boot_partition(dest)
         self._forget()
 

@@ -34,10 +34,9 @@ class DeltaResumeStore:
         self.flash = flash
         self.addr = sector_addr
 
-    @classmethod
-    def in_partition(cls, flash: Flash, table: PartitionTable,
-                     name: str = "nvs") -> DeltaResumeStore:
-        """The store in the second-to-last sector of partition ``name``.
+    @staticmethod
+    def sector_in(table: PartitionTable, name: str = "nvs") -> int:
+        """Address of the second-to-last sector of partition ``name``.
 
         Raises:
             InputError: no such partition, or it has fewer than two sectors.
@@ -46,7 +45,17 @@ class DeltaResumeStore:
         if part is None or part.size < 2 * SECTOR_SIZE:
             raise InputError(f"the partition table needs a {name!r} partition of at least "
                              f"8 KiB to keep delta resume checkpoints")
-        return cls(flash, part.offset + part.size - 2 * SECTOR_SIZE)
+        return part.offset + part.size - 2 * SECTOR_SIZE
+
+    @classmethod
+    def in_partition(cls, flash: Flash, table: PartitionTable,
+                     name: str = "nvs") -> DeltaResumeStore:
+        """The store in the second-to-last sector of partition ``name``.
+
+        Raises:
+            InputError: no such partition, or it has fewer than two sectors.
+        """
+        return cls(flash, cls.sector_in(table, name))
 
     def _records(self) -> tuple[list[bytes], int | None]:
         raw = self.flash.read(self.addr, SECTOR_SIZE)

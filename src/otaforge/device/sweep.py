@@ -23,7 +23,9 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from otaforge.delta.source import BytesSource
 from otaforge.device.config import DeviceConfig
+from otaforge.device.delta_ota import DeltaResult, delta_ota
 from otaforge.device.efuse import Efuses, EfuseSnapshot
 from otaforge.device.emulator import AppRegistry, Behaviour, BootResult, Device
 from otaforge.device.esp_err import OTA_SIZE_UNKNOWN, OTA_WITH_SEQUENTIAL_WRITES
@@ -70,6 +72,11 @@ class SweepConfig:
         strict_flash: run every device on strict NOR flash (a second program of a byte
             without an erase raises, MCUboot's ``write_safe``), so the sweep also proves that
             no flow step ever reprograms unerased flash (reliability matrix row 19).
+        delta: the update is an esp_delta_ota patch from old to new (resumable, checkpoints
+            in the ``nvs`` partition); after a cut that leaves the old image running, the
+            device resumes the delta and must then boot the new image. The delta is written
+            with ``OTA_WITH_SEQUENTIAL_WRITES`` (see :mod:`otaforge.device.delta_ota`;
+            ``bulk_erase`` and ``chunk_size`` apply to the full-image updates only).
     """
 
     table: PartitionTable
@@ -86,6 +93,7 @@ class SweepConfig:
     seed: int = 0
     flows: tuple[str, ...] = FLOWS
     strict_flash: bool = True
+    delta: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ class Sweeper:
         self._base = compose(cfg.table, {first.name: cfg.old}, flash_size=cfg.flash_size,
                              chip=spec)
         self._base_fuses = Efuses(cfg.chip).snapshot()
+        self._delta = DeltaPlan.make(cfg.old, cfg.new, cfg.table) if cfg.delta else None
         if cfg.start == "ota":
             self._base, self._base_fuses = self._seasoned_base()
         elif cfg.start != "factory":
@@ -208,6 +217,11 @@ class Sweeper:
             The boot result of the reboot into the new image.
         """
         mark = phase or (lambda _name: None)
+        if self._delta is not None and image == self.config.new:
+            mark("write")
+            self._delta.apply(dev, lambda: mark("set_boot_partition"))
+            mark("boot")
+            return dev.reboot()
         ota = dev.ota
         part = ota.esp_ota_get_next_update_partition()
         mark("write")
@@ -304,6 +318,17 @@ class Sweeper:
         problem = self._otadata_problem(dev)
         if problem:
             return result(f"booted {which}, otadata inconsistent", False, problem)
+        if self._delta is not None and flow == "update" and which == "old":
+            resumed = self._resume_delta(dev)
+            if isinstance(resumed, _Failed):
+                return result(resumed.outcome, False, resumed.detail)
+            boot, prefix = resumed
+            part = boot.partition
+            assert part is not None
+            which = "new"
+            problem = self._otadata_problem(dev)
+            if problem:
+                return result(f"{prefix}otadata inconsistent", False, problem)
         default_boot = part.is_ota_slot and _active_entry(dev) is None
         outcome = prefix + _outcome(which, boot, default_boot)
         try:
@@ -316,6 +341,23 @@ class Sweeper:
         if problem:
             return result(f"{outcome}; otadata inconsistent after later update", False, problem)
         return result(outcome, True)
+
+    def _resume_delta(self, dev: Device) -> tuple[BootResult, str] | _Failed:
+        """The old image runs after the cut: go on with the delta, then boot the new image."""
+        assert self._delta is not None
+        try:
+            done = self._delta.apply(dev)
+        except OtaforgeError as err:
+            return _Failed("booted old; resuming the delta failed", str(err))
+        how = ("booted old, delta resumed from a checkpoint" if done.resumed_from
+               else "booted old, delta started over (no checkpoint)")
+        started = self._start(dev, dev.reboot, "reboot")
+        if isinstance(started, _Failed):
+            return _Failed(f"{how}; {started.outcome}", started.detail)
+        boot, which = started
+        if which != "new":
+            return _Failed(f"{how}; then booted {which}, not new", boot.reason)
+        return boot, f"{how}, then "
 
     def _start(self, dev: Device, start: Callable[[], BootResult],
                action: str) -> tuple[BootResult, str] | _Failed:
@@ -416,6 +458,36 @@ class Sweeper:
         flash.plan = None
         fresh = self._device(flash, dev.efuses.snapshot(), _FLOW_BEHAVIOUR[flow])
         return self.check(fresh, flow, op_index, mode, phases[-1])
+
+
+@dataclass(frozen=True)
+class DeltaPlan:
+    """The delta of a delta sweep: the patch from old to new, made (and checked) once."""
+
+    patch: bytes
+    patch_sha256: bytes
+    new_sha256: bytes
+
+    @classmethod
+    def make(cls, old: bytes, new: bytes, table: PartitionTable) -> DeltaPlan:
+        """Create the patch; the table must have an ``nvs`` partition for checkpoints.
+
+        Raises:
+            InputError: no ``nvs`` partition of at least 8 KiB; FormatError: not app images.
+        """
+        from otaforge.delta.create import create_patch
+        from otaforge.device.delta_store import DeltaResumeStore
+
+        DeltaResumeStore.sector_in(table)
+        patch = create_patch(old, new).patch
+        return cls(patch, hashlib.sha256(patch).digest(), hashlib.sha256(new).digest())
+
+    def apply(self, dev: Device, before_set_boot: Callable[[], None] | None = None
+              ) -> DeltaResult:
+        """Apply (or resume) the delta on ``dev`` and set the new image to boot."""
+        updater = delta_ota(dev.ota, dev.partition_table())
+        return updater.apply(BytesSource(self.patch), len(self.patch), self.patch_sha256,
+                             self.new_sha256, before_set_boot)
 
 
 def _relabel(snap: _Snapshot, names: dict[str, str]) -> _Snapshot:

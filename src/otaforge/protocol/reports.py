@@ -85,12 +85,14 @@ class Report:
     bytes: int | None = None
     nonce: str = ""
     code: RefusalCode | None = None
+    method: str | None = None  # "delta" or "full": how the release was fetched
 
     @property
     def event_id(self) -> str:
         """Stable id from the content: sending the same report again is a replay."""
         key = (f"{self.deployment_id}|{self.state}|{self.reason}|{self.bytes}|{self.nonce}"
-               + (f"|{self.code}" if self.code is not None else ""))
+               + (f"|{self.code}" if self.code is not None else "")
+               + (f"|{self.method}" if self.method is not None else ""))
         return "ev-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
     def to_json(self) -> dict[str, Any]:
@@ -104,7 +106,43 @@ class Report:
             body["reason"] = self.reason[:MAX_REASON_LENGTH]
         if self.bytes is not None:
             body["bytes"] = self.bytes
+        if self.method is not None:
+            body["method"] = self.method
         return body
+
+
+@dataclass(frozen=True)
+class DeltaInfo:
+    """The manifest's optional delta: an esp_delta_ota patch from the running image.
+
+    Attributes:
+        url: where the patch is (Range works as for images).
+        size: patch size.
+        sha256: SHA-256 of the patch file.
+        base_sha256: SHA-256 of the image file the patch applies to.
+        target_sha256: SHA-256 of the image file it rebuilds (the manifest's ``sha256``).
+    """
+
+    url: str
+    size: int
+    sha256: str
+    base_sha256: str
+    target_sha256: str
+
+    @classmethod
+    def from_json(cls, body: Any) -> DeltaInfo | None:
+        """Parse the untrusted ``delta`` member (None when absent).
+
+        Raises:
+            ValueError: a member is missing or has the wrong type.
+        """
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise ValueError(f"manifest delta is not a JSON object: {type(body).__name__}")
+        return cls(url=str(body["url"]), size=int(body["size"]), sha256=str(body["sha256"]),
+                   base_sha256=str(body["base_sha256"]),
+                   target_sha256=str(body["target_sha256"]))
 
 
 @dataclass(frozen=True)
@@ -121,6 +159,7 @@ class Manifest:
     size: int
     sha256: str
     url: str
+    delta: DeltaInfo | None = None
 
     @classmethod
     def from_json(cls, body: Any) -> Manifest:
@@ -134,7 +173,8 @@ class Manifest:
         try:
             return cls(deployment_id=int(body["deployment_id"]), version=str(body["version"]),
                        secure_version=int(body["secure_version"]), size=int(body["size"]),
-                       sha256=str(body["sha256"]), url=str(body["url"]))
+                       sha256=str(body["sha256"]), url=str(body["url"]),
+                       delta=DeltaInfo.from_json(body.get("delta")))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"malformed manifest ({err!r})") from None
 

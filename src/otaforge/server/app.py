@@ -29,7 +29,7 @@ from otaforge.errors import (
     VerificationError,
 )
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
-from otaforge.server import routes_admin, routes_device
+from otaforge.server import routes_admin, routes_deltas, routes_device
 from otaforge.server.access_log import redact
 from otaforge.server.auth import bearer
 from otaforge.server.clock import Clock
@@ -255,9 +255,11 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_flush_loop(store))
+        await run_in_threadpool(store.deltas.recover)  # patches queued before a restart
         try:
             yield
         finally:
+            store.deltas.shutdown()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -276,6 +278,7 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     app.max_in_flight, app.retry_after_s = settings.max_in_flight, settings.retry_after_s
     app.include_router(routes_device.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_deltas.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:

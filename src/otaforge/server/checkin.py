@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from otaforge.errors import ServerError
 from otaforge.server import service
 from otaforge.server.auth import Principal, forbidden
-from otaforge.server.schemas import CheckIn, Manifest, sig_info
+from otaforge.server.schemas import CheckIn, DeltaManifest, Manifest, sig_info
 from otaforge.server.store import Store
 
 NEXT_CHECK_IN = "x-next-check-in-s"
@@ -56,8 +56,14 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, body
         return hint, None
     release = await run_in_threadpool(store.release_by_id, target.release_id)
     base = settings.public_url or base_url().rstrip("/")
+    offer = await run_in_threadpool(store.deltas.offer, fleet_id, release.id,
+                                    facts.image_sha256)
+    delta = None if offer is None else DeltaManifest(
+        url=f"{base}/deltas/{offer.patch_sha256}.bin", size=offer.size,
+        sha256=offer.patch_sha256, base_sha256=offer.base_sha256,
+        target_sha256=offer.target_sha256)
     return hint, Manifest(
         deployment_id=deployment, release_id=release.id, version=release.version,
         secure_version=release.secure_version, size=release.size, sha256=release.sha256,
         url=f"{base}/firmware/{release.sha256}.bin", signature=sig_info(release.signature),
-        next_check_in_s=hint)
+        next_check_in_s=hint, delta=delta)

@@ -186,3 +186,44 @@ class Rollout(Base):
     decisions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Delta(Base):
+    """An esp_delta_ota patch from one release to another (migration 0003).
+
+    ``state``: ``pending`` (queued), ``running`` (being made), ``ready`` (offered),
+    ``too_large`` (not smaller than the configured share of the full image: not offered),
+    ``failed`` (``error`` says why). The patch blob is stored by its SHA-256.
+    """
+
+    __tablename__ = "deltas"
+    __table_args__ = (UniqueConstraint("base_release_id", "target_release_id",
+                                       name="uq_delta_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
+    base_release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    target_release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    patch_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    full_size: Mapped[int] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class UpdateStat(Base):
+    """How one deployment was delivered: full image or delta, and the bytes that saved
+    (NervesHub's ``update_stats.saved_bytes``: full size minus what was sent)."""
+
+    __tablename__ = "update_stats"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    deployment_id: Mapped[int] = mapped_column(Integer, unique=True)
+    release_id: Mapped[int] = mapped_column(Integer, index=True)
+    delta_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    method: Mapped[str] = mapped_column(String(8))
+    full_size: Mapped[int] = mapped_column(BigInteger)
+    sent_size: Mapped[int] = mapped_column(BigInteger)
+    saved_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from otaforge.errors import NotFound
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE
-from otaforge.protocol.reports import recorded_reason
+from otaforge.protocol.reports import ReportState, recorded_reason
 from otaforge.server import checkin, stock
 from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
@@ -74,6 +74,9 @@ async def report(device_id: DeviceId, body: Report, response: Response,
         recorded_reason(body.code, body.reason), body.bytes)
     if duplicate:
         response.status_code = 200
+    elif body.method is not None and body.state == ReportState.DOWNLOADED:
+        await run_in_threadpool(store.deltas.record_use, device_id, body.deployment_id,
+                                body.method, body.bytes)
     return ReportAck(event_id=event.event_id, deployment_id=event.deployment_id,
                      state=event.state, duplicate=duplicate)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -60,6 +60,16 @@ def sig_info(stored: dict[str, Any] | None) -> SignatureInfo | None:
     return SignatureInfo(**stored) if stored else None
 
 
+class DeltaManifest(BaseModel):
+    """An esp_delta_ota patch that rebuilds the release from the image the device runs."""
+
+    url: str = Field(description="HTTPS URL of the patch; supports Range")
+    size: int
+    sha256: str = Field(description="SHA-256 of the patch file")
+    base_sha256: str = Field(description="SHA-256 of the release file the patch applies to")
+    target_sha256: str = Field(description="SHA-256 of the release file it rebuilds")
+
+
 class Manifest(BaseModel):
     """An update offer: the release the device should install."""
 
@@ -72,6 +82,9 @@ class Manifest(BaseModel):
     url: str = Field(description="HTTPS URL of the image; supports Range")
     signature: SignatureInfo | None
     next_check_in_s: int
+    delta: DeltaManifest | None = Field(
+        default=None, description="a smaller patch from the running image; the full image "
+        "at ``url`` stays the fallback")
 
 
 class Report(Strict):
@@ -85,6 +98,9 @@ class Report(Strict):
     reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH,
                                description="free text; NUL characters are stored as U+FFFD")
     bytes: int | None = Field(default=None, ge=0, le=2**40)
+    method: Literal["full", "delta"] | None = Field(
+        default=None, description="how the release was fetched; on the ``downloaded`` report, "
+        "with ``bytes`` sent, the server records the bytes a delta saved")
 
     @field_validator("reason")
     @classmethod

@@ -38,6 +38,9 @@ class Settings:
         stale_deployment_s: a deployment with no report for this long no longer holds one of
             its channel's concurrent-update slots (an offline device must not stall a
             rollout; abort it to free the slot sooner).
+        delta_workers: threads making delta patches in the background.
+        delta_max_ratio: a patch is offered only when smaller than this share of the full
+            image.
     """
 
     data_dir: Path
@@ -56,6 +59,8 @@ class Settings:
     body_timeout_s: float = 30.0
     upload_timeout_s: float = 300.0
     max_connections_per_client: int = 64
+    delta_workers: int = 1
+    delta_max_ratio: float = 0.5
 
     @property
     def ca_cert_path(self) -> Path:

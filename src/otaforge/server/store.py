@@ -27,6 +27,7 @@ from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, to
 from otaforge.server.blobs import BlobStore
 from otaforge.server.clock import SYSTEM_CLOCK, Clock
 from otaforge.server.db import session_factory
+from otaforge.server.deltas import DeltaService
 from otaforge.server.download_urls import DownloadSecrets
 from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
 from otaforge.server.settings import Settings
@@ -54,6 +55,7 @@ class Store(DeviceStore):
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_lock = threading.Lock()
         self.downloads = DownloadSecrets(engine, self.sessions)
+        self.deltas = DeltaService(self, settings.delta_workers, settings.delta_max_ratio)
 
     def download_device(self, secret: str) -> str | None:
         """The device whose download URL carries ``secret``, or None."""
@@ -255,7 +257,9 @@ class Store(DeviceStore):
                 chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
             chan.release_id = release.id
             chan.updated_at = self.clock.now()
+            fleet_id, release_id = fleet.id, release.id
         self._targets.clear()
+        self.deltas.release_published(fleet_id, channel, release_id)
         return chan, release
 
     # --- rollouts -------------------------------------------------------------------------
