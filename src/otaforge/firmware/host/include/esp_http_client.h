@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "esp_err.h"
+#include "esp_event.h"
+#include "freertos/FreeRTOS.h"
 
 #ifdef __cplusplus
 extern "C" {

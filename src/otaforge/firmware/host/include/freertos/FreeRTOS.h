@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "esp_system.h" /* as ESP-IDF's portmacro.h includes it */
 #include "sdkconfig.h"
 
 #ifdef __cplusplus
