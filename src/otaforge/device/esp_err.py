@@ -4,8 +4,8 @@ Sources: components/esp_common/include/esp_err.h, components/app_update/include/
 (``ESP_ERR_OTA_BASE`` 0x1500), components/bootloader_support/include/esp_image_format.h
 (0x2000), components/spi_flash/include/esp_flash_err.h / esp_spi_flash.h (0x6000),
 components/efuse/include/esp_efuse.h (0x1600), components/nvs_flash/include/nvs.h (0x1100),
-components/esp_http_client/include/esp_http_client.h (0x7000), components/esp_https_ota/include/esp_https_ota.h
-(0x9000).
+components/esp_http_client/include/esp_http_client.h (0x7000),
+components/esp_https_ota/include/esp_https_ota.h (0x9000).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ the image it boots, whatever slot it was flashed or downloaded into.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -156,10 +157,8 @@ def _host_objects(cc: str, build: Path, sdkconfig: str) -> list[Path]:
              f"otaforge host layer {src.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.exists():
-        try:
+        with contextlib.suppress(OSError):  # another build got there first
             os.replace(staging, out)
-        except OSError:
-            pass  # another build got there first
     return objects
 
 

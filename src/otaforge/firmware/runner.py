@@ -17,6 +17,7 @@ from typing import Any
 
 from otaforge.device.emulator import AppReset, Behaviour, Device
 from otaforge.device.ota_ops import OtaOps
+from otaforge.errors import EspError
 from otaforge.firmware.build import PROGRAM, load_program_config, program_dir
 from otaforge.firmware.kconfig import Value
 from otaforge.firmware.process import run_boot
@@ -58,6 +59,7 @@ class BootRecord:
             ``task watchdog`` or ``no firmware`` (an image without a host build).
         detail: more about the end (signal, delay...).
         console: what the firmware printed.
+        slots: every OTA slot's otadata state as the app found it at boot.
     """
 
     number: int
@@ -68,13 +70,15 @@ class BootRecord:
     ended: str = ""
     detail: str = ""
     console: list[str] = field(default_factory=list)
+    slots: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The record for ``firmware run --json``."""
         return {"boot": self.number, "partition": self.partition, "version": self.version,
                 "otadata_state": state_name(self.boot_state),
                 "otadata_state_after": state_name(self.state_after),
-                "reset_reason": self.ended, "detail": self.detail}
+                "reset_reason": self.ended, "detail": self.detail,
+                "slots": {name: state_name(state) for name, state in self.slots.items()}}
 
 
 def _int(config: dict[str, Value], name: str, default: int) -> int:
@@ -119,7 +123,7 @@ class FirmwareDevice(Device):
         part, desc, ota = self.running_partition, self.running_desc, self._ota
         assert part is not None and ota is not None
         record = BootRecord(self.boot_count, part.name, desc.version if desc else None,
-                            boot_state)
+                            boot_state, slots=self._slot_states(ota))
         self.boots.append(record)
 
         def line(text: str) -> None:
@@ -136,6 +140,16 @@ class FirmwareDevice(Device):
             record.state_after = self._slot_state(part)
             return
         self._run_firmware(program, config, ota, record, line)
+
+    def _slot_states(self, ota: OtaOps) -> dict[str, int | None]:
+        states: dict[str, int | None] = {}
+        for part in self.partition_table().entries:
+            if part.is_ota_slot:
+                try:
+                    states[part.name] = ota.esp_ota_get_state_partition(part)
+                except EspError:
+                    states[part.name] = None
+        return states
 
     def _run_firmware(self, program: Path, config: dict[str, object], ota: OtaOps,
                       record: BootRecord, line: Callable[[str], None]) -> None:

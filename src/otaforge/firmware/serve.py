@@ -35,7 +35,7 @@ NVS_DATA_SUBTYPE, DATA_TYPE = 0x02, 0x01
 Reply = tuple[int, tuple[Field, ...]]
 
 
-class SessionEnd(Exception):  # noqa: N818 - a control-flow signal, not an error
+class SessionEnd(Exception):
     """The boot is over: ``kind`` is idle, restart, panic or watchdog."""
 
     def __init__(self, kind: str, detail: str = "") -> None:
@@ -83,7 +83,7 @@ class FirmwareSession:
             FwOp.EFUSE_UPDATE_SECURE_VERSION: self._efuse_update,
             FwOp.HTTP_REQUEST: self._http_request,
             FwOp.HTTP_READ: lambda r: (0, (self.http.read(r.int_at(0), r.int_at(1)),)),
-            FwOp.HTTP_CLOSE: lambda r: (self.http.close(r.int_at(0)), (0, ()))[1],
+            FwOp.HTTP_CLOSE: self._http_close,
         }
         self._handlers |= ota_handlers(self) | nvs_handlers(self) | wdt_handlers(self)
 
@@ -169,7 +169,7 @@ class FirmwareSession:
         self.console(f"E ({self.now_us() // 1000}) task_wdt: Task watchdog got triggered. "
                      "The following tasks/users did not reset the watchdog in time:")
         if wdt.panic:
-            self.console("E (%d) task_wdt: Aborting." % (self.now_us() // 1000))
+            self.console(f"E ({self.now_us() // 1000}) task_wdt: Aborting.")
             raise SessionEnd("watchdog", "task watchdog")
         wdt.restart_timers(self.clock.now())
 
@@ -224,6 +224,10 @@ class FirmwareSession:
                                   bool(request.int_at(7)))
         return 0, (reply.status, reply.content_length, reply.range_total, int(reply.chunked),
                    reply.stream, reply.headers, reply.url.encode())
+
+    def _http_close(self, request: Request) -> Reply:
+        self.http.close(request.int_at(0))
+        return 0, ()
 
     def nvs_partition(self, label: str) -> NvsPartition:
         """The NVS store for the data/nvs partition ``label``.

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from otaforge.formats.fw_frame import Field, FwOp, Request
+from otaforge.formats.partition_table import PartitionEntry
 
 if TYPE_CHECKING:
     from otaforge.firmware.serve import FirmwareSession
@@ -18,9 +19,6 @@ OK: Reply = (0, ())
 def ota_handlers(s: FirmwareSession) -> Handlers:
     """``esp_ota_*`` over the device's OtaOps (partitions travel as flash addresses)."""
     ota = s.ota
-
-    def part(r: Request, i: int = 0) -> object:
-        return s.partition_at(r.int_at(i))
 
     def begin(r: Request) -> Reply:
         return 0, (ota.esp_ota_begin(s.partition_at(r.int_at(0)), r.int_at(1)),)
@@ -47,19 +45,24 @@ def ota_handlers(s: FirmwareSession) -> Handlers:
         return 0, (ota.esp_ota_get_partition_description(s.partition_at(r.int_at(0))).to_bytes(),)
 
     def next_update(r: Request) -> Reply:
-        found = ota.esp_ota_get_next_update_partition(s.partition_at(r.int_at(0)))
-        return (0, (s.address_of(found),)) if found is not None else (-1, ())
+        return maybe(ota.esp_ota_get_next_update_partition(s.partition_at(r.int_at(0))))
 
     def mark_invalid(r: Request) -> Reply:
         ota.esp_ota_mark_app_invalid_rollback()
         s._marked_invalid = True
         return OK
 
-    def maybe(found: object) -> Reply:
-        return (0, (s.address_of(found),)) if found is not None else (-1, ())  # type: ignore[arg-type]
+    def maybe(found: PartitionEntry | None) -> Reply:
+        return (0, (s.address_of(found),)) if found is not None else (-1, ())
 
     def invalidate(r: Request) -> Reply:
         return OK if ota.esp_ota_invalidate_inactive_ota_data_slot() else (-1, ())
+
+    def with_int(call: Callable[[int], None]) -> Callable[[Request], Reply]:
+        def handler(r: Request) -> Reply:
+            call(r.int_at(0))
+            return OK
+        return handler
 
     def run(call: Callable[[], object]) -> Callable[[Request], Reply]:
         def handler(r: Request) -> Reply:
@@ -67,12 +70,10 @@ def ota_handlers(s: FirmwareSession) -> Handlers:
             return OK
         return handler
 
-    del part
     return {
         FwOp.OTA_BEGIN: begin, FwOp.OTA_RESUME: resume, FwOp.OTA_WRITE: write,
         FwOp.OTA_WRITE_OFFSET: write_offset,
-        FwOp.OTA_END: lambda r: (ota.esp_ota_end(r.int_at(0)), OK)[1],
-        FwOp.OTA_ABORT: lambda r: (ota.esp_ota_abort(r.int_at(0)), OK)[1],
+        FwOp.OTA_END: with_int(ota.esp_ota_end), FwOp.OTA_ABORT: with_int(ota.esp_ota_abort),
         FwOp.OTA_SET_BOOT: set_boot,
         FwOp.OTA_GET_BOOT: lambda r: maybe(ota.esp_ota_get_boot_partition()),
         FwOp.OTA_NEXT_UPDATE: next_update, FwOp.OTA_GET_STATE: state, FwOp.OTA_GET_DESC: desc,
@@ -83,8 +84,7 @@ def ota_handlers(s: FirmwareSession) -> Handlers:
         FwOp.OTA_ERASE_LAST_BOOT: run(ota.esp_ota_erase_last_boot_app_partition),
         FwOp.OTA_INVALIDATE_INACTIVE: invalidate,
         FwOp.OTA_APP_COUNT: lambda r: (0, (ota.esp_ota_get_app_partition_count(),)),
-        FwOp.OTA_REVOKE_KEY: lambda r: (ota.esp_ota_revoke_secure_boot_public_key(r.int_at(0)),
-                                        OK)[1],
+        FwOp.OTA_REVOKE_KEY: with_int(ota.esp_ota_revoke_secure_boot_public_key),
     }
 
 
