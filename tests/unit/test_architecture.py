@@ -25,7 +25,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "otaforge"
 # layer -> rank; a module may import only from layers of lower or equal rank
 RANK = {
     "errors": 0, "fsutil": 0, "protocol": 1, "formats": 1, "crypto": 2, "device": 3,
-    "agent": 4, "firmware": 4, "server": 5, "client": 5, "demo": 6, "cli": 7, "__main__": 8, "__init__": 0,
+    "agent": 4, "firmware": 4, "server": 5, "client": 5, "demo": 6, "cli": 7, "__main__": 8,
+    "__init__": 0,
 }
 # layers of equal rank that must not import each other
 INDEPENDENT = {frozenset({"protocol", "formats"}), frozenset({"server", "client"}),

@@ -28,6 +28,8 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "device": ("Emulated ESP32: power-cut sweep, run against a server.",
                ("otaforge.cli.device", "otaforge.cli.device_run", "otaforge.cli.manage")),
     "server": ("The HTTPS update server: init, run.", ("otaforge.cli.server",)),
+    "firmware": ("ESP-IDF app code on the emulated ESP32: build, run.",
+                 ("otaforge.cli.firmware",)),
     "fleet": ("Fleets on an update server.", ("otaforge.cli.manage",)),
     "release": ("Releases on an update server.", ("otaforge.cli.manage",)),
     "channel": ("Channels on an update server.", ("otaforge.cli.manage",)),
