@@ -106,7 +106,7 @@ def bootloader_from_flash(flash: FileFlash, table: PartitionTable) -> dict[str, 
         desc = read_partition_desc(flash, part)
         config = load_program_config(desc.elf_sha256_hex) if desc else None
         sdkconfig = config.get("sdkconfig") if config else None
-        if isinstance(sdkconfig, dict):
+        if config is not None and isinstance(sdkconfig, dict):
             out = {opt: sdkconfig.get(name, default) for opt, (name, default) in
                    BOOT_OPTIONS.items()}
             out["from"] = f"{part.name}: {config.get('project')} {config.get('version')}"
