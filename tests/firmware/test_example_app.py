@@ -17,6 +17,8 @@ from otaforge.demo.local_server import ServerInfo
 from otaforge.device.config import DeviceConfig
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.flash_image import compose
+from otaforge.device.powercut import PowerCutPlan
+from otaforge.errors import PowerCut
 from otaforge.firmware.build import build
 from otaforge.firmware.runner import FirmwareDevice
 from otaforge.formats.otadata import OtaImgState
@@ -104,3 +106,30 @@ def test_example_failing_self_test_rolls_back_and_reports(example: dict[str, Any
     assert (third.partition, third.version) == ("factory", "1.0.0")
     assert third.slots["ota_0"] == OtaImgState.ABORTED
     assert "rolled_back" in _states(admin, example["device_id"])
+
+
+def test_example_resumes_a_download_cut_by_a_power_failure(example: dict[str, Any],
+                                                           admin: ManagementClient) -> None:
+    defines = {**example["defines"], "CONFIG_OTAFORGE_PROGRESS_SAVE_BYTES": "16384"}
+    factory = build(example["project"], version="1.0.0", defines=defines)
+    update = build(example["project"], version="1.3.0", defines=defines)
+    admin.publish(example["fleet"], update.image, channel="stable")
+    lines: list[str] = []
+    device = _device(example, factory.image, lines)
+    flash = device.flash
+    assert isinstance(flash, MemoryFlash)
+    flash.arm(PowerCutPlan(op_index=300, mode="torn"))  # well into the download
+    with pytest.raises(PowerCut):
+        device.power_on()
+    assert device.boots[0].ended == "power cut"  # the process died with the chip
+    device.power_on()
+    resumed = device.boots[1]
+    assert resumed.partition == "factory"
+    resume_lines = [line for line in resumed.console if "resuming 1.3.0 at byte" in line]
+    assert resume_lines, "\n".join(resumed.console)
+    assert int(resume_lines[0].rsplit(" ", 1)[1]) >= 16384
+    final = device.boots[-1]
+    assert (final.partition, final.version, final.state_after) == \
+        ("ota_0", "1.3.0", OtaImgState.VALID)
+    part = device.partition("ota_0")
+    assert device.flash.read(part.offset, len(update.image)) == update.image

@@ -17,7 +17,7 @@ from typing import Any
 
 from otaforge.device.emulator import AppReset, Behaviour, Device
 from otaforge.device.ota_ops import OtaOps
-from otaforge.errors import EspError
+from otaforge.errors import EspError, PowerCut
 from otaforge.firmware.build import PROGRAM, load_program_config, program_dir
 from otaforge.firmware.kconfig import Value
 from otaforge.firmware.process import run_boot
@@ -56,7 +56,8 @@ class BootRecord:
         boot_state: the slot's otadata state the app found (None: factory / no otadata).
         state_after: the slot's otadata state when the boot ended.
         ended: ``idle``, ``software reset``, ``rollback restart``, ``panic``,
-            ``task watchdog`` or ``no firmware`` (an image without a host build).
+            ``task watchdog``, ``power cut`` or ``no firmware`` (an image without a host
+            build).
         detail: more about the end (signal, delay...).
         console: what the firmware printed.
         slots: every OTA slot's otadata state as the app found it at boot.
@@ -161,7 +162,11 @@ class FirmwareDevice(Device):
             SessionConfig(self.idle_delay_s,
                           app_watchdog(sdkconfig if isinstance(sdkconfig, dict) else {}),
                           self.hosts), line)
-        end = run_boot(program, session, self.wall_timeout_s, line)
+        try:
+            end = run_boot(program, session, self.wall_timeout_s, line)
+        except PowerCut as cut:
+            record.ended, record.detail = "power cut", str(cut)
+            raise
         kind = end.kind
         reason = {"idle": "idle", "panic": "panic", "watchdog": "task watchdog"}.get(kind)
         record.ended = reason or end.detail or "software reset"
