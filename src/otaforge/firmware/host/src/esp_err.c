@@ -6,8 +6,11 @@
 
 #include "esp_efuse.h"
 #include "esp_err.h"
+#include "esp_flash_err.h"
+#include "spi_flash_mmap.h"
 #include "esp_http_client.h"
 #include "esp_https_ota.h"
+#include "esp_image_format.h"
 #include "esp_ota_ops.h"
 #include "nvs.h"
 
@@ -67,7 +70,16 @@ static const esp_err_msg_t s_names[] = {
     ERR_NAME(ESP_ERR_CODING),
     ERR_NAME(ESP_ERR_NOT_ENOUGH_UNUSED_KEY_BLOCKS),
     ERR_NAME(ESP_ERR_DAMAGED_READING),
+    ERR_NAME(ESP_ERR_IMAGE_BASE),
+    ERR_NAME(ESP_ERR_IMAGE_FLASH_FAIL),
+    ERR_NAME(ESP_ERR_IMAGE_INVALID),
     ERR_NAME(ESP_ERR_FLASH_BASE),
+    ERR_NAME(ESP_ERR_FLASH_OP_FAIL),
+    ERR_NAME(ESP_ERR_FLASH_OP_TIMEOUT),
+    ERR_NAME(ESP_ERR_FLASH_NOT_INITIALISED),
+    ERR_NAME(ESP_ERR_FLASH_UNSUPPORTED_HOST),
+    ERR_NAME(ESP_ERR_FLASH_UNSUPPORTED_CHIP),
+    ERR_NAME(ESP_ERR_FLASH_PROTECTED),
     ERR_NAME(ESP_ERR_HTTP_BASE),
     ERR_NAME(ESP_ERR_HTTP_MAX_REDIRECT),
     ERR_NAME(ESP_ERR_HTTP_CONNECT),
