@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -82,7 +83,8 @@ void app_main(void)
 def test_esp_err_to_name_matches_esp_idf_names(tmp_path: Path) -> None:
     codes = sorted(set(CODES.values()))
     body = "\n".join(f'    ESP_LOGI("n", "%d=%s", {c}, esp_err_to_name({c}));' for c in codes)
-    root = project(tmp_path / "p", f'#include "esp_err.h"\n#include "esp_log.h"\nvoid app_main(void)\n{{\n{body}\n}}\n')
+    root = project(tmp_path / "p", '#include "esp_err.h"\n#include "esp_log.h"\n'
+                   f"void app_main(void)\n{{\n{body}\n}}\n")
     lines = run_once(build(root).image)
     names = dict(line.split("n: ", 1)[1].split("=", 1) for line in lines if " n: " in line)
     by_code: dict[int, set[str]] = {}
@@ -158,15 +160,15 @@ void app_main(void)
 def test_unsupported_api_fails_the_build_naming_it(tmp_path: Path, code: str,
                                                    named: str) -> None:
     root = project(tmp_path / "p", code)
-    with pytest.raises(InputError, match=named) as err:
+    with pytest.raises(InputError, match=re.escape(named)) as err:
         build(root)
     assert "host layer" in str(err.value)
 
 
 def test_not_a_project_is_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no CMakeLists.txt"):
+    with pytest.raises(InputError, match=r"no CMakeLists\.txt"):
         build(tmp_path)
     root = project(tmp_path / "p", "void app_main(void) {}\n",
                    register='SRCS "main.c" EMBED_TXTFILES "server_cert.pem"')
-    with pytest.raises(InputError, match="server_cert.pem"):
+    with pytest.raises(InputError, match=r"server_cert\.pem"):
         build(root)
