@@ -31,10 +31,6 @@ extern "C" {
 
 typedef uint32_t esp_ota_handle_t;
 
-/** Deprecated alias kept by ESP-IDF. */
-const esp_app_desc_t *esp_ota_get_app_description(void);
-int esp_ota_get_app_elf_sha256(char *dst, size_t size);
-
 esp_err_t esp_ota_begin(const esp_partition_t *partition, size_t image_size,
                         esp_ota_handle_t *out_handle);
 esp_err_t esp_ota_resume(const esp_partition_t *partition, const size_t erase_size,

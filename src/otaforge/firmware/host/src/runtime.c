@@ -57,11 +57,6 @@ const esp_app_desc_t *esp_app_get_description(void)
     return &s_app_desc;
 }
 
-const esp_app_desc_t *esp_ota_get_app_description(void)
-{
-    return &s_app_desc;
-}
-
 int esp_app_get_elf_sha256(char *dst, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
@@ -75,11 +70,6 @@ int esp_app_get_elf_sha256(char *dst, size_t size)
     }
     dst[n] = '\0';
     return (int)n + 1;
-}
-
-int esp_ota_get_app_elf_sha256(char *dst, size_t size)
-{
-    return esp_app_get_elf_sha256(dst, size);
 }
 
 esp_reset_reason_t esp_reset_reason(void)
