@@ -20,7 +20,7 @@ HOST = Path(__file__).resolve().parents[1] / "src" / "otaforge" / "firmware" / "
 OWN = {"otaforge_host_log", "esp_log_buffer_hex_internal", "_esp_error_check_failed",
        "_esp_error_check_failed_without_abort", "example_connect", "example_disconnect"}
 _PROTO = re.compile(r"^([A-Za-z_][\w \t\*\n]{0,80}?)\b(\w+)[ \t]*\(([^;{()]*?)\)\s*"
-                    r"(?:[A-Z_]+\s*)*(?:__attribute__\(\(.*?\)\)\s*)?[;{]",
+                    r"(?:[A-Z_]+[ \t]*){0,3}(?:__attribute__\(\(.*?\)\)\s*)?[;{]",
                     re.MULTILINE | re.DOTALL)
 
 

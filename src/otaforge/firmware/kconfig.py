@@ -63,6 +63,8 @@ class KconfigTable:
             table.values[name] = value
         table.choices.append({n for n in IDF_DEFAULTS if n.startswith("ESPTOOLPY_FLASHSIZE_")}
                              | {f"ESPTOOLPY_FLASHSIZE_{s}MB" for s in (1, 4, 8, 16, 32)})
+        table.choices.append({f"PARTITION_TABLE_{kind}" for kind in (
+            "SINGLE_APP", "SINGLE_APP_LARGE", "TWO_OTA", "TWO_OTA_LARGE", "CUSTOM")})
         for name, value in (("IDF_TARGET", chip_name), (f"IDF_TARGET_{chip_name.upper()}", True),
                             ("IDF_FIRMWARE_CHIP_ID", chip_id)):
             table.declare(name, _type_of(name, value))
