@@ -26,12 +26,13 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "otaforge"
 RANK = {
     "errors": 0, "fsutil": 0, "protocol": 1, "formats": 1, "crypto": 2, "delta": 2,
     "device": 3,
-    "agent": 4, "server": 5, "client": 5, "demo": 6, "fleet": 6, "cli": 7, "__main__": 8,
+    "agent": 4, "firmware": 4, "server": 5, "client": 5, "demo": 6, "fleet": 6, "cli": 7,
+    "__main__": 8,
     "__init__": 0,
 }
 # layers of equal rank that must not import each other
 INDEPENDENT = {frozenset({"protocol", "formats"}), frozenset({"server", "client"}),
-               frozenset({"crypto", "delta"})}
+               frozenset({"crypto", "delta"}), frozenset({"agent", "firmware"})}
 UI_MODULES = {"typer", "click", "rich"}  # cli/ may use rich (progress bars); never typer
 LAYOUT_LAYERS = {"formats", "crypto"}  # the only layers that may use the struct module
 

@@ -134,7 +134,14 @@ static esp_err_t validate_pending(const otaforge_client_config_t *config,
         make_event(&event, flight, "rolled_back", reason, -1);
         otaforge_state_queue_event(&event);   /* sent by the previous image after the reboot */
         otaforge_state_clear_flight();
-        return esp_ota_mark_app_invalid_rollback_and_reboot();
+        esp_err_t err = esp_ota_mark_app_invalid_rollback_and_reboot();
+        /* Only returns on failure: ESP_ERR_OTA_ROLLBACK_FAILED when esp_ota_ops sees no other
+         * app to go back to (with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK the factory app does not
+         * count). Restart anyway: the image is still ESP_OTA_IMG_PENDING_VERIFY, so the
+         * bootloader marks it aborted and boots the app it can verify. */
+        ESP_LOGE(TAG, "esp_ota_mark_app_invalid_rollback_and_reboot: %s; restarting so the "
+                 "bootloader rolls back", esp_err_to_name(err));
+        esp_restart();
     }
     esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
     if (err != ESP_OK) {

@@ -47,6 +47,7 @@ GROUPS: dict[str, str] = {
     "device": "emulated ESP32 (sweep, run); devices on a server (add, list, ...)",
     "server": "the HTTPS update server: init, run, wait",
     "delta": "esp_delta_ota patches: create, apply, info",
+    "firmware": "ESP-IDF app code on the emulated ESP32: build, run",
     "fleet": "fleets on an update server; rehearse a rollout (simulate)",
     "release": "releases on an update server",
     "channel": "channels and rollouts on an update server",
@@ -284,6 +285,41 @@ COMMANDS: tuple[Cmd, ...] = (
     Cmd("delta", "info", "show a patch's headers", "otaforge.cli.delta:info", (
         Opt("patch", help="esp_delta_ota patch file"), JSON,
     ), "Show a patch's headers: base hash, detools type, compression, new image size."),
+    # --- firmware --------------------------------------------------------------------------
+    Cmd("firmware", "build", "build an ESP-IDF project for the emulated ESP32",
+        "otaforge.cli.firmware:build", (
+            Opt("project", help="ESP-IDF project directory"),
+            Opt("--output", "-o", required=True, metavar="APP", help="app image to write"),
+            Opt("--version", metavar="V",
+                help="app version (default PROJECT_VER or version.txt)"),
+            Opt("--secure-version", kind="int", lo=0, metavar="N",
+                help="anti-rollback secure_version (default "
+                     "CONFIG_BOOTLOADER_APP_SECURE_VERSION)"),
+            CHIP,
+            Opt("--define", "-D", many=True, metavar="NAME=VALUE",
+                help="sdkconfig override (repeatable), e.g. -D CONFIG_OTA_APP_SELF_TEST_FAIL=y"),
+            Opt("--sign", metavar="KEY", help="sign with this Secure Boot v2 key (PEM)"),
+        ), "Build an ESP-IDF project (CMakeLists, components, sdkconfig.defaults, embedded "
+           "files) with the host C compiler and write a real app image for the emulator."),
+    Cmd("firmware", "run", "power the emulated ESP32 on and run its firmware",
+        "otaforge.cli.firmware:run", (
+            Opt("--flash", required=True, metavar="FILE",
+                help="the device's flash image (written back after the run)"),
+            Opt("--boots", kind="int", default=8, lo=1, metavar="N",
+                help="stop after N boots (default 8)"),
+            Opt("--host", many=True, metavar="NAME=IP",
+                help="the device resolves NAME to IP (repeatable)"),
+            Opt("--wdt-timeout", kind="float", default=10.0, lo=0.0, metavar="S",
+                help="seconds a firmware may run without a system call before the watchdog "
+                     "resets it (default 10)"),
+            CHIP,
+            Opt("--rollback", kind="bool",
+                help="override CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE"),
+            Opt("--anti-rollback", kind="bool",
+                help="override CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK"),
+            JSON,
+        ), "Run the booted image's app_main() in a fresh process per boot, printing its "
+           "console as idf.py monitor would, until idle or N boots. Exit 1 when bricked."),
     *SERVER_COMMANDS,
     # --- top-level commands ----------------------------------------------------------------
     Cmd("", "demo", "run the whole OTA flow end to end on built-in defaults",

@@ -143,8 +143,15 @@ class BootResult:
     app_error: str | None = None
 
 
-class _Reset(Exception):
-    """Internal: the running app reset the chip."""
+class AppReset(Exception):
+    """The running app reset the chip; the message is the reason ("panic", "task watchdog").
+
+    Raised from an app's ``app_main`` (a :class:`Device` subclass running real firmware raises
+    it too); the device boots again within the same power-on.
+    """
+
+
+_Reset = AppReset
 
 
 class Device:

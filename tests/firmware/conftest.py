@@ -1,0 +1,154 @@
+"""Fixtures for firmware tests: a real otaforge server, a build cache, seed projects."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otaforge.client.management import ManagementClient
+from otaforge.demo.local_server import LocalServer, ServerInfo
+from otaforge.device.config import DeviceConfig
+from otaforge.device.flash import MemoryFlash
+from otaforge.device.flash_image import compose
+from otaforge.firmware.build import BuildResult, build
+from otaforge.firmware.runner import FirmwareDevice
+from otaforge.formats.partition_table import PartitionTable
+from tests.firmware.seed_source import Seed, load_seed
+
+FLASH_SIZE = 8 * 1024 * 1024
+_names = itertools.count(1)
+
+# The test's own part of main.c: what the seed leaves to the application (TAG, run_self_test,
+# calling start_ota) around the seed's app_main, which is included unchanged.
+HARNESS_PRELUDE = """\
+#include <stdbool.h>
+#include "esp_err.h"
+#include "esp_log.h"
+#include "sdkconfig.h"
+static const char *TAG = "seed_app";
+esp_err_t start_ota(const char *url);
+esp_err_t start_ota_with_progress(const char *url);
+static bool run_self_test(void)
+{
+#if CONFIG_SEED_SELF_TEST_FAIL
+    return false;
+#elif CONFIG_SEED_SELF_TEST_HANG
+    volatile unsigned spins = 0;
+    while (spins != 1) {  /* busy: never yields, as a stuck driver call would */
+        spins += 2;
+    }
+    return true;
+#else
+    return true;
+#endif
+}
+#define app_main seed_app_main
+"""
+HARNESS_MAIN = """\
+#undef app_main
+void app_main(void)
+{
+    seed_app_main();
+#ifdef CONFIG_SEED_OTA_URL
+#if CONFIG_SEED_WITH_PROGRESS
+    start_ota_with_progress(CONFIG_SEED_OTA_URL);
+#else
+    start_ota(CONFIG_SEED_OTA_URL);
+#endif
+#endif
+}
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def firmware_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    cache = tmp_path_factory.mktemp("fwcache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OTAFORGE_FIRMWARE_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    with LocalServer(tmp_path_factory.mktemp("server") / "data") as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def admin(server: ServerInfo) -> Iterator[ManagementClient]:
+    with server.admin() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def seed() -> Seed:
+    return load_seed()
+
+
+def write_seed_project(root: Path, seed: Seed, ca_pem: bytes) -> Path:
+    """The seed's project: its main/CMakeLists.txt, partitions.csv and sdkconfig lines."""
+    main = root / "main"
+    main.mkdir(parents=True)
+    (root / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\n"
+        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(seed_app)\n")
+    (root / "partitions.csv").write_text(seed.partitions_csv)
+    (root / "sdkconfig.defaults").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n" + seed.sdkconfig)
+    (main / "CMakeLists.txt").write_text(seed.component_register)
+    (main / "ota.c").write_text(seed.start_ota + seed.start_ota_with_progress)
+    (main / "main.c").write_text(HARNESS_PRELUDE + seed.app_main + HARNESS_MAIN)
+    (main / "server_cert.pem").write_bytes(ca_pem)
+    return root
+
+
+@dataclass
+class SeedRig:
+    """One fleet and device on the real server, the seed project, and its download URL."""
+
+    server: ServerInfo
+    admin: ManagementClient
+    project: Path
+    fleet: str
+    device_id: str
+    token: str
+    download_url: str  # the server's per-device URL: no request header needed
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.download_url
+
+    def build(self, version: str, **defines: str) -> BuildResult:
+        return build(self.project, version=version, defines=defines)
+
+    def publish(self, image: bytes) -> dict[str, Any]:
+        release: dict[str, Any] = self.admin.publish(self.fleet, image, channel="stable")
+        return release
+
+    def device(self, factory: bytes, config: DeviceConfig | None = None,
+               wall_timeout_s: float = 5.0) -> FirmwareDevice:
+        table = PartitionTable.from_csv((self.project / "partitions.csv").read_text())
+        image = compose(table, {"factory": factory}, flash_size=FLASH_SIZE)
+        return FirmwareDevice(MemoryFlash(FLASH_SIZE, image), "esp32",
+                              config or DeviceConfig(rollback=True, max_boots=4),
+                              wall_timeout_s=wall_timeout_s, console=self.lines.append)
+
+
+@pytest.fixture
+def seed_rig(server: ServerInfo, admin: ManagementClient, seed: Seed,
+             tmp_path: Path) -> Iterator[SeedRig]:
+    n = next(_names)
+    fleet, device_id = f"seed{n}", f"seeddev{n}"
+    admin.create_fleet(fleet, "esp32", seed.partitions_csv)
+    added = admin.create_device(fleet, device_id)
+    project = write_seed_project(tmp_path / "seed_app", seed, server.ca_pem)
+    yield SeedRig(server, admin, project, fleet, device_id, added["token"],
+                  added["download_url"])
+
+
+Factory = Callable[..., SeedRig]
