@@ -65,6 +65,8 @@ class Counters:
     updates: int = 0
     reboots: int = 0
     power_cuts: int = 0
+    drops: int = 0
+    offline_waits: int = 0
     transport_errors: int = 0
     events: int = 0
     samples: list[Sample] = field(default_factory=list)
@@ -211,6 +213,7 @@ class Engine:
             return
         back = self._offline(sd)
         if back is not None:
+            self.count.offline_waits += 1
             self._at(back, CHECK_IN, sd.index)
             return
         self._arm(sd)
@@ -247,6 +250,11 @@ class Engine:
     def _reboot(self, sd: SimDevice) -> None:
         self._pending_reboots -= 1
         self.count.reboots += 1
+        if sd.armed:
+            # the fault profile cuts power during the update (download, esp_ota_end, setting
+            # the boot partition); a cut in the new app's first boot, before it confirms,
+            # is a rollback by ESP-IDF's design and no fault of the release
+            self._disarm(sd)
         self.fetcher.link = Link(sd.latency_s, sd.bandwidth, None)
         try:
             outcome = self._updater(sd).reboot()

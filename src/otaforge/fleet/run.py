@@ -105,6 +105,7 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
         engine = Engine(population, spec.devices, fetcher, (target.url, enroll, target.fleet),
                         driver, spec.scenario, clock, spec.seed, on_progress)
         counters = engine.run()
+        counters.drops = fetcher.drops
     final = dict.fromkeys(FINAL_KEYS, 0)
     for sd in engine.devices:
         final[final_state(sd, images.new_version)] += 1
