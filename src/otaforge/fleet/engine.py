@@ -88,11 +88,14 @@ class Engine:
         clock: the simulation clock.
         seed: the run's seed.
         on_progress: called at every driver tick.
+        check_ins_only: when > 0, the driver never starts the rollout and the run ends after
+            this many rounds of check-ins.
     """
 
     def __init__(self, population: Population, devices: int, fetcher: SimFetcher,
                  server: tuple[str, str, str], driver: ChannelDriver, scenario: Scenario,
-                 clock: FleetClock, seed: int, on_progress: ProgressSink | None = None) -> None:
+                 clock: FleetClock, seed: int, on_progress: ProgressSink | None = None,
+                 check_ins_only: int = 0) -> None:
         self.population = population
         self.fetcher = fetcher
         self.url, self.token, self.fleet = server
@@ -108,6 +111,7 @@ class Engine:
         self._seq = 0
         self._pending_reboots = 0
         self.started = False
+        self.check_ins_only = check_ins_only
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -124,9 +128,13 @@ class Engine:
         for sd in self.devices:
             self._at(self.rng.uniform(0, self.plan.check_in_s), CHECK_IN, sd.index)
         self._at(self.plan.check_in_s * (1 + self.plan.jitter), TICK)
+        limit = self.plan.max_duration_s
+        if self.check_ins_only:
+            # the first round spreads over one interval, each later one over a jittered one
+            limit = self.plan.check_in_s * (1 + (self.check_ins_only - 1) * (1 + self.plan.jitter))
         while self._heap:
             when, _, kind, index = heapq.heappop(self._heap)
-            if when > self.plan.max_duration_s:
+            if when > limit:
                 break
             self.clock.advance_to(when)
             self.count.events += 1
@@ -144,6 +152,10 @@ class Engine:
 
     def _tick(self) -> bool:
         """Driver tick; True when the run is over."""
+        if self.check_ins_only:
+            self._sample()
+            self._at(self.clock.now() + self.plan.check_in_s, TICK)
+            return False
         if not self.started:
             self.driver.start()
             self.started = True

@@ -12,6 +12,7 @@ from typing import Any
 
 from otaforge.fleet.driver import ChannelDriver
 from otaforge.fleet.engine import Counters, Sample
+from otaforge.fleet.memory import MemoryStats
 from otaforge.fleet.population import SimDevice
 from otaforge.formats.otadata import OtaImgState
 
@@ -85,6 +86,7 @@ class SimResult:
         spread: the spread verdict (None: the release is not bad enough to stop).
         versions: (running version, release version).
         pooled_kib: the shared sector store's size.
+        memory: what the devices cost in memory (measured at the end of the run).
     """
 
     devices: int
@@ -100,6 +102,7 @@ class SimResult:
     spread: Spread | None = None
     versions: tuple[str, str] = ("", "")
     pooled_kib: float = 0.0
+    memory: MemoryStats | None = None
 
     @property
     def samples(self) -> list[Sample]:

@@ -18,16 +18,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otaforge.agent.httpx_fetcher import HttpxFetcher
 from otaforge.client.management import ManagementClient
 from otaforge.errors import InputError
 from otaforge.fleet.clock import FleetClock, ServerTime, SimClock, WallClock
 from otaforge.fleet.driver import ChannelDriver
 from otaforge.fleet.engine import Engine, ProgressSink
+from otaforge.fleet.memory import measure
 from otaforge.fleet.network import SimFetcher
 from otaforge.fleet.population import CHIP, Population, read_images
 from otaforge.fleet.result import FINAL_KEYS, SimResult, final_state, judge_spread
 from otaforge.fleet.spec import Scenario
+from otaforge.fleet.wire import WireFetcher
 
 CHANNEL = "stable"
 MAX_DEVICES = 1_000_000
@@ -60,6 +61,8 @@ class SimSpec:
         scenario: plan, faults, failing share, hardware mix.
         seed: makes the run reproducible.
         server: rehearse against this server instead of an in-process one.
+        check_ins_only: when > 0, no rollout: the release is published but no channel points
+            at it, and every device checks in this many rounds (the check-in load alone).
     """
 
     devices: int
@@ -69,6 +72,7 @@ class SimSpec:
     scenario: Scenario = field(default_factory=Scenario)
     seed: int = 0
     server: RemoteServer | None = None
+    check_ins_only: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,14 +102,16 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
         enroll = admin.create_fleet(target.fleet, CHIP, spec.partitions_csv)["enrollment_token"]
         old_id = int(admin.publish(target.fleet, images.old)["id"])
         new_id = int(admin.publish(target.fleet, images.new)["id"])
-        fetcher = SimFetcher(stack.enter_context(HttpxFetcher(target.ca_pem)), clock)
+        fetcher = SimFetcher(stack.enter_context(WireFetcher(target.url, target.ca_pem)), clock)
         ids = [f"sim-{i:06d}" for i in range(spec.devices)]
         driver = ChannelDriver(admin, target.fleet, CHANNEL, (old_id, new_id),
                                images.new_version, ids, spec.scenario.plan, clock)
         engine = Engine(population, spec.devices, fetcher, (target.url, enroll, target.fleet),
-                        driver, spec.scenario, clock, spec.seed, on_progress)
+                        driver, spec.scenario, clock, spec.seed, on_progress,
+                        check_ins_only=spec.check_ins_only)
         counters = engine.run()
         counters.drops = fetcher.drops
+        memory = measure(engine.devices, population)
     final = dict.fromkeys(FINAL_KEYS, 0)
     for sd in engine.devices:
         final[final_state(sd, images.new_version)] += 1
@@ -118,7 +124,7 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
         decisions=[d.to_json() for d in driver.decisions],
         spread=judge_spread(driver, engine.devices, blast),
         versions=(images.old_version, images.new_version),
-        pooled_kib=population.pool.pooled_bytes / 1024)
+        pooled_kib=population.pool.pooled_bytes / 1024, memory=memory)
 
 
 @contextmanager
