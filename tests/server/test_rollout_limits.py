@@ -6,9 +6,11 @@ bypassing the rollout, and bad plans. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -172,3 +174,28 @@ def test_bad_plans_and_conflicting_rollouts_are_refused(e: Env) -> None:
     r = e.api.put("/api/v1/fleets/f1/channels/stable", json={"release": str(e.new["id"])})
     assert r.status_code == 200, r.text
     assert e.show(ro["id"])["state"] == "superseded"
+
+
+def test_rollout_offer_still_carries_the_delta_from_the_running_image(
+        api: TestClient, fleet: str, shared_fixtures: Path) -> None:
+    from otaforge.delta import variants
+
+    base = (shared_fixtures / "esp-idf" / "hello_world_esp32.bin").read_bytes()
+    new = variants.code_change(base)
+    publish(api, base)
+    running = {"fleet": "f1", "chip": "esp32", "version": "1.0.0", "otadata_state": "valid",
+               "image_sha256": hashlib.sha256(base).hexdigest()}
+    assert api.post("/api/v1/devices/dev1/check-in", json=running,
+                    headers=auth(fleet)).status_code == 204
+    release = publish(api, new, channel=None)
+    r = api.post("/api/v1/fleets/f1/rollouts", json={"release": str(release["id"]),
+                                                      "waves": "100%"})
+    assert r.status_code == 201, r.text
+    api.app.state.store.deltas.wait(60)  # type: ignore[attr-defined]
+    r = api.post("/api/v1/devices/dev1/check-in", json=running, headers=auth(fleet))
+    assert r.status_code == 200, r.text
+    manifest = r.json()
+    assert manifest["release_id"] == release["id"]  # the rollout decided which release...
+    delta = manifest["delta"]  # ...and the delta logic how
+    assert delta is not None and delta["base_sha256"] == running["image_sha256"]
+    assert 0 < delta["size"] < len(new) // 10

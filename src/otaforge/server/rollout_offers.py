@@ -160,8 +160,10 @@ class RolloutOffers:
             (version is not None and version == active.target.version)
         attrs = DeviceAttrs(device_id, tags, hw, version, runs)
         wave = wave_of(active.plan, active.id, active.cutoffs, attrs)
-        return Choice(route(active.state, active.reverting, wave is not None, runs), active,
-                      wave)
+        where = route(active.state, active.reverting, wave is not None, runs)
+        if where is Route.CHANNEL and runs and not active.reverting:
+            where = Route.HOLD  # on the release but no longer targeted: never a downgrade
+        return Choice(where, active, wave)
 
     def due(self, active: Active) -> bool:
         """True when the rollout's gates are due for evaluation."""
@@ -175,13 +177,10 @@ class RolloutOffers:
         release on it, or the concurrency limit or the rate ramp holds it back.
         """
         target, plan = choice.rollout.target, choice.rollout.plan
+        if service.decide(facts, target, 0, plan.penalty_failures) is not None:
+            return None  # runs it, unconfirmed image, eFuse: no need to touch the database
         with self.store.tx() as s:
-            ro = _locked(s, choice.rollout.id)
-            if ro is None or ro.state != "running":
-                return None
-            now = self.store.clock.now()
-            if service.decide(facts, target, failures(s, device_id, target.release_id),
-                              plan.penalty_failures):
+            if failures(s, device_id, target.release_id) >= plan.penalty_failures:
                 return None
             mine = s.execute(select(Deployment.id, Deployment.state).where(
                 Deployment.device_id == device_id, Deployment.release_id == target.release_id,
@@ -189,6 +188,11 @@ class RolloutOffers:
                 .order_by(Deployment.id.desc())).all()
             if any(state == ABORTED for _, state in mine):
                 return None
+            # only a new deployment needs the rollout row locked (limits, rate window)
+            ro = _locked(s, choice.rollout.id)
+            if ro is None or ro.state != "running":
+                return None
+            now = self.store.clock.now()
             if mine:
                 dep = s.get(Deployment, mine[0][0])
                 assert dep is not None

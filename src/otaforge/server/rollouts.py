@@ -217,8 +217,7 @@ class RolloutService(RolloutOffers):
             ro.next_eval_at = now + dt.timedelta(seconds=plan.eval_interval_s)
             if decision.action is not Action.HOLD or self._new_hold(s, ro, numbers):
                 self._record(s, ro, decision.action.value, decision.reason, numbers, now)
-        if decision.action is not Action.HOLD:
-            self.changed()
+        self.changed()  # check-ins see the new state and the next evaluation time
         return Decision(decision.action, decision.reason, numbers)
 
     def tick(self) -> list[tuple[int, Decision]]:

@@ -8,7 +8,7 @@ import datetime as dt
 import threading
 import time
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
@@ -22,6 +22,9 @@ from otaforge.server.blobs import BlobStore
 from otaforge.server.clock import Clock
 from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, Rollout
 from otaforge.server.settings import Settings
+
+if TYPE_CHECKING:
+    from otaforge.server.rollouts import RolloutService
 
 CACHE_TTL_S = 1.0
 DEFAULT_CHANNEL = "stable"
@@ -64,6 +67,7 @@ class DeviceStore:
     _own_token: TTLCache
     _pending: dict[str, dict[str, Any]]
     _pending_lock: threading.Lock
+    rollouts: RolloutService
 
     def tx(self) -> AbstractContextManager[Session]:
         raise NotImplementedError
@@ -326,7 +330,7 @@ class DeviceStore:
                 raise
             return again, True
         if state in FAILURE_STATES:
-            self._targets.clear()  # the rollout may have just paused
+            self.rollouts.changed()  # the channel may have just paused; gates may be due
         return event, False
 
     def _event(self, device_id: str, event_id: str) -> Event | None:
