@@ -45,7 +45,7 @@ def images() -> tuple[bytes, bytes]:
 
 
 def spec(devices: int, *, seed: int = 0, faults: Faults | None = None,
-         release_fails: str | None = None, **plan: Any) -> SimSpec:
+         release_fails: str | None = None, driver: str = "rollout", **plan: Any) -> SimSpec:
     """A :class:`SimSpec` over :data:`TEST_PLAN` with ``plan`` fields replaced."""
     if isinstance(plan.get("waves"), str):
         plan["waves"] = parse_waves(plan["waves"])
@@ -54,7 +54,8 @@ def spec(devices: int, *, seed: int = 0, faults: Faults | None = None,
                         if release_fails else None)
     old, new = images()
     return SimSpec(devices=devices, partitions_csv=PARTITIONS_CSV.read_text(), old=old,
-                   new=new, scenario=scenario, seed=seed)
+                   new=new, scenario=scenario, seed=seed,
+                   driver="channel" if driver == "channel" else "rollout")
 
 
 @pytest.fixture

@@ -22,12 +22,13 @@ def _simulate(files: tuple[Path, Path, Path], *extra: str) -> list[str]:
             "--release", str(new), "--check-in", "5m", *extra]
 
 
-def test_silent_release_without_soak_spreads_exit_1_json_and_report(
+def test_silent_release_past_a_client_gate_without_soak_exit_1_json_and_report(
         image_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     done = run_cli(*_simulate(image_files, "--devices", "40", "--waves", "25%,50%,100%",
                               "--soak", "0", "--max-failures", "1", "--release-fails",
-                              "30%:silent", "--seed", "2", "--json", "--report",
+                              "30%:silent", "--seed", "2", "--controller", "channel",
+                              "--json", "--report",
                               str(report)))
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)

@@ -102,6 +102,28 @@ class Decision:
                 "detail": self.detail, **self.numbers}
 
 
+class Driver(Protocol):
+    """What the engine, the verdict and the report need of a rollout driver."""
+
+    plan: Plan
+    concurrency: int
+    waves: list[WaveStats]
+    decisions: list[Decision]
+    current: int
+    state: str
+    paused_reason: str | None
+    reverted: bool
+    ended_s: float | None
+
+    def start(self) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def members(self) -> list[list[str]]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 class ChannelDriver:
     """Runs ``plan`` for ``new_release`` on one channel of one fleet.
 
@@ -269,6 +291,16 @@ class ChannelDriver:
                 setattr(wave, status, getattr(wave, status) + 1)
                 totals[status] += 1
         return totals
+
+    def members(self) -> list[list[str]]:
+        """The devices each wave adds (by the staged-rollout bucket), opened or not."""
+        out: list[list[str]] = []
+        done = 0
+        for wave in self.waves:
+            limit = wave.percent * 100
+            out.append([d for d, b in self.buckets.items() if done <= b < limit])
+            done = max(done, limit)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The rollout as the ``--json`` output shows it."""

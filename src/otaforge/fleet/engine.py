@@ -22,7 +22,7 @@ from otaforge.agent.updater import Updater
 from otaforge.device.powercut import CUT_MODES, PowerCutPlan
 from otaforge.errors import EspError, PowerCut, ServerError, TransportError
 from otaforge.fleet.clock import FleetClock
-from otaforge.fleet.driver import ChannelDriver
+from otaforge.fleet.driver import Driver
 from otaforge.fleet.network import Link, SimFetcher
 from otaforge.fleet.population import Population, SimDevice
 from otaforge.fleet.spec import Scenario
@@ -93,7 +93,7 @@ class Engine:
     """
 
     def __init__(self, population: Population, devices: int, fetcher: SimFetcher,
-                 server: tuple[str, str, str], driver: ChannelDriver, scenario: Scenario,
+                 server: tuple[str, str, str], driver: Driver, scenario: Scenario,
                  clock: FleetClock, seed: int, on_progress: ProgressSink | None = None,
                  check_ins_only: int = 0) -> None:
         self.population = population
@@ -175,17 +175,21 @@ class Engine:
         if driver.ended_s is None or self._pending_reboots:
             return False
         settle = 3 * self.plan.check_in_s * (1 + self.plan.jitter)
-        if driver.state == "complete":
-            unsettled = [sd for sd in self.devices if not self._settled(sd)]
+        if driver.state == "complete" or driver.reverted:
+            # every device on the release (or, reverting, back on the previous one)
+            unsettled = [sd for sd in self.devices if not self._settled(sd, driver.reverted)]
             return not unsettled or self.clock.now() - driver.ended_s > \
                 self.faults.offline_s + settle
         return self.clock.now() - driver.ended_s > settle
 
-    def _settled(self, sd: SimDevice) -> bool:
+    def _settled(self, sd: SimDevice, reverting: bool = False) -> bool:
         desc = sd.device.running_desc
         runs_new = desc is not None and desc.version == self.population.images.new_version
-        return runs_new or sd.device.status != "running" or sd.failed or sd.rolled_back \
-            or sd.silent
+        if sd.device.status != "running" or sd.silent:
+            return True
+        if reverting:
+            return not runs_new
+        return runs_new or sd.failed or sd.rolled_back
 
     def _sample(self) -> Sample:
         new_version = self.population.images.new_version

@@ -17,16 +17,18 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from otaforge.client.management import ManagementClient
 from otaforge.errors import InputError
 from otaforge.fleet.clock import FleetClock, ServerTime, SimClock, WallClock
-from otaforge.fleet.driver import ChannelDriver
+from otaforge.fleet.driver import ChannelDriver, Driver
 from otaforge.fleet.engine import Engine, ProgressSink
 from otaforge.fleet.memory import measure
 from otaforge.fleet.network import SimFetcher
 from otaforge.fleet.population import CHIP, Population, read_images
 from otaforge.fleet.result import FINAL_KEYS, SimResult, final_state, judge_spread
+from otaforge.fleet.rollout_driver import RolloutDriver
 from otaforge.fleet.spec import Scenario
 from otaforge.fleet.wire import WireFetcher
 
@@ -63,6 +65,9 @@ class SimSpec:
         server: rehearse against this server instead of an in-process one.
         check_ins_only: when > 0, no rollout: the release is published but no channel points
             at it, and every device checks in this many rounds (the check-in load alone).
+        driver: ``rollout`` (the server's rollout API and its gates decide) or ``channel``
+            (a client-side controller over the channel's staged percentage, for servers
+            without the rollout API).
     """
 
     devices: int
@@ -73,6 +78,7 @@ class SimSpec:
     seed: int = 0
     server: RemoteServer | None = None
     check_ins_only: int = 0
+    driver: Literal["rollout", "channel"] = "rollout"
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,9 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
         new_id = int(admin.publish(target.fleet, images.new)["id"])
         fetcher = SimFetcher(stack.enter_context(WireFetcher(target.url, target.ca_pem)), clock)
         ids = [f"sim-{i:06d}" for i in range(spec.devices)]
-        driver = ChannelDriver(admin, target.fleet, CHANNEL, (old_id, new_id),
-                               images.new_version, ids, spec.scenario.plan, clock)
+        make = RolloutDriver if spec.driver == "rollout" else ChannelDriver
+        driver: Driver = make(admin, target.fleet, CHANNEL, (old_id, new_id),
+                              images.new_version, ids, spec.scenario.plan, clock)
         engine = Engine(population, spec.devices, fetcher, (target.url, enroll, target.fleet),
                         driver, spec.scenario, clock, spec.seed, on_progress,
                         check_ins_only=spec.check_ins_only)
