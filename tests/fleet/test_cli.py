@@ -61,3 +61,16 @@ def test_bad_release_fails_mode_is_bad_input(image_files: tuple[Path, Path, Path
     assert done.returncode == 2
     assert "--release-fails" in done.stderr and "Traceback" not in done.stderr
     assert not report.exists()
+
+
+def test_report_marks_where_the_server_paused_and_why(image_files: tuple[Path, Path, Path],
+                                                      tmp_path: Path) -> None:
+    report = tmp_path / "paused.html"
+    done = run_cli(*_simulate(image_files, "--devices", "40", "--waves", "25%,50%,100%",
+                              "--soak", "15m", "--max-failures", "1", "--release-fails",
+                              "20%:self_test", "--seed", "1", "--report", str(report)))
+    assert done.returncode == 0, done.stderr
+    assert "rollout paused (" in done.stdout
+    page = report.read_text()
+    assert "Paused: " in page and "paused at " in page  # the reason, and the plot's marker
+    assert "exceed the limit of 1 devices" in page  # the server's numbers behind it
