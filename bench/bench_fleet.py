@@ -25,11 +25,13 @@ import json
 import resource
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from otaforge.fleet.engine import Progress  # noqa: E402
 from otaforge.fleet.result import SimResult  # noqa: E402
 from otaforge.fleet.run import SimSpec, simulate  # noqa: E402
 from otaforge.fleet.spec import Amount, Plan, Scenario, parse_waves  # noqa: E402
@@ -69,6 +71,13 @@ def _line(name: str, result: SimResult) -> dict[str, object]:
     return row
 
 
+def _progress(name: str, started: float, progress: Progress) -> None:
+    """One line per driver tick on stderr: how far a long run got."""
+    print(f"{name}: {time.perf_counter() - started:.0f} s wall, t={progress.t_s / 3600:.1f} h,"
+          f" {progress.confirmed}/{progress.devices} confirmed, {progress.installed} "
+          f"installed, rollout {progress.state}", file=sys.stderr, flush=True)
+
+
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -89,7 +98,7 @@ def main(argv: list[str]) -> int:
     for name, spec in runs:
         started = time.perf_counter()
         cpu = _cpu_s()
-        result = simulate(spec)
+        result = simulate(spec, partial(_progress, name, started))
         row = _line(name, result)
         row["cpu_s"] = round(_cpu_s() - cpu, 1)  # this process, server thread included
         print(json.dumps(row), flush=True)
