@@ -44,11 +44,12 @@ def test_good_release_reaches_every_device_under_faults(rehearse: Rehearse,
 
 
 def test_slow_links_take_longer_in_virtual_time(rehearse: Rehearse) -> None:
-    """Bandwidth and latency are simulated: the same rollout over 4 KiB/s links serves the
-    same bytes but spends more virtual time than over the default links."""
+    """Bandwidth and latency are simulated: the same rollout over 200-byte/s links (a
+    download takes longer than a check-in interval) serves the same bytes but passes its
+    gate later in virtual time than over the default links."""
     fast = rehearse(10, seed=5, waves="100%")
     slow = rehearse(10, seed=5, waves="100%",
-                    faults=Faults(bandwidth_kib_s=2.0, bandwidth_sigma=0.1))
+                    faults=Faults(bandwidth_kib_s=0.2, bandwidth_sigma=0.1))
     assert fast.final["confirmed"] == slow.final["confirmed"] == 10
     assert slow.bytes_served == fast.bytes_served
     assert _passed(slow) > _passed(fast)

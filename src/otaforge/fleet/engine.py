@@ -2,8 +2,9 @@
 
 One event at a time, in (time, sequence) order, on one clock: a device's turn is its real
 update agent (:class:`~otaforge.agent.updater.Updater`) talking to the real server over
-HTTPS; the time its requests, downloads, boots and self-tests take passes on the clock, and
-its next event is scheduled after it. An installed update reboots in a later event, so other
+HTTPS; the time its requests, downloads, boots and self-tests take passes on the clock for
+that device only (:meth:`~otaforge.fleet.clock.SimClock.begin_turn`), and its next event is
+scheduled after it. An installed update reboots in a later event, so other
 devices check in while it is mid-update (the concurrency limit matters). The rollout driver
 ticks between device turns. Same seed, same events, same results.
 """
@@ -106,12 +107,20 @@ class Engine:
         self.rng = random.Random(f"{seed}:schedule")
         self.on_progress = on_progress or (lambda _p: None)
         self.count = Counters()
-        self.devices: list[SimDevice] = [population.make(i) for i in range(devices)]
+        self.devices: list[SimDevice] = [self._make(population, i) for i in range(devices)]
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._pending_reboots = 0
         self.started = False
         self.check_ins_only = check_ins_only
+
+    def _make(self, population: Population, index: int) -> SimDevice:
+        """Device ``index``, powered on at time 0 (its first boot is its own time)."""
+        self.clock.begin_turn()
+        try:
+            return population.make(index)
+        finally:
+            self.clock.end_turn()
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -141,10 +150,15 @@ class Engine:
             if kind == TICK:
                 if self._tick():
                     break
-            elif kind == REBOOT:
-                self._reboot(self.devices[index])
-            else:
-                self._check_in(self.devices[index])
+                continue
+            self.clock.begin_turn()  # the device's own time passes while it works
+            try:
+                if kind == REBOOT:
+                    self._reboot(self.devices[index])
+                else:
+                    self._check_in(self.devices[index])
+            finally:
+                self.clock.end_turn()
         self._sample()
         return self.count
 

@@ -34,6 +34,7 @@ from otaforge.fleet.wire import WireFetcher
 
 CHANNEL = "stable"
 MAX_DEVICES = 1_000_000
+NO_BACKGROUND_TICK_S = 10.0**9
 
 
 @dataclass(frozen=True)
@@ -146,11 +147,18 @@ def _server(spec: SimSpec, clock: FleetClock) -> Iterator[_Target]:
         with ManagementClient(remote.url, remote.token, remote.ca) as admin:
             yield _Target(remote.url, admin, ca_pem, f"fleetsim-{spec.seed}-{int(time.time())}")
         return
-    from otaforge.demo.local_server import LocalServer
+    from otaforge.demo.local_server import LOOPBACK_CONNECTIONS, LocalServer
+    from otaforge.server.settings import Settings
 
     shm = Path("/dev/shm")
     where = shm if shm.is_dir() else None  # a throwaway database: no fsync to a disk
-    with tempfile.TemporaryDirectory(prefix="otaforge-fleet-", dir=where) as tmp, \
-            LocalServer(Path(tmp) / "server", clock=ServerTime(clock)) as info, \
-            info.admin() as admin:
-        yield _Target(info.url, admin, info.ca_pem, "sim")
+    with tempfile.TemporaryDirectory(prefix="otaforge-fleet-", dir=where) as tmp:
+        data = Path(tmp) / "server"
+        # the gates are evaluated on the virtual clock by check-ins and by the driver's
+        # ticks only: the app's wall-clock background tick would decide at a moment of
+        # virtual time that depends on how fast this machine is
+        settings = Settings(data_dir=data, max_connections_per_client=LOOPBACK_CONNECTIONS,
+                            rollout_tick_s=NO_BACKGROUND_TICK_S)
+        with LocalServer(data, settings, clock=ServerTime(clock)) as info, \
+                info.admin() as admin:
+            yield _Target(info.url, admin, info.ca_pem, "sim")
