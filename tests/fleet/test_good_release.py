@@ -16,10 +16,10 @@ FAULT_PROFILES = {
     "no_faults": (Faults(), None),
     "power_cut_mid_update": (Faults(power_cut=0.4), "power_cuts"),
     "connection_drop_mid_download": (Faults(drop=0.4), "drops"),
-    # away for less than the silent threshold (two check-in intervals): longer, a device
-    # that already confirmed counts as silent, and silent devices are failures by design
-    "devices_offline_for_ten_minutes": (Faults(offline=0.4, offline_s=600.0),
-                                        "offline_waits"),
+    # away for at most the silent threshold (two check-in intervals) minus one interval:
+    # longer, a device that already confirmed counts as silent (by design, a failure)
+    "devices_offline_for_five_minutes": (Faults(offline=0.4, offline_s=300.0),
+                                         "offline_waits"),
     "slow_high_latency_links": (Faults(latency_ms=900.0, latency_sigma=1.0,
                                        bandwidth_kib_s=4.0, bandwidth_sigma=1.0), None),
 }

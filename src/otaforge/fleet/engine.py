@@ -113,6 +113,9 @@ class Engine:
         self._pending_reboots = 0
         self.started = False
         self.check_ins_only = check_ins_only
+        # how often the driver looks (a server-side rollout is cheap to read; the channel
+        # controller lists every device, so it looks once per check-in interval)
+        self.tick_s = float(getattr(driver, "tick_s", self.plan.check_in_s))
 
     def _make(self, population: Population, index: int) -> SimDevice:
         """Device ``index``, powered on at time 0 (its first boot is its own time)."""
@@ -181,7 +184,7 @@ class Engine:
                                   self.driver.state))
         if self._finished(sample):
             return True
-        self._at(self.clock.now() + self.plan.check_in_s, TICK)
+        self._at(self.clock.now() + self.tick_s, TICK)
         return False
 
     def _finished(self, sample: Sample) -> bool:

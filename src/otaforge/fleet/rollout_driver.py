@@ -74,6 +74,9 @@ class RolloutDriver:
         self.device_ids = device_ids
         self.total = len(device_ids)
         self.concurrency = plan.concurrency_for(self.total)
+        # evaluate the gates four times per check-in interval (at least once a minute)
+        self.tick_s = max(60.0, plan.check_in_s / 4) if plan.check_in_s > 60 \
+            else plan.check_in_s
         self.rollout_id = 0
         self.cumulative = self._cumulative()
         self.waves = [WaveStats(i, str(a), _percent(n, self.total), n)
