@@ -51,6 +51,8 @@ GROUPS: dict[str, str] = {
     "fleet": "fleets on an update server; rehearse a rollout (simulate)",
     "release": "releases on an update server",
     "channel": "channels and rollouts on an update server",
+    "user": "users and roles on an update server: add, list, revoke, token",
+    "audit": "the audit log of an update server",
 }
 
 _PART = "otaforge.cli.partitions"

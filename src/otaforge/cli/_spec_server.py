@@ -1,5 +1,6 @@
-"""The table's server-side commands: ``server``, ``fleet``, ``release``, ``channel`` and the
-registered-device view (``device add|list|show``). Part of :data:`otaforge.cli._spec.COMMANDS`.
+"""The table's server-side commands: ``server``, ``fleet``, ``release``, ``channel``, ``user``,
+``audit`` and the registered-device view (``device add|list|show|revoke|retire``). Part of
+:data:`otaforge.cli._spec.COMMANDS`.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from otaforge.cli._model import CA, CHANNEL_ARG, CONNECTION, FLEET, JSON, SERVER, Cmd, Opt
 
 _MANAGE = "otaforge.cli.manage"
+_OPS = "otaforge.cli.ops"
 _SERVER = "otaforge.cli.server"
 
 SERVER_COMMANDS: tuple[Cmd, ...] = (
@@ -166,4 +168,57 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
     Cmd("channel", "resume", "resume a paused rollout", f"{_MANAGE}:channel_resume", (
         CHANNEL_ARG, FLEET, *CONNECTION, JSON,
     ), "Resume a rollout the failure threshold paused (its failure count restarts at 0)."),
+    Cmd("channel", "pause", "pause a channel's rollout", f"{_OPS}:channel_pause", (
+        CHANNEL_ARG, FLEET, *CONNECTION,
+        Opt("--reason", metavar="TEXT", help="why (shown with the pause)"),
+        JSON,
+    ), "Pause a channel's rollout: no new offers until 'channel resume'."),
+    Cmd("fleet", "retire", "retire a fleet (history kept)", f"{_OPS}:fleet_retire", (
+        Opt("name", help="fleet name"), *CONNECTION, JSON,
+    ), "Retire a fleet: its enrollment token and its devices' credentials end, its channels "
+       "pause; its history stays (admin role)."),
+    Cmd("release", "retire", "retire a release (history kept)", f"{_OPS}:release_retire", (
+        Opt("release", help="release id, version or sha256"), FLEET, *CONNECTION, JSON,
+    ), "Retire a release: it is never offered again (refused while a channel points at it)."),
+    Cmd("device", "retire", "retire a registered device (history kept)",
+        f"{_OPS}:device_retire", (
+            Opt("device_id", help="device id"), *CONNECTION, JSON,
+        ), "Retire a device: its token and download URL end; its history stays (admin role)."),
+    Cmd("device", "revoke", "revoke a registered device's token", f"{_OPS}:device_revoke", (
+        Opt("device_id", help="device id"), *CONNECTION, JSON,
+    ), "Revoke a device's token and download URL: its next check-in is refused (401)."),
+    # --- users and the audit log -----------------------------------------------------------
+    Cmd("user", "add", "add a user with a role", f"{_OPS}:user_add", (
+        Opt("name", help="user name"),
+        Opt("--role", required=True, choices=("admin", "operator", "viewer"),
+            help="admin (users, fleets), operator (publish, roll out) or viewer (read)"),
+        *CONNECTION,
+        Opt("--password-stdin", kind="flag",
+            help="read the password from standard input (else one is generated and printed "
+                 "once)"),
+        JSON,
+    ), "Add a user for the dashboard and the CLI; prints a generated password once unless "
+       "--password-stdin."),
+    Cmd("user", "list", "list users", f"{_OPS}:user_list", (*CONNECTION, JSON),
+        "List users with their role and live API tokens."),
+    Cmd("user", "revoke", "revoke a user", f"{_OPS}:user_revoke", (
+        Opt("name", help="user name"), *CONNECTION,
+        Opt("--tokens-only", kind="flag",
+            help="end only the user's API tokens (the password still logs in)"),
+        JSON,
+    ), "Revoke a user: its API tokens and dashboard sessions stop working at once."),
+    Cmd("user", "token", "issue a per-user API token", f"{_OPS}:user_token", (
+        Opt("name", help="user name"), *CONNECTION,
+        Opt("--label", metavar="TEXT", help="what the token is for"),
+        JSON,
+    ), "Issue an API token (otfu_...) for a user's CLI; printed once. Use it as --token."),
+    Cmd("audit", "list", "show the audit log", f"{_OPS}:audit_list", (
+        *CONNECTION,
+        Opt("--limit", kind="int", default=100, lo=1, hi=1000, metavar="N",
+            help="entries to show, newest first (default 100)"),
+        Opt("--before", kind="int", lo=1, metavar="ID", help="page back: entries before ID"),
+        Opt("--actor", metavar="NAME", help="only this user's actions"),
+        Opt("--action", metavar="NAME", help="only this action, e.g. publish"),
+        JSON,
+    ), "The audit log: who did what, when, from where, and the result (refusals too)."),
 )

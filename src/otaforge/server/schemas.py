@@ -137,6 +137,7 @@ class FleetOut(BaseModel):
     channels: dict[str, int | None]
     enrollment_token: str | None = Field(default=None,
                                          description="only in the response to create")
+    retired_at: dt.datetime | None = None
 
 
 class ReleaseOut(BaseModel):
@@ -151,6 +152,7 @@ class ReleaseOut(BaseModel):
     app_desc: dict[str, Any]
     signature: SignatureInfo | None
     created_at: dt.datetime
+    retired_at: dt.datetime | None = None
 
 
 class ChannelSet(Strict):
@@ -183,6 +185,7 @@ class DeviceOut(BaseModel):
     otadata_state: str | None
     efuse_secure_version: int | None
     last_check_in: dt.datetime | None
+    retired_at: dt.datetime | None = None
     token: str | None = Field(default=None, description="only in the response to create")
     download_url: str | None = Field(
         default=None, description="the device's header-less stock download URL "
