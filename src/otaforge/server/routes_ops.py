@@ -16,6 +16,7 @@ from otaforge.server.deps import admin, get_store, management
 from otaforge.server.routes_admin import (
     ChannelName,
     FleetName,
+    aware,
     device_out,
     fleet_out,
     release_out,
@@ -89,7 +90,10 @@ def audit_list(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                store: Store = Depends(get_store)) -> list[AuditOut]:
     """The audit log, newest first (``before``: an id to page back from)."""
     rows = store.audit.entries(limit, before, actor, action)
-    return [AuditOut.model_validate(r, from_attributes=True) for r in rows]
+    out = [AuditOut.model_validate(r, from_attributes=True) for r in rows]
+    for entry in out:
+        entry.at = aware(entry.at) or entry.at
+    return out
 
 
 @router.post("/fleets/{fleet}/retire", response_model=FleetOut, dependencies=ADMIN)
