@@ -92,6 +92,7 @@ def overview(s: Session, now: dt.datetime, online_s: int, stale_s: int,
     for state, is_stale, n in s.execute(query):
         bucket = health_of(state, stale - dt.timedelta(seconds=1) if is_stale else now, stale)
         health[bucket] = health.get(bucket, 0) + int(n)
+    out.health = health
     out.fleets = [str(n) for n in s.scalars(select(Fleet.name).order_by(Fleet.name))]
     return out
 
