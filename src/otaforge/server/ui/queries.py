@@ -47,10 +47,6 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def _newest_deployments() -> Any:
-    return select(func.max(Deployment.id)).group_by(Deployment.device_id)
-
-
 @dataclass
 class Overview:
     devices: int = 0
@@ -84,11 +80,12 @@ def overview(s: Session, now: dt.datetime, online_s: int, stale_s: int,
         .group_by(Device.running_version).order_by(func.count(Device.id).desc()).limit(12))]
     stale = now - dt.timedelta(seconds=stale_s)
     health = dict.fromkeys(HEALTH, 0)
+    newest = select(func.max(Deployment.id).label("id")).join(
+        Device, Device.id == Deployment.device_id).where(*scope) \
+        .group_by(Deployment.device_id).subquery()
     query = (select(Deployment.state, Deployment.updated_at < stale, func.count(Deployment.id))
-             .where(Deployment.id.in_(_newest_deployments()))
+             .join(newest, newest.c.id == Deployment.id)
              .group_by(Deployment.state, Deployment.updated_at < stale))
-    if fleet_id is not None:
-        query = query.join(Device, Device.id == Deployment.device_id).where(*scope)
     for state, is_stale, n in s.execute(query):
         bucket = health_of(state, stale - dt.timedelta(seconds=1) if is_stale else now, stale)
         health[bucket] = health.get(bucket, 0) + int(n)
