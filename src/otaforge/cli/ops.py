@@ -12,14 +12,17 @@ import sys
 from otaforge.cli.manage import _client, _print, _rollout_lines, table
 from otaforge.errors import InputError
 
+MIN_PASSWORD = 10  # as the server's users.MIN_PASSWORD (the CLI does not import the server)
+
 
 def user_add(args: argparse.Namespace) -> int:
     """``user add NAME --role R [--password-stdin]``."""
     password = None
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise InputError("--password-stdin: standard input held no password")
+        if len(password) < MIN_PASSWORD:
+            raise InputError(f"--password-stdin: the password must have at least "
+                             f"{MIN_PASSWORD} characters")
     with _client(args) as client:
         out = client.add_user(args.name, args.role, password)
     lines = [f"user {out['name']}: {out['role']}"]
