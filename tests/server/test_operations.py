@@ -122,3 +122,15 @@ def test_scrypt_password_hash(password: str, attempt: str, ok: bool) -> None:
     assert stored.startswith("scrypt$") and password not in stored
     assert check_password(attempt, stored) is ok
     assert check_password(password, stored.replace("scrypt$", "md5$")) is False
+
+
+def test_audit_log_is_append_only_in_the_database(api: TestClient, fleet: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    store = api.app.state.store  # type: ignore[attr-defined]
+    assert api.get("/api/v1/audit").json()  # creating the fleet was recorded
+    for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(text(statement))
+    assert api.get("/api/v1/audit").json()[-1]["actor"] == "admin-token"

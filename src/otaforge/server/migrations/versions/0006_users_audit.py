@@ -67,9 +67,29 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("retired_at", TS))
     op.create_index("ix_events_received_at", "events", ["received_at"])
+    _append_only()
+
+
+def _append_only() -> None:
+    """The database itself refuses to change or delete an audit entry."""
+    if op.get_context().dialect.name == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                       "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+        return
+    op.execute("CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$ BEGIN "
+               "RAISE EXCEPTION 'audit_log is append-only'; END $$ LANGUAGE plpgsql")
+    op.execute("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+               "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()")
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER audit_log_no_update")
+        op.execute("DROP TRIGGER audit_log_no_delete")
+    else:
+        op.execute("DROP TRIGGER audit_log_append_only ON audit_log")
+        op.execute("DROP FUNCTION audit_log_append_only()")
     op.drop_index("ix_events_received_at", "events")
     for table in ("devices", "releases", "fleets"):
         with op.batch_alter_table(table) as batch:
