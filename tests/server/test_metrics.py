@@ -4,10 +4,9 @@ a viewer may scrape, a device may not; the JSON access log names every request."
 
 from __future__ import annotations
 
+import io
 import json
-import logging
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -56,18 +55,17 @@ def test_metrics_need_a_management_role(api: TestClient, fleet: str) -> None:
     assert ("otaforge_check_ins_total", (("result", "offer"),)) in scrape(api, token)
 
 
-def test_access_log_is_json_per_request(api: TestClient, fleet: str,
-                                        caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("otaforge.access")
-    logger.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.INFO, logger="otaforge.access"):
-            check_in(api, fleet, device="a", version="0.1")
-            api.get("/api/v1/fleets")
-    finally:
-        logger.removeHandler(caplog.handler)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "otaforge.access"]
+def test_access_log_is_json_per_request(api: TestClient, fleet: str) -> None:
+    access = api.app.access  # type: ignore[attr-defined]
+    access.flush()  # what came before (the fleet fixture) goes to stderr
+    access.stream = io.StringIO()
+    check_in(api, fleet, device="a", version="0.1")
+    api.get("/api/v1/fleets")
+    assert api.get(f"/dl/otfs_{'s' * 43}.bin", headers={"authorization": ""}).status_code == 404
+    access.flush()
+    lines = [json.loads(x) for x in access.stream.getvalue().splitlines()]
     assert [(x["method"], x["path"], x["status"]) for x in lines] == [
-        ("POST", "/api/v1/devices/a/check-in", 204), ("GET", "/api/v1/fleets", 200)]
+        ("POST", "/api/v1/devices/a/check-in", 204), ("GET", "/api/v1/fleets", 200),
+        ("GET", "/dl/<redacted>.bin", 404)]
     assert lines[1]["user"] == "admin-token" and lines[0]["user"] is None
-    assert all(x["ms"] >= 0 and x["client"] for x in lines)
+    assert all(x["ms"] >= 0 and x["client"] and x["ts"] > 0 for x in lines)

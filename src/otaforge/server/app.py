@@ -176,21 +176,23 @@ class ServerApp(FastAPI):
         try:
             await self._serve(scope, receive, watch)
         finally:
-            await self._after(scope, status, sent, time.perf_counter() - start,
-                              bytes(kept) if audit else None)
+            who: Principal | None = scope.get("extensions", {}).get(PRINCIPAL)
+            seconds = time.perf_counter() - start
+            self.metrics.observe(route_class(scope["path"]), status, sent, seconds)
+            if self.access is not None:
+                self.access.line(scope, status, sent, seconds, who.user if who else None)
+            if audit:
+                await self._audit(scope, who, status, bytes(kept))
 
-    async def _after(self, scope: Scope, status: int, sent: int, seconds: float,
-                     audit_body: bytes | None) -> None:
-        who: Principal | None = scope.get("extensions", {}).get(PRINCIPAL)
-        assert self.metrics is not None
-        self.metrics.observe(route_class(scope["path"]), status, sent, seconds)
-        if self.access is not None:
-            self.access.line(scope, status, sent, seconds, who.user if who else None)
-        if audit_body is not None and self.store is not None:
-            rec = record_of(scope, who if who is not None and who.is_manager else None,
-                            status, audit_body)
-            with contextlib.suppress(Exception):  # the answer is out; never fail after it
-                await run_in_threadpool(self.store.audit.append, rec)
+    async def _audit(self, scope: Scope, who: Principal | None, status: int,
+                     body: bytes) -> None:
+        """Record a management action (after its answer went out; never fails the request)."""
+        if self.store is None:
+            return
+        rec = record_of(scope, who if who is not None and who.is_manager else None, status,
+                        body)
+        with contextlib.suppress(Exception):
+            await run_in_threadpool(self.store.audit.append, rec)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -284,9 +286,10 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _flush_loop(store: Store) -> None:
+async def _flush_loop(store: Store, access: AccessLog) -> None:
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
+        access.flush()
         with contextlib.suppress(Exception):  # a failed flush is retried on the next tick
             await run_in_threadpool(store.flush)
 
@@ -302,10 +305,11 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     if migrate_db:
         migrate(engine)
     store = Store(engine, settings, clock)
+    access = AccessLog(settings.access_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_flush_loop(store))
+        task = asyncio.create_task(_flush_loop(store, access))
         await run_in_threadpool(store.deltas.recover)  # patches queued before a restart
         try:
             yield
@@ -315,6 +319,7 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             store.flush()
+            access.flush()
             engine.dispose()
 
     app = ServerApp(title="otaforge update server", version=__version__, lifespan=lifespan,
@@ -332,7 +337,7 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     app.include_router(routes_admin.router)
     app.include_router(routes_deltas.router)
     app.include_router(routes_ops.router)
-    app.metrics, app.access = Metrics(store), AccessLog(settings.access_log)
+    app.metrics, app.access = Metrics(store), access
     docs.install(app)
     ui.install(app)
 

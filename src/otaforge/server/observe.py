@@ -1,7 +1,8 @@
 """Metrics (Prometheus) and structured access logs for every request.
 
 Per request the hot path pays for two ``perf_counter`` calls, one pre-bound histogram
-observation, a counter increment and (unless turned off) one JSON log line; everything that
+observation, a counter increment and (unless turned off) one formatted JSON line, written in
+batches; everything that
 needs the database -- deployments by state, rollout gate state, device counts, bytes saved
 by deltas -- is computed when ``/metrics`` is scraped (:class:`FleetCollector`), never
 per request. Each app has its own registry (several apps live in one test process).
@@ -9,13 +10,13 @@ per request. Each app has its own registry (several apps live in one test proces
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import re
 import sys
 import time
 from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -28,7 +29,6 @@ from otaforge.server.models import Channel, Deployment, Device, Fleet, Rollout, 
 if TYPE_CHECKING:
     from otaforge.server.store import Store
 
-ACCESS_LOGGER = "otaforge.access"
 _CHECK_IN = re.compile(r"^/api/v1/devices/[^/]+/check-in$")
 _REPORT = re.compile(r"^/api/v1/devices/[^/]+/events$")
 _DOWNLOAD = re.compile(r"^/(firmware|ota|dl|deltas)/")
@@ -71,11 +71,16 @@ class Metrics:
         self._latency = {r: self.latency.labels(r) for r in ROUTE_CLASSES}
         self._offer, self._none = self.check_ins.labels("offer"), self.check_ins.labels("none")
         self._refused = self.check_ins.labels("refused")
+        self._counted: dict[tuple[str, int], Any] = {}
         self.registry.register(FleetCollector(store))
 
     def observe(self, route: str, status: int, sent: int, seconds: float) -> None:
         self._latency[route].observe(seconds)
-        self.requests.labels(route, f"{status // 100}xx").inc()
+        key = (route, status // 100)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(route, f"{key[1]}xx")
+        counter.inc()
         if route == "check_in":
             (self._offer if status == 200 else self._none if status == 204
              else self._refused).inc()
@@ -125,25 +130,42 @@ class FleetCollector(Collector):
 
 
 class AccessLog:
-    """One JSON object per request on the ``otaforge.access`` logger."""
+    """One JSON object per request, written to ``stream`` (default stderr) in batches: a line
+    is formatted on the request path (a few microseconds, no logging machinery) and written
+    with its neighbours at least once a second (:meth:`flush`, called by the app's flush
+    loop and at shutdown) or every ``BATCH`` lines."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.log = logging.getLogger(ACCESS_LOGGER)
+    BATCH = 256
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
         self.enabled = enabled
-        if enabled and not self.log.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            self.log.addHandler(handler)
-            self.log.setLevel(logging.INFO)
-            self.log.propagate = False
+        self.stream = stream
+        self._lines: list[str] = []
 
     def line(self, scope: MutableMapping[str, Any], status: int, sent: int, seconds: float,
              who: str | None) -> None:
-        if not self.enabled or not self.log.isEnabledFor(logging.INFO):
+        if not self.enabled:
             return
         client = scope.get("client")
-        self.log.info(json.dumps({
-            "ts": round(time.time(), 3), "client": client[0] if client else None,
-            "method": scope["method"], "path": redact(scope["path"]), "status": status,
-            "bytes": sent, "ms": round(seconds * 1000, 2), "user": who},
-            separators=(",", ":")))
+        path = scope["path"]
+        if "/dl/" in path:
+            path = redact(path)
+        self._lines.append(
+            f'{{"ts":{time.time():.3f},"client":{_json(client[0] if client else None)},'
+            f'"method":"{scope["method"]}","path":{_json(path)},"status":{status},'
+            f'"bytes":{sent},"ms":{seconds * 1000:.2f},"user":{_json(who)}}}')
+        if len(self._lines) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        stream = self.stream or sys.stderr
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr loses only logs
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+
+
+def _json(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value)

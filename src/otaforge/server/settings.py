@@ -42,7 +42,8 @@ class Settings:
         delta_max_ratio: a patch is offered only when smaller than this share of the full
             image.
         session_ttl_s: how long a dashboard login lasts.
-        access_log: one JSON line per request on the ``otaforge.access`` logger (stderr).
+        access_log: one JSON line per request on stderr (batched, at least once a
+            second).
         cookie_secure: mark the dashboard's cookies ``Secure`` (HTTPS only).
     """
 
