@@ -90,6 +90,7 @@ def bench_check_ins(args: argparse.Namespace, tmp: Path) -> None:
             reqs[name] = bench_server.check_in_requests(
                 [(f"dev{i:05d}", f"otfd_bench{i:05d}") for i in range(args.devices)], sha)
         rates: dict[str, list[float]] = {n: [] for n in trees}
+        cpu: dict[str, list[float]] = {n: [] for n in trees}
         print(f"check-ins: {args.devices} devices, {args.connections} connections, "
               f"{args.rounds} interleaved rounds of {args.seconds:g} s steady state "
               f"(before = {args.before_commit}); first a cold pass per server")
@@ -103,15 +104,23 @@ def bench_check_ins(args: argparse.Namespace, tmp: Path) -> None:
             order = list(trees) if rnd % 2 == 0 else list(reversed(trees))
             for name in order:
                 proc, port, ctx = servers[name]
+                used = bench_server.process_tree_cpu(proc.pid)
                 counts, took = asyncio.run(bench_server._load(port, ctx, reqs[name],
                                                               args.connections, args.seconds))
+                used = bench_server.process_tree_cpu(proc.pid) - used
                 assert set(counts) == {204}, counts
-                rates[name].append(sum(counts.values()) / took)
-                print(f"  round {rnd + 1} {name}: {rates[name][-1]:,.0f}/s")
+                done = sum(counts.values())
+                rates[name].append(done / took)
+                cpu[name].append(used / done * 1e6)
+                print(f"  round {rnd + 1} {name}: {rates[name][-1]:,.0f}/s, server CPU "
+                      f"{cpu[name][-1]:,.0f} us per check-in")
         before = statistics.median(rates["before"])
         now = statistics.median(rates["this tree"])
         print(f"  median: before {before:,.0f}/s, this tree {now:,.0f}/s, ratio "
               f"{now / before:.3f} (target >= 1.0: {'met' if now >= before else 'NOT met'})")
+        print(f"  server CPU per check-in, median: before {statistics.median(cpu['before']):,.0f}"
+              f" us, this tree {statistics.median(cpu['this tree']):,.0f} us (the measure "
+              "least disturbed by other load on the machine)")
     finally:
         for proc, _, _ in servers.values():
             proc.terminate()
