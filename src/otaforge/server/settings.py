@@ -43,6 +43,10 @@ class Settings:
             image.
         rollout_tick_s: wall seconds between the background evaluations of rollouts whose
             gates are due (by the server's clock; check-ins evaluate due ones too).
+        session_ttl_s: how long a dashboard login lasts.
+        access_log: one JSON line per request on stderr (batched, at least once a
+            second).
+        cookie_secure: mark the dashboard's cookies ``Secure`` (HTTPS only).
     """
 
     data_dir: Path
@@ -64,6 +68,9 @@ class Settings:
     delta_workers: int = 1
     delta_max_ratio: float = 0.5
     rollout_tick_s: float = 5.0
+    session_ttl_s: int = 12 * 3600
+    access_log: bool = True
+    cookie_secure: bool = True
 
     @property
     def ca_cert_path(self) -> Path:
