@@ -38,7 +38,7 @@ async def delta_patch(sha256: str, request: Request, who: Principal = Depends(ca
             fleet is None and not who.is_admin) or \
             not await run_in_threadpool(store.deltas.may_read, fleet, sha256):
         raise NotFound(f"no delta patch {sha256[:64]!r} for this token's fleet")
-    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+    return FirmwareResponse(store.blobs, sha256, request.headers,
                             head=request.method == "HEAD",
                             chunk_size=store.settings.chunk_size)
 

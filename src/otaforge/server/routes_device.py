@@ -124,7 +124,7 @@ async def firmware(sha256: str, request: Request, who: Principal = Depends(devic
     if not is_sha256(sha256) or not store.blobs.exists(sha256) or \
             not await run_in_threadpool(_firmware_allowed, store, who, sha256):
         raise NotFound(f"no firmware {sha256[:64]!r} for this token's fleet")
-    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+    return FirmwareResponse(store.blobs, sha256, request.headers,
                             head=request.method == "HEAD",
                             chunk_size=store.settings.chunk_size)
 

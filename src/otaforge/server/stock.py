@@ -266,5 +266,5 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, requ
                         headers={"etag": etag_of(target.sha256)} if has_it else None)
 
     tracker = Tracker(store, device_id, deployment) if deployment is not None else None
-    return FirmwareResponse(store.blobs.path(target.sha256), target.sha256, request.headers,
+    return FirmwareResponse(store.blobs, target.sha256, request.headers,
                             head=head, chunk_size=store.settings.chunk_size, tracker=tracker)
