@@ -53,7 +53,7 @@ class SeaweedFS:
         args = [str(weed_binary()), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", "-filer", "-s3", f"-s3.config={self.root / 's3.json'}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=64",
-                "-master.volumeSizeLimitMB=32",
+                "-master.volumeSizeLimitMB=32", "-master.electionTimeout=1s",
                 *(f"-{name}={port}" for name, port in self.ports.items())]
         log = (self.root / "weed.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

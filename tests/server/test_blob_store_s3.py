@@ -20,6 +20,7 @@ from otaforge.server.blobs import LocalBlobStore, open_blob_store
 from otaforge.server.blobs_s3 import S3BlobStore
 from otaforge.server.lifecycle import init_server
 from otaforge.server.settings import Settings
+from tests.conftest import run_cli
 from tests.server.conftest import PARTITIONS_CSV, auth, publish
 from tests.server.seaweedfs import SeaweedFS
 
@@ -207,3 +208,14 @@ def test_local_store_refuses_a_stream_that_does_not_match_its_digest(tmp_path: P
     with pytest.raises(DigestMismatch):
         store.put_stream(iter([b"abc"]), hashlib.sha256(b"abd").hexdigest())
     assert not [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+
+
+def test_server_run_on_a_bucket_that_does_not_exist_is_one_line(
+        tmp_path: Path, seaweedfs_up: SeaweedFS) -> None:
+    """``OTAFORGE_BLOB_STORE`` names the store; a wrong bucket stops ``server run`` at once."""
+    init_server(tmp_path / "data")
+    done = run_cli("server", "run", "--dir", str(tmp_path / "data"), "--port", "1",
+                   env={"OTAFORGE_BLOB_STORE": "s3://no-such-bucket-here/fw"})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "s3://no-such-bucket-here/fw" in done.stderr
+    assert "store_unavailable" not in done.stderr and "Traceback" not in done.stderr

@@ -43,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
                         max_connections_per_client=args.max_connections_per_client,
                         blob_store=args.blob_store or None)
     check_setup(settings)
-    sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir})\n")
+    from otaforge.server.blobs import open_blob_store
+
+    blobs = open_blob_store(settings.blob_store, settings.blob_dir)
+    blobs.check()  # a wrong bucket or credentials: one line now, not 503s later
+    sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir}, "
+                     f"blobs {blobs.url})\n")
     run_server(settings, args.host, args.port, args.log_level)
     return 0
 

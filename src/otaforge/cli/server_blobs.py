@@ -18,13 +18,13 @@ def migrate_blobs(args: argparse.Namespace) -> int:
     from otaforge.server.blob_migrate import migrate
     from otaforge.server.blobs import open_blob_store
 
-    stores = []
-    for flag, spec in (("--from", args.from_), ("--to", args.to)):
-        if not spec.startswith("s3://") and not Path(spec).is_dir() and flag == "--from":
-            raise InputError(f"--from {spec}: no such directory")
-        stores.append(open_blob_store(spec, Path(spec)))
-    source, dest = stores
-    if source.url == dest.url:
+    specs = [s if s.startswith("s3://") or "://" in s else str(Path(s).resolve())
+             for s in (args.from_, args.to)]
+    if not specs[0].startswith("s3://") and "://" not in specs[0] \
+            and not Path(specs[0]).is_dir():
+        raise InputError(f"--from {args.from_}: no such directory")
+    source, dest = (open_blob_store(spec, Path(spec)) for spec in specs)
+    if source.url.rstrip("/") == dest.url.rstrip("/"):
         raise InputError(f"--from and --to name the same store ({source.url})")
     report = migrate(source, dest)
     if args.json:

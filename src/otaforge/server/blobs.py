@@ -108,6 +108,9 @@ class BlobStore(Protocol):
     def digests(self) -> Iterator[str]:
         """The SHA-256 of every stored blob."""
 
+    def check(self) -> None:
+        """Raise StoreUnavailable unless the store answers (``server run`` at start)."""
+
 
 class _FileHandle:
     blocking = False
@@ -177,6 +180,9 @@ class LocalBlobStore:
 
     def open(self, sha256: str) -> BlobHandle:
         return _FileHandle(self.path(sha256))
+
+    def check(self) -> None:
+        return None  # the directory is made on the first write
 
     def digests(self) -> Iterator[str]:
         for path in sorted(self.root.glob("??/*.bin")):

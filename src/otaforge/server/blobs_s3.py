@@ -269,6 +269,12 @@ class S3BlobStore:
     def open(self, sha256: str) -> BlobHandle:
         return _S3Handle(self, self.key(sha256), self.size(sha256))
 
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as err:
+            raise _unavailable(err, f"opening {self.url}") from err
+
     def digests(self) -> Iterator[str]:
         start = f"{self.prefix}/" if self.prefix else ""
         try:
