@@ -5,6 +5,7 @@ with one access key, and stoppable (kill -9) and restartable on the same ports a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -145,3 +146,61 @@ def seaweedfs_up(seaweedfs: SeaweedFS) -> Iterator[SeaweedFS]:
     yield seaweedfs
     if seaweedfs.proc is None:
         seaweedfs.start()
+
+
+class SlowLink:
+    """A TCP forwarder to ``target`` that passes the store's answers at about ``rate`` bytes
+    per second and can be :meth:`cut` (every connection closed, new ones refused): a slow,
+    then broken, network between the server and its store."""
+
+    def __init__(self, target: int, rate: int = 2 * 1024 * 1024) -> None:
+        import socket
+        import threading
+
+        self.target, self.rate = target, rate
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.cut_event = threading.Event()
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.cut_event.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, 0), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.rate),
+                             daemon=True).start()
+
+    def _pipe(self, src: Any, dst: Any, rate: int) -> None:
+        step = 16 * 1024
+        try:
+            while not self.cut_event.is_set():
+                data = src.recv(step)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def cut(self) -> None:
+        self.cut_event.set()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        for sock in self.conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)

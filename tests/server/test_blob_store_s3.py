@@ -6,15 +6,19 @@ Retry-After, corrupts nothing, and serves again when it returns; wrong credentia
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from starlette.testclient import TestClient
 
 from otaforge.errors import DigestMismatch, StoreUnavailable
+from otaforge.formats.image_builder import build_image
+from otaforge.server import blobs_s3
 from otaforge.server.app import create_app
 from otaforge.server.blobs import LocalBlobStore, open_blob_store
 from otaforge.server.blobs_s3 import S3BlobStore
@@ -22,7 +26,7 @@ from otaforge.server.lifecycle import init_server
 from otaforge.server.settings import Settings
 from tests.conftest import run_cli
 from tests.server.conftest import PARTITIONS_CSV, auth, publish
-from tests.server.seaweedfs import SeaweedFS
+from tests.server.seaweedfs import SeaweedFS, SlowLink
 
 MIB = 1024 * 1024
 
@@ -219,3 +223,73 @@ def test_server_run_on_a_bucket_that_does_not_exist_is_one_line(
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1 and "s3://no-such-bucket-here/fw" in done.stderr
     assert "store_unavailable" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_store_link_breaking_mid_download_cuts_the_body_short_and_the_device_resumes(
+        tmp_path: Path, seaweedfs_up: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link to the store breaks after the first chunk of a stock download: the response
+    ends short (no final body message: the device sees a truncated body, as after a dropped
+    connection), the deployment counts only what was sent, and once the store answers again
+    the device's Range resume completes the image byte-identical."""
+    monkeypatch.setattr(blobs_s3, "READ_SIZE", 32 * 1024)
+    bucket, prefix = seaweedfs_up.new_store()
+    image = build_image(version="3.0.0", size=400_000, seed=11)
+    link = SlowLink(seaweedfs_up.ports["s3.port"])
+    init_server(tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", chunk_size=32 * 1024,
+                        blob_store=f"s3://{bucket}/{prefix}", s3_endpoint=link.endpoint)
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver") as api:
+        api.headers["authorization"] = f"Bearer {settings.admin_token()}"
+        assert api.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                "partition_csv": PARTITIONS_CSV}
+                        ).status_code == 201
+        publish(api, image)
+        path = urlsplit(api.post("/api/v1/fleets/f1/devices", json={"id": "seed1"}
+                                 ).json()["download_url"]).path
+        status, body, complete = asyncio.run(_download_cutting(app, path, link))
+        assert status == 206 and not complete
+        assert 0 < len(body) < len(image) and body == image[:len(body)]
+        deps = api.get("/api/v1/devices/seed1").json()["deployments"]
+        assert [(d["state"], d["bytes"]) for d in deps] == [("downloading", len(body))]
+        bare = {"authorization": "", "range": f"bytes={len(body)}-"}
+        down = api.get(path, headers=bare)
+        assert down.status_code == 503 and down.headers["retry-after"].isdigit()
+    settings = Settings(data_dir=settings.data_dir, blob_store=settings.blob_store)
+    with TestClient(create_app(settings), base_url="https://testserver") as api:
+        rest = api.get(path, headers=bare)  # the store reachable again
+        assert rest.status_code == 206 and body + rest.content == image
+        assert api.get(path, headers={"authorization": ""}).status_code == 304
+
+
+async def _download_cutting(app: object, path: str, link: SlowLink) -> tuple[int, bytes, bool]:
+    """GET ``path`` (bytes=0-) straight through ASGI; cut the store's link at the first body
+    chunk. Returns (status, body received, whether the response completed)."""
+    got: dict[str, object] = {"status": 0, "complete": False}
+    body = bytearray()
+    forever = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        if not got.get("asked"):
+            got["asked"] = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await forever.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            got["status"] = message["status"]
+            return
+        if message.get("body"):
+            link.cut()
+        body.extend(message.get("body", b""))  # type: ignore[arg-type]
+        if not message.get("more_body", False):
+            got["complete"] = True
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "https", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": [(b"range", b"bytes=0-"),
+                                                              (b"host", b"testserver")],
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 443)}
+    await app(scope, receive, send)  # type: ignore[operator]
+    return int(got["status"]), bytes(body), bool(got["complete"])  # type: ignore[call-overload]

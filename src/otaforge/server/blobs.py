@@ -56,11 +56,13 @@ class BlobHandle(Protocol):
     Attributes:
         size: its length in bytes.
         blocking: True when :meth:`read` waits on the network (the caller runs it in a
-            thread); False when it reads the page cache (called in the event loop).
+            thread, reading ahead); False when it reads the page cache (in the event loop).
+        read_size: bytes a caller reading ahead asks for at once.
     """
 
     size: int
     blocking: bool
+    read_size: int
 
     def read(self, offset: int, length: int, end: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; ``end`` (exclusive) bounds what the caller
@@ -114,6 +116,7 @@ class BlobStore(Protocol):
 
 class _FileHandle:
     blocking = False
+    read_size = CHUNK
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDONLY)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("otaforge.server")
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum part is 5 MiB
+READ_SIZE = 1024 * 1024  # bytes per read of a download (read ahead while the last is sent)
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -74,6 +75,7 @@ class _S3Handle:
 
     def __init__(self, store: S3BlobStore, key: str, size: int) -> None:
         self.store, self.key, self.size = store, key, size
+        self.read_size = READ_SIZE
         self._body: Any = None
         self._pos = -1
 
@@ -85,9 +87,15 @@ class _S3Handle:
                                                    Range=f"bytes={offset}-{end - 1}")
                 self._body, self._pos = got["Body"], offset
             data: bytes = self._body.read(length)
-        except (BotoCoreError, ClientError, OSError) as err:
+        except Exception as err:  # botocore, urllib3 or socket: the store failed us
+            if isinstance(err, StoreUnavailable):
+                raise
             self.close()
             raise _unavailable(err, f"reading {self.key}") from err
+        if not data and length > 0:
+            self.close()
+            raise StoreUnavailable(f"blob store ended {self.key} at byte {offset} of "
+                                   f"{self.size}")
         self._pos += len(data)
         return data
 

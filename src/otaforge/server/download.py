@@ -9,6 +9,7 @@ a thread), and never buffers a whole image.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -130,7 +131,7 @@ class FirmwareResponse(Response):
         if status == 416:
             await send({"type": "http.response.body", "body": body416})
             return
-        reader = _Reader(handle, start, start + length, first)
+        reader = _Reader(handle, start, start + length, first, self.chunk_size)
         try:
             if self.tracker is None:
                 await self._stream(reader, start, length, send)
@@ -138,9 +139,11 @@ class FirmwareResponse(Response):
             await self._watched(reader, start, length, size, scope, receive, send)
         except StoreUnavailable as err:
             log.warning("blob %s: %s; response cut short at byte %d", self.sha256[:12], err,
-                        reader.offset)
+                        reader.given)
             if self.tracker is not None:
-                await self.tracker.sent(start, reader.offset, size)
+                await self.tracker.sent(start, reader.given, size)
+        finally:
+            await reader.settle()
 
     async def _stream(self, reader: _Reader, start: int, length: int, send: Send) -> None:
         offset, remaining = start, length
@@ -212,19 +215,45 @@ async def _read(handle: BlobHandle, offset: int, length: int, end: int) -> bytes
 
 
 class _Reader:
-    """Sequential reads of ``start..end`` from a handle, the first chunk read already."""
+    """Sequential reads of ``start..end`` from a handle, the first chunk read already.
 
-    def __init__(self, handle: BlobHandle, start: int, end: int, first: bytes) -> None:
-        self.handle, self.end, self.first = handle, end, first
-        self.offset = start  # the next byte to read (all before it were handed over)
+    From a remote store, the next ``handle.read_size`` bytes are read (in a thread) while
+    the current ones are being sent, so the store's latency and the TLS send overlap.
+    """
+
+    def __init__(self, handle: BlobHandle, start: int, end: int, first: bytes,
+                 chunk_size: int) -> None:
+        self.handle, self.end, self.first, self.chunk_size = handle, end, first, chunk_size
+        self.offset = start + len(first)  # the next byte to read
+        self.given = start  # every byte before this was handed to the caller
+        self._ahead: asyncio.Future[bytes] | None = None
+        self._prefetch()
+
+    def _prefetch(self) -> None:
+        if self.handle.blocking and self._ahead is None and self.offset < self.end:
+            length = min(max(self.chunk_size, self.handle.read_size), self.end - self.offset)
+            self._ahead = asyncio.ensure_future(_read(self.handle, self.offset, length,
+                                                      self.end))
 
     async def next(self, length: int) -> bytes:
-        if self.first:
-            chunk, self.first = self.first[:length], self.first[length:]
-        else:
-            chunk = await _read(self.handle, self.offset, length, self.end)
-        self.offset += len(chunk)
+        if not self.first:
+            if self._ahead is not None:
+                ahead, self._ahead = self._ahead, None
+                self.first = await ahead
+            else:
+                self.first = await _read(self.handle, self.offset, length, self.end)
+            self.offset += len(self.first)
+        chunk, self.first = self.first[:length], self.first[length:]
+        self.given += len(chunk)
+        self._prefetch()
         return chunk
+
+    async def settle(self) -> None:
+        """Wait for a read still running (before the handle closes under it)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                await ahead
 
 
 async def _unavailable(err: StoreUnavailable, send: Send) -> None:
