@@ -11,7 +11,8 @@ is a multipart upload whose parts each carry their SHA-256, and which is complet
 the whole stream hashed to the expected digest -- otherwise, or when the stream or the store
 fails, it is aborted, so nothing is ever half visible. An abort that cannot reach the store
 is retried before the next upload (the parts of an incomplete upload are invisible, but they
-take space until aborted).
+take space until aborted); for a process killed mid-upload, give the bucket the usual
+lifecycle rule (AbortIncompleteMultipartUpload after a day).
 
 Downloads: one ranged ``GetObject`` per response (the client's Range passed through), read
 in chunks by a thread. Sizes of stored blobs are cached: blobs never change.
@@ -216,22 +217,6 @@ class S3BlobStore:
             pending, self._unaborted = self._unaborted, []
         for key, upload_id in pending:
             self._abort(key, upload_id)
-
-    def abort_incomplete(self) -> int:
-        """Abort every incomplete multipart upload under the prefix (e.g. after a crash
-        mid-upload); returns how many. Only for a prefix no other writer uses."""
-        self._retry_aborts()
-        count = 0
-        try:
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "")
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    self._abort(upload["Key"], upload["UploadId"])
-                    count += 1
-        except (BotoCoreError, ClientError) as err:
-            raise _unavailable(err, "listing incomplete uploads") from err
-        return count
 
     # --- reading --------------------------------------------------------------------------
 
