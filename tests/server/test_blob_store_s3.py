@@ -176,11 +176,19 @@ def test_store_down_is_503_with_retry_after_nothing_stored_then_recovers(
     sha1 = str(publish(api, image_v1)["sha256"])
     token = _device_token(api)
     seaweedfs_up.kill()
-    for path in (f"/firmware/{sha1}.bin",):
-        r = api.get(path, headers={**auth(token), "range": "bytes=100-"})
-        assert r.status_code == 503, r.text
-        assert r.headers["retry-after"].isdigit()
-        assert r.json()["reason"] == "store_unavailable"
+    # check-ins never wait on the store: the manifest is offered, its download waits
+    r = api.post("/api/v1/devices/dev1/check-in", headers=auth(token),
+                 json={"fleet": "f1", "chip": "esp32", "version": "0.1"})
+    assert r.status_code == 200 and r.json()["sha256"] == sha1, r.text
+    r = api.get(f"/firmware/{sha1}.bin", headers={**auth(token), "range": "bytes=100-"})
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"].isdigit()
+    assert r.json()["reason"] == "store_unavailable"
+    # a server that never saw the blob (e.g. just started) says 503 too, never 404
+    settings = api.app.state.store.settings  # type: ignore[attr-defined]
+    with TestClient(create_app(settings), base_url="https://testserver") as fresh:
+        r = fresh.get(f"/firmware/{sha1}.bin", headers=auth(token))
+        assert r.status_code == 503 and r.json()["reason"] == "store_unavailable", r.text
     r = api.post("/api/v1/fleets/f1/releases", content=image_v2, params={"channel": "stable"})
     assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
     assert r.json()["reason"] == "store_unavailable"

@@ -199,8 +199,12 @@ class DeltaService:
         if row.state == PENDING:
             self._submit(row.id)  # e.g. left pending while the blob store was down
             return None
-        if row.state != READY or row.patch_sha256 is None or row.size is None \
-                or not self.store.blobs.exists(row.patch_sha256):
+        if row.state != READY or row.patch_sha256 is None or row.size is None:
+            return None
+        try:
+            if not self.store.blobs.exists(row.patch_sha256):
+                return None
+        except StoreUnavailable:  # a check-in never waits on the store: the full image then
             return None
         return DeltaOffer(row.id, row.patch_sha256, row.size, base.sha256, target.sha256,
                           target.size)

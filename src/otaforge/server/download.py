@@ -35,6 +35,14 @@ log = logging.getLogger("otaforge.server")
 DELIVERY_TIMEOUT_S = 20.0  # how long a complete body may wait for TCP's acknowledgement
 
 
+async def blob_exists(blobs: BlobStore, sha256: str) -> bool:
+    """``blobs.exists`` -- in a thread for a remote store, so the event loop never waits on
+    it (StoreUnavailable propagates: the caller answers 503)."""
+    if blobs.remote:
+        return await run_in_threadpool(blobs.exists, sha256)
+    return blobs.exists(sha256)
+
+
 def etag_of(sha256: str) -> str:
     """The strong ETag of an image: its SHA-256 in quotes."""
     return f'"{sha256}"'

@@ -36,7 +36,7 @@ from starlette.responses import Response
 from otaforge.errors import NotFound
 from otaforge.protocol.reports import ABORTED, ReportState
 from otaforge.server import service
-from otaforge.server.download import FirmwareResponse, etag_of
+from otaforge.server.download import FirmwareResponse, blob_exists, etag_of
 from otaforge.server.models import Deployment, Device, Event
 from otaforge.server.ranges import none_match
 from otaforge.server.store import Store
@@ -250,7 +250,7 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, requ
                  version: str | None) -> Response:
     """The stock route's answer for ``device_id``: the image (200/206/416) or 304."""
     target = store.target(fleet_id, channel)
-    if target is None or not store.blobs.exists(target.sha256):
+    if target is None or not await blob_exists(store.blobs, target.sha256):
         raise NotFound(f"no release on channel {channel!r} of the device's fleet")
     if service.held_back(device_id, target):  # paused, or not in the staged percentage yet
         return Response(status_code=304)
