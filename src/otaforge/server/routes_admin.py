@@ -75,7 +75,9 @@ def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOu
                      running_partition=device.running_partition,
                      otadata_state=device.otadata_state,
                      efuse_secure_version=device.efuse_secure_version,
-                     last_check_in=aware(device.last_check_in), token=token)
+                     last_check_in=aware(device.last_check_in),
+                     tags=list(device.tags or ()), hw_revision=device.hw_revision,
+                     penalty_cleared_at=aware(device.penalty_cleared_at), token=token)
 
 
 @router.post("/fleets", response_model=FleetOut, status_code=201)

@@ -44,6 +44,8 @@ class Settings:
         blob_store: where images and patches are stored: ``s3://BUCKET[/PREFIX]``, a
             directory, or None for ``DATA/blobs`` (see :mod:`otaforge.server.blobs`).
         s3_endpoint: the S3 endpoint URL; None reads ``OTAFORGE_S3_ENDPOINT`` (else AWS).
+        rollout_tick_s: wall seconds between the background evaluations of rollouts whose
+            gates are due (by the server's clock; check-ins evaluate due ones too).
     """
 
     data_dir: Path
@@ -66,6 +68,7 @@ class Settings:
     delta_max_ratio: float = 0.5
     blob_store: str | None = None
     s3_endpoint: str | None = None
+    rollout_tick_s: float = 5.0
 
     @property
     def ca_cert_path(self) -> Path:
