@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,3 +153,33 @@ def seed_rig(server: ServerInfo, admin: ManagementClient, seed: Seed,
 
 
 Factory = Callable[..., SeedRig]
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "firmware" / "examples" / "ota_app"
+_example_names = itertools.count(1)
+
+
+def example_project(tmp_path: Path, ca_pem: bytes) -> Path:
+    """A copy of the example (its EXTRA_COMPONENT_DIRS points at the repository's components)
+    with the server's CA as main/server_cert.pem, as the README tells a user to do."""
+    root = tmp_path / "firmware" / "examples" / "ota_app"
+    shutil.copytree(EXAMPLE, root)
+    shutil.copytree(EXAMPLE.parents[1] / "components", tmp_path / "firmware" / "components")
+    (root / "main" / "server_cert.pem").write_bytes(ca_pem)
+    return root
+
+
+@pytest.fixture
+def example(server: ServerInfo, admin: ManagementClient, tmp_path: Path) -> dict[str, Any]:
+    n = next(_example_names)
+    fleet, device_id = f"ex{n}", f"exdev{n}"
+    csv = (EXAMPLE / "partitions.csv").read_text()
+    admin.create_fleet(fleet, "esp32", csv)
+    token = admin.create_device(fleet, device_id)["token"]
+    defines = {"CONFIG_OTAFORGE_SERVER_URL": f'"{server.url}"',
+               "CONFIG_OTAFORGE_FLEET": f'"{fleet}"',
+               "CONFIG_OTAFORGE_DEVICE_ID": f'"{device_id}"',
+               "CONFIG_OTAFORGE_DEVICE_TOKEN": f'"{token}"',
+               "CONFIG_OTAFORGE_SELF_TEST_TIMEOUT_MS": "2000"}
+    return {"project": example_project(tmp_path, server.ca_pem), "fleet": fleet,
+            "device_id": device_id, "defines": defines, "csv": csv}
