@@ -10,10 +10,12 @@ import logging
 
 import pytest
 
+from otaforge.demo.seed_firmware import SEED_DIR, SEED_FILES, seed_text
 from otaforge.device.config import DeviceConfig
 from otaforge.firmware.runner import BootRecord
 from otaforge.formats.otadata import OtaImgState
 from tests.firmware.conftest import SeedRig
+from tests.firmware.seed_source import Seed
 
 
 def test_update_succeeds_and_is_marked_valid(seed_rig: SeedRig) -> None:
@@ -146,3 +148,13 @@ def test_a_rolled_back_release_is_never_offered_again(seed_rig: SeedRig) -> None
     assert _not_modified(back) and not _flashed(back)
     device.power_on()
     assert device.boots[-1].partition == "factory" and device.boots[-1].ended == "idle"
+
+
+def test_the_demo_ships_the_seed_verbatim(seed: Seed) -> None:
+    # the demo runs where ../shared is absent, so it ships the snippets: exactly the seed's
+    assert seed_text("ota.c") == seed.start_ota + seed.start_ota_with_progress
+    assert seed_text("app_main.c") == seed.app_main
+    assert seed_text("CMakeLists.txt") == seed.component_register
+    assert seed_text("partitions.csv") == seed.partitions_csv
+    assert seed_text("sdkconfig.defaults") == seed.sdkconfig
+    assert sorted(p.name for p in SEED_DIR.iterdir()) == sorted(SEED_FILES)
