@@ -21,7 +21,7 @@ from otaforge.device.flash_image import compose
 from otaforge.device.powercut import PowerCutPlan
 from otaforge.errors import PowerCut
 from otaforge.firmware.build import build
-from otaforge.firmware.sweep import DeviceSetup, iter_cases, record
+from otaforge.firmware.sweep import DeviceSetup, iter_cases, record, run_case
 from otaforge.formats.partition_table import PartitionTable
 from otaforge.fsutil import atomic_write
 from tests.conftest import run_cli
@@ -146,3 +146,28 @@ def test_an_in_place_updater_is_caught_bricking(tmp_path: Path) -> None:
     assert report["cases"] == 9 and report["bricked"] > 0
     assert {f["outcome"] for f in report["failures"]} == {"bricked"}
     assert all(f["op"] > 0 or f["mode"] != "before" for f in report["failures"])
+
+
+def test_a_known_boot_state_gives_the_outcome_of_running_it(example: dict[str, Any],
+                                                            admin: ManagementClient,
+                                                            tmp_path: Path) -> None:
+    flash_path, _update = _example_flash(example, admin, tmp_path)
+    base = flash_path.read_bytes()
+    config = DeviceConfig(rollback=True, anti_rollback=True, max_boots=6)
+    setup = DeviceSetup(base, "esp32", config, Efuses("esp32"), {}, 5.0)
+    recording = record(setup)
+    slot = PartitionTable.from_csv(example["csv"]).find("ota_0")
+    assert slot is not None
+    # erasing a still-erased sector of the slot, fully or torn, leaves the same flash: the
+    # torn case powers on into the state the "after" case started from
+    erase = next(op for op in recording.ops if op.kind == "erase"
+                 and slot.offset <= op.addr < slot.offset + slot.size)
+    after, torn = iter_cases(setup, recording, ("after", "torn"), ops=[erase.index])
+    assert after.ok and not after.known_at_boot
+    assert torn.known_at_boot == 1, torn
+    before = setup.flash()
+    for op in recording.ops[: erase.index]:
+        op.apply(before)
+    full = run_case(setup, recording.images, before, erase, "torn")
+    assert not full.known_at_boot
+    assert (full.outcome, full.ok, full.boots) == (torn.outcome, torn.ok, torn.boots)

@@ -19,6 +19,13 @@ back; with rollback the running OTA slot is confirmed VALID).
 
 Speed: ``before`` op N leaves exactly the flash of ``after`` op N-1; when the eFuses are the
 same too, the two cases are one device state and are run once (``shared_with`` says so).
+And a boot depends only on the state it starts from (flash, eFuses, reset reason: RAM does
+not survive a reset) and the server: when a boot of a case starts from a state that a boot
+of an earlier case started from, and that case then ended well, the case ends there with
+that outcome (``known_at_boot``): a torn erase of a sector that was still erased powers on
+into the state of the ``after`` case; cases resuming from one download checkpoint meet again
+at the reboot into the new image when the server answered them alike (a different
+deployment id in NVS keeps them apart).
 Cases run in a pool of worker processes (``jobs``), each rebuilding flash states from the
 recorded ops (no flash copy crosses a process boundary); the server is the same for all.
 ``FLASH.bin`` and its side files are never written.
@@ -46,6 +53,47 @@ from otaforge.formats.app_image import app_image_length
 
 
 @dataclass(frozen=True)
+class _Tail:
+    """How a case went on from a boot's start state: its outcome and the boots it took."""
+
+    outcome: str
+    boots: int
+
+
+class _KnownState(Exception):
+    """A boot starts from a device state an earlier case went on from, and ended well."""
+
+    def __init__(self, tail: _Tail) -> None:
+        super().__init__(tail.outcome)
+        self.tail = tail
+
+
+class _SweepDevice(FirmwareDevice):
+    """A firmware device that notes the state each boot starts from (flash, eFuses, reset
+    reason): RAM does not survive a reset, so that state is all a boot depends on besides
+    the server. With a ``memo`` of states earlier cases went on from to a good end, a boot
+    starting from one of them ends the case there with that case's outcome."""
+
+    def __init__(self, *args: Any, memo: dict[bytes, _Tail] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.memo = memo
+        self.seen: list[bytes] = []
+
+    def _boot_once(self, pins: tuple[bool, bool], resets: list[str],
+                   log: list[str]) -> Any:
+        flash = self.flash
+        if self.memo is not None and isinstance(flash, MemoryFlash):
+            key = hashlib.sha256(flash.state_digest() + repr(
+                (self.efuses.snapshot(), self._reset_reason, pins)).encode()).digest()
+            tail = self.memo.get(key)
+            if tail is not None and len(self.seen) + tail.boots <= self.config.max_boots:
+                raise _KnownState(tail)
+            self.seen.append(key)
+        return super()._boot_once(pins, resets, log)
+
+
+@dataclass(frozen=True)
 class DeviceSetup:
     """Everything needed to make the swept device again (picklable, for the worker pool).
 
@@ -66,14 +114,16 @@ class DeviceSetup:
     wall_timeout_s: float = 10.0
 
     def device(self, flash: MemoryFlash, fuses: EfuseSnapshot | None = None,
-               console: Callable[[str], None] | None = None) -> FirmwareDevice:
-        """A device on ``flash`` with the setup's eFuses (or ``fuses``)."""
+               console: Callable[[str], None] | None = None,
+               memo: dict[bytes, _Tail] | None = None) -> _SweepDevice:
+        """A device on ``flash`` with the setup's eFuses (or ``fuses``); see
+        :class:`_SweepDevice` for ``memo``."""
         efuses = copy.deepcopy(self.efuses)
         if fuses is not None:
             efuses.restore(fuses)
-        return FirmwareDevice(flash, self.chip, self.config, efuses=efuses,
-                              wall_timeout_s=self.wall_timeout_s, hosts=self.hosts,
-                              console=console)
+        return _SweepDevice(flash, self.chip, self.config, efuses=efuses,
+                            wall_timeout_s=self.wall_timeout_s, hosts=self.hosts,
+                            console=console, memo=memo)
 
     def flash(self) -> MemoryFlash:
         """A fresh in-memory copy of ``FLASH.bin`` (the file is never written)."""
@@ -129,12 +179,14 @@ class FwCase:
     detail: str = ""
     boots: int = 0
     shared_with: str = ""  # "after #N-1": the same device state, run once
+    known_at_boot: int = 0  # boot N started from a state an earlier case went on from
 
     def to_json(self) -> dict[str, Any]:
         """The case for ``--json``."""
         return {"op": self.op_index, "mode": self.mode, "kind": self.kind, "boot": self.boot,
                 "outcome": self.outcome, "ok": self.ok, "detail": self.detail,
-                "boots": self.boots, "shared_with": self.shared_with or None}
+                "boots": self.boots, "shared_with": self.shared_with or None,
+                "known_at_boot": self.known_at_boot or None}
 
 
 def running_image_sha(dev: FirmwareDevice) -> str | None:
@@ -189,9 +241,10 @@ def _image_in(flash: MemoryFlash, dev: FirmwareDevice, name: str) -> str | None:
 
 
 def run_case(setup: DeviceSetup, images: dict[str, str], before: MemoryFlash, op: FlashOp,
-             mode: CutMode, seed: int = 0) -> FwCase:
+             mode: CutMode, seed: int = 0, memo: dict[bytes, _Tail] | None = None) -> FwCase:
     """Cut op ``op`` with ``mode`` on a fork of ``before`` (the flash before it), power on,
-    let the firmware run until idle, and check the device."""
+    let the firmware run until idle, and check the device. ``memo``: boot start states of
+    earlier cases that ended well (read and extended)."""
     flash = before.fork()
     flash.op_count = op.index
     flash.plan = PowerCutPlan(op.index, mode, seed=seed)
@@ -200,16 +253,35 @@ def run_case(setup: DeviceSetup, images: dict[str, str], before: MemoryFlash, op
     flash.plan = None
     flash.op_count = 0
     console: list[str] = []
-    dev = setup.device(flash, op.efuses, console.append)
-    outcome, ok, detail = check(dev, images, setup.config.rollback, console)
-    return FwCase(op.index, mode, op.kind, op.boot, outcome, ok, detail, len(dev.boots))
+    dev = setup.device(flash, op.efuses, console.append, memo)
+    known = 0
+    try:
+        outcome, ok, detail = check(dev, images, setup.config.rollback, console)
+        boots = len(dev.boots)
+    except _KnownState as hit:
+        known = len(dev.boots) + 1
+        outcome, ok, detail = hit.tail.outcome, True, ""
+        boots = len(dev.boots) + hit.tail.boots
+    if ok and memo is not None:
+        for number, key in enumerate(dev.seen[: known - 1 if known else None]):
+            memo.setdefault(key, _Tail(outcome, boots - number))
+    resets = f" after {boots - 1} reset(s)" if ok and boots > 1 else ""
+    return FwCase(op.index, mode, op.kind, op.boot, outcome + resets, ok, detail, boots,
+                  known_at_boot=known)
 
 
 def check(dev: FirmwareDevice, images: dict[str, str], rollback: bool,
           console: list[str]) -> tuple[str, bool, str]:
-    """Power ``dev`` on until idle: (outcome, ok, detail)."""
+    """Power ``dev`` on until idle: (outcome, ok, detail).
+
+    Raises:
+        _KnownState: a boot started from a state known to end well (a :class:`_SweepDevice`
+            with a memo).
+    """
     try:
         result = dev.power_on()
+    except _KnownState:
+        raise
     except (OtaforgeError, PowerCut) as err:
         return "power-on failed", False, f"{err}; {_tail(console)}"
     if result.status != "running":
@@ -229,9 +301,7 @@ def check(dev: FirmwareDevice, images: dict[str, str], rollback: bool,
         problem = str(err)
     if problem:
         return f"ended on {which}, otadata inconsistent", False, problem
-    resets = len(dev.boots) - 1
-    return f"ended on {which} ({name})" + (f" after {resets} reset(s)" if resets else ""), \
-        True, ""
+    return f"ended on {which} ({name})", True, ""
 
 
 def _tail(console: list[str], n: int = 3) -> str:
@@ -270,7 +340,11 @@ def _shared(job: _Job, index: int, mode: CutMode) -> int | None:
     return None
 
 
-def _run_range(job: _Job, start: int, stop: int) -> list[FwCase]:
+_MEMO: dict[bytes, _Tail] = {}  # a worker's boot start states (kept across its ranges)
+
+
+def _run_range(job: _Job, start: int, stop: int,
+               memo: dict[bytes, _Tail] | None = None) -> list[FwCase]:
     flash = job.setup.flash()
     ops = job.recording.ops
     for op in ops[:start]:
@@ -278,14 +352,15 @@ def _run_range(job: _Job, start: int, stop: int) -> list[FwCase]:
     out: list[FwCase] = []
     for op in ops[start:stop]:
         for mode in _wanted(job, op.index):
-            out.append(run_case(job.setup, job.recording.images, flash, op, mode, job.seed))
+            out.append(run_case(job.setup, job.recording.images, flash, op, mode, job.seed,
+                                memo))
         op.apply(flash)
     return out
 
 
 def _worker(bounds: tuple[int, int]) -> list[FwCase]:
     assert _JOB is not None
-    return _run_range(_JOB, *bounds)
+    return _run_range(_JOB, *bounds, memo=_MEMO)
 
 
 def _chunks(total: int, jobs: int) -> list[tuple[int, int]]:
@@ -310,6 +385,11 @@ class FwSweepReport:
         """Cases run (the others share a device state with one that was)."""
         return sum(not c.shared_with for c in self.cases)
 
+    @property
+    def known(self) -> int:
+        """Cases that reached, at a boot start, a state an earlier case went on from."""
+        return sum(bool(c.known_at_boot) for c in self.cases)
+
     def outcomes(self) -> Counter[str]:
         """How many cases ended each way."""
         return Counter(c.outcome for c in self.cases)
@@ -317,6 +397,7 @@ class FwSweepReport:
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document."""
         return {"cases": len(self.cases), "bricked": self.bricked, "run": self.distinct,
+                "known_states": self.known,
                 "ops": len(self.recording.ops),
                 "recorded_boots": [{"partition": p, "version": v, "ended": e}
                                    for p, v, e in self.recording.boots],
@@ -359,8 +440,9 @@ def iter_cases(setup: DeviceSetup, recording: Recording, modes: tuple[CutMode, .
 
 def _batches(job: _Job, ranges: list[tuple[int, int]], jobs: int) -> Iterator[list[FwCase]]:
     if jobs <= 1 or len(ranges) <= 1:
+        memo: dict[bytes, _Tail] = {}
         for bounds in ranges:
-            yield _run_range(job, *bounds)
+            yield _run_range(job, *bounds, memo=memo)
         return
     ctx = multiprocessing.get_context("spawn")  # the caller may run a server in a thread
     with ctx.Pool(min(jobs, len(ranges)), initializer=_init_worker, initargs=(job,)) as pool:
