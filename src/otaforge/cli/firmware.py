@@ -71,6 +71,7 @@ def sweep(args: argparse.Namespace) -> int:
         for case in [c for c in report.cases if not c.ok][:20]:
             print(f"FAILED op #{case.op_index} ({case.kind}, boot {case.boot}) {case.mode}: "
                   f"{case.outcome}: {case.detail}")
-        print(f"{summary} ({report.distinct} device states run; the others are identical "
-              "to one of them)")
+        print(f"{summary} ({report.distinct} run, the others in the same device state as "
+              f"one of them; {report.known} ended at a boot state an earlier case went on "
+              "from)")
     return EXIT_FAILED if report.bricked else 0
