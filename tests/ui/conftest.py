@@ -23,7 +23,8 @@ from otaforge.server.settings import Settings
 from tests.server.conftest import PARTITIONS_CSV, auth, serve_https
 
 CHROMIUM = os.environ.get("OTAFORGE_CHROMIUM", "/usr/bin/chromium")
-PASSWORDS = {"ops": "operator-password-1", "vera": "viewer-password-1"}
+PASSWORDS = {"ops": "operator-password-1", "vera": "viewer-password-1",
+             "ada": "admin-password-1"}
 CHIP = "esp32c6"
 
 
@@ -80,7 +81,7 @@ def browser() -> Iterator[object]:
 def _feed(fed: Fed, admin: httpx.Client, key: k.PrivateKey) -> None:
     """A fleet with a signed release rolled out to eight devices in every state, sixty idle
     lab devices (paging) and two users."""
-    for name, role in (("ops", "operator"), ("vera", "viewer")):
+    for name, role in (("ops", "operator"), ("vera", "viewer"), ("ada", "admin")):
         r = admin.post("/api/v1/users", json={"name": name, "role": role,
                                               "password": PASSWORDS[name]})
         assert r.status_code == 201, r.text

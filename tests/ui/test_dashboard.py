@@ -186,6 +186,29 @@ def test_forged_csrf_token_is_refused(ops: Page, fed: Fed) -> None:
     expect(ops.locator("#channel-f1-stable")).not_to_contain_text("paused")
 
 
+def test_admin_gives_a_colleague_view_only_access(browser: Any, fed: Fed,
+                                                  artifacts: Path) -> None:
+    admin = _login(browser, fed, "ada")
+    admin.click("header nav >> text=Users")
+    admin.fill("#user-add input[name=name]", "carol")
+    admin.select_option("#user-add select[name=role]", "viewer")
+    admin.click("#user-add button")
+    password = admin.locator("#new-password").inner_text()
+    expect(admin.locator("#user-carol")).to_contain_text("viewer")
+    admin.screenshot(path=str(artifacts / "users.png"), full_page=True)
+    PASSWORDS["carol"] = password
+    carol = _login(browser, fed, "carol")
+    expect(carol.locator("#count-devices b")).to_have_text("70")  # 68 + new-1, new-2
+    expect(carol.locator("header nav")).not_to_contain_text("Users")
+    assert carol.goto("/ui/users").status == 403  # type: ignore[union-attr]
+    admin.goto("/ui/users")
+    admin.locator("#user-carol button").click()
+    carol.goto("/ui/")
+    expect(carol).to_have_url(f"{fed.url}/ui/login?next=%2Fui%2F")  # her session ended
+    admin.context.close()
+    carol.context.close()
+
+
 def test_audit_log_names_who_did_what(ops: Page, artifacts: Path) -> None:
     ops.goto("/ui/audit")
     table = ops.locator("#audit")

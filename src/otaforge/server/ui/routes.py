@@ -10,6 +10,7 @@ roles as the API (viewer reads, operator publishes and pauses/resumes, admin ret
 from __future__ import annotations
 
 import datetime as dt
+import re
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -22,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from otaforge.errors import InputError, NotFound, OtaforgeError, ServerError
 from otaforge.server import retire
+from otaforge.server.schemas import NAME
 from otaforge.server.ui import auth, queries
-from otaforge.server.users import SessionInfo
+from otaforge.server.users import SessionInfo, new_password
 
 HERE = resources.files("otaforge.server.ui")
 ENV = Environment(loader=FileSystemLoader(str(HERE / "templates")),
@@ -199,6 +201,16 @@ def _pages(app: FastAPI) -> None:
         chans, rolls = await run_in_threadpool(read)
         return render(request, "rollouts.html", info, channels=chans, rollouts=rolls)
 
+    @get("/ui/users", include_in_schema=False)
+    async def users(request: Request) -> HTMLResponse:
+        info = auth.current(request)
+        try:
+            auth.require(info, "admin")
+        except ServerError as err:
+            return _error(request, info, err)
+        rows = await run_in_threadpool(auth.store_of(request).users.list)
+        return render(request, "users.html", info, rows=rows, created=None, live=False)
+
     @get("/ui/audit", include_in_schema=False)
     async def audit(request: Request) -> HTMLResponse:
         info = auth.current(request)
@@ -277,6 +289,33 @@ def _actions(app: FastAPI) -> None:
         except OtaforgeError as err:
             return _error(request, info, err)
         return RedirectResponse(f"/ui/devices/{device_id}", status_code=303)
+
+    @post("/ui/users", include_in_schema=False, name="ui_user_add")
+    async def user_add(request: Request) -> Response:
+        info = auth.current(request)
+        users = auth.store_of(request).users
+        try:
+            form = await _form(request, info, "admin")
+            name, role = str(form.get("name", "")), str(form.get("role", ""))
+            if not re.fullmatch(NAME, name):
+                raise InputError(f"user name {name!r}: letters, digits, . _ - (1-64)")
+            password = new_password()
+            await run_in_threadpool(users.add, name, role, password)
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        rows = await run_in_threadpool(users.list)
+        return render(request, "users.html", info, status=201, rows=rows,
+                      created=(name, role, password), live=False)
+
+    @post("/ui/users/{name}/revoke", include_in_schema=False, name="ui_user_revoke")
+    async def user_revoke(request: Request, name: str) -> Response:
+        info = auth.current(request)
+        try:
+            await _form(request, info, "admin")
+            await run_in_threadpool(auth.store_of(request).users.revoke, name)
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        return RedirectResponse("/ui/users", status_code=303)
 
     @post("/ui/releases/publish", include_in_schema=False, name="ui_publish")
     async def publish(request: Request) -> Response:
