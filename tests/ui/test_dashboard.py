@@ -186,7 +186,7 @@ def test_forged_csrf_token_is_refused(ops: Page, fed: Fed) -> None:
     expect(ops.locator("#channel-f1-stable")).not_to_contain_text("paused")
 
 
-def test_admin_gives_a_colleague_view_only_access(browser: Any, fed: Fed,
+def test_admin_gives_view_only_access_and_retires_a_device(browser: Any, fed: Fed,
                                                   artifacts: Path) -> None:
     admin = _login(browser, fed, "ada")
     admin.click("header nav >> text=Users")
@@ -201,6 +201,10 @@ def test_admin_gives_a_colleague_view_only_access(browser: Any, fed: Fed,
     expect(carol.locator("#count-devices b")).to_have_text("70")  # 68 + new-1, new-2
     expect(carol.locator("header nav")).not_to_contain_text("Users")
     assert carol.goto("/ui/users").status == 403  # type: ignore[union-attr]
+    admin.goto("/ui/devices/lab-08")
+    admin.click("#retire-device")
+    expect(admin.locator(".facts").first).to_contain_text("Retired")
+    assert fed.check_in("lab-08", fed.tokens["lab-08"], version="0.9").status_code == 401
     admin.goto("/ui/users")
     admin.locator("#user-carol button").click()
     carol.goto("/ui/")

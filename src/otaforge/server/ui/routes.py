@@ -317,6 +317,16 @@ def _actions(app: FastAPI) -> None:
             return _error(request, info, err)
         return RedirectResponse("/ui/users", status_code=303)
 
+    @post("/ui/devices/{device_id}/retire", include_in_schema=False, name="ui_device_retire")
+    async def device_retire(request: Request, device_id: str) -> Response:
+        info = auth.current(request)
+        try:
+            await _form(request, info, "admin")
+            await run_in_threadpool(retire.retire_device, auth.store_of(request), device_id)
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        return RedirectResponse(f"/ui/devices/{device_id}", status_code=303)
+
     @post("/ui/releases/publish", include_in_schema=False, name="ui_publish")
     async def publish(request: Request) -> Response:
         info = auth.current(request)
