@@ -50,7 +50,8 @@ GROUPS: dict[str, str] = {
     "firmware": "ESP-IDF app code on the emulated ESP32: build, run",
     "fleet": "fleets on an update server; rehearse a rollout (simulate)",
     "release": "releases on an update server",
-    "channel": "channels and rollouts on an update server",
+    "channel": "channels and their rollout limits on an update server",
+    "rollout": "health-gated rollouts in waves: create, show, pause, resume, abort",
     "user": "users and roles on an update server: add, list, revoke, token",
     "audit": "the audit log of an update server",
 }

@@ -8,6 +8,11 @@ from __future__ import annotations
 from otaforge.cli._model import CA, CHANNEL_ARG, CONNECTION, FLEET, JSON, SERVER, Cmd, Opt
 
 _MANAGE = "otaforge.cli.manage"
+_ROLLOUT = "otaforge.cli.rollout"
+ROLLOUT_ID = Opt("rollout", kind="int", lo=1, help="rollout id (see rollout list)")
+REASON = Opt("--reason", metavar="TEXT", help="why (kept in the rollout's decision log)")
+REVERT_NOW = Opt("--revert", kind="flag",
+                 help="send devices that installed the release back to the previous one")
 _OPS = "otaforge.cli.ops"
 _SERVER = "otaforge.cli.server"
 
@@ -36,6 +41,17 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
         f"{_MANAGE}:device_show", (
             Opt("device_id", help="device id"), *CONNECTION, JSON,
         ), "A device's facts, deployments and recent events."),
+    Cmd("device", "target", "set a device's rollout tags and hardware revision",
+        f"{_ROLLOUT}:device_target", (
+            Opt("device_id", help="device id"), *CONNECTION,
+            Opt("--tag", many=True, metavar="TAG",
+                help="replace the device's tags with these (repeatable)"),
+            Opt("--clear-tags", kind="flag", help="remove every tag"),
+            Opt("--hw-revision", metavar="REV", help="set its hardware revision"),
+            Opt("--clear-hw-revision", kind="flag", help="forget its hardware revision"),
+            JSON,
+        ), "Set the tags and hardware revision rollouts target a device by (an option left "
+           "out keeps that field). Devices may also report their hardware revision."),
     # --- server ----------------------------------------------------------------------------
     Cmd("server", "init", "create a server data directory", f"{_SERVER}:init", (
         Opt("--dir", required=True, metavar="DIR", help="server data directory"),
@@ -190,6 +206,83 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
     Cmd("channel", "resume", "resume a paused rollout", f"{_MANAGE}:channel_resume", (
         CHANNEL_ARG, FLEET, *CONNECTION, JSON,
     ), "Resume a rollout the failure threshold paused (its failure count restarts at 0)."),
+    # --- rollout -------------------------------------------------------------------------
+    Cmd("rollout", "create", "roll a release out in health-gated waves",
+        f"{_ROLLOUT}:create", (
+            Opt("release", help="release id, version or sha256"),
+            FLEET, *CONNECTION,
+            Opt("--channel", default="stable", metavar="NAME",
+                help="the channel to roll out to (default stable)"),
+            Opt("--waves", default="1%,10%,50%,100%", metavar="LIST",
+                help="cumulative waves: percentages or device counts "
+                     "(default 1%,10%,50%,100%)"),
+            Opt("--canary", many=True, metavar="DEVICE",
+                help="a device of the canary wave, before the first (repeatable)"),
+            Opt("--tag", many=True, metavar="TAG",
+                help="only devices with this tag (repeatable: all of them)"),
+            Opt("--hw-revision", many=True, metavar="REV",
+                help="only devices of this hardware revision (repeatable: any)"),
+            Opt("--from-version", many=True, metavar="VER",
+                help="only devices running this version (repeatable: any)"),
+            Opt("--soak", default="1h", metavar="TIME",
+                help="a confirmed device must still check in this long after (1h)"),
+            Opt("--confirm-percent", kind="float", default=90.0, lo=0.001, hi=100,
+                metavar="P", help="share of a wave that must confirm and soak (90)"),
+            Opt("--max-failures", default="5%", metavar="N|P%",
+                help="pause when failures exceed N devices or P% of the waves (5%)"),
+            Opt("--silent-after", default="15m", metavar="TIME",
+                help="an updated device quiet this long is silent, a failure (15m)"),
+            Opt("--stuck-timeout", default="1h", metavar="TIME",
+                help="mid-update without a report this long is stuck, a failure (1h)"),
+            Opt("--concurrency", kind="int", lo=1, metavar="N",
+                help="at most N devices mid-update (until confirmed) at once"),
+            Opt("--rate", kind="float", lo=0.001, metavar="N",
+                help="at most N new devices in the first minute"),
+            Opt("--rate-factor", kind="float", default=2.0, lo=1, hi=1000, metavar="F",
+                help="the rate grows by F every minute the rollout runs (2)"),
+            Opt("--rate-max", kind="float", lo=0.001, metavar="N",
+                help="the rate never exceeds N devices a minute"),
+            Opt("--penalty", kind="int", default=3, lo=1, hi=1000, metavar="N",
+                help="failures of the release on a device before it is not offered (3)"),
+            Opt("--eval-interval", default="30s", metavar="TIME",
+                help="how often the gates are evaluated (30s)"),
+            Opt("--revert", kind="flag",
+                help="when the gates pause it, send its devices back to the old release"),
+            Opt("--force", kind="flag",
+                help="even if some devices' eFuse secure_version would refuse it"),
+            JSON,
+        ), "Start a rollout: the first wave opens at once; each next wave when enough of "
+           "the current one confirmed and soaked; failures past the limit pause it."),
+    Cmd("rollout", "show", "a rollout's waves, counts and decisions", f"{_ROLLOUT}:show", (
+        ROLLOUT_ID, *CONNECTION,
+        Opt("--decisions", kind="flag", help="list every decision with its numbers"),
+        JSON,
+    ), "A rollout's state, each wave's device counts and its latest gate decisions."),
+    Cmd("rollout", "list", "list rollouts", f"{_ROLLOUT}:listing", (
+        *CONNECTION,
+        Opt("--fleet", metavar="NAME", help="only this fleet's rollouts"),
+        Opt("--channel", metavar="NAME", help="only this channel's rollouts"),
+        Opt("--state", metavar="STATE",
+            choices=("running", "paused", "aborted", "completed", "superseded"),
+            help="only rollouts in this state"),
+        JSON,
+    ), "List rollouts, newest first."),
+    Cmd("rollout", "pause", "pause a rollout", f"{_ROLLOUT}:pause", (
+        ROLLOUT_ID, *CONNECTION, REASON, REVERT_NOW, JSON,
+    ), "Pause a rollout: no new offers; devices on the release keep it (--revert: sent "
+       "back)."),
+    Cmd("rollout", "resume", "resume a paused rollout", f"{_ROLLOUT}:resume", (
+        ROLLOUT_ID, *CONNECTION, JSON,
+    ), "Resume a paused rollout; failures so far stop counting against it."),
+    Cmd("rollout", "abort", "end a rollout", f"{_ROLLOUT}:abort", (
+        ROLLOUT_ID, *CONNECTION, REASON, REVERT_NOW, JSON,
+    ), "End a rollout; devices not on the release stay on the channel's (--revert: all "
+       "do)."),
+    Cmd("rollout", "penalty-clear", "let a device be offered failed releases again",
+        f"{_ROLLOUT}:penalty_clear", (
+            Opt("device_id", help="device id"), *CONNECTION, JSON,
+        ), "Clear a device's penalty box: releases that failed on it too often are "
+           "offered again."),
     Cmd("channel", "pause", "pause a channel's rollout", f"{_OPS}:channel_pause", (
         CHANNEL_ARG, FLEET, *CONNECTION,
         Opt("--reason", metavar="TEXT", help="why (shown with the pause)"),

@@ -179,6 +179,72 @@ class ManagementClient:
             "POST", f"/api/v1/fleets/{fleet}/channels/{channel}/resume")
         return result
 
+    # --- rollouts (waves gated on device health) -------------------------------------------
+
+    def create_rollout(self, fleet: str, release: str, **plan: Any) -> dict[str, Any]:
+        """Start a rollout of ``release`` (id, version or sha256); ``plan`` holds the other
+        fields of the API's ``RolloutCreate`` (channel, waves, canary, soak_s, ...)."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/fleets/{fleet}/rollouts", json={"release": release, **plan})
+        return result
+
+    def rollouts(self, fleet: str | None = None, channel: str | None = None,
+                 state: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("fleet", fleet), ("channel", channel), ("state", state))
+                  if v is not None}
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/rollouts", params=params)
+        return result
+
+    def rollout_status(self, rollout_id: int) -> dict[str, Any]:
+        """A rollout with each wave's counts and its recent decisions."""
+        result: dict[str, Any] = self.request("GET", f"/api/v1/rollouts/{rollout_id}")
+        return result
+
+    def rollout_decisions(self, rollout_id: int) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v1/rollouts/{rollout_id}/decisions")
+        return result
+
+    def pause_rollout(self, rollout_id: int, reason: str | None = None,
+                      revert: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/rollouts/{rollout_id}/pause",
+            json={"reason": reason, "revert": revert})
+        return result
+
+    def resume_rollout(self, rollout_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/rollouts/{rollout_id}/resume")
+        return result
+
+    def abort_rollout(self, rollout_id: int, reason: str | None = None,
+                      revert: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/rollouts/{rollout_id}/abort",
+            json={"reason": reason, "revert": revert})
+        return result
+
+    def evaluate_rollout(self, rollout_id: int) -> dict[str, Any]:
+        """Evaluate the rollout's gates now; the decision and its numbers."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/rollouts/{rollout_id}/evaluate")
+        return result
+
+    def set_targeting(self, device_id: str, tags: list[str] | None = None,
+                      **hw_revision: str | None) -> dict[str, Any]:
+        """Replace the device's tags (None: keep); ``hw_revision=...`` sets (None: clears)
+        its hardware revision, left out keeps it."""
+        body: dict[str, Any] = dict(hw_revision)
+        if tags is not None:
+            body["tags"] = tags
+        result: dict[str, Any] = self.request(
+            "PUT", f"/api/v1/devices/{device_id}/targeting", json=body)
+        return result
+
+    def clear_penalty(self, device_id: str) -> dict[str, Any]:
+        """Let releases that failed on the device be offered to it again."""
+        result: dict[str, Any] = self.request("DELETE", f"/api/v1/devices/{device_id}/penalty")
+        return result
+
     # --- operations: users, audit, retiring, revoking -------------------------------------
 
     def add_user(self, name: str, role: str, password: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from otaforge.crypto import keys as k
-from otaforge.crypto.sbv2 import SignatureResult, image_digest
+from otaforge.crypto.signature_result import SignatureResult, image_digest
 from otaforge.errors import InputError, SignatureInvalid, TruncatedError
 from otaforge.formats.signature_block import (
     V1_SIGNATURE_SIZE,

@@ -30,7 +30,15 @@ from otaforge.errors import (
     VerificationError,
 )
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
-from otaforge.server import docs, routes_admin, routes_deltas, routes_device, routes_ops, ui
+from otaforge.server import (
+    docs,
+    routes_admin,
+    routes_deltas,
+    routes_device,
+    routes_ops,
+    routes_rollouts,
+    ui,
+)
 from otaforge.server.access_log import redact
 from otaforge.server.audit import audited, record_of
 from otaforge.server.auth import Principal, bearer
@@ -294,6 +302,15 @@ async def _flush_loop(store: Store, access: AccessLog) -> None:
             await run_in_threadpool(store.flush)
 
 
+async def _rollout_loop(store: Store) -> None:
+    while True:
+        await asyncio.sleep(store.settings.rollout_tick_s)
+        try:
+            await run_in_threadpool(store.rollouts.tick)
+        except Exception as err:  # retried on the next tick; the server keeps serving
+            log.warning("rollout tick failed: %s", err)
+
+
 def create_app(settings: Settings, *, migrate_db: bool = True,
                clock: Clock | None = None) -> ServerApp:
     """Build the server app for ``settings`` (runs migrations unless told not to).
@@ -310,14 +327,16 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_flush_loop(store, access))
+        ticker = asyncio.create_task(_rollout_loop(store))
         await run_in_threadpool(store.deltas.recover)  # patches queued before a restart
         try:
             yield
         finally:
             store.deltas.shutdown()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in (task, ticker):
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
             store.flush()
             access.flush()
             engine.dispose()
@@ -336,6 +355,7 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     app.include_router(routes_device.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_deltas.router)
+    app.include_router(routes_rollouts.router)
     app.include_router(routes_ops.router)
     app.metrics, app.access = Metrics(store), access
     docs.install(app)

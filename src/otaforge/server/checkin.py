@@ -16,6 +16,7 @@ from otaforge.server import service
 from otaforge.server.auth import Principal, forbidden
 from otaforge.server.schemas import CheckIn, DeltaManifest, Manifest, sig_info
 from otaforge.server.store import Store
+from otaforge.server.waves import Route
 
 NEXT_CHECK_IN = "x-next-check-in-s"
 
@@ -37,7 +38,8 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, body
                  base_url: Callable[[], str]) -> tuple[int, Manifest | None]:
     """Record the facts; returns (next check-in hint, manifest or None for 204).
 
-    ``base_url`` is called only when a manifest needs the download URL.
+    A rollout on the channel decides which release the device is offered
+    (:mod:`rollout_offers`); ``base_url`` is called only when a manifest needs the URL.
     """
     facts = service.DeviceFacts(body.version, body.image_sha256.lower() if body.image_sha256
                                 else None, body.otadata_state, body.secure_version)
@@ -45,24 +47,50 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, body
         "running_version": body.version, "running_sha256": facts.image_sha256,
         "running_partition": body.running_partition, "otadata_state": body.otadata_state,
         "efuse_secure_version": body.secure_version})
+    rollouts = store.rollouts
+    if body.hw_revision is not None:
+        await run_in_threadpool(rollouts.note_hw_revision, device_id, body.hw_revision)
     settings = store.settings
     hint = service.next_check_in(settings.check_in_interval_s, settings.check_in_jitter)
-    target = store.target(fleet_id, channel)
-    if target is None or service.decide(facts, target, 0, settings.max_failures) is not None \
-            or not service.in_cohort(device_id, target):
+    active = rollouts.active(fleet_id, channel)
+    choice = None
+    if active is not None:
+        if rollouts.due(active):
+            await run_in_threadpool(rollouts.try_tick, lambda: rollouts.evaluate(active.id))
+        choice = await run_in_threadpool(rollouts.choose, device_id, fleet_id, channel,
+                                         facts.version, facts.image_sha256)
+    if choice is not None and choice.route is Route.HOLD:
         return hint, None
-    deployment = await run_in_threadpool(store.offer, device_id, target, facts)
+    if choice is not None and choice.route is Route.ROLLOUT:
+        target = choice.rollout.target
+        deployment = await run_in_threadpool(rollouts.offer, device_id, choice, facts)
+    else:
+        channel_target = store.target(fleet_id, channel)
+        if channel_target is None or service.decide(facts, channel_target, 0,
+                                                    settings.max_failures) is not None \
+                or not service.in_cohort(device_id, channel_target):
+            return hint, None
+        target = channel_target
+        deployment = await run_in_threadpool(store.offer, device_id, target, facts)
     if deployment is None:
         return hint, None
-    release = await run_in_threadpool(store.release_by_id, target.release_id)
-    base = settings.public_url or base_url().rstrip("/")
+    return hint, await _manifest(store, fleet_id, target.release_id, deployment, facts, hint,
+                                 base_url)
+
+
+async def _manifest(store: Store, fleet_id: int, release_id: int, deployment: int,
+                    facts: service.DeviceFacts, hint: int,
+                    base_url: Callable[[], str]) -> Manifest:
+    """The offer of ``release_id`` under ``deployment``, with a delta when one is ready."""
+    release = await run_in_threadpool(store.release_by_id, release_id)
+    base = store.settings.public_url or base_url().rstrip("/")
     offer = await run_in_threadpool(store.deltas.offer, fleet_id, release.id,
                                     facts.image_sha256)
     delta = None if offer is None else DeltaManifest(
         url=f"{base}/deltas/{offer.patch_sha256}.bin", size=offer.size,
         sha256=offer.patch_sha256, base_sha256=offer.base_sha256,
         target_sha256=offer.target_sha256)
-    return hint, Manifest(
+    return Manifest(
         deployment_id=deployment, release_id=release.id, version=release.version,
         secure_version=release.secure_version, size=release.size, sha256=release.sha256,
         url=f"{base}/firmware/{release.sha256}.bin", signature=sig_info(release.signature),

@@ -14,6 +14,7 @@ import datetime as dt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from otaforge.protocol.reports import FAILURE_STATES
 from otaforge.server import service
 from otaforge.server.models import Channel, Deployment, Device
 
@@ -65,3 +66,15 @@ def _lock(s: Session, channel_id: int) -> None:
     """Lock a channel row for the rest of the transaction (a write that changes nothing)."""
     s.execute(update(Channel).where(Channel.id == channel_id)
               .values(max_in_flight=Channel.max_in_flight))
+
+
+def failures(s: Session, device_id: str, release_id: int) -> int:
+    """Failed or rolled-back attempts of the release on the device since its penalty box
+    was last cleared."""
+    cleared = s.scalar(select(Device.penalty_cleared_at).where(Device.id == device_id))
+    query = select(func.count(Deployment.id)).where(
+        Deployment.device_id == device_id, Deployment.release_id == release_id,
+        Deployment.state.in_(FAILURE_STATES))
+    if cleared is not None:
+        query = query.where(Deployment.updated_at > cleared)
+    return int(s.scalar(query) or 0)

@@ -77,6 +77,8 @@ def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOu
                      otadata_state=device.otadata_state,
                      efuse_secure_version=device.efuse_secure_version,
                      last_check_in=aware(device.last_check_in),
+                     tags=list(device.tags or ()), hw_revision=device.hw_revision,
+                     penalty_cleared_at=aware(device.penalty_cleared_at),
                      retired_at=aware(device.retired_at), token=token)
 
 

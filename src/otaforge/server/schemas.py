@@ -43,6 +43,9 @@ class CheckIn(Strict):
     otadata_state: OtadataState | None = None
     secure_version: int | None = Field(default=None, ge=0, le=2**32 - 1,
                                        description="the device's eFuse SECURE_VERSION")
+    hw_revision: str | None = Field(default=None, min_length=1, max_length=32, pattern=LABEL,
+                                    description="the board's hardware revision (rollouts "
+                                    "can target it)")
 
 
 class SignatureInfo(BaseModel):
@@ -185,6 +188,9 @@ class DeviceOut(BaseModel):
     otadata_state: str | None
     efuse_secure_version: int | None
     last_check_in: dt.datetime | None
+    tags: list[str] = Field(default_factory=list, description="rollout targeting tags")
+    hw_revision: str | None = None
+    penalty_cleared_at: dt.datetime | None = None
     retired_at: dt.datetime | None = None
     token: str | None = Field(default=None, description="only in the response to create")
     download_url: str | None = Field(

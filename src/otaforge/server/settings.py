@@ -41,6 +41,8 @@ class Settings:
         delta_workers: threads making delta patches in the background.
         delta_max_ratio: a patch is offered only when smaller than this share of the full
             image.
+        rollout_tick_s: wall seconds between the background evaluations of rollouts whose
+            gates are due (by the server's clock; check-ins evaluate due ones too).
         session_ttl_s: how long a dashboard login lasts.
         access_log: one JSON line per request on stderr (batched, at least once a
             second).
@@ -65,6 +67,7 @@ class Settings:
     max_connections_per_client: int = 64
     delta_workers: int = 1
     delta_max_ratio: float = 0.5
+    rollout_tick_s: float = 5.0
     session_ttl_s: int = 12 * 3600
     access_log: bool = True
     cookie_secure: bool = True

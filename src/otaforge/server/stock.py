@@ -39,7 +39,9 @@ from otaforge.server import service
 from otaforge.server.download import FirmwareResponse, etag_of
 from otaforge.server.models import Deployment, Device, Event
 from otaforge.server.ranges import none_match
+from otaforge.server.rollout_offers import Choice
 from otaforge.server.store import Store
+from otaforge.server.waves import Route
 
 log = logging.getLogger("otaforge.server")
 DOWNLOADING_STATES = frozenset({"offered", ReportState.DOWNLOADING})
@@ -228,9 +230,12 @@ class Tracker:
             return None
 
 
+Offer = Callable[[service.DeviceFacts], int | None]
+
+
 def _decide(store: Store, device_id: str, target: service.Target, if_none_match: str | None,
-            version: str | None, head: bool,
-            resuming: bool) -> tuple[tuple[str, bool] | None, int | None]:
+            version: str | None, head: bool, resuming: bool,
+            offer: Offer) -> tuple[tuple[str, bool] | None, int | None]:
     """(why not, None) or (None, deployment id to track; None for HEAD)."""
     facts = reported(store, device_id)
     states = deployment_states(store, device_id, target.release_id)
@@ -240,25 +245,60 @@ def _decide(store: Store, device_id: str, target: service.Target, if_none_match:
     as_reported = service.DeviceFacts(version, None, None, facts.secure_version) \
         if version is not None else \
         service.DeviceFacts(facts.version, facts.sha256, None, facts.secure_version)
-    deployment = store.offer(device_id, target, as_reported)
+    deployment = offer(as_reported)
     if deployment is None:
         return ("held back (rollout limit, or failed too often)", False), None
     return None, deployment
 
 
+def _rollout_choice(store: Store, device_id: str, fleet_id: int, channel: str,
+                    version: str | None) -> Choice | None:
+    """Where a rollout on the channel sends this stock device (None: no rollout)."""
+    active = store.rollouts.active(fleet_id, channel)
+    if active is None:
+        return None
+    if store.rollouts.due(active):
+        store.rollouts.try_tick(lambda: store.rollouts.evaluate(active.id))
+    facts = reported(store, device_id)
+    if version is not None:
+        return store.rollouts.choose(device_id, fleet_id, channel, version, None)
+    return store.rollouts.choose(device_id, fleet_id, channel, facts.version, facts.sha256)
+
+
 async def answer(store: Store, device_id: str, fleet_id: int, channel: str, request: Request,
                  version: str | None) -> Response:
-    """The stock route's answer for ``device_id``: the image (200/206/416) or 304."""
-    target = store.target(fleet_id, channel)
-    if target is None or not store.blobs.exists(target.sha256):
-        raise NotFound(f"no release on channel {channel!r} of the device's fleet")
-    if service.held_back(device_id, target):  # paused, or not in the staged percentage yet
+    """The stock route's answer for ``device_id``: the image (200/206/416) or 304.
+
+    A rollout on the channel picks the release as for a check-in: in an opened wave the
+    rollout's (within its limits), a device on a paused rollout's release keeps it (304).
+    """
+    choice = await run_in_threadpool(_rollout_choice, store, device_id, fleet_id, channel,
+                                     version)
+    if choice is not None and choice.route is Route.HOLD:
         return Response(status_code=304)
+    offer: Offer
+    if choice is not None and choice.route is Route.ROLLOUT:
+        target, picked = choice.rollout.target, choice
+
+        def offer(facts: service.DeviceFacts) -> int | None:
+            return store.rollouts.offer(device_id, picked, facts)
+    else:
+        found = store.target(fleet_id, channel)
+        if found is None:
+            raise NotFound(f"no release on channel {channel!r} of the device's fleet")
+        if service.held_back(device_id, found):  # paused, or not in the staged share yet
+            return Response(status_code=304)
+        target = found
+
+        def offer(facts: service.DeviceFacts) -> int | None:
+            return store.offer(device_id, target, facts)
+    if not store.blobs.exists(target.sha256):
+        raise NotFound(f"no release on channel {channel!r} of the device's fleet")
     head = request.method == "HEAD"
     resuming = RESUME.match(request.headers.get("range", "")) is not None
     why, deployment = await run_in_threadpool(
         _decide, store, device_id, target, request.headers.get("if-none-match"), version, head,
-        resuming)
+        resuming, offer)
     if why is not None:
         reason, has_it = why
         log.debug("304 for %s: %s", device_id, reason)
@@ -268,3 +308,4 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, requ
     tracker = Tracker(store, device_id, deployment) if deployment is not None else None
     return FirmwareResponse(store.blobs.path(target.sha256), target.sha256, request.headers,
                             head=head, chunk_size=store.settings.chunk_size, tracker=tracker)
+

@@ -38,6 +38,7 @@ from otaforge.server.db import session_factory
 from otaforge.server.deltas import DeltaService
 from otaforge.server.download_urls import DownloadSecrets
 from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
+from otaforge.server.rollouts import RolloutService
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
 from otaforge.server.users import Users
@@ -65,6 +66,7 @@ class Store(DeviceStore):
         self._pending_lock = threading.Lock()
         self.downloads = DownloadSecrets(engine, self.sessions)
         self.deltas = DeltaService(self, settings.delta_workers, settings.delta_max_ratio)
+        self.rollouts = RolloutService(self)
         self.users = Users(engine, self.sessions, self.clock, settings.session_ttl_s)
         self.audit = AuditLog(engine, self.sessions, self.clock)
 
@@ -270,10 +272,11 @@ class Store(DeviceStore):
                 s.add(chan)
             if chan.release_id != release.id:  # a new rollout: count its failures afresh
                 chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
+                self.rollouts.supersede(s, fleet.id, channel, release.id, self.clock.now())
             chan.release_id = release.id
             chan.updated_at = self.clock.now()
             fleet_id, release_id = fleet.id, release.id
-        self._targets.clear()
+        self.rollouts.changed()
         self.deltas.release_published(fleet_id, channel, release_id)
         return chan, release
 

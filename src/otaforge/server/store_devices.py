@@ -8,7 +8,7 @@ import datetime as dt
 import threading
 import time
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
@@ -20,8 +20,11 @@ from otaforge.server import rollout, service
 from otaforge.server.auth import Principal, forbidden, new_token, token_hash
 from otaforge.server.blobs import BlobStore
 from otaforge.server.clock import Clock
-from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release
+from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Release, Rollout
 from otaforge.server.settings import Settings
+
+if TYPE_CHECKING:
+    from otaforge.server.rollouts import RolloutService
 
 CACHE_TTL_S = 1.0
 DEFAULT_CHANNEL = "stable"
@@ -64,6 +67,7 @@ class DeviceStore:
     _own_token: TTLCache
     _pending: dict[str, dict[str, Any]]
     _pending_lock: threading.Lock
+    rollouts: RolloutService
 
     def tx(self) -> AbstractContextManager[Session]:
         raise NotImplementedError
@@ -254,9 +258,7 @@ class DeviceStore:
         on it, or the channel already has ``max_in_flight`` devices mid-update.
         """
         with self.tx() as s:
-            failures = s.scalar(select(func.count(Deployment.id)).where(
-                Deployment.device_id == device_id, Deployment.release_id == target.release_id,
-                Deployment.state.in_(FAILURE_STATES))) or 0
+            failures = rollout.failures(s, device_id, target.release_id)
             if service.decide(facts, target, failures, self.settings.max_failures):
                 return None
             mine = s.execute(select(Deployment.id, Deployment.state).where(
@@ -313,6 +315,9 @@ class DeviceStore:
                     if state in FAILURE_STATES and before not in \
                             TERMINAL_STATES:
                         rollout.count_failure(s, device_id, dep.release_id)
+                        if dep.rollout_id is not None:  # let its gates look at once
+                            s.execute(update(Rollout).where(Rollout.id == dep.rollout_id)
+                                      .values(next_eval_at=self.clock.now()))
                     dep.reason, dep.bytes, dep.updated_at = reason, nbytes, self.clock.now()
                 event = Event(device_id=device_id, event_id=event_id,
                               deployment_id=deployment_id, state=state, reason=reason,
@@ -325,7 +330,7 @@ class DeviceStore:
                 raise
             return again, True
         if state in FAILURE_STATES:
-            self._targets.clear()  # the rollout may have just paused
+            self.rollouts.changed()  # the channel may have just paused; gates may be due
         return event, False
 
     def _event(self, device_id: str, event_id: str) -> Event | None:
