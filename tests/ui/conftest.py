@@ -38,6 +38,7 @@ class Fed:
     enroll: str
     sha_v1: str
     size_v1: int
+    key: k.PrivateKey
     tokens: dict[str, str] = field(default_factory=dict)
 
     def client(self, token: str) -> httpx.Client:
@@ -78,7 +79,7 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-def _feed(fed: Fed, admin: httpx.Client, key: k.PrivateKey) -> None:
+def _feed(fed: Fed, admin: httpx.Client) -> None:
     """A fleet with a signed release rolled out to eight devices in every state, sixty idle
     lab devices (paging) and two users."""
     for name, role in (("ops", "operator"), ("vera", "viewer"), ("ada", "admin")):
@@ -135,6 +136,6 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
             assert admin.put("/api/v1/fleets/f1/channels/stable/rollout", json={
                 "max_in_flight": 20, "failure_threshold": 3}).status_code == 200
             fed = Fed(url, settings, ca, r.json()["enrollment_token"], rel.json()["sha256"],
-                      rel.json()["size"])
-            _feed(fed, admin, key)
+                      rel.json()["size"], key)
+            _feed(fed, admin)
         yield fed

@@ -243,7 +243,10 @@ def rollouts(s: Session, now: dt.datetime) -> list[dict[str, Any]]:
                                                          Deployment.device_id)
                        .where(Deployment.id.in_(newest)))]
         waves = tally(records, ro.sizes or [], now, policy)
+        decisions = list(s.scalars(select(Event).where(Event.device_id == f"rollout {ro.id}")
+                                   .order_by(Event.id.desc()).limit(3)))
         out.append({"r": ro, "fleet": fleet, "version": version, "plan": plan,
+                    "decisions": decisions,
                     "policy": policy, "waves": [(plan.stage_name(i) if i < plan.stages
                                                  else str(i), w)
                                                 for i, w in enumerate(waves)]})

@@ -4,7 +4,8 @@ Server-rendered because every view is a query plus a table: no build step, no Ja
 framework, nothing fetched from a CDN (``static/`` holds the one stylesheet and one small
 script, which polls the page's ``#live`` part every few seconds for live updates). Pages need
 a session (:mod:`.auth`); forms need its CSRF token and the role the action needs, the same
-roles as the API (viewer reads, operator publishes and pauses/resumes, admin retires).
+roles as the API (viewer reads, operator publishes, pauses/resumes/aborts rollouts, admin
+manages users and retires devices).
 """
 
 from __future__ import annotations
@@ -275,6 +276,27 @@ def _actions(app: FastAPI) -> None:
                 await run_in_threadpool(store.resume, fleet, channel)
             else:
                 raise NotFound(f"no channel action {verb!r}")
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        return _back(request, "/ui/rollouts")
+
+    @post("/ui/rollouts/{rollout_id}/{verb}", include_in_schema=False,
+          name="ui_rollout_control")
+    async def rollout_control(request: Request, rollout_id: int, verb: str) -> Response:
+        info = auth.current(request)
+        service = auth.store_of(request).rollouts
+        try:
+            await _form(request, info, "operator")
+            if verb == "pause":
+                await run_in_threadpool(service.pause, rollout_id, f"paused by "
+                                        f"{info.principal.user} (dashboard)")
+            elif verb == "resume":
+                await run_in_threadpool(service.resume, rollout_id)
+            elif verb == "abort":
+                await run_in_threadpool(service.abort, rollout_id, f"aborted by "
+                                        f"{info.principal.user} (dashboard)")
+            else:
+                raise NotFound(f"no rollout action {verb!r}")
         except OtaforgeError as err:
             return _error(request, info, err)
         return _back(request, "/ui/rollouts")
