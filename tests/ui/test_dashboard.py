@@ -195,6 +195,14 @@ def test_wave_rollout_progresses_and_its_buttons_act(ops: Page, fed: Fed,
         assert admin.post(f"/api/v1/rollouts/{rollout}/evaluate").status_code == 200
     expect(section.locator("tr.current")).to_contain_text("100%", timeout=20_000)
     ops.screenshot(path=str(artifacts / "rollouts-waves.png"), full_page=True)
+    with fed.client(fed.settings.admin_token()) as admin:
+        text = admin.get("/metrics").text
+    gauges = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for fam in text_string_to_metric_families(text) for s in fam.samples}
+    where = (("channel", "stable"), ("fleet", "f1"))
+    assert gauges[("otaforge_rollout_wave", (*where, ("rollout", str(rollout))))] == 1
+    assert gauges[("otaforge_rollout_paused", (*where, ("kind", "rollout"),
+                                               ("state", "running")))] == 0
     section.locator("button.pause").click()
     expect(section).to_contain_text("paused by ops")
     others = [d for d in ("dev-a", "dev-b", "dev-c", "dev-e") if d != dev]
