@@ -61,6 +61,8 @@ class ServerConfig(BaseSettings):
     session_ttl_s: int = Field(12 * 3600, ge=60)
     access_log: bool = True
     cookie_secure: bool = True
+    rollout_tick_s: float = Field(5.0, gt=0)
+    blob_store: str | None = None
 
     @classmethod
     def settings_customise_sources(
