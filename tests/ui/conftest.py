@@ -23,7 +23,8 @@ from otaforge.server.settings import Settings
 from tests.server.conftest import PARTITIONS_CSV, auth, serve_https
 
 CHROMIUM = os.environ.get("OTAFORGE_CHROMIUM", "/usr/bin/chromium")
-PASSWORDS = {"ops": "operator-password-1", "vera": "viewer-password-1"}
+PASSWORDS = {"ops": "operator-password-1", "vera": "viewer-password-1",
+             "ada": "admin-password-1"}
 CHIP = "esp32c6"
 
 
@@ -37,6 +38,7 @@ class Fed:
     enroll: str
     sha_v1: str
     size_v1: int
+    key: k.PrivateKey
     tokens: dict[str, str] = field(default_factory=dict)
 
     def client(self, token: str) -> httpx.Client:
@@ -77,10 +79,10 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-def _feed(fed: Fed, admin: httpx.Client, key: k.PrivateKey) -> None:
+def _feed(fed: Fed, admin: httpx.Client) -> None:
     """A fleet with a signed release rolled out to eight devices in every state, sixty idle
     lab devices (paging) and two users."""
-    for name, role in (("ops", "operator"), ("vera", "viewer")):
+    for name, role in (("ops", "operator"), ("vera", "viewer"), ("ada", "admin")):
         r = admin.post("/api/v1/users", json={"name": name, "role": role,
                                               "password": PASSWORDS[name]})
         assert r.status_code == 201, r.text
@@ -134,6 +136,6 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
             assert admin.put("/api/v1/fleets/f1/channels/stable/rollout", json={
                 "max_in_flight": 20, "failure_threshold": 3}).status_code == 200
             fed = Fed(url, settings, ca, r.json()["enrollment_token"], rel.json()["sha256"],
-                      rel.json()["size"])
-            _feed(fed, admin, key)
+                      rel.json()["size"], key)
+            _feed(fed, admin)
         yield fed

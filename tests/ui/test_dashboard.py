@@ -15,7 +15,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ui.conftest import PASSWORDS, Fed
+from otaforge.crypto.sbv2 import sign_v2
+from otaforge.formats.image_builder import build_image
+from tests.ui.conftest import CHIP, PASSWORDS, Fed
 
 LAPTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -162,6 +164,58 @@ def test_live_progress_and_pause_button(ops: Page, fed: Fed, artifacts: Path) ->
     assert fed.check_in("new-2", version="0.9").status_code == 200
 
 
+def test_wave_rollout_progresses_and_its_buttons_act(ops: Page, fed: Fed,
+                                                    artifacts: Path) -> None:
+    v2 = sign_v2(build_image(version="2.0.0", chip=CHIP, size=120_000, seed=4), [fed.key])
+    with fed.client(fed.settings.admin_token()) as admin:
+        rel = admin.post("/api/v1/fleets/f1/releases", content=v2)
+        assert rel.status_code == 201, rel.text
+        r = admin.post("/api/v1/fleets/f1/rollouts", json={
+            "release": "2.0.0", "channel": "stable", "waves": "1,100%",
+            "from_versions": ["1.0.0"], "confirm_percent": 100, "soak_s": 0})
+        assert r.status_code == 201, r.text
+        rollout = r.json()["id"]
+    on_v1 = {"version": "1.0.0", "image_sha256": fed.sha_v1, "otadata_state": "valid"}
+    ops.goto("/ui/rollouts")
+    section = ops.locator(f"#rollout-{rollout}")
+    expect(section).to_contain_text("running")
+    offered = {}
+    for dev in ("dev-a", "dev-b", "dev-c", "dev-e"):
+        got = fed.check_in(dev, **on_v1)
+        if got.status_code == 200:
+            offered[dev] = got.json()
+    assert len(offered) == 1, offered  # the first wave is one device
+    (dev, manifest), = offered.items()
+    fed.report(dev, "r1", "confirmed", manifest["deployment_id"])
+    fed.check_in(dev, version="2.0.0", image_sha256=manifest["sha256"], otadata_state="valid")
+    first = section.locator("tbody tr").first.locator("td")
+    expect(first.nth(2)).to_have_text("1")  # reached
+    expect(first.nth(5)).to_have_text("1", timeout=20_000)  # soaked: live, no reload
+    with fed.client(fed.settings.admin_token()) as admin:
+        assert admin.post(f"/api/v1/rollouts/{rollout}/evaluate").status_code == 200
+    expect(section.locator("tr.current")).to_contain_text("100%", timeout=20_000)
+    ops.screenshot(path=str(artifacts / "rollouts-waves.png"), full_page=True)
+    with fed.client(fed.settings.admin_token()) as admin:
+        text = admin.get("/metrics").text
+    gauges = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for fam in text_string_to_metric_families(text) for s in fam.samples}
+    where = (("channel", "stable"), ("fleet", "f1"))
+    assert gauges[("otaforge_rollout_wave", (*where, ("rollout", str(rollout))))] == 1
+    assert gauges[("otaforge_rollout_paused", (*where, ("kind", "rollout"),
+                                               ("state", "running")))] == 0
+    section.locator("button.pause").click()
+    expect(section).to_contain_text("paused by ops")
+    others = [d for d in ("dev-a", "dev-b", "dev-c", "dev-e") if d != dev]
+    assert fed.check_in(others[0], **on_v1).status_code == 204  # paused: no new offers
+    section.locator("button.resume").click()
+    expect(section.locator(".state-running")).to_be_visible()
+    assert fed.check_in(others[0], **on_v1).status_code == 200
+    section.locator("button.abort").click()
+    expect(section.locator(".state-aborted")).to_be_visible()
+    expect(section.locator("button")).to_have_count(0)
+    assert fed.check_in(others[1], **on_v1).status_code == 204
+
+
 def test_viewer_refused_on_publish(browser: Any, fed: Fed) -> None:
     page = _login(browser, fed, "vera")
     page.goto("/ui/releases")
@@ -184,6 +238,33 @@ def test_forged_csrf_token_is_refused(ops: Page, fed: Fed) -> None:
     assert r.status == 403
     ops.reload()
     expect(ops.locator("#channel-f1-stable")).not_to_contain_text("paused")
+
+
+def test_admin_gives_view_only_access_and_retires_a_device(browser: Any, fed: Fed,
+                                                  artifacts: Path) -> None:
+    admin = _login(browser, fed, "ada")
+    admin.click("header nav >> text=Users")
+    admin.fill("#user-add input[name=name]", "carol")
+    admin.select_option("#user-add select[name=role]", "viewer")
+    admin.click("#user-add button")
+    password = admin.locator("#new-password").inner_text()
+    expect(admin.locator("#user-carol")).to_contain_text("viewer")
+    admin.screenshot(path=str(artifacts / "users.png"), full_page=True)
+    PASSWORDS["carol"] = password
+    carol = _login(browser, fed, "carol")
+    expect(carol.locator("#count-devices b")).to_have_text("70")  # 68 + new-1, new-2
+    expect(carol.locator("header nav")).not_to_contain_text("Users")
+    assert carol.goto("/ui/users").status == 403  # type: ignore[union-attr]
+    admin.goto("/ui/devices/lab-08")
+    admin.click("#retire-device")
+    expect(admin.locator(".facts").first).to_contain_text("Retired")
+    assert fed.check_in("lab-08", fed.tokens["lab-08"], version="0.9").status_code == 401
+    admin.goto("/ui/users")
+    admin.locator("#user-carol button").click()
+    carol.goto("/ui/")
+    expect(carol).to_have_url(f"{fed.url}/ui/login?next=%2Fui%2F")  # her session ended
+    admin.context.close()
+    carol.context.close()
 
 
 def test_audit_log_names_who_did_what(ops: Page, artifacts: Path) -> None:

@@ -103,6 +103,9 @@ class FleetCollector(Collector):
         gates = GaugeMetricFamily("otaforge_rollout_paused", "1 when a channel's staged "
                                   "rollout or a rollout is paused (gate closed), else 0",
                                   labels=["fleet", "channel", "kind", "state"])
+        waves = GaugeMetricFamily("otaforge_rollout_wave", "The wave a running or paused "
+                                  "rollout is at (0: its first)",
+                                  labels=["fleet", "channel", "rollout"])
         saved = GaugeMetricFamily("otaforge_delta_saved_bytes", "Bytes deltas saved against "
                                   "full images, all deployments")
         with self.store.sessions() as s:
@@ -118,15 +121,16 @@ class FleetCollector(Collector):
                     .join(Fleet, Fleet.id == Channel.fleet_id)):
                 gates.add_metric([fleet, chan, "channel", "paused" if paused else "open"],
                                  1.0 if paused else 0.0)
-            for fleet, chan, state in s.execute(
-                    select(Fleet.name, Rollout.channel, Rollout.state)
+            for fleet, chan, state, rid, wave in s.execute(
+                    select(Fleet.name, Rollout.channel, Rollout.state, Rollout.id, Rollout.wave)
                     .join(Fleet, Fleet.id == Rollout.fleet_id)
                     .where(Rollout.state.in_(("running", "paused")))):
                 gates.add_metric([fleet, chan, "rollout", str(state)],
                                  1.0 if state == "paused" else 0.0)
+                waves.add_metric([fleet, chan, str(rid)], float(wave))
             total = s.scalar(select(func.coalesce(func.sum(UpdateStat.saved_bytes), 0)))
         saved.add_metric([], float(total or 0))
-        yield from (deps, devices, gates, saved)
+        yield from (deps, devices, gates, waves, saved)
 
 
 class AccessLog:

@@ -49,23 +49,26 @@ def user_add(body: UserCreate, store: Store = Depends(get_store)) -> UserOut:
     (shown once)."""
     password = body.password or new_password()
     user = store.users.add(body.name, body.role, password)
-    return UserOut(name=user.name, role=body.role, created_at=user.created_at,
-                   revoked_at=None, tokens=0, password=None if body.password else password)
+    return UserOut(name=user.name, role=body.role,
+                   created_at=aware(user.created_at) or user.created_at, revoked_at=None,
+                   tokens=0, password=None if body.password else password)
 
 
 @router.get("/users", response_model=list[UserOut], dependencies=ADMIN)
 def user_list(store: Store = Depends(get_store)) -> list[UserOut]:
     """Every user (revoked ones too) with its number of live API tokens."""
-    return [UserOut(name=u.name, role=u.role, created_at=u.created_at,  # type: ignore[arg-type]
-                    revoked_at=u.revoked_at, tokens=u.tokens) for u in store.users.list()]
+    return [UserOut(name=u.name, role=u.role,  # type: ignore[arg-type]
+                    created_at=aware(u.created_at) or u.created_at,
+                    revoked_at=aware(u.revoked_at), tokens=u.tokens) for u in store.users.list()]
 
 
 @router.delete("/users/{name}", response_model=UserOut, dependencies=ADMIN)
 def user_revoke(name: UserName, store: Store = Depends(get_store)) -> UserOut:
     """Revoke a user: its tokens and dashboard sessions stop working at once."""
     user = store.users.revoke(name)
-    return UserOut(name=user.name, role=user.role, created_at=user.created_at,  # type: ignore[arg-type]
-                   revoked_at=user.revoked_at, tokens=0)
+    return UserOut(name=user.name, role=user.role,  # type: ignore[arg-type]
+                   created_at=aware(user.created_at) or user.created_at,
+                   revoked_at=aware(user.revoked_at), tokens=0)
 
 
 @router.post("/users/{name}/tokens", response_model=TokenOut, status_code=201,

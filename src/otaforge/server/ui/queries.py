@@ -83,12 +83,15 @@ def overview(s: Session, now: dt.datetime, online_s: int, stale_s: int,
     newest = select(func.max(Deployment.id).label("id")).join(
         Device, Device.id == Deployment.device_id).where(*scope) \
         .group_by(Deployment.device_id).subquery()
-    query = (select(Deployment.state, Deployment.updated_at < stale, func.count(Deployment.id))
-             .join(newest, newest.c.id == Deployment.id)
-             .group_by(Deployment.state, Deployment.updated_at < stale))
-    for state, is_stale, n in s.execute(query):
-        bucket = health_of(state, stale - dt.timedelta(seconds=1) if is_stale else now, stale)
-        health[bucket] = health.get(bucket, 0) + int(n)
+    query = (select(Deployment.state, func.count(Deployment.id),
+                    func.count(case((Deployment.updated_at < stale, 1))))
+             .join(newest, newest.c.id == Deployment.id).group_by(Deployment.state))
+    for state, n, n_stale in s.execute(query):
+        for count, when in ((int(n) - int(n_stale), now),
+                            (int(n_stale), stale - dt.timedelta(seconds=1))):
+            if count:
+                bucket = health_of(state, when, stale)
+                health[bucket] = health.get(bucket, 0) + count
     out.health = health
     out.fleets = [str(n) for n in s.scalars(select(Fleet.name).order_by(Fleet.name))]
     return out
@@ -170,10 +173,11 @@ def releases(s: Session, fleet: Fleet, now: dt.datetime, stale_s: int) -> list[d
     stats: dict[int, dict[str, int]] = {}
     stale = now - dt.timedelta(seconds=stale_s)
     rel_ids = select(Release.id).where(Release.fleet_id == fleet.id)
-    for rid, state, is_stale, n in s.execute(
-            select(Deployment.release_id, Deployment.state, Deployment.updated_at < stale,
-                   func.count(Deployment.id)).where(Deployment.release_id.in_(rel_ids))
-            .group_by(Deployment.release_id, Deployment.state, Deployment.updated_at < stale)):
+    for rid, state, n, n_stale in s.execute(
+            select(Deployment.release_id, Deployment.state, func.count(Deployment.id),
+                   func.count(case((Deployment.updated_at < stale, 1))))
+            .where(Deployment.release_id.in_(rel_ids))
+            .group_by(Deployment.release_id, Deployment.state)):
         row = stats.setdefault(int(rid), {"offers": 0, "downloads": 0, "confirmed": 0,
                                           "rolled_back": 0, "failed": 0, "silent": 0})
         row["offers"] += int(n)
@@ -181,8 +185,8 @@ def releases(s: Session, fleet: Fleet, now: dt.datetime, stale_s: int) -> list[d
             row["downloads"] += int(n)
         if state in ("confirmed", "rolled_back", "failed"):
             row[state] += int(n)
-        elif state not in TERMINAL and is_stale:
-            row["silent"] += int(n)
+        elif state not in TERMINAL:
+            row["silent"] += int(n_stale)
     out = []
     for rel in s.scalars(select(Release).where(Release.fleet_id == fleet.id)
                          .order_by(Release.id.desc())):
@@ -243,7 +247,10 @@ def rollouts(s: Session, now: dt.datetime) -> list[dict[str, Any]]:
                                                          Deployment.device_id)
                        .where(Deployment.id.in_(newest)))]
         waves = tally(records, ro.sizes or [], now, policy)
+        decisions = list(s.scalars(select(Event).where(Event.device_id == f"rollout {ro.id}")
+                                   .order_by(Event.id.desc()).limit(3)))
         out.append({"r": ro, "fleet": fleet, "version": version, "plan": plan,
+                    "decisions": decisions,
                     "policy": policy, "waves": [(plan.stage_name(i) if i < plan.stages
                                                  else str(i), w)
                                                 for i, w in enumerate(waves)]})

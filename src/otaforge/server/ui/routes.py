@@ -4,12 +4,14 @@ Server-rendered because every view is a query plus a table: no build step, no Ja
 framework, nothing fetched from a CDN (``static/`` holds the one stylesheet and one small
 script, which polls the page's ``#live`` part every few seconds for live updates). Pages need
 a session (:mod:`.auth`); forms need its CSRF token and the role the action needs, the same
-roles as the API (viewer reads, operator publishes and pauses/resumes, admin retires).
+roles as the API (viewer reads, operator publishes, pauses/resumes/aborts rollouts, admin
+manages users and retires devices).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -22,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 
 from otaforge.errors import InputError, NotFound, OtaforgeError, ServerError
 from otaforge.server import retire
+from otaforge.server.schemas import NAME
 from otaforge.server.ui import auth, queries
-from otaforge.server.users import SessionInfo
+from otaforge.server.users import SessionInfo, new_password
 
 HERE = resources.files("otaforge.server.ui")
 ENV = Environment(loader=FileSystemLoader(str(HERE / "templates")),
@@ -199,6 +202,16 @@ def _pages(app: FastAPI) -> None:
         chans, rolls = await run_in_threadpool(read)
         return render(request, "rollouts.html", info, channels=chans, rollouts=rolls)
 
+    @get("/ui/users", include_in_schema=False)
+    async def users(request: Request) -> HTMLResponse:
+        info = auth.current(request)
+        try:
+            auth.require(info, "admin")
+        except ServerError as err:
+            return _error(request, info, err)
+        rows = await run_in_threadpool(auth.store_of(request).users.list)
+        return render(request, "users.html", info, rows=rows, created=None, live=False)
+
     @get("/ui/audit", include_in_schema=False)
     async def audit(request: Request) -> HTMLResponse:
         info = auth.current(request)
@@ -267,6 +280,27 @@ def _actions(app: FastAPI) -> None:
             return _error(request, info, err)
         return _back(request, "/ui/rollouts")
 
+    @post("/ui/rollouts/{rollout_id}/{verb}", include_in_schema=False,
+          name="ui_rollout_control")
+    async def rollout_control(request: Request, rollout_id: int, verb: str) -> Response:
+        info = auth.current(request)
+        service = auth.store_of(request).rollouts
+        try:
+            await _form(request, info, "operator")
+            if verb == "pause":
+                await run_in_threadpool(service.pause, rollout_id, f"paused by "
+                                        f"{info.principal.user} (dashboard)")
+            elif verb == "resume":
+                await run_in_threadpool(service.resume, rollout_id)
+            elif verb == "abort":
+                await run_in_threadpool(service.abort, rollout_id, f"aborted by "
+                                        f"{info.principal.user} (dashboard)")
+            else:
+                raise NotFound(f"no rollout action {verb!r}")
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        return _back(request, "/ui/rollouts")
+
     @post("/ui/devices/{device_id}/revoke", include_in_schema=False, name="ui_device_revoke")
     async def device_revoke(request: Request, device_id: str) -> Response:
         info = auth.current(request)
@@ -274,6 +308,43 @@ def _actions(app: FastAPI) -> None:
         try:
             await _form(request, info, "operator")
             await run_in_threadpool(retire.revoke_device_token, store, device_id)
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        return RedirectResponse(f"/ui/devices/{device_id}", status_code=303)
+
+    @post("/ui/users", include_in_schema=False, name="ui_user_add")
+    async def user_add(request: Request) -> Response:
+        info = auth.current(request)
+        users = auth.store_of(request).users
+        try:
+            form = await _form(request, info, "admin")
+            name, role = str(form.get("name", "")), str(form.get("role", ""))
+            if not re.fullmatch(NAME, name):
+                raise InputError(f"user name {name!r}: letters, digits, . _ - (1-64)")
+            password = new_password()
+            await run_in_threadpool(users.add, name, role, password)
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        rows = await run_in_threadpool(users.list)
+        return render(request, "users.html", info, status=201, rows=rows,
+                      created=(name, role, password), live=False)
+
+    @post("/ui/users/{name}/revoke", include_in_schema=False, name="ui_user_revoke")
+    async def user_revoke(request: Request, name: str) -> Response:
+        info = auth.current(request)
+        try:
+            await _form(request, info, "admin")
+            await run_in_threadpool(auth.store_of(request).users.revoke, name)
+        except OtaforgeError as err:
+            return _error(request, info, err)
+        return RedirectResponse("/ui/users", status_code=303)
+
+    @post("/ui/devices/{device_id}/retire", include_in_schema=False, name="ui_device_retire")
+    async def device_retire(request: Request, device_id: str) -> Response:
+        info = auth.current(request)
+        try:
+            await _form(request, info, "admin")
+            await run_in_threadpool(retire.retire_device, auth.store_of(request), device_id)
         except OtaforgeError as err:
             return _error(request, info, err)
         return RedirectResponse(f"/ui/devices/{device_id}", status_code=303)
