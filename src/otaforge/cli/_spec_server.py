@@ -81,6 +81,8 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
             help="seconds a client has to send a request body (default 30)"),
         Opt("--upload-timeout", kind="float", default=300.0, lo=0.1, metavar="SECONDS",
             help="seconds for the body of a release upload (default 300)"),
+        Opt("--rollout-tick", kind="float", default=5.0, lo=0.1, metavar="SECONDS",
+            help="seconds between evaluations of rollouts' gates that are due (default 5)"),
         Opt("--log-level", default="warning", metavar="LEVEL",
             choices=("critical", "error", "warning", "info", "debug", "trace"),
             help="critical, error, warning (default), info, debug or trace"),

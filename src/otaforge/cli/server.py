@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
                         check_in_interval_s=args.check_in_interval, public_url=args.public_url,
                         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
                         upload_timeout_s=args.upload_timeout,
-                        max_connections_per_client=args.max_connections_per_client)
+                        max_connections_per_client=args.max_connections_per_client,
+                        rollout_tick_s=args.rollout_tick)
     check_setup(settings)
     sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir})\n")
     run_server(settings, args.host, args.port, args.log_level)
