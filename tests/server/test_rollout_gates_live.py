@@ -230,3 +230,17 @@ def test_manual_pause_resume_and_abort_with_revert(e: Env) -> None:
     assert actions == ["create", "pause", "resume", "abort"]
     by_admin = e.decisions(ro["id"])[1]["data"]
     assert by_admin["by"] == "admin" and by_admin["waves"][0]["confirmed"] == 4
+
+
+def test_background_tick_evaluates_only_rollouts_that_are_due(e: Env) -> None:
+    ro = e.create(waves="10%,100%", soak_s=600, eval_interval_s=3600,
+                  silent_after_s=200_000)
+    offers = e.offered()
+    e.install(offers)
+    e.keep_checking_in(list(offers), 900)
+    assert e.store.rollouts.tick() == []  # soaked, but not due for another 2700 s
+    e.clock.advance(2700)
+    made = e.store.rollouts.tick()
+    assert [(rid, d.action) for rid, d in made] == [(ro["id"], Action.ADVANCE)]
+    assert e.store.rollouts.tick() == []  # next one due an hour later
+    assert e.show(ro["id"])["wave"] == 1
