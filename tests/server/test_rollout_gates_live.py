@@ -37,6 +37,7 @@ def test_canary_wave_with_failures_pauses_and_stops_offering(e: Env) -> None:
     shown = e.show(ro["id"])
     assert shown["state"] == "paused", shown
     assert "2 failures (1 rolled back, 1 failed, 0 silent, 0 stuck)" in shown["reason"]
+    assert shown["paused_reason"] == shown["reason"]
     assert "50.0% of 4 devices, above the limit of 20%" in shown["reason"]
     wave0 = shown["waves"][0]
     assert (wave0["rolled_back"], wave0["failed"], wave0["offered"]) == (1, 1, 2)
@@ -220,7 +221,7 @@ def test_manual_pause_resume_and_abort_with_revert(e: Env) -> None:
     device = next(iter(offers))
     assert e.check_in(device, e.new) is None  # paused: keeps the release, nothing new
     r = e.api.post(f"/api/v1/rollouts/{ro['id']}/resume")
-    assert r.json()["state"] == "running" and r.json()["reason"] is None
+    assert r.json()["state"] == "running" and r.json()["paused_reason"] is None
     r = e.api.post(f"/api/v1/rollouts/{ro['id']}/abort", json={"revert": True})
     assert (r.json()["state"], r.json()["reverting"]) == ("aborted", True)
     back = e.check_in(device, e.new)

@@ -169,6 +169,7 @@ class RolloutService(RolloutOffers):
                 "release_id": ro.release_id, "version": release.version,
                 "previous_release_id": ro.previous_release_id, "state": ro.state,
                 "reason": ro.reason, "reverting": ro.reverting, "wave": ro.wave,
+                "paused_reason": ro.reason if ro.state == "paused" else None,
                 "wave_name": plan.stage_name(ro.wave), "stages": plan.stages,
                 "wave_started_at": aware(ro.wave_started_at).isoformat(),
                 "sizes": list(ro.sizes), "rate_per_min": ro.rate,
