@@ -245,3 +245,16 @@ def test_background_tick_evaluates_only_rollouts_that_are_due(e: Env) -> None:
     assert [(rid, d.action) for rid, d in made] == [(ro["id"], Action.ADVANCE)]
     assert e.store.rollouts.tick() == []  # next one due an hour later
     assert e.show(ro["id"])["wave"] == 1
+
+
+def test_without_check_in_evaluation_only_the_tick_decides(
+        settings: Settings, image_v1: bytes, image_v2: bytes) -> None:
+    for e in env(settings, image_v1, image_v2, rollout_eval_on_check_in=False):
+        ro = e.create(waves="10%,100%", max_failures_percent=20)
+        offers = e.offered()
+        e.install(offers, "rolled_back")
+        e.keep_checking_in(e.devices, 300)
+        assert e.show(ro["id"])["state"] == "running"  # no check-in evaluated the gates
+        made = e.store.rollouts.tick()  # the failure reports made it due
+        assert [d.action for _, d in made] == [Action.PAUSE]
+        assert e.show(ro["id"])["state"] == "paused"

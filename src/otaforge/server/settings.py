@@ -43,6 +43,10 @@ class Settings:
             image.
         rollout_tick_s: wall seconds between the background evaluations of rollouts whose
             gates are due (by the server's clock; check-ins evaluate due ones too).
+        rollout_eval_on_check_in: a check-in evaluates its rollout's gates when they are
+            due; False leaves it to the background tick and ``POST .../evaluate`` (a
+            simulator that steps virtual time ticks ``store.rollouts.tick()`` itself, so the
+            order of its check-ins cannot change a decision).
     """
 
     data_dir: Path
@@ -64,6 +68,7 @@ class Settings:
     delta_workers: int = 1
     delta_max_ratio: float = 0.5
     rollout_tick_s: float = 5.0
+    rollout_eval_on_check_in: bool = True
 
     @property
     def ca_cert_path(self) -> Path:
