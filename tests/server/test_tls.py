@@ -154,7 +154,11 @@ def test_concurrent_reports_no_lost_updates(live: tuple) -> None:
 
     async def storm() -> list[int]:
         async with httpx.AsyncClient(base_url=url, verify=ctx, headers=auth(token),
-                                     limits=httpx.Limits(max_connections=50)) as client:
+                                     limits=httpx.Limits(max_connections=50),
+                                     # correctness, not latency: on a loaded machine the
+                                     # 400 requests may wait longer than httpx's 5 s for
+                                     # one of the 50 connections
+                                     timeout=httpx.Timeout(30.0, pool=None)) as client:
             async def one(i: int) -> int:
                 r = await client.post(f"/api/v1/devices/storm{i % 40}/events", json={
                     "event_id": f"ev{i}", "state": "downloading", "bytes": i})

@@ -47,6 +47,10 @@ class Settings:
             due; False leaves it to the background tick and ``POST .../evaluate`` (a
             simulator that steps virtual time ticks ``store.rollouts.tick()`` itself, so the
             order of its check-ins cannot change a decision).
+        session_ttl_s: how long a dashboard login lasts.
+        access_log: one JSON line per request on stderr (batched, at least once a
+            second).
+        cookie_secure: mark the dashboard's cookies ``Secure`` (HTTPS only).
     """
 
     data_dir: Path
@@ -69,6 +73,9 @@ class Settings:
     delta_max_ratio: float = 0.5
     rollout_tick_s: float = 5.0
     rollout_eval_on_check_in: bool = True
+    session_ttl_s: int = 12 * 3600
+    access_log: bool = True
+    cookie_secure: bool = True
 
     @property
     def ca_cert_path(self) -> Path:
