@@ -108,9 +108,22 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
         Opt("--log-level", metavar="LEVEL",
             choices=("critical", "error", "warning", "info", "debug", "trace"),
             help="critical, error, warning (default), info, debug or trace"),
+        Opt("--blob-store", env="OTAFORGE_BLOB_STORE", metavar="URL",
+            help="s3://BUCKET[/PREFIX] or a directory (default DIR/blobs); S3 endpoint "
+                 "from OTAFORGE_S3_ENDPOINT, credentials the AWS way"),
     ), "Serve the update server over HTTPS with the certificate from server init. Every "
        "setting also comes from OTAFORGE_<NAME> (e.g. OTAFORGE_MAX_UPLOAD_BYTES) or the "
        "config file; the command line wins."),
+    Cmd("server", "migrate-blobs", "copy firmware blobs between stores",
+        "otaforge.cli.server_blobs:migrate_blobs", (
+            Opt("--from", required=True, metavar="STORE",
+                help="source: a directory (e.g. DATA/blobs) or s3://BUCKET[/PREFIX]"),
+            Opt("--to", required=True, metavar="STORE",
+                help="destination: s3://BUCKET[/PREFIX] or a directory"),
+            JSON,
+        ), "Copy every blob (images, delta patches) from one store to another, checking "
+           "each SHA-256; blobs already there are skipped, the source is left as it is. "
+           "The S3 endpoint comes from OTAFORGE_S3_ENDPOINT, credentials the AWS way."),
     Cmd("server", "wait", "wait until a server answers", f"{_SERVER}:wait", (
         SERVER, CA,
         Opt("--timeout", kind="float", default=30.0, lo=0.0, metavar="SECONDS",

@@ -60,11 +60,16 @@ def run(args: argparse.Namespace) -> int:
         body_timeout_s=args.body_timeout, upload_timeout_s=args.upload_timeout,
         max_connections_per_client=args.max_connections_per_client,
         max_upload_bytes=args.max_upload_bytes, max_failures=args.max_failures,
-        stale_deployment_s=args.stale_deployment, rollout_tick_s=args.rollout_tick)
+        stale_deployment_s=args.stale_deployment,
+        blob_store=args.blob_store or None, rollout_tick_s=args.rollout_tick)
     settings = cfg.to_settings(data)
     check_setup(settings)
-    sys.stderr.write(f"otaforge server on https://{cfg.host}:{cfg.port} (data {args.dir}; "
-                     f"dashboard /ui/, API docs /docs)\n")
+    from otaforge.server.blobs import open_blob_store
+
+    blobs = open_blob_store(settings.blob_store, settings.blob_dir)
+    blobs.check()  # a wrong bucket or credentials: one line now, not 503s later
+    sys.stderr.write(f"otaforge server on https://{cfg.host}:{cfg.port} (data {args.dir}, "
+                     f"blobs {blobs.url}; dashboard /ui/, API docs /docs)\n")
     run_server(settings, cfg.host, cfg.port, cfg.log_level)
     return 0
 

@@ -26,6 +26,7 @@ from otaforge.errors import (
     NotFound,
     OtaforgeError,
     ServerError,
+    StoreUnavailable,
     Unauthorized,
     VerificationError,
 )
@@ -90,6 +91,8 @@ async def _otaforge_error(_req: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, OtaforgeError)
     status = status_of(err)
     headers = {"www-authenticate": "Bearer"} if isinstance(err, Unauthorized) else None
+    if isinstance(err, StoreUnavailable):
+        headers = {"retry-after": str(err.retry_after_s)}
     reason = "not_found" if isinstance(err, NotFound) else _snake(type(err).__name__)
     if type(err) is ServerError:
         reason = {403: "forbidden", 409: "conflict", 413: "too_large",

@@ -63,6 +63,7 @@ class ServerConfig(BaseSettings):
     cookie_secure: bool = True
     rollout_tick_s: float = Field(5.0, gt=0)
     rollout_eval_on_check_in: bool = True
+    blob_store: str | None = None
 
     @classmethod
     def settings_customise_sources(

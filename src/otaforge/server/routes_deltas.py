@@ -11,7 +11,7 @@ from otaforge.errors import NotFound
 from otaforge.server.auth import Principal
 from otaforge.server.blobs import is_sha256
 from otaforge.server.deps import caller, get_store, management
-from otaforge.server.download import FirmwareResponse
+from otaforge.server.download import FirmwareResponse, blob_exists
 from otaforge.server.routes_admin import FleetName
 from otaforge.server.routes_device import (
     FIRMWARE_ROUTE,
@@ -34,11 +34,11 @@ async def delta_patch(sha256: str, request: Request, who: Principal = Depends(ca
     """Download an esp_delta_ota patch by SHA-256 (Range, If-Range; ETag = sha256)."""
     sha256 = sha256.lower()
     fleet = None if who.is_manager else who.fleet_id
-    if not is_sha256(sha256) or not store.blobs.exists(sha256) or (
+    if not is_sha256(sha256) or not await blob_exists(store.blobs, sha256) or (
             fleet is None and not who.is_manager) or \
             not await run_in_threadpool(store.deltas.may_read, fleet, sha256):
         raise NotFound(f"no delta patch {sha256[:64]!r} for this token's fleet")
-    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+    return FirmwareResponse(store.blobs, sha256, request.headers,
                             head=request.method == "HEAD",
                             chunk_size=store.settings.chunk_size)
 

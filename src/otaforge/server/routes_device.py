@@ -15,7 +15,7 @@ from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
 from otaforge.server.checkin import NEXT_CHECK_IN
 from otaforge.server.deps import device_caller, get_store
-from otaforge.server.download import FirmwareResponse
+from otaforge.server.download import FirmwareResponse, blob_exists
 from otaforge.server.schemas import (
     NAME,
     CheckIn,
@@ -121,10 +121,10 @@ async def firmware(sha256: str, request: Request, who: Principal = Depends(devic
     The headers are declared for the schema; the response reads them from the request.
     """
     sha256 = sha256.lower()
-    if not is_sha256(sha256) or not store.blobs.exists(sha256) or \
+    if not is_sha256(sha256) or not await blob_exists(store.blobs, sha256) or \
             not await run_in_threadpool(_firmware_allowed, store, who, sha256):
         raise NotFound(f"no firmware {sha256[:64]!r} for this token's fleet")
-    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+    return FirmwareResponse(store.blobs, sha256, request.headers,
                             head=request.method == "HEAD",
                             chunk_size=store.settings.chunk_size)
 

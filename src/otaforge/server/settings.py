@@ -41,6 +41,9 @@ class Settings:
         delta_workers: threads making delta patches in the background.
         delta_max_ratio: a patch is offered only when smaller than this share of the full
             image.
+        blob_store: where images and patches are stored: ``s3://BUCKET[/PREFIX]``, a
+            directory, or None for ``DATA/blobs`` (see :mod:`otaforge.server.blobs`).
+        s3_endpoint: the S3 endpoint URL; None reads ``OTAFORGE_S3_ENDPOINT`` (else AWS).
         rollout_tick_s: wall seconds between the background evaluations of rollouts whose
             gates are due (by the server's clock; check-ins evaluate due ones too).
         rollout_eval_on_check_in: a check-in evaluates its rollout's gates when they are
@@ -71,6 +74,8 @@ class Settings:
     max_connections_per_client: int = 64
     delta_workers: int = 1
     delta_max_ratio: float = 0.5
+    blob_store: str | None = None
+    s3_endpoint: str | None = None
     rollout_tick_s: float = 5.0
     rollout_eval_on_check_in: bool = True
     session_ttl_s: int = 12 * 3600

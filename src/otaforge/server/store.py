@@ -32,7 +32,7 @@ from otaforge.server.auth import (
     new_token,
     token_hash,
 )
-from otaforge.server.blobs import BlobStore
+from otaforge.server.blobs import open_blob_store
 from otaforge.server.clock import SYSTEM_CLOCK, Clock
 from otaforge.server.db import session_factory
 from otaforge.server.deltas import DeltaService
@@ -54,7 +54,7 @@ class Store(DeviceStore):
         self.settings = settings
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.sessions = session_factory(engine)
-        self.blobs = BlobStore(settings.blob_dir)
+        self.blobs = open_blob_store(settings.blob_store, settings.blob_dir, settings.s3_endpoint)
         self.admin_token = settings.admin_token()
         self._tokens = TTLCache(60.0)
         self._devices = TTLCache(CACHE_TTL_S)
