@@ -103,6 +103,8 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
             help="failed attempts of a release before a device stops getting it (default 3)"),
         Opt("--stale-deployment", kind="int", lo=1, metavar="SECONDS",
             help="a silent deployment frees its rollout slot after this (default 86400)"),
+        Opt("--rollout-tick", kind="float", lo=0.1, metavar="SECONDS",
+            help="seconds between evaluations of rollouts' gates that are due (default 5)"),
         Opt("--log-level", metavar="LEVEL",
             choices=("critical", "error", "warning", "info", "debug", "trace"),
             help="critical, error, warning (default), info, debug or trace"),

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         max_connections_per_client=args.max_connections_per_client,
         max_upload_bytes=args.max_upload_bytes, max_failures=args.max_failures,
         stale_deployment_s=args.stale_deployment,
-        blob_store=args.blob_store or None)
+        blob_store=args.blob_store or None, rollout_tick_s=args.rollout_tick)
     settings = cfg.to_settings(data)
     check_setup(settings)
     from otaforge.server.blobs import open_blob_store

@@ -62,6 +62,7 @@ class ServerConfig(BaseSettings):
     access_log: bool = True
     cookie_secure: bool = True
     rollout_tick_s: float = Field(5.0, gt=0)
+    rollout_eval_on_check_in: bool = True
     blob_store: str | None = None
 
     @classmethod

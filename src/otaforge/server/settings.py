@@ -46,6 +46,10 @@ class Settings:
         s3_endpoint: the S3 endpoint URL; None reads ``OTAFORGE_S3_ENDPOINT`` (else AWS).
         rollout_tick_s: wall seconds between the background evaluations of rollouts whose
             gates are due (by the server's clock; check-ins evaluate due ones too).
+        rollout_eval_on_check_in: a check-in evaluates its rollout's gates when they are
+            due; False leaves it to the background tick and ``POST .../evaluate`` (a
+            simulator that steps virtual time ticks ``store.rollouts.tick()`` itself, so the
+            order of its check-ins cannot change a decision).
         session_ttl_s: how long a dashboard login lasts.
         access_log: one JSON line per request on stderr (batched, at least once a
             second).
@@ -73,6 +77,7 @@ class Settings:
     blob_store: str | None = None
     s3_endpoint: str | None = None
     rollout_tick_s: float = 5.0
+    rollout_eval_on_check_in: bool = True
     session_ttl_s: int = 12 * 3600
     access_log: bool = True
     cookie_secure: bool = True
