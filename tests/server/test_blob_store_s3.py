@@ -389,3 +389,36 @@ def test_server_run_with_otaforge_blob_store_serves_a_cli_published_release(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_blob_redirect_sends_trusting_clients_to_a_presigned_url_and_stock_routes_proxy(
+        tmp_path: Path, seaweedfs_up: SeaweedFS, image_v1: bytes) -> None:
+    bucket, prefix = seaweedfs_up.new_store()
+    init_server(tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", blob_store=f"s3://{bucket}/{prefix}",
+                        blob_redirect_s=60)
+    with TestClient(create_app(settings), base_url="https://testserver") as api:
+        api.headers["authorization"] = f"Bearer {settings.admin_token()}"
+        assert api.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                "partition_csv": PARTITIONS_CSV}
+                        ).status_code == 201
+        sha = str(publish(api, image_v1)["sha256"])
+        device = api.post("/api/v1/fleets/f1/devices", json={"id": "dev1"}).json()
+        r = api.get(f"/firmware/{sha}.bin", headers=auth(device["token"]),
+                    follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"].startswith(seaweedfs_up.endpoint)
+        part = httpx.get(r.headers["location"], headers={"range": "bytes=1000-"})
+        assert part.status_code == 206 and part.content == image_v1[1000:]
+        other = api.get("/firmware/" + "0" * 64 + ".bin", headers=auth(device["token"]),
+                        follow_redirects=False)
+        assert other.status_code == 404  # access is decided before any redirect
+        stock = api.get(urlsplit(device["download_url"]).path, headers={"authorization": ""})
+        assert stock.status_code == 200 and stock.content == image_v1
+
+
+def test_blob_redirect_without_an_s3_store_is_refused(tmp_path: Path) -> None:
+    init_server(tmp_path / "data")
+    done = run_cli("server", "run", "--dir", str(tmp_path / "data"), "--port", "1",
+                   "--blob-redirect", "60")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--blob-redirect needs an S3 --blob-store" in done.stderr

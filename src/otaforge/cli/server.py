@@ -41,12 +41,17 @@ def run(args: argparse.Namespace) -> int:
                         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
                         upload_timeout_s=args.upload_timeout,
                         max_connections_per_client=args.max_connections_per_client,
-                        blob_store=args.blob_store or None)
+                        blob_store=args.blob_store or None,
+                        blob_redirect_s=args.blob_redirect)
     check_setup(settings)
+    from otaforge.errors import InputError
     from otaforge.server.blobs import open_blob_store
 
     blobs = open_blob_store(settings.blob_store, settings.blob_dir)
     blobs.check()  # a wrong bucket or credentials: one line now, not 503s later
+    if args.blob_redirect and not blobs.remote:
+        raise InputError("--blob-redirect needs an S3 --blob-store (a directory has no URL "
+                         "to redirect to)")
     sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir}, "
                      f"blobs {blobs.url})\n")
     run_server(settings, args.host, args.port, args.log_level)
