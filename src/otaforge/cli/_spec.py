@@ -52,6 +52,8 @@ GROUPS: dict[str, str] = {
     "release": "releases on an update server",
     "channel": "channels and their rollout limits on an update server",
     "rollout": "health-gated rollouts in waves: create, show, pause, resume, abort",
+    "user": "users and roles on an update server: add, list, revoke, token",
+    "audit": "the audit log of an update server",
 }
 
 _PART = "otaforge.cli.partitions"

@@ -14,7 +14,9 @@ from otaforge.errors import InputError
 
 # import name -> distribution, in the order the message lists them
 SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "sqlalchemy": "sqlalchemy",
-                  "alembic": "alembic", "multipart": "python-multipart"}
+                  "alembic": "alembic", "multipart": "python-multipart", "jinja2": "jinja2",
+                  "prometheus_client": "prometheus-client",
+                  "pydantic_settings": "pydantic-settings", "fastapi_offline": "fastapi-offline"}
 POSTGRES_MODULES = {"psycopg": "psycopg"}
 S3_MODULES = {"boto3": "boto3"}
 EXTRAS = {"server": SERVER_MODULES, "postgres": POSTGRES_MODULES, "s3": S3_MODULES}

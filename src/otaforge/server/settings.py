@@ -50,6 +50,10 @@ class Settings:
             always proxy: they count what they serve).
         rollout_tick_s: wall seconds between the background evaluations of rollouts whose
             gates are due (by the server's clock; check-ins evaluate due ones too).
+        session_ttl_s: how long a dashboard login lasts.
+        access_log: one JSON line per request on stderr (batched, at least once a
+            second).
+        cookie_secure: mark the dashboard's cookies ``Secure`` (HTTPS only).
     """
 
     data_dir: Path
@@ -74,6 +78,9 @@ class Settings:
     s3_endpoint: str | None = None
     blob_redirect_s: int = 0
     rollout_tick_s: float = 5.0
+    session_ttl_s: int = 12 * 3600
+    access_log: bool = True
+    cookie_secure: bool = True
 
     @property
     def ca_cert_path(self) -> Path:
