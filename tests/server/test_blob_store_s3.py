@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import ssl
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -25,7 +31,7 @@ from otaforge.server.blobs_s3 import S3BlobStore
 from otaforge.server.lifecycle import init_server
 from otaforge.server.settings import Settings
 from tests.conftest import run_cli
-from tests.server.conftest import PARTITIONS_CSV, auth, publish
+from tests.server.conftest import PARTITIONS_CSV, _new_pg_database, auth, free_port, publish
 from tests.server.seaweedfs import SeaweedFS, SlowLink
 
 MIB = 1024 * 1024
@@ -301,3 +307,118 @@ async def _download_cutting(app: object, path: str, link: SlowLink) -> tuple[int
              "client": ("127.0.0.1", 5000), "server": ("testserver", 443)}
     await app(scope, receive, send)  # type: ignore[operator]
     return int(got["status"]), bytes(body), bool(got["complete"])  # type: ignore[call-overload]
+
+
+@pytest.mark.postgres
+def test_release_published_through_one_server_downloads_byte_identical_through_another(
+        tmp_path: Path, postgres: str, seaweedfs_up: SeaweedFS, image_v1: bytes) -> None:
+    """Two servers (own data directories) on one PostgreSQL and one S3 prefix: what one
+    stores the other serves, and a download started on one resumes on the other."""
+    url = _new_pg_database(postgres)
+    bucket, prefix = seaweedfs_up.new_store()
+    spec = f"s3://{bucket}/{prefix}"
+    apps = []
+    for name in ("a", "b"):
+        init_server(tmp_path / name, database_url=url)
+        settings = Settings(data_dir=tmp_path / name, database_url=url, blob_store=spec)
+        apps.append((TestClient(create_app(settings), base_url="https://testserver"),
+                     settings))
+    (a, a_settings), (b, _) = apps
+    with a, b:
+        a.headers["authorization"] = f"Bearer {a_settings.admin_token()}"
+        assert a.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                              "partition_csv": PARTITIONS_CSV}
+                      ).status_code == 201
+        sha = str(publish(a, image_v1)["sha256"])
+        device = a.post("/api/v1/fleets/f1/devices", json={"id": "dev1"}).json()
+        assert b.get(f"/firmware/{sha}.bin", headers=auth(device["token"])).content == image_v1
+        path = urlsplit(device["download_url"]).path
+        first = a.get(path, headers={"range": "bytes=0-99999"})
+        rest = b.get(path, headers={"range": "bytes=100000-"})
+        assert (first.status_code, rest.status_code) == (206, 206)
+        assert first.content + rest.content == image_v1
+        assert b.get(path).status_code == 304  # B knows the download completed
+    assert not list((tmp_path / "a" / "blobs").rglob("*.bin"))
+    assert not list((tmp_path / "b" / "blobs").rglob("*.bin"))
+
+
+def test_server_run_with_otaforge_blob_store_serves_a_cli_published_release(
+        tmp_path: Path, seaweedfs_up: SeaweedFS, image_v1: bytes) -> None:
+    """As a user runs it: ``server run`` (own process, real TLS) with OTAFORGE_BLOB_STORE and
+    the endpoint and credentials in the environment; ``release publish``; a ranged download
+    with the pinned CA; the object in the bucket."""
+    bucket, prefix = seaweedfs_up.new_store()
+    data = tmp_path / "data"
+    init_server(data)
+    port = free_port()
+    env = {**os.environ, "OTAFORGE_BLOB_STORE": f"s3://{bucket}/{prefix}"}
+    proc = subprocess.Popen([sys.executable, "-m", "otaforge", "server", "run", "--dir",
+                             str(data), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ctx = ssl.create_default_context(cafile=str(data / "server_cert.pem"))
+    url = f"https://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/healthz", verify=ctx).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+            time.sleep(0.1)
+        cli = {"OTAFORGE_SERVER": url, "OTAFORGE_CA": str(data / "server_cert.pem"),
+               "OTAFORGE_TOKEN": f"@{data / 'admin.token'}"}
+        (tmp_path / "p.csv").write_text(PARTITIONS_CSV)
+        (tmp_path / "app.bin").write_bytes(image_v1)
+        assert run_cli("fleet", "create", "f1", "--chip", "esp32", "--partitions",
+                       str(tmp_path / "p.csv"), env=cli).returncode == 0
+        pub = run_cli("release", "publish", str(tmp_path / "app.bin"), "--fleet", "f1",
+                      "--channel", "stable", "--json", env=cli)
+        assert pub.returncode == 0, pub.stderr
+        sha = json.loads(pub.stdout)["sha256"]
+        added = run_cli("device", "add", "dev1", "--fleet", "f1", "--json", env=cli)
+        token = json.loads(added.stdout)["token"]
+        with httpx.Client(base_url=url, verify=ctx, headers=auth(token)) as device:
+            head = device.get(f"/firmware/{sha}.bin", headers={"range": "bytes=0-0"})
+            rest = device.get(f"/firmware/{sha}.bin", headers={"range": "bytes=1-"})
+        assert head.headers["content-range"] == f"bytes 0-0/{len(image_v1)}"
+        assert head.content + rest.content == image_v1
+        assert seaweedfs_up.keys(bucket, prefix) == [f"{prefix}/{sha[:2]}/{sha}.bin"]
+        assert not list((data / "blobs").rglob("*.bin"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_blob_redirect_sends_trusting_clients_to_a_presigned_url_and_stock_routes_proxy(
+        tmp_path: Path, seaweedfs_up: SeaweedFS, image_v1: bytes) -> None:
+    bucket, prefix = seaweedfs_up.new_store()
+    init_server(tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", blob_store=f"s3://{bucket}/{prefix}",
+                        blob_redirect_s=60)
+    with TestClient(create_app(settings), base_url="https://testserver") as api:
+        api.headers["authorization"] = f"Bearer {settings.admin_token()}"
+        assert api.post("/api/v1/fleets", json={"name": "f1", "chip": "esp32",
+                                                "partition_csv": PARTITIONS_CSV}
+                        ).status_code == 201
+        sha = str(publish(api, image_v1)["sha256"])
+        device = api.post("/api/v1/fleets/f1/devices", json={"id": "dev1"}).json()
+        r = api.get(f"/firmware/{sha}.bin", headers=auth(device["token"]),
+                    follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"].startswith(seaweedfs_up.endpoint)
+        part = httpx.get(r.headers["location"], headers={"range": "bytes=1000-"})
+        assert part.status_code == 206 and part.content == image_v1[1000:]
+        other = api.get("/firmware/" + "0" * 64 + ".bin", headers=auth(device["token"]),
+                        follow_redirects=False)
+        assert other.status_code == 404  # access is decided before any redirect
+        stock = api.get(urlsplit(device["download_url"]).path, headers={"authorization": ""})
+        assert stock.status_code == 200 and stock.content == image_v1
+
+
+def test_blob_redirect_without_an_s3_store_is_refused(tmp_path: Path) -> None:
+    init_server(tmp_path / "data")
+    done = run_cli("server", "run", "--dir", str(tmp_path / "data"), "--port", "1",
+                   "--blob-redirect", "60")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--blob-redirect needs an S3 --blob-store" in done.stderr

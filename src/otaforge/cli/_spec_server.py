@@ -111,6 +111,9 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
         Opt("--blob-store", env="OTAFORGE_BLOB_STORE", metavar="URL",
             help="s3://BUCKET[/PREFIX] or a directory (default DIR/blobs); S3 endpoint "
                  "from OTAFORGE_S3_ENDPOINT, credentials the AWS way"),
+        Opt("--blob-redirect", kind="int", lo=0, metavar="SECONDS",
+            help="S3 only: answer /firmware/ with a 307 to a presigned URL valid this long "
+                 "(for clients that trust the store's certificate; default 0: proxy)"),
     ), "Serve the update server over HTTPS with the certificate from server init. Every "
        "setting also comes from OTAFORGE_<NAME> (e.g. OTAFORGE_MAX_UPLOAD_BYTES) or the "
        "config file; the command line wins."),

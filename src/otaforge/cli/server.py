@@ -61,13 +61,18 @@ def run(args: argparse.Namespace) -> int:
         max_connections_per_client=args.max_connections_per_client,
         max_upload_bytes=args.max_upload_bytes, max_failures=args.max_failures,
         stale_deployment_s=args.stale_deployment,
-        blob_store=args.blob_store or None, rollout_tick_s=args.rollout_tick)
+        blob_store=args.blob_store or None, rollout_tick_s=args.rollout_tick,
+        blob_redirect_s=args.blob_redirect)
     settings = cfg.to_settings(data)
     check_setup(settings)
+    from otaforge.errors import InputError
     from otaforge.server.blobs import open_blob_store
 
     blobs = open_blob_store(settings.blob_store, settings.blob_dir)
     blobs.check()  # a wrong bucket or credentials: one line now, not 503s later
+    if settings.blob_redirect_s and not blobs.remote:
+        raise InputError("--blob-redirect needs an S3 --blob-store (a directory has no URL "
+                         "to redirect to)")
     sys.stderr.write(f"otaforge server on https://{cfg.host}:{cfg.port} (data {args.dir}, "
                      f"blobs {blobs.url}; dashboard /ui/, API docs /docs)\n")
     run_server(settings, cfg.host, cfg.port, cfg.log_level)

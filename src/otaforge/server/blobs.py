@@ -113,6 +113,10 @@ class BlobStore(Protocol):
     def check(self) -> None:
         """Raise StoreUnavailable unless the store answers (``server run`` at start)."""
 
+    def presigned_url(self, sha256: str, expires_s: int) -> str | None:
+        """A URL the blob can be fetched from directly for ``expires_s`` seconds, or None
+        when the store has none (the local directory)."""
+
 
 class _FileHandle:
     blocking = False
@@ -186,6 +190,9 @@ class LocalBlobStore:
 
     def check(self) -> None:
         return None  # the directory is made on the first write
+
+    def presigned_url(self, sha256: str, expires_s: int) -> str | None:
+        return None
 
     def digests(self) -> Iterator[str]:
         for path in sorted(self.root.glob("??/*.bin")):

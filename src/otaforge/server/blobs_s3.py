@@ -262,6 +262,16 @@ class S3BlobStore:
     def open(self, sha256: str) -> BlobHandle:
         return _S3Handle(self, self.key(sha256), self.size(sha256))
 
+    def presigned_url(self, sha256: str, expires_s: int) -> str | None:
+        """A presigned GetObject URL (signed locally: no request to the store)."""
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.key(sha256)},
+                ExpiresIn=expires_s)
+        except BotoCoreError as err:  # e.g. no credentials to sign with
+            raise _unavailable(err, f"signing a URL for {self.key(sha256)}") from err
+        return url
+
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)

@@ -64,6 +64,7 @@ class ServerConfig(BaseSettings):
     rollout_tick_s: float = Field(5.0, gt=0)
     rollout_eval_on_check_in: bool = True
     blob_store: str | None = None
+    blob_redirect_s: int = Field(0, ge=0)
 
     @classmethod
     def settings_customise_sources(
