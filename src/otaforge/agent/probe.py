@@ -11,9 +11,11 @@ from otaforge.agent.state import FlashStateStore
 from otaforge.device.emulator import Device
 from otaforge.device.flash import SECTOR_SIZE
 from otaforge.device.ota_ops import OtaOps
+from otaforge.device.verify_cache import content_key_of
 from otaforge.errors import DeviceError, EspError, FormatError, InputError
 from otaforge.formats.app_image import AppImage
 from otaforge.formats.otadata import OtaImgState
+from otaforge.formats.partition_entry import PartitionEntry
 from otaforge.formats.signature_block import has_signature_sector, signature_sector_offset
 
 
@@ -57,15 +59,29 @@ class DeviceProbe:
         return self.device.ota
 
     def running_sha256(self) -> str | None:
-        """SHA-256 of the running image file, None for no (parseable) running app."""
+        """SHA-256 of the running image file, None for no (parseable) running app.
+
+        Remembered in the device's :class:`~otaforge.device.verify_cache.VerifyCache` under
+        the bytes that decide it (the image and the sector a signature would occupy), as
+        firmware computes it once per boot: a check-in does not re-read and re-hash an
+        unchanged image.
+        """
         part = self.device.running_partition
         if part is None:
             return None
+        return self.device.cache.lookup_image(
+            "file_sha256", None, content_key_of(self.device.flash), part,
+            lambda n: signature_sector_offset(n) + SECTOR_SIZE, lambda: self._file_sha256(part))
+
+    def _file_sha256(self, part: PartitionEntry) -> tuple[str | None, int | None]:
         data = self.device.flash.read(part.offset, part.size)
         try:
-            return hashlib.sha256(data[:image_file_length(data)]).hexdigest()
+            image_len = AppImage.from_bytes(data, check=False).image_len
         except FormatError:
-            return None
+            return None, None
+        length = signature_sector_offset(image_len) + SECTOR_SIZE \
+            if has_signature_sector(data, image_len) else image_len
+        return hashlib.sha256(memoryview(data)[:length]).hexdigest(), image_len
 
     def running_state(self) -> OtaImgState | None:
         """``esp_ota_get_state_partition(running)``; None for the factory app or no state."""

@@ -174,6 +174,9 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
             Opt("--check-in", metavar="TIME", help="the devices' poll interval (default 5m)"),
             Opt("--revert", kind="flag",
                 help="after a pause, send the bad wave back to the old release"),
+            Opt("--controller", default="rollout", choices=("rollout", "channel"),
+                help="rollout: the server's rollout API gates it (default); channel: a "
+                     "client-side controller of the channel's staged percentage"),
             Opt("--server", metavar="URL",
                 help="rehearse against this server in real time instead"),
             Opt("--token", metavar="TOKEN", help="admin token, or @FILE"),

@@ -68,7 +68,8 @@ def simulate(args: argparse.Namespace) -> int:
     opts = SimOptions(args.devices, Path(args.partitions), Path(args.from_), Path(args.release),
                       path(args.plan), args.faults, args.seed, args.waves, args.soak,
                       args.max_failures, args.release_fails, args.concurrency, args.check_in,
-                      args.revert, args.server, args.token, path(args.ca))
+                      args.revert, args.server, args.token, path(args.ca),
+                      args.controller)
     report = path(args.report)
     if report is not None and not report.parent.is_dir():
         raise InputError(f"--report {report}: no directory {report.parent} to write it in")

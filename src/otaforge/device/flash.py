@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -414,9 +414,11 @@ class MemoryFlash:
             digest.update(self._sectors[index])
         return digest.digest()
 
-    def private_bytes(self) -> int:
-        """Bytes of sector data owned by this flash alone (shared erased sectors excluded)."""
-        return sum(len(s) for s in self._sectors.values() if s is not ERASED_SECTOR)
+    def private_bytes(self, pool: Mapping[bytes, bytes] | None = None) -> int:
+        """Bytes of sector data owned by this flash alone: shared erased sectors excluded,
+        and with ``pool`` (see :meth:`share_sectors`) the sectors held there too."""
+        return sum(len(s) for s in self._sectors.values() if s is not ERASED_SECTOR
+                   and (pool is None or pool.get(s) is not s))
 
     def changed_sectors(self) -> int:
         """Number of sectors that differ from the base (written or erased since creation)."""

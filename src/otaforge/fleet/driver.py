@@ -20,6 +20,7 @@ Every decision is kept (:attr:`ChannelDriver.decisions`) with the numbers it was
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from otaforge.fleet.spec import Amount, Plan
 IN_PROGRESS = frozenset({"offered", "downloading", "downloaded", "installing", "rebooting",
                          "pending_verify"})
 FAILED = frozenset({"rolled_back", "failed"})
+DELTA_WAIT_S = 300.0  # longest wait for the server's background delta patches
 
 
 class Admin(Protocol):
@@ -43,6 +45,8 @@ class Admin(Protocol):
     def rollout(self, fleet: str, channel: str) -> dict[str, Any]: ...
 
     def devices(self, fleet: str | None = None) -> list[dict[str, Any]]: ...
+
+    def deltas(self, fleet: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -80,6 +84,7 @@ class _Seen:
     state: str | None = None
     state_s: float = 0.0
     confirmed_s: float | None = None
+    baseline: bool = False  # ``state`` is what it was when the rollout started
 
 
 @dataclass
@@ -95,6 +100,28 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return {"t_s": round(self.t_s, 1), "wave": self.wave, "action": self.action,
                 "detail": self.detail, **self.numbers}
+
+
+class Driver(Protocol):
+    """What the engine, the verdict and the report need of a rollout driver."""
+
+    plan: Plan
+    concurrency: int
+    waves: list[WaveStats]
+    decisions: list[Decision]
+    current: int
+    state: str
+    paused_reason: str | None
+    reverted: bool
+    ended_s: float | None
+
+    def start(self) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def members(self) -> list[list[str]]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 class ChannelDriver:
@@ -139,10 +166,26 @@ class ChannelDriver:
     # --- control --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Point the channel at the release and open the first wave."""
-        self.admin.set_channel(self.fleet, self.channel, str(self.new_release))
+        """Note where every device stands, point the channel at the release and open the
+        first wave."""
+        self._observe(self.clock.now())
+        for seen in self.seen.values():
+            seen.baseline = True
+        self._set_channel(self.new_release)
         self.state = "running"
         self._open(0)
+
+    def _set_channel(self, release: int) -> None:
+        """Point the channel at ``release`` and wait (real time) until the delta patches it
+        queued are made or refused: whether a device is offered a patch then depends on the
+        simulation, not on how fast a background thread ran."""
+        self.admin.set_channel(self.fleet, self.channel, str(release))
+        deadline = time.monotonic() + DELTA_WAIT_S
+        while time.monotonic() < deadline:
+            states = self.admin.deltas(self.fleet).get("delta_states", {})
+            if not any(states.get(s) for s in ("pending", "running")):
+                return
+            time.sleep(0.02)
 
     def _open(self, index: int) -> None:
         self.current = index
@@ -191,7 +234,7 @@ class ChannelDriver:
         self.state, self.paused_reason, self.ended_s = "paused", reason, self.clock.now()
         self._decide("pause", reason, numbers)
         if self.plan.revert:
-            self.admin.set_channel(self.fleet, self.channel, str(self.old_release))
+            self._set_channel(self.old_release)
             self.admin.set_rollout(self.fleet, self.channel, self.concurrency, None, None)
             self.reverted = True
             self._decide("revert", f"channel back to release {self.old_release} for the "
@@ -207,8 +250,12 @@ class ChannelDriver:
             state = row.get("state")
             if state != seen.state:
                 seen.state, seen.state_s = state, now
+                seen.baseline = False
+            # the row's running version changes only at the device's next check-in; a
+            # "confirmed" reached after the rollout started confirms the release under test
             runs_new = row.get("running_version") == self.new_version
-            if state == "confirmed" and runs_new and seen.confirmed_s is None:
+            if state == "confirmed" and (runs_new or not seen.baseline) \
+                    and seen.confirmed_s is None:
                 seen.confirmed_s = now
 
     def _status(self, seen: _Seen, now: float) -> str:
@@ -244,6 +291,16 @@ class ChannelDriver:
                 setattr(wave, status, getattr(wave, status) + 1)
                 totals[status] += 1
         return totals
+
+    def members(self) -> list[list[str]]:
+        """The devices each wave adds (by the staged-rollout bucket), opened or not."""
+        out: list[list[str]] = []
+        done = 0
+        for wave in self.waves:
+            limit = wave.percent * 100
+            out.append([d for d, b in self.buckets.items() if done <= b < limit])
+            done = max(done, limit)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The rollout as the ``--json`` output shows it."""

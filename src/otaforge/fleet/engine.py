@@ -2,8 +2,9 @@
 
 One event at a time, in (time, sequence) order, on one clock: a device's turn is its real
 update agent (:class:`~otaforge.agent.updater.Updater`) talking to the real server over
-HTTPS; the time its requests, downloads, boots and self-tests take passes on the clock, and
-its next event is scheduled after it. An installed update reboots in a later event, so other
+HTTPS; the time its requests, downloads, boots and self-tests take passes on the clock for
+that device only (:meth:`~otaforge.fleet.clock.SimClock.begin_turn`), and its next event is
+scheduled after it. An installed update reboots in a later event, so other
 devices check in while it is mid-update (the concurrency limit matters). The rollout driver
 ticks between device turns. Same seed, same events, same results.
 """
@@ -22,7 +23,7 @@ from otaforge.agent.updater import Updater
 from otaforge.device.powercut import CUT_MODES, PowerCutPlan
 from otaforge.errors import EspError, PowerCut, ServerError, TransportError
 from otaforge.fleet.clock import FleetClock
-from otaforge.fleet.driver import ChannelDriver
+from otaforge.fleet.driver import Driver
 from otaforge.fleet.network import Link, SimFetcher
 from otaforge.fleet.population import Population, SimDevice
 from otaforge.fleet.spec import Scenario
@@ -65,6 +66,8 @@ class Counters:
     updates: int = 0
     reboots: int = 0
     power_cuts: int = 0
+    drops: int = 0
+    offline_waits: int = 0
     transport_errors: int = 0
     events: int = 0
     samples: list[Sample] = field(default_factory=list)
@@ -86,11 +89,14 @@ class Engine:
         clock: the simulation clock.
         seed: the run's seed.
         on_progress: called at every driver tick.
+        check_ins_only: when > 0, the driver never starts the rollout and the run ends after
+            this many rounds of check-ins.
     """
 
     def __init__(self, population: Population, devices: int, fetcher: SimFetcher,
-                 server: tuple[str, str, str], driver: ChannelDriver, scenario: Scenario,
-                 clock: FleetClock, seed: int, on_progress: ProgressSink | None = None) -> None:
+                 server: tuple[str, str, str], driver: Driver, scenario: Scenario,
+                 clock: FleetClock, seed: int, on_progress: ProgressSink | None = None,
+                 check_ins_only: int = 0) -> None:
         self.population = population
         self.fetcher = fetcher
         self.url, self.token, self.fleet = server
@@ -101,11 +107,20 @@ class Engine:
         self.rng = random.Random(f"{seed}:schedule")
         self.on_progress = on_progress or (lambda _p: None)
         self.count = Counters()
-        self.devices: list[SimDevice] = [population.make(i) for i in range(devices)]
+        self.devices: list[SimDevice] = [self._make(population, i) for i in range(devices)]
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._pending_reboots = 0
         self.started = False
+        self.check_ins_only = check_ins_only
+
+    def _make(self, population: Population, index: int) -> SimDevice:
+        """Device ``index``, powered on at time 0 (its first boot is its own time)."""
+        self.clock.begin_turn()
+        try:
+            return population.make(index)
+        finally:
+            self.clock.end_turn()
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -122,19 +137,28 @@ class Engine:
         for sd in self.devices:
             self._at(self.rng.uniform(0, self.plan.check_in_s), CHECK_IN, sd.index)
         self._at(self.plan.check_in_s * (1 + self.plan.jitter), TICK)
+        limit = self.plan.max_duration_s
+        if self.check_ins_only:
+            # the first round spreads over one interval, each later one over a jittered one
+            limit = self.plan.check_in_s * (1 + (self.check_ins_only - 1) * (1 + self.plan.jitter))
         while self._heap:
             when, _, kind, index = heapq.heappop(self._heap)
-            if when > self.plan.max_duration_s:
+            if when > limit:
                 break
             self.clock.advance_to(when)
             self.count.events += 1
             if kind == TICK:
                 if self._tick():
                     break
-            elif kind == REBOOT:
-                self._reboot(self.devices[index])
-            else:
-                self._check_in(self.devices[index])
+                continue
+            self.clock.begin_turn()  # the device's own time passes while it works
+            try:
+                if kind == REBOOT:
+                    self._reboot(self.devices[index])
+                else:
+                    self._check_in(self.devices[index])
+            finally:
+                self.clock.end_turn()
         self._sample()
         return self.count
 
@@ -142,6 +166,10 @@ class Engine:
 
     def _tick(self) -> bool:
         """Driver tick; True when the run is over."""
+        if self.check_ins_only:
+            self._sample()
+            self._at(self.clock.now() + self.plan.check_in_s, TICK)
+            return False
         if not self.started:
             self.driver.start()
             self.started = True
@@ -161,17 +189,21 @@ class Engine:
         if driver.ended_s is None or self._pending_reboots:
             return False
         settle = 3 * self.plan.check_in_s * (1 + self.plan.jitter)
-        if driver.state == "complete":
-            unsettled = [sd for sd in self.devices if not self._settled(sd)]
+        if driver.state == "complete" or driver.reverted:
+            # every device on the release (or, reverting, back on the previous one)
+            unsettled = [sd for sd in self.devices if not self._settled(sd, driver.reverted)]
             return not unsettled or self.clock.now() - driver.ended_s > \
                 self.faults.offline_s + settle
         return self.clock.now() - driver.ended_s > settle
 
-    def _settled(self, sd: SimDevice) -> bool:
+    def _settled(self, sd: SimDevice, reverting: bool = False) -> bool:
         desc = sd.device.running_desc
         runs_new = desc is not None and desc.version == self.population.images.new_version
-        return runs_new or sd.device.status != "running" or sd.failed or sd.rolled_back \
-            or sd.silent
+        if sd.device.status != "running" or sd.silent:
+            return True
+        if reverting:
+            return not runs_new
+        return runs_new or sd.failed or sd.rolled_back
 
     def _sample(self) -> Sample:
         new_version = self.population.images.new_version
@@ -211,6 +243,7 @@ class Engine:
             return
         back = self._offline(sd)
         if back is not None:
+            self.count.offline_waits += 1
             self._at(back, CHECK_IN, sd.index)
             return
         self._arm(sd)
@@ -247,6 +280,11 @@ class Engine:
     def _reboot(self, sd: SimDevice) -> None:
         self._pending_reboots -= 1
         self.count.reboots += 1
+        if sd.armed:
+            # the fault profile cuts power during the update (download, esp_ota_end, setting
+            # the boot partition); a cut in the new app's first boot, before it confirms,
+            # is a rollback by ESP-IDF's design and no fault of the release
+            self._disarm(sd)
         self.fetcher.link = Link(sd.latency_s, sd.bandwidth, None)
         try:
             outcome = self._updater(sd).reboot()

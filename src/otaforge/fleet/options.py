@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from otaforge.errors import InputError
 from otaforge.fleet.run import RemoteServer, SimSpec
@@ -46,6 +47,7 @@ class SimOptions:
     server: str | None = None
     token: str | None = None
     ca: Path | None = None
+    controller: str = "rollout"
 
 
 def spec_from_options(opts: SimOptions) -> SimSpec:
@@ -79,7 +81,16 @@ def spec_from_options(opts: SimOptions) -> SimSpec:
     return SimSpec(devices=opts.devices, partitions_csv=csv,
                    old=read_file(opts.old, "running app image (--from)"),
                    new=read_file(opts.release, "release app image (--release)"),
-                   scenario=scenario, seed=opts.seed, server=_remote(opts))
+                   scenario=scenario, seed=opts.seed, server=_remote(opts),
+                   driver=_controller(opts.controller))
+
+
+def _controller(name: str) -> Literal["rollout", "channel"]:
+    if name == "rollout":
+        return "rollout"
+    if name == "channel":
+        return "channel"
+    raise InputError(f"--controller {name!r}: choose rollout or channel")
 
 
 def _remote(opts: SimOptions) -> RemoteServer | None:

@@ -17,8 +17,10 @@ from otaforge.fleet.result import SimResult
 W, H, PAD = 760, 300, 48
 COLOURS = {"old": "#9aa5b1", "new": "#f0b429", "confirmed": "#2f9e44", "bricked": "#c92a2a",
            "failed": "#e8590c", "silent": "#7048e8", "stuck": "#868e96"}
-ACTION_COLOURS = {"start_wave": "#1971c2", "gate_passed": "#2f9e44", "pause": "#c92a2a",
-                  "revert": "#7048e8", "complete": "#2f9e44"}
+# the channel controller's decisions and the server rollout's (create, advance, ...)
+ACTION_COLOURS = {"start_wave": "#1971c2", "create": "#1971c2", "gate_passed": "#2f9e44",
+                  "advance": "#2f9e44", "pause": "#c92a2a", "abort": "#c92a2a",
+                  "revert": "#7048e8", "resume": "#1971c2", "complete": "#2f9e44"}
 
 
 def _esc(text: object) -> str:
@@ -60,6 +62,9 @@ def versions_svg(samples: Sequence[Sample], decisions: Sequence[dict[str, object
         parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{PAD}" y2="{H - PAD}" '
                      f'stroke="{colour}" stroke-dasharray="4 3"><title>{_esc(decision["action"])}'
                      f' at {_hours(t)}: {_esc(decision["detail"])}</title></line>')
+        if decision["action"] in ("pause", "abort"):  # where it stopped, labelled
+            parts.append(f'<text x="{x(t) + 4:.1f}" y="{PAD + 14}" font-size="12" '
+                         f'fill="{colour}">{_esc(decision["action"])}d at {_hours(t)}</text>')
     for key in ("old", "new", "confirmed", "bricked"):
         points = " ".join(f"{x(s.t_s):.1f},{y(getattr(s, key)):.1f}" for s in samples)
         parts.append(f'<polyline fill="none" stroke="{COLOURS[key]}" stroke-width="2" '

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from otaforge.fleet.driver import ChannelDriver
+from otaforge.fleet.driver import Driver
 from otaforge.fleet.engine import Counters, Sample
+from otaforge.fleet.memory import MemoryStats
 from otaforge.fleet.population import SimDevice
 from otaforge.formats.otadata import OtaImgState
 
@@ -51,16 +52,13 @@ class Spread:
     spread: bool
 
 
-def judge_spread(driver: ChannelDriver, devices: list[SimDevice], blast_radius: int) -> \
+def judge_spread(driver: Driver, devices: list[SimDevice], blast_radius: int) -> \
         Spread | None:
     """The :class:`Spread` verdict, or None when no wave has enough bad devices to stop."""
+    bad = {sd.device_id for sd in devices if sd.bad}
     cumulative_bad = 0
-    done = 0
-    for wave in driver.waves:
-        limit = wave.percent * 100
-        members = [sd for sd in devices if done <= driver.buckets[sd.device_id] < limit]
-        done = max(done, limit)
-        cumulative_bad += sum(sd.bad for sd in members)
+    for wave, members in zip(driver.waves, driver.members(), strict=False):
+        cumulative_bad += sum(d in bad for d in members)
         if cumulative_bad > driver.plan.max_failures.allowance(wave.size):
             bound = wave.size + driver.concurrency
             return Spread(wave.index + 1, bound, blast_radius > bound)
@@ -85,6 +83,7 @@ class SimResult:
         spread: the spread verdict (None: the release is not bad enough to stop).
         versions: (running version, release version).
         pooled_kib: the shared sector store's size.
+        memory: what the devices cost in memory (measured at the end of the run).
     """
 
     devices: int
@@ -100,6 +99,7 @@ class SimResult:
     spread: Spread | None = None
     versions: tuple[str, str] = ("", "")
     pooled_kib: float = 0.0
+    memory: MemoryStats | None = None
 
     @property
     def samples(self) -> list[Sample]:

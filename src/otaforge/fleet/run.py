@@ -17,20 +17,24 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from otaforge.agent.httpx_fetcher import HttpxFetcher
 from otaforge.client.management import ManagementClient
 from otaforge.errors import InputError
 from otaforge.fleet.clock import FleetClock, ServerTime, SimClock, WallClock
-from otaforge.fleet.driver import ChannelDriver
+from otaforge.fleet.driver import ChannelDriver, Driver
 from otaforge.fleet.engine import Engine, ProgressSink
+from otaforge.fleet.memory import measure
 from otaforge.fleet.network import SimFetcher
 from otaforge.fleet.population import CHIP, Population, read_images
 from otaforge.fleet.result import FINAL_KEYS, SimResult, final_state, judge_spread
+from otaforge.fleet.rollout_driver import RolloutDriver
 from otaforge.fleet.spec import Scenario
+from otaforge.fleet.wire import WireFetcher
 
 CHANNEL = "stable"
 MAX_DEVICES = 1_000_000
+NO_BACKGROUND_TICK_S = 10.0**9
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class SimSpec:
         scenario: plan, faults, failing share, hardware mix.
         seed: makes the run reproducible.
         server: rehearse against this server instead of an in-process one.
+        check_ins_only: when > 0, no rollout: the release is published but no channel points
+            at it, and every device checks in this many rounds (the check-in load alone).
+        driver: ``rollout`` (the server's rollout API and its gates decide) or ``channel``
+            (a client-side controller over the channel's staged percentage, for servers
+            without the rollout API).
     """
 
     devices: int
@@ -69,6 +78,8 @@ class SimSpec:
     scenario: Scenario = field(default_factory=Scenario)
     seed: int = 0
     server: RemoteServer | None = None
+    check_ins_only: int = 0
+    driver: Literal["rollout", "channel"] = "rollout"
 
 
 @dataclass(frozen=True)
@@ -98,13 +109,17 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
         enroll = admin.create_fleet(target.fleet, CHIP, spec.partitions_csv)["enrollment_token"]
         old_id = int(admin.publish(target.fleet, images.old)["id"])
         new_id = int(admin.publish(target.fleet, images.new)["id"])
-        fetcher = SimFetcher(stack.enter_context(HttpxFetcher(target.ca_pem)), clock)
+        fetcher = SimFetcher(stack.enter_context(WireFetcher(target.url, target.ca_pem)), clock)
         ids = [f"sim-{i:06d}" for i in range(spec.devices)]
-        driver = ChannelDriver(admin, target.fleet, CHANNEL, (old_id, new_id),
-                               images.new_version, ids, spec.scenario.plan, clock)
+        make = RolloutDriver if spec.driver == "rollout" else ChannelDriver
+        driver: Driver = make(admin, target.fleet, CHANNEL, (old_id, new_id),
+                              images.new_version, ids, spec.scenario.plan, clock)
         engine = Engine(population, spec.devices, fetcher, (target.url, enroll, target.fleet),
-                        driver, spec.scenario, clock, spec.seed, on_progress)
+                        driver, spec.scenario, clock, spec.seed, on_progress,
+                        check_ins_only=spec.check_ins_only)
         counters = engine.run()
+        counters.drops = fetcher.drops
+        memory = measure(engine.devices, population)
     final = dict.fromkeys(FINAL_KEYS, 0)
     for sd in engine.devices:
         final[final_state(sd, images.new_version)] += 1
@@ -117,7 +132,7 @@ def simulate(spec: SimSpec, on_progress: ProgressSink | None = None) -> SimResul
         decisions=[d.to_json() for d in driver.decisions],
         spread=judge_spread(driver, engine.devices, blast),
         versions=(images.old_version, images.new_version),
-        pooled_kib=population.pool.pooled_bytes / 1024)
+        pooled_kib=population.pool.pooled_bytes / 1024, memory=memory)
 
 
 @contextmanager
@@ -132,11 +147,18 @@ def _server(spec: SimSpec, clock: FleetClock) -> Iterator[_Target]:
         with ManagementClient(remote.url, remote.token, remote.ca) as admin:
             yield _Target(remote.url, admin, ca_pem, f"fleetsim-{spec.seed}-{int(time.time())}")
         return
-    from otaforge.demo.local_server import LocalServer
+    from otaforge.demo.local_server import LOOPBACK_CONNECTIONS, LocalServer
+    from otaforge.server.settings import Settings
 
     shm = Path("/dev/shm")
     where = shm if shm.is_dir() else None  # a throwaway database: no fsync to a disk
-    with tempfile.TemporaryDirectory(prefix="otaforge-fleet-", dir=where) as tmp, \
-            LocalServer(Path(tmp) / "server", clock=ServerTime(clock)) as info, \
-            info.admin() as admin:
-        yield _Target(info.url, admin, info.ca_pem, "sim")
+    with tempfile.TemporaryDirectory(prefix="otaforge-fleet-", dir=where) as tmp:
+        data = Path(tmp) / "server"
+        # the gates are evaluated on the virtual clock by check-ins and by the driver's
+        # ticks only: the app's wall-clock background tick would decide at a moment of
+        # virtual time that depends on how fast this machine is
+        settings = Settings(data_dir=data, max_connections_per_client=LOOPBACK_CONNECTIONS,
+                            rollout_tick_s=NO_BACKGROUND_TICK_S)
+        with LocalServer(data, settings, clock=ServerTime(clock)) as info, \
+                info.admin() as admin:
+            yield _Target(info.url, admin, info.ca_pem, "sim")
