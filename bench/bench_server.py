@@ -55,9 +55,10 @@ def wait_up(url: str, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes] | None)
     raise SystemExit(f"{url} did not come up")
 
 
-def setup(root: Path, devices: int, image_size: int) -> tuple[Settings, bytes, list[tuple[str,
-                                                                                         str]]]:
-    """A data dir with a fleet, a release on ``stable`` and ``devices`` registered devices."""
+def setup(root: Path, devices: int, image_size: int, blob_store: str | None = None
+          ) -> tuple[Settings, bytes, list[tuple[str, str]]]:
+    """A data dir with a fleet, a release on ``stable`` and ``devices`` registered devices
+    (the image in ``blob_store``: ``DATA/blobs`` by default)."""
     from sqlalchemy import insert
 
     from otaforge.server.db import make_engine
@@ -66,7 +67,7 @@ def setup(root: Path, devices: int, image_size: int) -> tuple[Settings, bytes, l
 
     data = root / "data"
     init_server(data)
-    settings = Settings(data_dir=data)
+    settings = Settings(data_dir=data, blob_store=blob_store)
     store = Store(make_engine(settings.url), settings)
     image = build_image(version="1.0.0", size=image_size, seed=11)
     store.create_fleet("bench", "esp32", CSV, [], False, None)

@@ -26,7 +26,8 @@
     └── ServerError                 the update server refused a request (``status_code``)
         ├── NotFound
         ├── Conflict
-        └── Unauthorized
+        ├── Unauthorized
+        └── StoreUnavailable        the blob store (S3) cannot be reached: 503 + Retry-After
 
 Every message says what is wrong, where, and (when there is a fix) what to do. What a
 *program* acts on is never the message: a :class:`RefusableError` (every
@@ -245,3 +246,16 @@ class Conflict(ServerError):
 
 class Unauthorized(ServerError):
     status_code = 401
+
+
+class StoreUnavailable(ServerError):
+    """The blob store cannot be reached or failed a request (S3 down, timing out, refusing).
+
+    Answered 503 with ``Retry-After: retry_after_s``; nothing was stored or changed.
+    """
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message, reason="store_unavailable")
+        self.retry_after_s = retry_after_s

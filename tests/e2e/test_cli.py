@@ -18,7 +18,8 @@ DEMO_STEPS = ("Boot an emulated ESP32 from factory", "Update to v1.1.0",
               "fails its self-test", "downgrade below the burned secure_version",
               "Cut the power mid-download", "/ota/{fleet}/{device}.bin", "updated by delta",
               "bytes saved by deltas", "erase-otadata",
-              "What the server learned")
+              "What the server learned", "The seed's own C code",
+              "seed_app: OTA firmware validated")
 
 
 def test_demo_exits_0_and_shows_every_step() -> None:
@@ -28,7 +29,7 @@ def test_demo_exits_0_and_shows_every_step() -> None:
     for title in DEMO_STEPS:
         assert title in out
     assert "FAIL" not in out
-    assert out.count("PASS") == 12
+    assert out.count("PASS") == 13
     for seen in ("confirmed", "rolled_back", "refused", "resuming", "304 Not Modified",
                  "booting factory"):
         assert seen in out, seen

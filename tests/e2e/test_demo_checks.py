@@ -22,6 +22,15 @@ def _no_power_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo_steps, "POWER_CUT_AT_OP", 10**9)
 
 
+def _seed_self_test_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_steps, "SEED_SELF_TEST_FAILS", True)
+
+
+def _no_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+
 # fmt: off
 MISBEHAVIOURS = {
     # v1.2.0 passes its self-test: no rollback, so the rollback step and the summary fail
@@ -32,6 +41,10 @@ MISBEHAVIOURS = {
                                           ("anti-rollback",)),
     # the power never fails during the download: nothing to resume
     "power cut never happens":           (_no_power_cut, ("power-cut",)),
+    # the seed's C code: its 2.0.0 fails run_self_test(), so it rolls back to factory
+    "seed update fails its self-test":   (_seed_self_test_fails, ("seed-firmware",)),
+    # no gcc: the seed's C code cannot be compiled; the step fails saying so
+    "no C compiler":                     (_no_compiler, ("seed-firmware",)),
 }
 # fmt: on
 
@@ -53,3 +66,5 @@ def test_demo_exits_1_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch,
     output = capsys.readouterr().out
     assert code == 1, output
     assert "demo FAILED" in output and "FAIL" in output
+    if inject is _no_compiler:
+        assert "no C compiler found: install gcc" in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from otaforge.client.management import ManagementClient
 from otaforge.demo.local_server import LocalServer, ServerInfo
+from otaforge.demo.seed_firmware import write_project
 from otaforge.device.config import DeviceConfig
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.flash_image import compose
@@ -22,48 +24,6 @@ from tests.firmware.seed_source import Seed, load_seed
 
 FLASH_SIZE = 8 * 1024 * 1024
 _names = itertools.count(1)
-
-# The test's own part of main.c: what the seed leaves to the application (TAG, run_self_test,
-# calling start_ota) around the seed's app_main, which is included unchanged.
-HARNESS_PRELUDE = """\
-#include <stdbool.h>
-#include "esp_err.h"
-#include "esp_log.h"
-#include "sdkconfig.h"
-static const char *TAG = "seed_app";
-esp_err_t start_ota(const char *url);
-esp_err_t start_ota_with_progress(const char *url);
-static bool run_self_test(void)
-{
-#if CONFIG_SEED_SELF_TEST_FAIL
-    return false;
-#elif CONFIG_SEED_SELF_TEST_HANG
-    volatile unsigned spins = 0;
-    while (spins != 1) {  /* busy: never yields, as a stuck driver call would */
-        spins += 2;
-    }
-    return true;
-#else
-    return true;
-#endif
-}
-#define app_main seed_app_main
-"""
-HARNESS_MAIN = """\
-#undef app_main
-void app_main(void)
-{
-    seed_app_main();
-#ifdef CONFIG_SEED_OTA_URL
-#if CONFIG_SEED_WITH_PROGRESS
-    start_ota_with_progress(CONFIG_SEED_OTA_URL);
-#else
-    start_ota(CONFIG_SEED_OTA_URL);
-#endif
-#endif
-}
-"""
-
 
 @pytest.fixture(scope="session", autouse=True)
 def firmware_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -91,19 +51,10 @@ def seed() -> Seed:
 
 
 def write_seed_project(root: Path, seed: Seed, ca_pem: bytes) -> Path:
-    """The seed's project: its main/CMakeLists.txt, partitions.csv and sdkconfig lines."""
-    main = root / "main"
-    main.mkdir(parents=True)
-    (root / "CMakeLists.txt").write_text(
-        "cmake_minimum_required(VERSION 3.16)\n"
-        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(seed_app)\n")
-    (root / "partitions.csv").write_text(seed.partitions_csv)
-    (root / "sdkconfig.defaults").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n" + seed.sdkconfig)
-    (main / "CMakeLists.txt").write_text(seed.component_register)
-    (main / "ota.c").write_text(seed.start_ota + seed.start_ota_with_progress)
-    (main / "main.c").write_text(HARNESS_PRELUDE + seed.app_main + HARNESS_MAIN)
-    (main / "server_cert.pem").write_bytes(ca_pem)
-    return root
+    """The seed's project, cut from ../shared/seed/ (the harness is the demo's)."""
+    return write_project(root, ca_pem, start_ota=seed.start_ota + seed.start_ota_with_progress,
+                         app_main=seed.app_main, component_register=seed.component_register,
+                         partitions_csv=seed.partitions_csv, sdkconfig=seed.sdkconfig)
 
 
 @dataclass
@@ -152,3 +103,33 @@ def seed_rig(server: ServerInfo, admin: ManagementClient, seed: Seed,
 
 
 Factory = Callable[..., SeedRig]
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "firmware" / "examples" / "ota_app"
+_example_names = itertools.count(1)
+
+
+def example_project(tmp_path: Path, ca_pem: bytes) -> Path:
+    """A copy of the example (its EXTRA_COMPONENT_DIRS points at the repository's components)
+    with the server's CA as main/server_cert.pem, as the README tells a user to do."""
+    root = tmp_path / "firmware" / "examples" / "ota_app"
+    shutil.copytree(EXAMPLE, root)
+    shutil.copytree(EXAMPLE.parents[1] / "components", tmp_path / "firmware" / "components")
+    (root / "main" / "server_cert.pem").write_bytes(ca_pem)
+    return root
+
+
+@pytest.fixture
+def example(server: ServerInfo, admin: ManagementClient, tmp_path: Path) -> dict[str, Any]:
+    n = next(_example_names)
+    fleet, device_id = f"ex{n}", f"exdev{n}"
+    csv = (EXAMPLE / "partitions.csv").read_text()
+    admin.create_fleet(fleet, "esp32", csv)
+    token = admin.create_device(fleet, device_id)["token"]
+    defines = {"CONFIG_OTAFORGE_SERVER_URL": f'"{server.url}"',
+               "CONFIG_OTAFORGE_FLEET": f'"{fleet}"',
+               "CONFIG_OTAFORGE_DEVICE_ID": f'"{device_id}"',
+               "CONFIG_OTAFORGE_DEVICE_TOKEN": f'"{token}"',
+               "CONFIG_OTAFORGE_SELF_TEST_TIMEOUT_MS": "2000"}
+    return {"project": example_project(tmp_path, server.ca_pem), "fleet": fleet,
+            "device_id": device_id, "defines": defines, "csv": csv}

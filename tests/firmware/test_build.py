@@ -149,6 +149,12 @@ void app_main(void)
     assert any(line.endswith("k: 7 defaults A") for line in run_once(build(root).image))
     overridden = build(root, defines={"CONFIG_T_MODE_B": "y", "T_NUMBER": "9"})
     assert any(line.endswith("k: 9 defaults B") for line in run_once(overridden.image))
+    # what `idf.py menuconfig` saved (sdkconfig) wins over sdkconfig.defaults, -D over both
+    (root / "sdkconfig").write_text("CONFIG_T_NUMBER=5\n# CONFIG_T_MODE_A is not set\n"
+                                    "CONFIG_T_MODE_B=y\n")
+    assert any(line.endswith("k: 5 defaults B") for line in run_once(build(root).image))
+    assert any(line.endswith("k: 6 defaults B")
+               for line in run_once(build(root, defines={"T_NUMBER": "6"}).image))
 
 
 @pytest.mark.parametrize(("code", "named"), [

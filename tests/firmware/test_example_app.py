@@ -5,15 +5,11 @@ report every state; a failing self-test rolls back and is reported.
 
 from __future__ import annotations
 
-import itertools
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from otaforge.client.management import ManagementClient
-from otaforge.demo.local_server import ServerInfo
 from otaforge.device.config import DeviceConfig
 from otaforge.device.flash import MemoryFlash
 from otaforge.device.flash_image import compose
@@ -23,36 +19,7 @@ from otaforge.firmware.build import build
 from otaforge.firmware.runner import FirmwareDevice
 from otaforge.formats.otadata import OtaImgState
 from otaforge.formats.partition_table import PartitionTable
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "firmware" / "examples" / "ota_app"
-FLASH_SIZE = 8 * 1024 * 1024
-_names = itertools.count(1)
-
-
-def example_project(tmp_path: Path, ca_pem: bytes) -> Path:
-    """A copy of the example (its EXTRA_COMPONENT_DIRS points at the repository's components)
-    with the server's CA as main/server_cert.pem, as the README tells a user to do."""
-    root = tmp_path / "firmware" / "examples" / "ota_app"
-    shutil.copytree(EXAMPLE, root)
-    shutil.copytree(EXAMPLE.parents[1] / "components", tmp_path / "firmware" / "components")
-    (root / "main" / "server_cert.pem").write_bytes(ca_pem)
-    return root
-
-
-@pytest.fixture
-def example(server: ServerInfo, admin: ManagementClient, tmp_path: Path) -> dict[str, Any]:
-    n = next(_names)
-    fleet, device_id = f"ex{n}", f"exdev{n}"
-    csv = (EXAMPLE / "partitions.csv").read_text()
-    admin.create_fleet(fleet, "esp32", csv)
-    token = admin.create_device(fleet, device_id)["token"]
-    defines = {"CONFIG_OTAFORGE_SERVER_URL": f'"{server.url}"',
-               "CONFIG_OTAFORGE_FLEET": f'"{fleet}"',
-               "CONFIG_OTAFORGE_DEVICE_ID": f'"{device_id}"',
-               "CONFIG_OTAFORGE_DEVICE_TOKEN": f'"{token}"',
-               "CONFIG_OTAFORGE_SELF_TEST_TIMEOUT_MS": "2000"}
-    return {"project": example_project(tmp_path, server.ca_pem), "fleet": fleet,
-            "device_id": device_id, "defines": defines, "csv": csv}
+from tests.firmware.conftest import FLASH_SIZE
 
 
 def _device(example: dict[str, Any], factory: bytes, lines: list[str]) -> FirmwareDevice:

@@ -29,6 +29,8 @@ from otaforge.formats.image_builder import build_image
 from otaforge.server.app import create_app
 from otaforge.server.lifecycle import init_server, uvicorn_config
 from otaforge.server.settings import Settings
+from tests.server.seaweedfs import seaweedfs as seaweedfs  # re-exported fixtures
+from tests.server.seaweedfs import seaweedfs_up as seaweedfs_up
 
 PARTITIONS_CSV = """\
 # Name,   Type, SubType, Offset,  Size, Flags
@@ -40,6 +42,7 @@ ota_0,    app,  ota_0,   ,        0x100000,
 ota_1,    app,  ota_1,   ,        0x100000,
 """
 SLOT = 0x100000
+STORES = ["local", "s3"]  # parametrise blob_store indirectly: DATA/blobs and SeaweedFS
 
 
 def _pg_bin() -> Path:
@@ -109,8 +112,19 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(data_dir: Path, database_url: str | None) -> Settings:
-    return Settings(data_dir=data_dir, database_url=database_url)
+def blob_store(request: pytest.FixtureRequest) -> str | None:
+    """The ``--blob-store`` of :func:`settings`: None (``DATA/blobs``), or with
+    ``@pytest.mark.parametrize("blob_store", STORES, indirect=True)`` and ``"s3"``, a fresh
+    prefix in a bucket of the session's real SeaweedFS."""
+    if getattr(request, "param", "local") == "local":
+        return None
+    bucket, prefix = request.getfixturevalue("seaweedfs_up").new_store()
+    return f"s3://{bucket}/{prefix}"
+
+
+@pytest.fixture
+def settings(data_dir: Path, database_url: str | None, blob_store: str | None) -> Settings:
+    return Settings(data_dir=data_dir, database_url=database_url, blob_store=blob_store)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from otaforge.server.app import create_app
 from otaforge.server.models import Delta
 from otaforge.server.settings import Settings
 from otaforge.server.store import Store
-from tests.server.conftest import auth, publish
+from tests.server.conftest import STORES, auth, publish
 from tests.server.test_device_api import check_in, report
 
 
@@ -41,6 +41,7 @@ def _running(api: TestClient, token: str, image: bytes, device: str = "dev1") ->
                     image_sha256=hashlib.sha256(image).hexdigest())
 
 
+@pytest.mark.parametrize("blob_store", STORES, indirect=True)
 def test_published_release_gets_a_delta_for_what_devices_run(
         api: TestClient, fleet: str, base_image: bytes, new_image: bytes) -> None:
     publish(api, base_image)

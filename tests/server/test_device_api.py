@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from otaforge.server.settings import Settings
-from tests.server.conftest import PARTITIONS_CSV, auth, publish
+from tests.server.conftest import PARTITIONS_CSV, STORES, auth, publish
 
 
 def check_in(api: TestClient, token: str, device: str = "dev1", **facts: object) -> object:
@@ -31,6 +31,7 @@ def test_check_in_without_release_is_204_with_hint(api: TestClient, fleet: str) 
     assert 240 <= int(r.headers["x-next-check-in-s"]) <= 360
 
 
+@pytest.mark.parametrize("blob_store", STORES, indirect=True)
 def test_update_offered_downloaded_and_confirmed(api: TestClient, fleet: str,
                                                  image_v1: bytes) -> None:
     rel = publish(api, image_v1)
@@ -326,6 +327,7 @@ def test_fast_path_answers_like_the_documented_route(data_dir: object,
 # --- QA regressions (issue 5 acceptance) -------------------------------------------------
 
 
+@pytest.mark.parametrize("blob_store", STORES, indirect=True)
 @pytest.mark.parametrize(("name", "range_header", "status"), [
     ("5000-digit start", b"bytes=" + b"1" * 5000 + b"-", 416),
     ("5000-digit end, clamped", b"bytes=0-" + b"9" * 5000, 206),

@@ -20,7 +20,7 @@ import pytest
 from otaforge.formats.image_builder import build_image
 from otaforge.server.lifecycle import init_server
 from otaforge.server.settings import Settings
-from tests.server.conftest import PARTITIONS_CSV, auth, serve_https
+from tests.server.conftest import PARTITIONS_CSV, STORES, auth, serve_https
 
 IMAGE_SIZE = 400_000
 
@@ -39,12 +39,13 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def live(tmp_path: Path, database_url: str | None
+def live(tmp_path: Path, database_url: str | None, blob_store: str | None
          ) -> Iterator[tuple[str, Settings, ssl.SSLContext, Records]]:
-    """A real server on SQLite or PostgreSQL, its loggers recorded."""
+    """A real server on SQLite or PostgreSQL (and the local or S3 blob store), its loggers
+    recorded."""
     init_server(tmp_path / "data")
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url,
-                        chunk_size=32 * 1024)
+                        chunk_size=32 * 1024, blob_store=blob_store)
     ctx = ssl.create_default_context(cafile=str(settings.ca_cert_path))
     records = Records()
     with serve_https(settings, log_level="info") as url:
@@ -72,6 +73,7 @@ def _admin(url: str, settings: Settings, ctx: ssl.SSLContext) -> httpx.Client:
     return httpx.Client(base_url=url, verify=ctx, headers=auth(settings.admin_token()))
 
 
+@pytest.mark.parametrize("blob_store", STORES, indirect=True)
 def test_download_url_resumes_after_a_dropped_connection_then_304(
         live: tuple[str, Settings, ssl.SSLContext, Records]) -> None:
     url, settings, ctx, records = live

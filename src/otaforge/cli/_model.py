@@ -114,7 +114,7 @@ SERVER = Opt("--server", required=True, env="OTAFORGE_SERVER", metavar="URL",
 CA = Opt("--ca", env="OTAFORGE_CA", metavar="PEM",
          help="CA certificate to pin (DATA/server_cert.pem)")
 ADMIN_TOKEN = Opt("--token", required=True, env="OTAFORGE_TOKEN", metavar="TOKEN",
-                  help="admin token, or @FILE to read it from a file")
+                  help="admin or user (otfu_) token, or @FILE to read it")
 CONNECTION = (SERVER, ADMIN_TOKEN, CA)
 FLEET = Opt("--fleet", required=True, metavar="NAME", help="fleet name")
 CHIP = Opt("--chip", default="esp32", metavar="CHIP", help="target chip (default esp32)")

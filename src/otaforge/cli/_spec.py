@@ -47,11 +47,13 @@ GROUPS: dict[str, str] = {
     "device": "emulated ESP32 (sweep, run); devices on a server (add, list, ...)",
     "server": "the HTTPS update server: init, run, wait",
     "delta": "esp_delta_ota patches: create, apply, info",
-    "firmware": "ESP-IDF app code on the emulated ESP32: build, run",
+    "firmware": "ESP-IDF app code on the emulated ESP32: build, run, sweep",
     "fleet": "fleets on an update server; rehearse a rollout (simulate)",
     "release": "releases on an update server",
     "channel": "channels and their rollout limits on an update server",
     "rollout": "health-gated rollouts in waves: create, show, pause, resume, abort",
+    "user": "users and roles on an update server: add, list, revoke, token",
+    "audit": "the audit log of an update server",
 }
 
 _PART = "otaforge.cli.partitions"
@@ -321,6 +323,35 @@ COMMANDS: tuple[Cmd, ...] = (
             JSON,
         ), "Run the booted image's app_main() in a fresh process per boot, printing its "
            "console as idf.py monitor would, until idle or N boots. Exit 1 when bricked."),
+    Cmd("firmware", "sweep", "cut power at every flash operation of the firmware's update",
+        "otaforge.cli.firmware:sweep", (
+            Opt("--flash", required=True, metavar="FILE",
+                help="the device's flash image (read only: never written)"),
+            Opt("--modes", default="before,after,torn", metavar="LIST",
+                help="power-cut modes (default before,after,torn)"),
+            Opt("--boots", kind="int", default=8, lo=1, metavar="N",
+                help="boots per case before it counts as a reset loop (default 8)"),
+            Opt("--host", many=True, metavar="NAME=IP",
+                help="the device resolves NAME to IP (repeatable)"),
+            Opt("--wdt-timeout", kind="float", default=10.0, lo=0.0, metavar="S",
+                help="seconds a firmware may run without a system call (default 10)"),
+            Opt("--ops", metavar="LIST",
+                help="sweep only these op indices, e.g. 0-20,300 (default every op)"),
+            Opt("--jobs", "-j", kind="int", default=2, lo=1, metavar="N",
+                help="worker processes running cases (default 2)"),
+            Opt("--seed", kind="int", default=0, lo=0, metavar="N",
+                help="seeds the torn length of each torn case (default 0)"),
+            CHIP,
+            Opt("--rollback", kind="bool",
+                help="override CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE"),
+            Opt("--anti-rollback", kind="bool",
+                help="override CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK"),
+            JSON,
+        ), "Run the device once until idle (its firmware updating against the server it is "
+           "built for), recording every flash operation; then, for each operation and mode, "
+           "cut power there, boot until idle and check that the device is not bricked and "
+           "runs the old or the new image whole, with consistent otadata. Ends with 'N "
+           "cases, 0 bricked'; exit 1 when a case fails."),
     *SERVER_COMMANDS,
     # --- top-level commands ----------------------------------------------------------------
     Cmd("", "demo", "run the whole OTA flow end to end on built-in defaults",

@@ -1,5 +1,6 @@
-"""The table's server-side commands: ``server``, ``fleet``, ``release``, ``channel`` and the
-registered-device view (``device add|list|show``). Part of :data:`otaforge.cli._spec.COMMANDS`.
+"""The table's server-side commands: ``server``, ``fleet``, ``release``, ``channel``, ``user``,
+``audit`` and the registered-device view (``device add|list|show|revoke|retire``). Part of
+:data:`otaforge.cli._spec.COMMANDS`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ ROLLOUT_ID = Opt("rollout", kind="int", lo=1, help="rollout id (see rollout list
 REASON = Opt("--reason", metavar="TEXT", help="why (kept in the rollout's decision log)")
 REVERT_NOW = Opt("--revert", kind="flag",
                  help="send devices that installed the release back to the previous one")
+_OPS = "otaforge.cli.ops"
 _SERVER = "otaforge.cli.server"
 
 SERVER_COMMANDS: tuple[Cmd, ...] = (
@@ -56,35 +58,75 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
         Opt("--hostname", many=True, metavar="NAME",
             help="DNS name or IP for the certificate (repeatable; default localhost, "
                  "127.0.0.1)"),
+        Opt("--ip", many=True, metavar="ADDR",
+            help="IP address for the certificate (repeatable)"),
         Opt("--database-url", metavar="URL", help="SQLAlchemy URL (default: SQLite in --dir)"),
     ), "Create a private CA, a server certificate, the database, blob store and admin "
-       "token."),
+       "token. Name every host name and address devices will use (--hostname, --ip)."),
+    Cmd("server", "cert", "reissue the server certificate (same CA)", f"{_SERVER}:cert", (
+        Opt("action", choices=("reissue",), help="reissue"),
+        Opt("--dir", required=True, metavar="DIR", help="server data directory"),
+        Opt("--hostname", many=True, metavar="NAME",
+            help="DNS name for the new certificate (repeatable; default: the current names)"),
+        Opt("--ip", many=True, metavar="ADDR", help="IP address (repeatable)"),
+        Opt("--days", kind="int", default=3650, lo=1, hi=7300, metavar="N",
+            help="validity in days (default 3650)"),
+    ), "Issue a new server certificate (new names or expiry) from the same CA: devices that "
+       "embed server_cert.pem need no change."),
     Cmd("server", "run", "serve the update server over HTTPS", f"{_SERVER}:run", (
         Opt("--dir", required=True, metavar="DIR", help="server data directory"),
-        Opt("--host", default="127.0.0.1", metavar="ADDR",
-            help="address to listen on (default 127.0.0.1)"),
-        Opt("--port", kind="int", default=8443, lo=1, hi=65535, metavar="PORT",
+        Opt("--config", metavar="TOML",
+            help="settings file (default DIR/otaforge.toml when present)"),
+        Opt("--host", metavar="ADDR",
+            help="address to listen on (default 127.0.0.1; 0.0.0.0: every interface)"),
+        Opt("--port", kind="int", lo=1, hi=65535, metavar="PORT",
             help="TCP port (default 8443)"),
-        Opt("--database-url", env="OTAFORGE_DATABASE_URL", metavar="URL",
+        Opt("--database-url", metavar="URL",
             help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --dir)"),
-        Opt("--max-in-flight", kind="int", default=256, lo=1, metavar="N",
+        Opt("--max-in-flight", kind="int", lo=1, metavar="N",
             help="requests served at once before 503 + Retry-After (default 256)"),
-        Opt("--check-in-interval", kind="int", default=300, lo=1, metavar="SECONDS",
+        Opt("--check-in-interval", kind="int", lo=1, metavar="SECONDS",
             help="seconds between device check-ins, a hint (+-20%; default 300)"),
         Opt("--public-url", metavar="URL",
             help="base URL written into manifests (default: the request's)"),
-        Opt("--max-connections-per-client", kind="int", default=64, lo=1, metavar="N",
+        Opt("--max-connections-per-client", kind="int", lo=1, metavar="N",
             help="connections one client address may hold open (default 64)"),
-        Opt("--header-timeout", kind="float", default=10.0, lo=0.1, metavar="SECONDS",
+        Opt("--header-timeout", kind="float", lo=0.1, metavar="SECONDS",
             help="seconds a client has to send request headers (default 10)"),
-        Opt("--body-timeout", kind="float", default=30.0, lo=0.1, metavar="SECONDS",
+        Opt("--body-timeout", kind="float", lo=0.1, metavar="SECONDS",
             help="seconds a client has to send a request body (default 30)"),
-        Opt("--upload-timeout", kind="float", default=300.0, lo=0.1, metavar="SECONDS",
+        Opt("--upload-timeout", kind="float", lo=0.1, metavar="SECONDS",
             help="seconds for the body of a release upload (default 300)"),
-        Opt("--log-level", default="warning", metavar="LEVEL",
+        Opt("--max-upload-bytes", kind="int", lo=1024, metavar="N",
+            help="largest image a release upload may be (default 16 MiB)"),
+        Opt("--max-failures", kind="int", lo=1, metavar="N",
+            help="failed attempts of a release before a device stops getting it (default 3)"),
+        Opt("--stale-deployment", kind="int", lo=1, metavar="SECONDS",
+            help="a silent deployment frees its rollout slot after this (default 86400)"),
+        Opt("--rollout-tick", kind="float", lo=0.1, metavar="SECONDS",
+            help="seconds between evaluations of rollouts' gates that are due (default 5)"),
+        Opt("--log-level", metavar="LEVEL",
             choices=("critical", "error", "warning", "info", "debug", "trace"),
             help="critical, error, warning (default), info, debug or trace"),
-    ), "Serve the update server over HTTPS with the certificate from server init."),
+        Opt("--blob-store", env="OTAFORGE_BLOB_STORE", metavar="URL",
+            help="s3://BUCKET[/PREFIX] or a directory (default DIR/blobs); S3 endpoint "
+                 "from OTAFORGE_S3_ENDPOINT, credentials the AWS way"),
+        Opt("--blob-redirect", kind="int", lo=0, metavar="SECONDS",
+            help="S3 only: answer /firmware/ with a 307 to a presigned URL valid this long "
+                 "(for clients that trust the store's certificate; default 0: proxy)"),
+    ), "Serve the update server over HTTPS with the certificate from server init. Every "
+       "setting also comes from OTAFORGE_<NAME> (e.g. OTAFORGE_MAX_UPLOAD_BYTES) or the "
+       "config file; the command line wins."),
+    Cmd("server", "migrate-blobs", "copy firmware blobs between stores",
+        "otaforge.cli.server_blobs:migrate_blobs", (
+            Opt("--from", required=True, metavar="STORE",
+                help="source: a directory (e.g. DATA/blobs) or s3://BUCKET[/PREFIX]"),
+            Opt("--to", required=True, metavar="STORE",
+                help="destination: s3://BUCKET[/PREFIX] or a directory"),
+            JSON,
+        ), "Copy every blob (images, delta patches) from one store to another, checking "
+           "each SHA-256; blobs already there are skipped, the source is left as it is. "
+           "The S3 endpoint comes from OTAFORGE_S3_ENDPOINT, credentials the AWS way."),
     Cmd("server", "wait", "wait until a server answers", f"{_SERVER}:wait", (
         SERVER, CA,
         Opt("--timeout", kind="float", default=30.0, lo=0.0, metavar="SECONDS",
@@ -262,4 +304,57 @@ SERVER_COMMANDS: tuple[Cmd, ...] = (
             Opt("device_id", help="device id"), *CONNECTION, JSON,
         ), "Clear a device's penalty box: releases that failed on it too often are "
            "offered again."),
+    Cmd("channel", "pause", "pause a channel's rollout", f"{_OPS}:channel_pause", (
+        CHANNEL_ARG, FLEET, *CONNECTION,
+        Opt("--reason", metavar="TEXT", help="why (shown with the pause)"),
+        JSON,
+    ), "Pause a channel's rollout: no new offers until 'channel resume'."),
+    Cmd("fleet", "retire", "retire a fleet (history kept)", f"{_OPS}:fleet_retire", (
+        Opt("name", help="fleet name"), *CONNECTION, JSON,
+    ), "Retire a fleet: its enrollment token and its devices' credentials end, its channels "
+       "pause; its history stays (admin role)."),
+    Cmd("release", "retire", "retire a release (history kept)", f"{_OPS}:release_retire", (
+        Opt("release", help="release id, version or sha256"), FLEET, *CONNECTION, JSON,
+    ), "Retire a release: it is never offered again (refused while a channel points at it)."),
+    Cmd("device", "retire", "retire a registered device (history kept)",
+        f"{_OPS}:device_retire", (
+            Opt("device_id", help="device id"), *CONNECTION, JSON,
+        ), "Retire a device: its token and download URL end; its history stays (admin role)."),
+    Cmd("device", "revoke", "revoke a registered device's token", f"{_OPS}:device_revoke", (
+        Opt("device_id", help="device id"), *CONNECTION, JSON,
+    ), "Revoke a device's token and download URL: its next check-in is refused (401)."),
+    # --- users and the audit log -----------------------------------------------------------
+    Cmd("user", "add", "add a user with a role", f"{_OPS}:user_add", (
+        Opt("name", help="user name"),
+        Opt("--role", required=True, choices=("admin", "operator", "viewer"),
+            help="admin (users, fleets), operator (publish, roll out) or viewer (read)"),
+        *CONNECTION,
+        Opt("--password-stdin", kind="flag",
+            help="read the password from standard input (else one is generated and printed "
+                 "once)"),
+        JSON,
+    ), "Add a user for the dashboard and the CLI; prints a generated password once unless "
+       "--password-stdin."),
+    Cmd("user", "list", "list users", f"{_OPS}:user_list", (*CONNECTION, JSON),
+        "List users with their role and live API tokens."),
+    Cmd("user", "revoke", "revoke a user", f"{_OPS}:user_revoke", (
+        Opt("name", help="user name"), *CONNECTION,
+        Opt("--tokens-only", kind="flag",
+            help="end only the user's API tokens (the password still logs in)"),
+        JSON,
+    ), "Revoke a user: its API tokens and dashboard sessions stop working at once."),
+    Cmd("user", "token", "issue a per-user API token", f"{_OPS}:user_token", (
+        Opt("name", help="user name"), *CONNECTION,
+        Opt("--label", metavar="TEXT", help="what the token is for"),
+        JSON,
+    ), "Issue an API token (otfu_...) for a user's CLI; printed once. Use it as --token."),
+    Cmd("audit", "list", "show the audit log", f"{_OPS}:audit_list", (
+        *CONNECTION,
+        Opt("--limit", kind="int", default=100, lo=1, hi=1000, metavar="N",
+            help="entries to show, newest first (default 100)"),
+        Opt("--before", kind="int", lo=1, metavar="ID", help="page back: entries before ID"),
+        Opt("--actor", metavar="NAME", help="only this user's actions"),
+        Opt("--action", metavar="NAME", help="only this action, e.g. publish"),
+        JSON,
+    ), "The audit log: who did what, when, from where, and the result (refusals too)."),
 )

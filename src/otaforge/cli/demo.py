@@ -25,6 +25,7 @@ STEP_TITLES = {
     "stock-304": "Stock esp_https_ota fetch of /ota/{fleet}/{device}.bin",
     "erase-otadata": "erase-otadata",
     "server-view": "What the server learned",
+    "seed-firmware": "The seed's own C code, compiled with gcc, updates an emulated ESP32",
 }
 
 

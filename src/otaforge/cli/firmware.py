@@ -1,4 +1,4 @@
-"""``otaforge firmware build`` / ``run``: ESP-IDF app code on the emulated ESP32 (thin CLI).
+"""``otaforge firmware build`` / ``run`` / ``sweep``: ESP-IDF app code on the emulated ESP32.
 
 The logic is :mod:`otaforge.firmware.commands`; this module reads the parsed options and prints.
 """
@@ -47,3 +47,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"boot {boot.number}: {boot.partition} {boot.version} -> {boot.ended}")
         print(f"{report.status}: {report.reason}")
     return EXIT_FAILED if report.status == "bricked" else 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Cut power at every flash operation of the firmware's run; exit 1 when a case fails."""
+    from otaforge.firmware.commands import sweep_firmware
+
+    report = sweep_firmware(Path(args.flash), modes=args.modes, boots=args.boots,
+                            hosts=args.host or [], wdt_timeout_s=args.wdt_timeout,
+                            chip=args.chip, rollback=args.rollback,
+                            anti_rollback=args.anti_rollback, ops=args.ops, jobs=args.jobs,
+                            seed=args.seed)
+    summary = f"{len(report.cases)} cases, {report.bricked} bricked"
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=1)
+        print()
+    else:
+        boots = "; ".join(f"{p} {v} -> {e}" for p, v, e in report.recording.boots)
+        print(f"recorded run: {len(report.recording.ops)} flash operations over "
+              f"{len(report.recording.boots)} boot(s): {boots}")
+        for outcome, count in sorted(report.outcomes().items()):
+            print(f"  {count:6d}  {outcome}")
+        for case in [c for c in report.cases if not c.ok][:20]:
+            print(f"FAILED op #{case.op_index} ({case.kind}, boot {case.boot}) {case.mode}: "
+                  f"{case.outcome}: {case.detail}")
+        print(f"{summary} ({report.distinct} run, the others in the same device state as "
+              f"one of them; {report.known} ended at a boot state an earlier case went on "
+              "from)")
+    return EXIT_FAILED if report.bricked else 0

@@ -223,7 +223,10 @@ def device_show(args: argparse.Namespace) -> int:
     lines = [f"{k}: {out[k]}" for k in ("id", "fleet", "channel", "state", "running_version",
                                          "running_sha256", "running_partition",
                                          "otadata_state", "efuse_secure_version",
-                                         "last_check_in")]
+                                         "last_check_in", "hw_revision")]
+    lines.append(f"tags: {','.join(out.get('tags') or []) or '(none)'}")
+    if out.get("penalty_cleared_at"):
+        lines.append(f"penalty box cleared: {out['penalty_cleared_at']}")
     lines += [f"deployment {d['id']}: release {d['release_id']} {d['state']}"
               f"{' (' + d['reason'] + ')' if d['reason'] else ''}" for d in out["deployments"]]
     lines += [f"event {e['event_id']}: {e['state']} {e['reason'] or ''}".rstrip()

@@ -16,7 +16,8 @@ def init(args: argparse.Namespace) -> int:
     require_server("otaforge server init")
     from otaforge.server.lifecycle import init_server
 
-    result = init_server(Path(args.dir), args.hostname or None, args.database_url)
+    names = [*args.hostname, *_ips(args.ip)]
+    result = init_server(Path(args.dir), names or None, args.database_url)
     print(f"created {result.data_dir}")
     print(f"  CA certificate (embed in firmware): {result.ca_cert}")
     print(f"  admin token: {result.admin_token}")
@@ -25,25 +26,74 @@ def init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ips(values: list[str]) -> list[str]:
+    import ipaddress
+
+    from otaforge.errors import InputError
+
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise InputError(f"--ip {value!r}: not an IPv4 or IPv6 address (names go to "
+                             "--hostname)") from None
+    return list(values)
+
+
 def run(args: argparse.Namespace) -> int:
-    """``server run --dir DIR``: serve over HTTPS with the certificate from ``server init``."""
+    """``server run --dir DIR``: serve over HTTPS with the certificate from ``server init``;
+    settings from the command line over OTAFORGE_* over the config file (``server.config``)."""
     from pathlib import Path
 
     from otaforge.server.extras import require_server
 
     require_server("otaforge server run")
+    from otaforge.server.config import load_config
     from otaforge.server.lifecycle import check_setup, run_server
-    from otaforge.server.settings import Settings
 
-    settings = Settings(data_dir=Path(args.dir), database_url=args.database_url,
-                        max_in_flight=args.max_in_flight,
-                        check_in_interval_s=args.check_in_interval, public_url=args.public_url,
-                        header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
-                        upload_timeout_s=args.upload_timeout,
-                        max_connections_per_client=args.max_connections_per_client)
+    data = Path(args.dir)
+    cfg = load_config(
+        data, Path(args.config) if args.config else None, host=args.host, port=args.port,
+        log_level=args.log_level, database_url=args.database_url,
+        max_in_flight=args.max_in_flight, check_in_interval_s=args.check_in_interval,
+        public_url=args.public_url, header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout, upload_timeout_s=args.upload_timeout,
+        max_connections_per_client=args.max_connections_per_client,
+        max_upload_bytes=args.max_upload_bytes, max_failures=args.max_failures,
+        stale_deployment_s=args.stale_deployment,
+        blob_store=args.blob_store or None, rollout_tick_s=args.rollout_tick,
+        blob_redirect_s=args.blob_redirect)
+    settings = cfg.to_settings(data)
     check_setup(settings)
-    sys.stderr.write(f"otaforge server on https://{args.host}:{args.port} (data {args.dir})\n")
-    run_server(settings, args.host, args.port, args.log_level)
+    from otaforge.errors import InputError
+    from otaforge.server.blobs import open_blob_store
+
+    blobs = open_blob_store(settings.blob_store, settings.blob_dir)
+    blobs.check()  # a wrong bucket or credentials: one line now, not 503s later
+    if settings.blob_redirect_s and not blobs.remote:
+        raise InputError("--blob-redirect needs an S3 --blob-store (a directory has no URL "
+                         "to redirect to)")
+    sys.stderr.write(f"otaforge server on https://{cfg.host}:{cfg.port} (data {args.dir}, "
+                     f"blobs {blobs.url}; dashboard /ui/, API docs /docs)\n")
+    run_server(settings, cfg.host, cfg.port, cfg.log_level)
+    return 0
+
+
+def cert(args: argparse.Namespace) -> int:
+    """``server cert reissue --dir DIR [--hostname N]... [--ip A]... [--days N]``."""
+    from pathlib import Path
+
+    from otaforge.server.extras import require_server
+
+    require_server("otaforge server cert")
+    from otaforge.server.lifecycle import reissue_cert
+
+    names = [*args.hostname, *_ips(args.ip)]
+    result = reissue_cert(Path(args.dir), names or None, args.days)
+    print(f"reissued {result.cert} (same CA: devices need no change)")
+    print(f"  valid for: {', '.join(result.hostnames)}")
+    print(f"  expires: {result.not_after}")
+    print("restart 'otaforge server run' to serve it")
     return 0
 
 

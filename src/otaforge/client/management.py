@@ -244,3 +244,58 @@ class ManagementClient:
         """Let releases that failed on the device be offered to it again."""
         result: dict[str, Any] = self.request("DELETE", f"/api/v1/devices/{device_id}/penalty")
         return result
+
+    # --- operations: users, audit, retiring, revoking -------------------------------------
+
+    def add_user(self, name: str, role: str, password: str | None = None) -> dict[str, Any]:
+        """Add a user; without ``password`` the answer carries a generated one."""
+        result: dict[str, Any] = self.request(
+            "POST", "/api/v1/users", json={"name": name, "role": role, "password": password})
+        return result
+
+    def users(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/users")
+        return result
+
+    def revoke_user(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/v1/users/{name}")
+        return result
+
+    def user_token(self, name: str, label: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/users/{name}/tokens",
+                                              json={"label": label})
+        return result
+
+    def revoke_user_tokens(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/v1/users/{name}/tokens")
+        return result
+
+    def audit(self, limit: int = 100, before: int | None = None, actor: str | None = None,
+              action: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        params.update({k: v for k, v in (("before", before), ("actor", actor),
+                                         ("action", action)) if v is not None})
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/audit", params=params)
+        return result
+
+    def retire_fleet(self, fleet: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/fleets/{fleet}/retire")
+        return result
+
+    def retire_release(self, fleet: str, release: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/fleets/{fleet}/releases/{release}/retire")
+        return result
+
+    def retire_device(self, device_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/devices/{device_id}/retire")
+        return result
+
+    def revoke_device_token(self, device_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/v1/devices/{device_id}/token")
+        return result
+
+    def pause(self, fleet: str, channel: str, reason: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/fleets/{fleet}/channels/{channel}/pause", json={"reason": reason})
+        return result

@@ -76,9 +76,11 @@ class LocalServer:
         self.data_dir = data_dir
         # every client of a loopback server is an emulated device on this machine, all from
         # 127.0.0.1 (a power-cut sweep leaves many connections half-open), so the
-        # per-address connection limit meant for the internet is lifted here
+        # per-address connection limit meant for the internet is lifted here; and its
+        # per-request access log would only interleave with the demo's own output
         self.settings = settings or Settings(data_dir=data_dir,
-                                             max_connections_per_client=LOOPBACK_CONNECTIONS)
+                                             max_connections_per_client=LOOPBACK_CONNECTIONS,
+                                             access_log=False)
         self.clock = clock
         self.port = free_port()
         self._server: uvicorn.Server | None = None

@@ -274,7 +274,58 @@ def step_server_view(ctx: Context) -> None:
                      "confirmed")
 
 
+SEED_FLEET, SEED_DEVICE = "demo-seed", "esp32-seed-01"
+SEED_SELF_TEST_FAILS = False  # the demo's checks test flips it: the step must then fail
+
+
+def step_seed_firmware(ctx: Context) -> None:
+    """The seed's own C code (start_ota(), the app_main() rollback check), compiled with
+    gcc against otaforge's ESP-IDF layer, updates an emulated ESP32 from the server."""
+    from otaforge.demo.seed_firmware import seed_text, write_shipped_project
+    from otaforge.device.config import DeviceConfig
+    from otaforge.device.flash import MemoryFlash
+    from otaforge.device.flash_image import compose
+    from otaforge.firmware.build import build
+    from otaforge.firmware.runner import FirmwareDevice
+    from otaforge.formats.partition_table import PartitionTable
+
+    csv = seed_text("partitions.csv")
+    ctx.admin.create_fleet(SEED_FLEET, "esp32", csv)
+    url = ctx.admin.create_device(SEED_FLEET, SEED_DEVICE)["download_url"]
+    ctx.demo.emit("server", "fleet", f"fleet {SEED_FLEET!r} with the seed's partition table; "
+                  f"device {SEED_DEVICE}: download URL needing no header (start_ota(url) "
+                  "sets only url and cert_pem)")
+    project = write_shipped_project(ctx.demo.work / "seed_app", ctx.info.ca_pem)
+    defines = {"CONFIG_SEED_OTA_URL": f'"{url}"'}
+    factory = build(project, version="1.0.0", defines=defines)
+    fail = {"CONFIG_SEED_SELF_TEST_FAIL": "y"} if SEED_SELF_TEST_FAILS else {}
+    update = build(project, version="2.0.0", defines={**defines, **fail})
+    ctx.demo.emit("demo", "build", f"compiled the seed's ota.c and app_main() unchanged "
+                  f"(gcc, ESP-IDF warning flags): 1.0.0 in factory, 2.0.0 "
+                  f"({len(update.image)} bytes) published")
+    ctx.admin.publish(SEED_FLEET, update.image, channel="stable")
+    table = PartitionTable.from_csv(csv)
+    image = compose(table, {"factory": factory.image}, flash_size=8 * 1024 * 1024)
+
+    def console(line: str) -> None:
+        if " ota: " in line or " seed_app: " in line:
+            ctx.demo.emit("device", "console", line)
+
+    device = FirmwareDevice(MemoryFlash(8 * 1024 * 1024, image), "esp32",
+                            DeviceConfig(rollback=True, max_boots=4), console=console)
+    device.power_on()
+    ends = [(b.partition, b.version, b.ended) for b in device.boots]
+    slot = device.partition("ota_0")
+    last = device.boots[-1] if device.boots else None
+    ok = (ends == [("factory", "1.0.0", "software reset"), ("ota_0", "2.0.0", "idle")]
+          and last is not None and last.state_after == OtaImgState.VALID
+          and device.flash.read(slot.offset, len(update.image)) == update.image)
+    path = " -> ".join(f"{p} {v} ({e})" for p, v, e in ends)
+    ctx.demo.verdict(ok, f"{path}; 2.0.0 validated by the seed's app_main"
+                     if ok else f"{path}: expected factory 1.0.0 -> ota_0 2.0.0 validated")
+
+
 STEPS: tuple[Callable[[Context], None], ...] = (
     step_factory_boot, step_update, step_rollback, step_anti_rollback, step_power_cut,
-    step_stock_304, step_delta, step_erase_otadata, step_server_view,
+    step_stock_304, step_delta, step_erase_otadata, step_server_view, step_seed_firmware,
 )

@@ -17,6 +17,7 @@ sweep uses it to snapshot the flash at each operation).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -400,6 +401,18 @@ class MemoryFlash:
                 sectors[index] = pooled
                 shared += 1
         return shared
+
+    def state_digest(self) -> bytes:
+        """SHA-256 over the sectors changed from the base (index and contents).
+
+        Two flashes over the same base with equal digests hold the same bytes; equal bytes can
+        still differ in digest (a sector rewritten to its base contents counts as changed).
+        """
+        digest = hashlib.sha256(self._size.to_bytes(8, "little"))
+        for index in sorted(self._sectors):
+            digest.update(index.to_bytes(4, "little"))
+            digest.update(self._sectors[index])
+        return digest.digest()
 
     def private_bytes(self, pool: Mapping[bytes, bytes] | None = None) -> int:
         """Bytes of sector data owned by this flash alone: shared erased sectors excluded,

@@ -386,28 +386,7 @@ class Sweeper:
         return None
 
     def _otadata_problem(self, dev: Device) -> str:
-        """Why otadata does not match what runs, or "" when it is consistent.
-
-        Consistent: ``esp_ota_get_boot_partition()`` is the running partition (no bootloader
-        fallback), and when an active entry exists its state is VALID once the app confirmed
-        (UNDEFINED or VALID without rollback). No active entry is consistent when the running
-        app is the default boot partition (factory, or ota_0 without factory).
-        """
-        ota = dev.ota
-        running = dev.running_partition
-        boot = ota.esp_ota_get_boot_partition()
-        if boot != running:
-            return (f"esp_ota_get_boot_partition() is {boot.name if boot else None} but "
-                    f"{running.name if running else None} runs (a bootloader fallback)")
-        active = _active_entry(dev)
-        if active is None or running is None or not running.is_ota_slot:
-            return ""
-        state = active.ota_state
-        if self.config.device.rollback:
-            ok = state == OtaImgState.VALID
-        else:
-            ok = state in (OtaImgState.VALID, OtaImgState.UNDEFINED)
-        return "" if ok else f"running slot's active entry has state {state}, not VALID"
+        return otadata_problem(dev, self.config.device.rollback)
 
     # --- sweeping -------------------------------------------------------------------------
 
@@ -493,6 +472,34 @@ class DeltaPlan:
 def _relabel(snap: _Snapshot, names: dict[str, str]) -> _Snapshot:
     return _Snapshot(snap.index, snap.kind, snap.addr, snap.data,
                      names.get(snap.phase, snap.phase), snap.flash, snap.efuses)
+
+
+def otadata_problem(dev: Device, rollback: bool) -> str:
+    """Why otadata does not match what runs on ``dev``, or "" when it is consistent.
+
+    Consistent: ``esp_ota_get_boot_partition()`` is the running partition (no bootloader
+    fallback), and when an active entry exists its state is VALID once the app confirmed
+    (UNDEFINED or VALID without ``rollback``). No active entry is consistent when the running
+    app is the default boot partition (factory, or ota_0 without factory); so is a table
+    without otadata (only the factory app boots).
+    """
+    if dev.partition_table().otadata() is None:
+        return ""  # no OTA data: the bootloader always boots the factory app
+    ota = dev.ota
+    running = dev.running_partition
+    boot = ota.esp_ota_get_boot_partition()
+    if boot != running:
+        return (f"esp_ota_get_boot_partition() is {boot.name if boot else None} but "
+                f"{running.name if running else None} runs (a bootloader fallback)")
+    active = _active_entry(dev)
+    if active is None or running is None or not running.is_ota_slot:
+        return ""
+    state = active.ota_state
+    if rollback:
+        ok = state == OtaImgState.VALID
+    else:
+        ok = state in (OtaImgState.VALID, OtaImgState.UNDEFINED)
+    return "" if ok else f"running slot's active entry has state {state}, not VALID"
 
 
 def _active_entry(dev: Device) -> OtaSelectEntry | None:

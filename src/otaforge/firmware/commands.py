@@ -1,4 +1,4 @@
-"""The logic of ``otaforge firmware build`` and ``otaforge firmware run`` (the CLI is thin).
+"""The logic of ``otaforge firmware build``, ``run`` and ``sweep`` (the CLI is thin).
 
 ``firmware run`` keeps the device in files, as ``device run`` does: ``FLASH.bin`` (the whole
 flash), ``FLASH.bin.efuse.json`` (its eFuses) and ``FLASH.bin.bootloader.json`` (the
@@ -26,6 +26,7 @@ from otaforge.device.ota_partitions import read_partition_desc
 from otaforge.errors import InputError
 from otaforge.firmware.build import BuildResult, build, load_program_config
 from otaforge.firmware.runner import BootRecord, FirmwareDevice
+from otaforge.firmware.sweep import FwSweepReport
 from otaforge.formats.chips import ChipSpec
 from otaforge.formats.chips import chip as chip_spec
 from otaforge.formats.partition_table import MAX_TABLE_LENGTH, PartitionTable
@@ -143,22 +144,26 @@ class RunReport:
                 "boots": [b.to_json() for b in self.boots]}
 
 
-def run_firmware(flash_path: Path, *, boots: int = 8, hosts: list[str] | None = None,
-                 wdt_timeout_s: float = 10.0, chip: str | ChipSpec = "esp32",
-                 rollback: bool | None = None, anti_rollback: bool | None = None,
-                 console: Callable[[str], None] | None = None) -> RunReport:
-    """``otaforge firmware run``: power the device in ``flash_path`` on until idle or N boots.
+@dataclass
+class DeviceFiles:
+    """A device kept in files: its flash, bootloader options and eFuses (None: fresh)."""
+
+    flash: FileFlash
+    bootloader: dict[str, Any]
+    efuses: Efuses | None
+
+    def config(self, boots: int) -> DeviceConfig:
+        """The device's build configuration (boot limit ``boots``)."""
+        return _device_config(self.bootloader, boots)
+
+
+def load_device(flash_path: Path, *, rollback: bool | None = None,
+                anti_rollback: bool | None = None) -> DeviceFiles:
+    """The device in ``flash_path`` and its sidecar files (bootloader options overridden).
 
     Raises:
-        InputError: no flash file, no partition table, bad sidecar files or options.
-        PowerCut: never from here (no cut is armed); DeviceError for a broken firmware process.
+        InputError: no flash file, no partition table, bad sidecar files.
     """
-    if boots < 1:
-        raise InputError(f"--boots {boots}: at least 1")
-    if wdt_timeout_s <= 0:
-        raise InputError(f"--wdt-timeout {wdt_timeout_s}: must be positive")
-    host_map = parse_pairs(hosts or [], "--host")
-    spec = chip_spec(chip) if isinstance(chip, str) else chip
     if not flash_path.is_file() or flash_path.stat().st_size == 0:
         raise InputError(f"{flash_path}: no flash image; make one with 'otaforge flash compose "
                          "--partitions partitions.csv --factory APP.bin -o FLASH.bin'")
@@ -177,7 +182,37 @@ def run_firmware(flash_path: Path, *, boots: int = 8, hosts: list[str] | None = 
         efuses = Efuses.from_json(fuses) if fuses is not None else None
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(f"{efuse_path(flash_path)}: not an eFuse state file ({err})") from None
-    device = FirmwareDevice(flash, spec, _device_config(boot, boots), efuses=efuses,
+    return DeviceFiles(flash, boot, efuses)
+
+
+def check_run_options(boots: int, wdt_timeout_s: float) -> None:
+    """``--boots`` and ``--wdt-timeout`` of ``firmware run`` / ``sweep``.
+
+    Raises:
+        InputError: a value out of range.
+    """
+    if boots < 1:
+        raise InputError(f"--boots {boots}: at least 1")
+    if wdt_timeout_s <= 0:
+        raise InputError(f"--wdt-timeout {wdt_timeout_s}: must be positive")
+
+
+def run_firmware(flash_path: Path, *, boots: int = 8, hosts: list[str] | None = None,
+                 wdt_timeout_s: float = 10.0, chip: str | ChipSpec = "esp32",
+                 rollback: bool | None = None, anti_rollback: bool | None = None,
+                 console: Callable[[str], None] | None = None) -> RunReport:
+    """``otaforge firmware run``: power the device in ``flash_path`` on until idle or N boots.
+
+    Raises:
+        InputError: no flash file, no partition table, bad sidecar files or options.
+        PowerCut: never from here (no cut is armed); DeviceError for a broken firmware process.
+    """
+    check_run_options(boots, wdt_timeout_s)
+    host_map = parse_pairs(hosts or [], "--host")
+    spec = chip_spec(chip) if isinstance(chip, str) else chip
+    files = load_device(flash_path, rollback=rollback, anti_rollback=anti_rollback)
+    flash, boot = files.flash, files.bootloader
+    device = FirmwareDevice(flash, spec, files.config(boots), efuses=files.efuses,
                             wall_timeout_s=wdt_timeout_s, hosts=host_map, console=console)
     try:
         result = device.power_on()
@@ -193,3 +228,56 @@ def run_firmware(flash_path: Path, *, boots: int = 8, hosts: list[str] | None = 
     else:
         reason = result.reason
     return RunReport(status, reason, device.boots, boot)
+
+
+def parse_ops(text: str | None) -> list[int] | None:
+    """``--ops 0-20,100``: op indices (None: every op).
+
+    Raises:
+        InputError: not a list of indices or ranges.
+    """
+    if text is None:
+        return None
+    out: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        first, sep, last = item.partition("-")
+        if not first.isdigit() or (sep and not last.isdigit()):
+            raise InputError(f"--ops {text!r}: expected op indices or ranges, e.g. 0-20,100")
+        lo, hi = int(first), int(last) if sep else int(first)
+        if hi < lo:
+            raise InputError(f"--ops {item!r}: the range ends before it starts")
+        out.extend(range(lo, hi + 1))
+    return out
+
+
+def sweep_firmware(flash_path: Path, *, modes: str = "before,after,torn", boots: int = 8,
+                   hosts: list[str] | None = None, wdt_timeout_s: float = 10.0,
+                   chip: str = "esp32", rollback: bool | None = None,
+                   anti_rollback: bool | None = None, ops: str | None = None, jobs: int = 1,
+                   seed: int = 0) -> FwSweepReport:
+    """``otaforge firmware sweep``: record the device's run, then cut power at every flash
+    operation of it in every mode (see :mod:`otaforge.firmware.sweep`). Nothing is written.
+
+    Raises:
+        InputError: bad options or files, or a scenario that does not end idle uncut.
+    """
+    from otaforge.device.powercut import parse_modes
+    from otaforge.firmware.sweep import DeviceSetup, iter_cases, record
+
+    check_run_options(boots, wdt_timeout_s)
+    if jobs < 1:
+        raise InputError(f"--jobs {jobs}: at least 1")
+    cut_modes = parse_modes(modes)
+    chosen = parse_ops(ops)
+    host_map = parse_pairs(hosts or [], "--host")
+    spec = chip_spec(chip)
+    files = load_device(flash_path, rollback=rollback, anti_rollback=anti_rollback)
+    config = files.config(boots)
+    efuses = files.efuses or Efuses(spec, secure_version_bits=config.secure_version_bits)
+    setup = DeviceSetup(files.flash.to_bytes(), spec.name, config, efuses, host_map,
+                        wdt_timeout_s)
+    recording = record(setup)
+    report = FwSweepReport(recording)
+    report.cases.extend(iter_cases(setup, recording, cut_modes, ops=chosen, jobs=jobs,
+                                   seed=seed))
+    return report

@@ -9,6 +9,7 @@
   EMBED_FILES ... EMBED_TXTFILES ...)``;
 * configuration: ESP-IDF's own defaults for the options the host layer reads, then the
   components' ``Kconfig``/``Kconfig.projbuild`` defaults, then ``sdkconfig.defaults``, then
+  ``sdkconfig`` when present (what ``idf.py menuconfig`` saved), then
   ``-D NAME=VALUE`` overrides (a choice member set to ``y`` unsets its siblings);
 * the version: ``PROJECT_VER`` in CMake, else ``version.txt``, else ``"1"`` (as ESP-IDF does
   without git).
@@ -200,12 +201,13 @@ def _configure(project_dir: Path, components: list[Component], chip_name: str, c
             path = comp.directory / name
             if path.is_file():
                 parse_kconfig(_read(path), table, str(path))
-    defaults = project_dir / "sdkconfig.defaults"
-    if defaults.is_file():
-        for number, line in enumerate(_read(defaults).splitlines(), start=1):
-            item = parse_sdkconfig_line(line, f"{defaults}:{number}")
-            if item is not None:
-                table.set(*item)
+    # sdkconfig (what `idf.py menuconfig` saved) wins over sdkconfig.defaults, as in ESP-IDF
+    for config_file in (project_dir / "sdkconfig.defaults", project_dir / "sdkconfig"):
+        if config_file.is_file():
+            for number, line in enumerate(_read(config_file).splitlines(), start=1):
+                item = parse_sdkconfig_line(line, f"{config_file}:{number}")
+                if item is not None:
+                    table.set(*item)
     for name, raw in overrides.items():
         item = parse_sdkconfig_line(f"{name}={raw}", f"-D {name}={raw}")
         if item is not None:

@@ -62,6 +62,7 @@ class CheckIn:
     running_partition: str | None
     otadata_state: OtadataState | None
     secure_version: int | None
+    hw_revision: str | None = None  # the board's revision, for rollout targeting
 
     def to_json(self) -> dict[str, Any]:
         """The check-in body (fields left out when unknown)."""

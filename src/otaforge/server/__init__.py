@@ -27,16 +27,23 @@ Requests are counted against ``max_in_flight`` once authenticated (401 at once o
 header and body read times and connections per client address are bounded per connection
 (``guard``).
 
-Management API (admin token): ``/api/v1/fleets``, ``/api/v1/fleets/{f}/releases``,
-``/api/v1/fleets/{f}/channels/{c}``, ``/api/v1/fleets/{f}/devices``, ``/api/v1/devices``,
-``/api/v1/devices/{id}/download-url``. The admin token is refused (403) on device routes.
+Management API (the bootstrap admin token, or a user's ``otfu_`` token with a role: viewer
+reads, operator publishes/rolls out/pauses, admin manages users, fleets and devices):
+``/api/v1/fleets``, ``/api/v1/fleets/{f}/releases``, ``/api/v1/fleets/{f}/channels/{c}``,
+``/api/v1/fleets/{f}/devices``, ``/api/v1/devices``, ``/api/v1/devices/{id}/download-url``,
+``/api/v1/users``, ``/api/v1/audit``, ``.../retire``, ``/metrics`` (Prometheus). Management
+tokens are refused (403) on device routes. The dashboard is ``/ui/`` (session cookie + CSRF),
+the API docs ``/docs`` and ``/redoc`` (packaged assets, no CDN). Every mutating management
+request lands in the append-only audit log.
 
 Modules: ``app`` (ASGI factory, errors, load shedding), ``fastpath`` (check-in and download
 fast paths), ``routes_device`` / ``routes_admin``, ``checkin`` and ``service`` (business
 rules), ``store`` (SQL + blobs), ``models`` / ``migrations`` / ``db``, ``ranges`` /
 ``download`` (HTTP Range), ``stock`` / ``download_urls`` / ``delivery`` (stock-device
 downloads), ``guard`` / ``access_log`` (connection deadlines, log redaction), ``extras``
-(the optional install), ``pki``, ``auth``, ``lifecycle`` (init/run). Report states,
+(the optional install), ``pki``, ``auth``, ``lifecycle`` (init/run/cert reissue), ``users``,
+``deps`` (roles), ``audit``, ``observe`` (metrics, access log), ``config`` (settings from
+TOML + environment), ``retire``, ``routes_ops``, ``docs``, ``ui`` (the dashboard). Report states,
 refusal codes and problem+json are :mod:`otaforge.protocol`; the management client is
 :mod:`otaforge.client.management`.
 """

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -25,17 +26,29 @@ from otaforge.errors import (
     NotFound,
     OtaforgeError,
     ServerError,
+    StoreUnavailable,
     Unauthorized,
     VerificationError,
 )
 from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
-from otaforge.server import routes_admin, routes_deltas, routes_device, routes_rollouts
+from otaforge.server import (
+    docs,
+    routes_admin,
+    routes_deltas,
+    routes_device,
+    routes_ops,
+    routes_rollouts,
+    ui,
+)
 from otaforge.server.access_log import redact
-from otaforge.server.auth import bearer
+from otaforge.server.audit import audited, record_of
+from otaforge.server.auth import Principal, bearer
 from otaforge.server.clock import Clock
 from otaforge.server.db import make_engine, migrate
+from otaforge.server.deps import management
 from otaforge.server.fastpath import PRINCIPAL, FastPaths
 from otaforge.server.guard import UPLOAD_PATH
+from otaforge.server.observe import AccessLog, Metrics, route_class
 from otaforge.server.settings import Settings
 from otaforge.server.store import Store
 
@@ -45,6 +58,9 @@ DOWNLOAD_PATH = re.compile(r"^/dl/([A-Za-z0-9_-]{1,128})\.bin$")
 # answered without a token (and not counted against max_in_flight)
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect",
                           "/redoc"})
+# the dashboard authenticates with its session cookie (ui.auth); packaged docs assets
+PUBLIC_PREFIXES = ("/ui", "/docs/static/")
+AUDIT_BODY = 4096  # bytes of a refused answer kept to record its detail
 log = logging.getLogger("otaforge.server")
 
 
@@ -75,6 +91,8 @@ async def _otaforge_error(_req: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, OtaforgeError)
     status = status_of(err)
     headers = {"www-authenticate": "Bearer"} if isinstance(err, Unauthorized) else None
+    if isinstance(err, StoreUnavailable):
+        headers = {"retry-after": str(err.retry_after_s)}
     reason = "not_found" if isinstance(err, NotFound) else _snake(type(err).__name__)
     if type(err) is ServerError:
         reason = {403: "forbidden", 409: "conflict", 413: "too_large",
@@ -138,12 +156,58 @@ class ServerApp(FastAPI):
 
     fast: FastPaths | None = None
     store: Store | None = None
+    metrics: Metrics | None = None
+    access: AccessLog | None = None
     max_in_flight = 256
     retry_after_s = 5
     in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        """Serve one request, timing it for the metrics and the access log, and recording
+        it in the audit log when it is a management action (:mod:`audit`)."""
+        if scope["type"] != "http" or self.metrics is None:
+            await self._serve(scope, receive, send)
+            return
+        start = time.perf_counter()
+        audit = audited(scope["method"], scope["path"])
+        status, sent, kept = 500, 0, bytearray()
+
+        async def watch(message: Message) -> None:
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+            elif kind == "http.response.body":
+                body = message.get("body", b"")
+                sent += len(body)
+                if audit and status >= 400 and len(kept) < AUDIT_BODY:
+                    kept.extend(body[:AUDIT_BODY])
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, watch)
+        finally:
+            who: Principal | None = scope.get("extensions", {}).get(PRINCIPAL)
+            seconds = time.perf_counter() - start
+            self.metrics.observe(route_class(scope["path"]), status, sent, seconds)
+            if self.access is not None:
+                self.access.line(scope, status, sent, seconds, who.user if who else None)
+            if audit:
+                await self._audit(scope, who, status, bytes(kept))
+
+    async def _audit(self, scope: Scope, who: Principal | None, status: int,
+                     body: bytes) -> None:
+        """Record a management action (after its answer went out; never fails the request)."""
+        if self.store is None:
+            return
+        rec = record_of(scope, who if who is not None and who.is_manager else None, status,
+                        body)
+        with contextlib.suppress(Exception):
+            await run_in_threadpool(self.store.audit.append, rec)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await super().__call__(scope, receive, send)
             return
         refusal = self._refuse_unauthenticated(scope)
@@ -233,9 +297,10 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _flush_loop(store: Store) -> None:
+async def _flush_loop(store: Store, access: AccessLog) -> None:
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
+        access.flush()
         with contextlib.suppress(Exception):  # a failed flush is retried on the next tick
             await run_in_threadpool(store.flush)
 
@@ -260,10 +325,11 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     if migrate_db:
         migrate(engine)
     store = Store(engine, settings, clock)
+    access = AccessLog(settings.access_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_flush_loop(store))
+        task = asyncio.create_task(_flush_loop(store, access))
         ticker = asyncio.create_task(_rollout_loop(store))
         await run_in_threadpool(store.deltas.recover)  # patches queued before a restart
         try:
@@ -275,11 +341,13 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
             store.flush()
+            access.flush()
             engine.dispose()
 
     app = ServerApp(title="otaforge update server", version=__version__, lifespan=lifespan,
-                  description="Device API (check-in, reports, firmware with Range) and "
-                  "management API of an otaforge update server.")
+                    description="Device API (check-in, reports, firmware with Range) and "
+                    "management API of an otaforge update server.", docs_url=None,
+                    redoc_url=None)
     app.state.store = store
     app.add_exception_handler(OtaforgeError, _otaforge_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -291,6 +359,21 @@ def create_app(settings: Settings, *, migrate_db: bool = True,
     app.include_router(routes_admin.router)
     app.include_router(routes_deltas.router)
     app.include_router(routes_rollouts.router)
+    app.include_router(routes_ops.router)
+    app.metrics, app.access = Metrics(store), access
+    docs.install(app)
+    ui.install(app)
+
+    @app.get("/metrics", tags=["ops"], dependencies=[Depends(management)],
+             response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        """Prometheus metrics (viewer role or above): check-ins, downloads and bytes, request
+        latency, deployments by state, rollout gate state, bytes saved by deltas."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        assert app.metrics is not None
+        text = await run_in_threadpool(generate_latest, app.metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:

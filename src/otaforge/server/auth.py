@@ -1,4 +1,5 @@
-"""Tokens: an admin token for management, device tokens, fleet enrollment tokens.
+"""Tokens: an admin token for management, per-user tokens, device tokens, fleet enrollment
+tokens; and the roles management callers hold (viewer < operator < admin).
 
 Only SHA-256 digests of device and enrollment tokens are stored. Clients send
 ``Authorization: Bearer <token>`` (a stock ESP-IDF device sets it in ``http_client_init_cb``
@@ -15,11 +16,14 @@ from dataclasses import dataclass
 from otaforge.errors import ServerError, Unauthorized
 
 # "download": the secret in a device's header-less download URL /dl/<secret>.bin
-TOKEN_PREFIX = {"admin": "otfa_", "device": "otfd_", "enroll": "otfe_", "download": "otfs_"}
+TOKEN_PREFIX = {"admin": "otfa_", "device": "otfd_", "enroll": "otfe_", "download": "otfs_",
+                "user": "otfu_"}
+# viewers see, operators publish and roll out, admins manage users and fleets
+ROLES = ("viewer", "operator", "admin")
 
 
 def new_token(kind: str) -> str:
-    """A fresh random token of ``kind`` ("admin", "device", "enroll" or "download")."""
+    """A fresh random token of ``kind`` ("admin", "device", "enroll", "download", "user")."""
     return TOKEN_PREFIX[kind] + secrets.token_urlsafe(32)
 
 
@@ -33,21 +37,34 @@ class Principal:
     """Who is calling.
 
     Attributes:
-        kind: "admin", "device" or "enroll".
+        kind: "admin" (the bootstrap admin token), "user", "device" or "enroll".
         fleet_id: the fleet of a device or enrollment token.
         device_id: the device of a device token.
+        user: the user's name (``admin-token`` for the bootstrap token).
+        role: viewer, operator or admin, for management callers.
     """
 
     kind: str
     fleet_id: int | None = None
     device_id: str | None = None
+    user: str | None = None
+    role: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.kind == "admin"
 
+    @property
+    def is_manager(self) -> bool:
+        """A management caller (the admin token or a user), not a device."""
+        return self.role is not None
 
-ADMIN = Principal("admin")
+    def may(self, role: str) -> bool:
+        """True when this caller's role is ``role`` or above."""
+        return self.role is not None and ROLES.index(self.role) >= ROLES.index(role)
+
+
+ADMIN = Principal("admin", user="admin-token", role="admin")
 
 
 def bearer(authorization: str | None) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from otaforge.errors import OtaforgeError
+from otaforge.errors import OtaforgeError, StoreUnavailable
 from otaforge.server.models import Delta, Deployment, Device, Release, UpdateStat
 
 if TYPE_CHECKING:
@@ -159,15 +159,16 @@ class DeltaService:
         blobs = self.store.blobs
         values: dict[str, Any]
         try:
-            made = create_patch(blobs.path(base.sha256).read_bytes(),
-                                blobs.path(target.sha256).read_bytes())
-        except (OtaforgeError, OSError) as err:
-            values = {"state": FAILED, "error": str(err)[:1000]}
-        else:
+            made = create_patch(blobs.read_bytes(base.sha256), blobs.read_bytes(target.sha256))
             size = len(made.patch)
             state = READY if size < self.max_ratio * target.size else TOO_LARGE
             values = {"state": state, "size": size, "patch_sha256": blobs.put(made.patch),
                       "error": None}
+        except StoreUnavailable as err:  # made again when asked for next (see offer)
+            LOG.warning("delta %s: %s; left pending", delta_id, err)
+            values = {"state": PENDING, "error": str(err)[:1000]}
+        except (OtaforgeError, OSError) as err:
+            values = {"state": FAILED, "error": str(err)[:1000]}
         with self.store.tx() as s:
             s.execute(update(Delta).where(Delta.id == delta_id)
                       .values(updated_at=self.store.clock.now(), **values))
@@ -195,8 +196,15 @@ class DeltaService:
         if row is None:
             self.request(fleet_id, base, target)
             return None
-        if row.state != READY or row.patch_sha256 is None or row.size is None \
-                or not self.store.blobs.exists(row.patch_sha256):
+        if row.state == PENDING:
+            self._submit(row.id)  # e.g. left pending while the blob store was down
+            return None
+        if row.state != READY or row.patch_sha256 is None or row.size is None:
+            return None
+        try:
+            if not self.store.blobs.exists(row.patch_sha256):
+                return None
+        except StoreUnavailable:  # a check-in never waits on the store: the full image then
             return None
         return DeltaOffer(row.id, row.patch_sha256, row.size, base.sha256, target.sha256,
                           target.size)

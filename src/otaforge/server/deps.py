@@ -27,16 +27,27 @@ async def caller(request: Request,
     return get_store(request).authenticate(creds.credentials)
 
 
-async def admin(who: Principal = Security(caller)) -> Principal:
-    """Only the admin token passes."""
-    if not who.is_admin:
-        raise forbidden("this endpoint needs the admin token")
+def _require(who: Principal, role: str) -> Principal:
+    if not who.may(role):
+        held = f"role {who.role}" if who.role else f"a {who.kind} token"
+        raise forbidden(f"this endpoint needs the {role} role (the caller has {held})")
     return who
 
 
+async def management(request: Request, who: Principal = Security(caller)) -> Principal:
+    """Every management route: reading needs the viewer role, changing anything (any method
+    but GET/HEAD) the operator role. Admin-only routes add :func:`admin` on top."""
+    return _require(who, "viewer" if request.method in ("GET", "HEAD") else "operator")
+
+
+async def admin(who: Principal = Security(caller)) -> Principal:
+    """The admin role (the bootstrap admin token, or a user with role admin)."""
+    return _require(who, "admin")
+
+
 async def device_caller(who: Principal = Security(caller)) -> Principal:
-    """A device or enrollment token; the admin token is refused (403) on device routes."""
-    if who.is_admin:
+    """A device or enrollment token; management tokens are refused (403) on device routes."""
+    if who.is_manager:
         raise forbidden("the admin token is not accepted on device routes: send a device or "
                         "fleet enrollment token (the admin uses the /api/v1 management routes)")
     return who

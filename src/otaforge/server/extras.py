@@ -14,8 +14,12 @@ from otaforge.errors import InputError
 
 # import name -> distribution, in the order the message lists them
 SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "sqlalchemy": "sqlalchemy",
-                  "alembic": "alembic", "multipart": "python-multipart"}
+                  "alembic": "alembic", "multipart": "python-multipart", "jinja2": "jinja2",
+                  "prometheus_client": "prometheus-client",
+                  "pydantic_settings": "pydantic-settings", "fastapi_offline": "fastapi-offline"}
 POSTGRES_MODULES = {"psycopg": "psycopg"}
+S3_MODULES = {"boto3": "boto3"}
+EXTRAS = {"server": SERVER_MODULES, "postgres": POSTGRES_MODULES, "s3": S3_MODULES}
 
 
 def missing(modules: dict[str, str]) -> list[str]:
@@ -35,10 +39,10 @@ def require(extra: str, what: str) -> None:
     """Raise InputError (one line, with the ``pip`` command) unless ``extra`` is installed.
 
     Args:
-        extra: "server" or "postgres".
+        extra: "server", "postgres" or "s3".
         what: the command or feature that needs it, for the message.
     """
-    modules = SERVER_MODULES if extra == "server" else POSTGRES_MODULES
+    modules = EXTRAS[extra]
     absent = missing(modules)
     if absent:
         raise InputError(f"{what} needs the {extra} extra ({', '.join(absent)} not installed): "

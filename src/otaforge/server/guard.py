@@ -32,7 +32,7 @@ from otaforge.protocol.problem import PROBLEM_MEDIA_TYPE, problem_body
 from otaforge.server.delivery import EXTENSION, Connection
 
 log = logging.getLogger("otaforge.server")
-UPLOAD_PATH = re.compile(r"^/api/v1/fleets/[^/]+/releases$")
+UPLOAD_PATH = re.compile(r"^/api/v1/fleets/[^/]+/releases$|^/ui/releases/publish$")
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,40 @@ def init_server(data_dir: Path, hostnames: list[str] | None = None,
                       tuple(hostnames or ("localhost", "127.0.0.1")), settings.url)
 
 
+@dataclass(frozen=True)
+class ReissueResult:
+    """What ``reissue_cert`` made."""
+
+    cert: Path
+    hostnames: tuple[str, ...]
+    not_after: str
+
+
+def reissue_cert(data_dir: Path, hostnames: list[str] | None = None,
+                 days: int = 3650) -> ReissueResult:
+    """A new server certificate for ``hostnames`` (default: the current one's names) from the
+    same CA, so devices that embed ``server_cert.pem`` keep trusting the server. The
+    certificate and key are replaced atomically; a running server picks them up on restart.
+
+    Raises:
+        InputError: ``data_dir`` is not a server setup, or a name or ``days`` is invalid.
+    """
+    from otaforge.server.pki import cert_names, reissue
+
+    settings = Settings(data_dir=data_dir)
+    check_setup(settings)
+    if not settings.ca_key_path.is_file():
+        raise InputError(f"{settings.ca_key_path} is missing: the CA key is needed to issue a "
+                         "certificate (put it back from where it is kept offline)")
+    names = hostnames or cert_names(settings.tls_cert_path.read_bytes())
+    cert, key, expiry = reissue(settings.ca_cert_path.read_bytes(),
+                                settings.ca_key_path.read_bytes(), names, days)
+    atomic_write(settings.tls_key_path, key, 0o600)
+    atomic_write(settings.tls_cert_path, cert, 0o644)
+    return ReissueResult(settings.tls_cert_path, tuple(dict.fromkeys(names)),
+                         expiry.isoformat())
+
+
 def _remove_partial(settings: Settings, made_dir: bool) -> None:
     """Undo a failed ``init_server``: it only ever adds the SETUP_FILES (checked absent)."""
     import shutil

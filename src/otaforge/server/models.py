@@ -51,6 +51,7 @@ class Fleet(Base):
     secure_version_bits: Mapped[int] = mapped_column(Integer)
     enrollment_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # migration 0006
 
 
 class Release(Base):
@@ -69,6 +70,7 @@ class Release(Base):
     app_desc: Mapped[dict[str, Any]] = mapped_column(JSON)
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # migration 0006
 
 
 class Channel(Base):
@@ -116,6 +118,7 @@ class Device(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     hw_revision: Mapped[str | None] = mapped_column(String(32), nullable=True)
     penalty_cleared_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # migration 0006
 
 
 class Deployment(Base):
@@ -148,7 +151,7 @@ class Event(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     # the numbers a server decision was based on (rollout gates, migration 0004)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
@@ -227,3 +230,61 @@ class UpdateStat(Base):
     sent_size: Mapped[int] = mapped_column(BigInteger)
     saved_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who logs in to the dashboard or uses the CLI with a per-user token
+    (migration 0006). ``role``: viewer, operator or admin. Revoked users keep their row (the
+    audit log names them)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class UserToken(Base):
+    """A per-user API token (``otfu_...``); only its SHA-256 is stored."""
+
+    __tablename__ = "user_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class UiSession(Base):
+    """A dashboard login: the cookie's SHA-256 and the CSRF token its forms carry."""
+
+    __tablename__ = "ui_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class AuditEntry(Base):
+    """One management action (append-only): who, what, when, from where, and the result,
+    refusals included."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(80), index=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -72,7 +72,7 @@ def create_pki(hostnames: list[str] | None = None, *, org: str = "otaforge") -> 
         InputError: a host name is empty or malformed.
     """
     names = list(dict.fromkeys(hostnames or DEFAULT_HOSTNAMES))
-    san = _san(names)
+    _san(names)  # refuse a malformed name before making any key
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
@@ -88,14 +88,24 @@ def create_pki(hostnames: list[str] | None = None, *, org: str = "otaforge") -> 
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    cert, key = _leaf(ca_cert, ca_key, names, LEAF_YEARS * 365, org)
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    return ServerPki(ca_cert=ca_pem, ca_key=_pem_key(ca_key), cert=cert + ca_pem, key=key)
+
+
+def _leaf(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, names: list[str],
+          days: int, org: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) of a fresh server certificate for ``names``."""
+    san = _san(names)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
                                  x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365 * LEAF_YEARS))
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=days))
         .add_extension(san, critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
@@ -105,7 +115,37 @@ def create_pki(hostnames: list[str] | None = None, *, org: str = "otaforge") -> 
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    return ServerPki(ca_cert=ca_pem, ca_key=_pem_key(ca_key),
-                     cert=leaf.public_bytes(serialization.Encoding.PEM) + ca_pem,
-                     key=_pem_key(key))
+    return leaf.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def cert_names(cert_pem: bytes) -> list[str]:
+    """The DNS names and IP addresses in a certificate's subjectAltName."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [*san.get_values_for_type(x509.DNSName),
+            *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+
+
+def reissue(ca_cert_pem: bytes, ca_key_pem: bytes, names: list[str], days: int,
+            org: str = "otaforge") -> tuple[bytes, bytes, dt.datetime]:
+    """A new server certificate (chain PEM, key PEM, expiry) from the existing CA: devices
+    that embed the CA keep trusting the server.
+
+    Raises:
+        InputError: a name is malformed, ``days`` is out of range, or the CA files do not
+            belong together.
+    """
+    if not 1 <= days <= 3650 * 2:
+        raise InputError(f"--days {days}: expected 1..7300")
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey) or \
+            ca_key.public_key().public_numbers() != ca_cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise InputError("tls/ca.key does not belong to server_cert.pem: cannot reissue")
+    cert, key = _leaf(ca_cert, ca_key, list(dict.fromkeys(names)), days, org)
+    expiry = x509.load_pem_x509_certificate(cert).not_valid_after_utc
+    return cert + ca_pem_of(ca_cert), key, expiry
+
+
+def ca_pem_of(ca_cert: x509.Certificate) -> bytes:
+    return ca_cert.public_bytes(serialization.Encoding.PEM)

@@ -166,8 +166,9 @@ class RolloutOffers:
         return Choice(where, active, wave)
 
     def due(self, active: Active) -> bool:
-        """True when the rollout's gates are due for evaluation."""
-        return active.state == "running" and active.next_eval_at <= self.store.clock.now()
+        """True when a check-in should evaluate the rollout's gates now."""
+        return self.store.settings.rollout_eval_on_check_in and active.state == "running" \
+            and active.next_eval_at <= self.store.clock.now()
 
     def offer(self, device_id: str, choice: Choice, facts: service.DeviceFacts) -> int | None:
         """Open (or reuse) a deployment of the rollout's release, within its limits.

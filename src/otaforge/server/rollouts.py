@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from otaforge.errors import Conflict, InputError, NotFound
+from otaforge.protocol.reports import FAILURE_STATES
 from otaforge.server.clock import aware
 from otaforge.server.gates import (
     Action,
@@ -169,6 +170,7 @@ class RolloutService(RolloutOffers):
                 "release_id": ro.release_id, "version": release.version,
                 "previous_release_id": ro.previous_release_id, "state": ro.state,
                 "reason": ro.reason, "reverting": ro.reverting, "wave": ro.wave,
+                "paused_reason": ro.reason if ro.state == "paused" else None,
                 "wave_name": plan.stage_name(ro.wave), "stages": plan.stages,
                 "wave_started_at": aware(ro.wave_started_at).isoformat(),
                 "sizes": list(ro.sizes), "rate_per_min": ro.rate,
@@ -234,15 +236,26 @@ class RolloutService(RolloutOffers):
         return made
 
     def _tally(self, s: Session, ro: Rollout, plan: Plan, now: dt.datetime) -> list[WaveCounts]:
-        newest = select(func.max(Deployment.id)).where(Deployment.rollout_id == ro.id) \
-            .group_by(Deployment.device_id)
-        rows = s.execute(select(Deployment.wave, Deployment.state, Deployment.updated_at,
-                                Device.last_check_in)
+        """Per-wave health counts: each device by its newest deployment of the rollout --
+        unless an earlier attempt failed or rolled back and the device has not confirmed
+        since (a retry in flight must not hide a failure; a retry that confirmed does)."""
+        mine = Deployment.rollout_id == ro.id
+        newest = select(func.max(Deployment.id)).where(mine).group_by(Deployment.device_id)
+        failed = select(func.max(Deployment.id)).where(
+            mine, Deployment.state.in_(FAILURE_STATES)).group_by(Deployment.device_id)
+        rows = s.execute(select(Deployment.device_id, Deployment.id, Deployment.wave,
+                                Deployment.state, Deployment.updated_at, Device.last_check_in)
                          .join(Device, Device.id == Deployment.device_id)
-                         .where(Deployment.id.in_(newest))).all()
-        records = [DeviceRecord(int(w or 0), st, aware(up),
-                                aware(seen) if seen is not None else None)
-                   for w, st, up, seen in rows]
+                         .where(Deployment.id.in_(newest) | Deployment.id.in_(failed))
+                         .order_by(Deployment.id)).all()
+        chosen: dict[str, tuple[int, str, dt.datetime, dt.datetime | None]] = {}
+        for device, _id, wave, state, updated, seen in rows:
+            earlier = chosen.get(device)
+            if earlier is not None and earlier[1] in FAILURE_STATES and state != "confirmed":
+                continue  # keep the failure
+            chosen[device] = (int(wave or 0), state, aware(updated),
+                              aware(seen) if seen is not None else None)
+        records = [DeviceRecord(*rec) for rec in chosen.values()]
         return tally(records, list(ro.sizes), now, plan.gate_policy())
 
     def _advance(self, s: Session, ro: Rollout, plan: Plan, now: dt.datetime) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The management API (admin token): fleets, releases, channels, devices."""
+"""The management API: fleets, releases, channels, devices (roles: :mod:`deps`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from otaforge.crypto import keys as k
 from otaforge.errors import ServerError
-from otaforge.server.deps import admin, get_store
+from otaforge.server.deps import admin, get_store, management
 from otaforge.server.download_urls import download_path
 from otaforge.server.models import Channel, Device, Fleet, Release
 from otaforge.server.routes_device import PROBLEMS
@@ -34,7 +34,7 @@ from otaforge.server.schemas import (
 )
 from otaforge.server.store import Store
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=PROBLEMS,
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(management)], responses=PROBLEMS,
                    tags=["admin"])
 FleetName = Annotated[str, Path(pattern=NAME)]
 ChannelName = Annotated[str, Path(pattern=NAME)]
@@ -56,7 +56,7 @@ def fleet_out(fleet: Fleet, channels: dict[str, int | None],
     return FleetOut(name=fleet.name, chip=fleet.chip, ota_slot_size=fleet.ota_slot_size,
                     require_signature=fleet.require_signature, key_digests=digests,
                     secure_version_bits=fleet.secure_version_bits, channels=channels,
-                    enrollment_token=token)
+                    enrollment_token=token, retired_at=aware(fleet.retired_at))
 
 
 def release_out(release: Release, fleet: str) -> ReleaseOut:
@@ -65,7 +65,8 @@ def release_out(release: Release, fleet: str) -> ReleaseOut:
                       secure_version=release.secure_version, sha256=release.sha256,
                       size=release.size, app_desc=release.app_desc,
                       signature=sig_info(release.signature),
-                    created_at=aware(release.created_at) or release.created_at)
+                      created_at=aware(release.created_at) or release.created_at,
+                      retired_at=aware(release.retired_at))
 
 
 def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOut:
@@ -77,10 +78,12 @@ def device_out(device: Device, fleet: str, token: str | None = None) -> DeviceOu
                      efuse_secure_version=device.efuse_secure_version,
                      last_check_in=aware(device.last_check_in),
                      tags=list(device.tags or ()), hw_revision=device.hw_revision,
-                     penalty_cleared_at=aware(device.penalty_cleared_at), token=token)
+                     penalty_cleared_at=aware(device.penalty_cleared_at),
+                     retired_at=aware(device.retired_at), token=token)
 
 
-@router.post("/fleets", response_model=FleetOut, status_code=201)
+@router.post("/fleets", response_model=FleetOut, status_code=201,
+             dependencies=[Depends(admin)])
 def create_fleet(body: FleetCreate, store: Store = Depends(get_store)) -> FleetOut:
     """Create a fleet; the answer carries its enrollment token (shown once)."""
     fleet, token = store.create_fleet(body.name, body.chip, body.partition_csv,
@@ -157,7 +160,8 @@ def _download_url(store: Store, request: Request, secret: str) -> str:
     return base.rstrip("/") + download_path(secret)
 
 
-@router.post("/fleets/{fleet}/devices", response_model=DeviceOut, status_code=201)
+@router.post("/fleets/{fleet}/devices", response_model=DeviceOut, status_code=201,
+             dependencies=[Depends(admin)])
 def create_device(fleet: FleetName, body: DeviceCreate, request: Request,
                   store: Store = Depends(get_store)) -> DeviceOut:
     """Register a device; the answer carries its device token and its header-less download

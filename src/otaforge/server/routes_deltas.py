@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from otaforge.errors import NotFound
 from otaforge.server.auth import Principal
 from otaforge.server.blobs import is_sha256
-from otaforge.server.deps import admin, caller, get_store
-from otaforge.server.download import FirmwareResponse
+from otaforge.server.deps import caller, get_store, management
+from otaforge.server.download import FirmwareResponse, blob_exists
 from otaforge.server.routes_admin import FleetName
 from otaforge.server.routes_device import (
     FIRMWARE_ROUTE,
@@ -33,17 +33,17 @@ async def delta_patch(sha256: str, request: Request, who: Principal = Depends(ca
                       if_none_match: IfNoneMatchHeader = None) -> FirmwareResponse:
     """Download an esp_delta_ota patch by SHA-256 (Range, If-Range; ETag = sha256)."""
     sha256 = sha256.lower()
-    fleet = None if who.is_admin else who.fleet_id
-    if not is_sha256(sha256) or not store.blobs.exists(sha256) or (
-            fleet is None and not who.is_admin) or \
+    fleet = None if who.is_manager else who.fleet_id
+    if not is_sha256(sha256) or not await blob_exists(store.blobs, sha256) or (
+            fleet is None and not who.is_manager) or \
             not await run_in_threadpool(store.deltas.may_read, fleet, sha256):
         raise NotFound(f"no delta patch {sha256[:64]!r} for this token's fleet")
-    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+    return FirmwareResponse(store.blobs, sha256, request.headers,
                             head=request.method == "HEAD",
                             chunk_size=store.settings.chunk_size)
 
 
-@router.get("/api/v1/fleets/{fleet}/deltas", dependencies=[Depends(admin)], responses=PROBLEMS,
+@router.get("/api/v1/fleets/{fleet}/deltas", dependencies=[Depends(management)], responses=PROBLEMS,
             tags=["admin"])
 async def fleet_deltas(fleet: FleetName, store: Store = Depends(get_store)) -> dict[str, Any]:
     """Patches of a fleet (state, size, ratio) and the bytes deltas saved: in total, per

@@ -15,7 +15,7 @@ from otaforge.server.auth import Principal, forbidden
 from otaforge.server.blobs import is_sha256
 from otaforge.server.checkin import NEXT_CHECK_IN
 from otaforge.server.deps import device_caller, get_store
-from otaforge.server.download import FirmwareResponse
+from otaforge.server.download import FirmwareResponse, blob_exists
 from otaforge.server.schemas import (
     NAME,
     CheckIn,
@@ -110,21 +110,33 @@ FIRMWARE_ROUTE: dict[str, Any] = {"tags": ["device"], "responses": FIRMWARE_RESP
                                   "response_class": Response, "response_model": None}
 
 
-@router.head("/firmware/{sha256}.bin", operation_id="firmware_head", **FIRMWARE_ROUTE)
-@router.get("/firmware/{sha256}.bin", operation_id="firmware_get", **FIRMWARE_ROUTE)
+_BY_DIGEST: dict[str, Any] = {**FIRMWARE_ROUTE, "responses": {**FIRMWARE_RESPONSES, 307: {
+    "description": "server run --blob-redirect: fetch the image from the object store at "
+    "Location (a presigned URL; Range applies there)"}}}
+
+
+@router.head("/firmware/{sha256}.bin", operation_id="firmware_head", **_BY_DIGEST)
+@router.get("/firmware/{sha256}.bin", operation_id="firmware_get", **_BY_DIGEST)
 async def firmware(sha256: str, request: Request, who: Principal = Depends(device_caller),
                    store: Store = Depends(get_store), range_: RangeHeader = None,
                    if_range: IfRangeHeader = None,
-                   if_none_match: IfNoneMatchHeader = None) -> FirmwareResponse:
+                   if_none_match: IfNoneMatchHeader = None) -> Response:
     """Download an image by SHA-256 (Range, If-Range, If-None-Match; ETag = sha256).
 
     The headers are declared for the schema; the response reads them from the request.
+    With ``server run --blob-redirect SECONDS`` on an S3 store, the answer is a 307 to a
+    presigned URL of the object (valid that long) instead of the image.
     """
     sha256 = sha256.lower()
-    if not is_sha256(sha256) or not store.blobs.exists(sha256) or \
+    if not is_sha256(sha256) or not await blob_exists(store.blobs, sha256) or \
             not await run_in_threadpool(_firmware_allowed, store, who, sha256):
         raise NotFound(f"no firmware {sha256[:64]!r} for this token's fleet")
-    return FirmwareResponse(store.blobs.path(sha256), sha256, request.headers,
+    redirect = store.settings.blob_redirect_s
+    location = store.blobs.presigned_url(sha256, redirect) if redirect else None
+    if location is not None:  # only for clients that trust the store's certificate
+        return Response(status_code=307, headers={"location": location,
+                                                  "cache-control": "no-store"})
+    return FirmwareResponse(store.blobs, sha256, request.headers,
                             head=request.method == "HEAD",
                             chunk_size=store.settings.chunk_size)
 

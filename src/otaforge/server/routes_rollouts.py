@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from otaforge.server.clock import aware
-from otaforge.server.deps import admin, get_store
+from otaforge.server.deps import get_store, management
 from otaforge.server.models import Device
 from otaforge.server.routes_device import PROBLEMS
 from otaforge.server.schemas import NAME
@@ -25,7 +25,7 @@ from otaforge.server.schemas_rollouts import (
 )
 from otaforge.server.store import Store
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=PROBLEMS,
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(management)], responses=PROBLEMS,
                    tags=["rollouts"])
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1, description="rollout id")]
 DeviceId = Annotated[str, Path(pattern=NAME, description="device id")]

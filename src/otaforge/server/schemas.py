@@ -140,6 +140,7 @@ class FleetOut(BaseModel):
     channels: dict[str, int | None]
     enrollment_token: str | None = Field(default=None,
                                          description="only in the response to create")
+    retired_at: dt.datetime | None = None
 
 
 class ReleaseOut(BaseModel):
@@ -154,6 +155,7 @@ class ReleaseOut(BaseModel):
     app_desc: dict[str, Any]
     signature: SignatureInfo | None
     created_at: dt.datetime
+    retired_at: dt.datetime | None = None
 
 
 class ChannelSet(Strict):
@@ -189,6 +191,7 @@ class DeviceOut(BaseModel):
     tags: list[str] = Field(default_factory=list, description="rollout targeting tags")
     hw_revision: str | None = None
     penalty_cleared_at: dt.datetime | None = None
+    retired_at: dt.datetime | None = None
     token: str | None = Field(default=None, description="only in the response to create")
     download_url: str | None = Field(
         default=None, description="the device's header-less stock download URL "

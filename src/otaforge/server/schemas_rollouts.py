@@ -93,7 +93,8 @@ class RolloutSummary(BaseModel):
     version: str
     previous_release_id: int | None
     state: str = Field(description="running, paused, aborted, completed or superseded")
-    reason: str | None
+    reason: str | None = Field(description="why it is paused, aborted or superseded")
+    paused_reason: str | None = Field(description="the reason, while paused")
     reverting: bool
     wave: int = Field(description="index of the newest opened wave")
     wave_name: str

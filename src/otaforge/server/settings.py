@@ -41,8 +41,23 @@ class Settings:
         delta_workers: threads making delta patches in the background.
         delta_max_ratio: a patch is offered only when smaller than this share of the full
             image.
+        blob_store: where images and patches are stored: ``s3://BUCKET[/PREFIX]``, a
+            directory, or None for ``DATA/blobs`` (see :mod:`otaforge.server.blobs`).
+        s3_endpoint: the S3 endpoint URL; None reads ``OTAFORGE_S3_ENDPOINT`` (else AWS).
+        blob_redirect_s: 0 proxies downloads (devices pin our CA); N > 0 answers
+            ``/firmware/{sha256}.bin`` on an S3 store with a 307 to a presigned URL valid N
+            seconds (for clients that trust the store's certificate; the stock routes
+            always proxy: they count what they serve).
         rollout_tick_s: wall seconds between the background evaluations of rollouts whose
             gates are due (by the server's clock; check-ins evaluate due ones too).
+        rollout_eval_on_check_in: a check-in evaluates its rollout's gates when they are
+            due; False leaves it to the background tick and ``POST .../evaluate`` (a
+            simulator that steps virtual time ticks ``store.rollouts.tick()`` itself, so the
+            order of its check-ins cannot change a decision).
+        session_ttl_s: how long a dashboard login lasts.
+        access_log: one JSON line per request on stderr (batched, at least once a
+            second).
+        cookie_secure: mark the dashboard's cookies ``Secure`` (HTTPS only).
     """
 
     data_dir: Path
@@ -63,7 +78,14 @@ class Settings:
     max_connections_per_client: int = 64
     delta_workers: int = 1
     delta_max_ratio: float = 0.5
+    blob_store: str | None = None
+    s3_endpoint: str | None = None
+    blob_redirect_s: int = 0
     rollout_tick_s: float = 5.0
+    rollout_eval_on_check_in: bool = True
+    session_ttl_s: int = 12 * 3600
+    access_log: bool = True
+    cookie_secure: bool = True
 
     @property
     def ca_cert_path(self) -> Path:

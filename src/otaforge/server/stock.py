@@ -36,7 +36,7 @@ from starlette.responses import Response
 from otaforge.errors import NotFound
 from otaforge.protocol.reports import ABORTED, ReportState
 from otaforge.server import service
-from otaforge.server.download import FirmwareResponse, etag_of
+from otaforge.server.download import FirmwareResponse, blob_exists, etag_of
 from otaforge.server.models import Deployment, Device, Event
 from otaforge.server.ranges import none_match
 from otaforge.server.rollout_offers import Choice
@@ -292,7 +292,7 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, requ
 
         def offer(facts: service.DeviceFacts) -> int | None:
             return store.offer(device_id, target, facts)
-    if not store.blobs.exists(target.sha256):
+    if not await blob_exists(store.blobs, target.sha256):
         raise NotFound(f"no release on channel {channel!r} of the device's fleet")
     head = request.method == "HEAD"
     resuming = RESUME.match(request.headers.get("range", "")) is not None
@@ -306,6 +306,6 @@ async def answer(store: Store, device_id: str, fleet_id: int, channel: str, requ
                         headers={"etag": etag_of(target.sha256)} if has_it else None)
 
     tracker = Tracker(store, device_id, deployment) if deployment is not None else None
-    return FirmwareResponse(store.blobs.path(target.sha256), target.sha256, request.headers,
+    return FirmwareResponse(store.blobs, target.sha256, request.headers,
                             head=head, chunk_size=store.settings.chunk_size, tracker=tracker)
 

@@ -23,8 +23,16 @@ from otaforge.errors import Conflict, InputError, NotFound, RefusalCode, Unautho
 from otaforge.formats.chips import sbv2_schemes_text
 from otaforge.protocol.reports import ABORTED, TERMINAL_STATES
 from otaforge.server import service
-from otaforge.server.auth import ADMIN, Principal, is_admin_token, new_token, token_hash
-from otaforge.server.blobs import BlobStore
+from otaforge.server.audit import AuditLog
+from otaforge.server.auth import (
+    ADMIN,
+    TOKEN_PREFIX,
+    Principal,
+    is_admin_token,
+    new_token,
+    token_hash,
+)
+from otaforge.server.blobs import open_blob_store
 from otaforge.server.clock import SYSTEM_CLOCK, Clock
 from otaforge.server.db import session_factory
 from otaforge.server.deltas import DeltaService
@@ -33,6 +41,7 @@ from otaforge.server.models import Channel, Deployment, Device, Event, Fleet, Re
 from otaforge.server.rollouts import RolloutService
 from otaforge.server.settings import Settings
 from otaforge.server.store_devices import CACHE_TTL_S, DEFAULT_CHANNEL, DeviceStore, TTLCache
+from otaforge.server.users import Users
 
 _RELEASE_ID = re.compile(r"[0-9]{1,9}", re.ASCII)
 
@@ -45,7 +54,7 @@ class Store(DeviceStore):
         self.settings = settings
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.sessions = session_factory(engine)
-        self.blobs = BlobStore(settings.blob_dir)
+        self.blobs = open_blob_store(settings.blob_store, settings.blob_dir, settings.s3_endpoint)
         self.admin_token = settings.admin_token()
         self._tokens = TTLCache(60.0)
         self._devices = TTLCache(CACHE_TTL_S)
@@ -58,6 +67,8 @@ class Store(DeviceStore):
         self.downloads = DownloadSecrets(engine, self.sessions)
         self.deltas = DeltaService(self, settings.delta_workers, settings.delta_max_ratio)
         self.rollouts = RolloutService(self)
+        self.users = Users(engine, self.sessions, self.clock, settings.session_ttl_s)
+        self.audit = AuditLog(engine, self.sessions, self.clock)
 
     def download_device(self, secret: str) -> str | None:
         """The device whose download URL carries ``secret``, or None."""
@@ -79,6 +90,8 @@ class Store(DeviceStore):
         """
         if is_admin_token(token, self.admin_token):
             return ADMIN
+        if token.startswith(TOKEN_PREFIX["user"]):
+            return self.users.by_token(token)
         digest = token_hash(token)
         cached: Principal | None = self._tokens.get(digest)
         if cached is not None:
@@ -248,6 +261,8 @@ class Store(DeviceStore):
         with self.tx() as s:
             fleet = self.fleet(s, fleet_name)
             release = self._find_release(s, fleet, ref)
+            if release.retired_at is not None:
+                raise Conflict(f"release {release.id} ({release.version}) is retired")
             if not force:
                 self._refuse_downgrade(s, fleet, channel, release.secure_version)
             chan = s.scalar(select(Channel).where(Channel.fleet_id == fleet.id,
@@ -297,6 +312,15 @@ class Store(DeviceStore):
         with self.tx() as s:
             chan = self._channel(s, fleet_name, channel)
             chan.failure_count, chan.paused, chan.paused_reason = 0, False, None
+            chan.updated_at = self.clock.now()
+        self._targets.clear()
+        return chan
+
+    def pause(self, fleet_name: str, channel: str, reason: str | None = None) -> Channel:
+        """Pause a channel's rollout: no new offers until it is resumed."""
+        with self.tx() as s:
+            chan = self._channel(s, fleet_name, channel)
+            chan.paused, chan.paused_reason = True, reason or "paused by an operator"
             chan.updated_at = self.clock.now()
         self._targets.clear()
         return chan
