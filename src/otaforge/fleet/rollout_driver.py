@@ -78,9 +78,10 @@ class RolloutDriver:
         self.tick_s = max(60.0, plan.check_in_s / 4) if plan.check_in_s > 60 \
             else plan.check_in_s
         self.rollout_id = 0
-        self.cumulative = self._cumulative()
-        self.waves = [WaveStats(i, str(a), _percent(n, self.total), n)
-                      for i, (a, n) in enumerate(zip(plan.waves, self.cumulative, strict=False))]
+        specs = parse_waves(",".join(str(w) for w in plan.waves))  # a final 100% added
+        self.cumulative = [spec.devices(self.total) for spec in specs]
+        self.waves = [WaveStats(i, spec.text(), _percent(n, self.total), n)
+                      for i, (spec, n) in enumerate(zip(specs, self.cumulative, strict=True))]
         self.current = -1
         self.state = "pending"
         self.paused_reason: str | None = None
@@ -90,10 +91,6 @@ class RolloutDriver:
         self._created: tuple[dt.datetime, float] | None = None
         self._decisions_seen = 0
         self._order: list[str] = []
-
-    def _cumulative(self) -> list[int]:
-        specs = parse_waves(",".join(str(w) for w in self.plan.waves))
-        return [spec.devices(self.total) for spec in specs][: len(self.plan.waves)]
 
     # --- control --------------------------------------------------------------------------
 

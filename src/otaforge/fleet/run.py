@@ -157,8 +157,9 @@ def _server(spec: SimSpec, clock: FleetClock) -> Iterator[_Target]:
         # the gates are evaluated on the virtual clock by check-ins and by the driver's
         # ticks only: the app's wall-clock background tick would decide at a moment of
         # virtual time that depends on how fast this machine is
+        # (and no access log: a rehearsal makes a line per check-in of every device)
         settings = Settings(data_dir=data, max_connections_per_client=LOOPBACK_CONNECTIONS,
-                            rollout_tick_s=NO_BACKGROUND_TICK_S)
+                            rollout_tick_s=NO_BACKGROUND_TICK_S, access_log=False)
         with LocalServer(data, settings, clock=ServerTime(clock)) as info, \
                 info.admin() as admin:
             yield _Target(info.url, admin, info.ca_pem, "sim")
