@@ -98,7 +98,8 @@ def sweep(tmp: Path, every: int, jobs: int, size: int = SWEEP_IMAGE) -> None:
     label = "measured" if ops is None else f"extrapolated from every {every}th op"
     print(f"firmware sweep (example 1.0.0 -> 1.1.0, {len(update.image)} bytes, "
           f"{len(report.recording.ops)} flash ops, jobs {jobs}): {cases} cases "
-          f"({report.distinct} run), {report.bricked} bricked in {took:.1f} s: "
+          f"({report.distinct} run, {report.known} ended at a known boot state), "
+          f"{report.bricked} bricked in {took:.1f} s: "
           f"{rate:.2f} cases/s")
     print(f"firmware sweep, full before/after/torn ({full} cases): {whole:.0f} s ({label}); "
           f"target {SWEEP_TARGET_S:.0f} s for a 600 KB image: {SWEEP_TARGET_S / whole:.2f}x")
