@@ -58,14 +58,17 @@ def _restarter(tmp: Path) -> Path:
     return root
 
 
-def sweep(tmp: Path, every: int, jobs: int) -> None:
+def sweep(tmp: Path, every: int, jobs: int, size: int = SWEEP_IMAGE) -> None:
     """The example's update swept at every (or every K-th) op; prints the figures."""
-    from otaforge.demo.local_server import LocalServer
+    from otaforge.demo.local_server import LOOPBACK_CONNECTIONS, LocalServer
     from otaforge.firmware.commands import sweep_firmware
     from otaforge.fsutil import atomic_write
+    from otaforge.server.settings import Settings
 
     os.environ["OTAFORGE_FIRMWARE_CACHE"] = str(tmp / "sweep-cache")
-    with LocalServer(tmp / "server") as server, server.admin() as admin:
+    settings = Settings(data_dir=tmp / "server", access_log=False,
+                        max_connections_per_client=LOOPBACK_CONNECTIONS)
+    with LocalServer(tmp / "server", settings) as server, server.admin() as admin:
         csv = (EXAMPLE / "partitions.csv").read_text()
         admin.create_fleet("bench", "esp32", csv)
         token = admin.create_device("bench", "bench-1")["token"]
@@ -75,7 +78,7 @@ def sweep(tmp: Path, every: int, jobs: int) -> None:
                    "CONFIG_OTAFORGE_FLEET": '"bench"', "CONFIG_OTAFORGE_DEVICE_ID": '"bench-1"',
                    "CONFIG_OTAFORGE_DEVICE_TOKEN": f'"{token}"'}
         factory = build(project, version="1.0.0", defines=defines)
-        update = build(project, version="1.1.0", defines=defines, image_size=SWEEP_IMAGE)
+        update = build(project, version="1.1.0", defines=defines, image_size=size)
         admin.publish("bench", update.image, channel="stable")
         flash = tmp / "FLASH.bin"
         table = PartitionTable.from_csv(csv)
@@ -95,10 +98,11 @@ def sweep(tmp: Path, every: int, jobs: int) -> None:
     label = "measured" if ops is None else f"extrapolated from every {every}th op"
     print(f"firmware sweep (example 1.0.0 -> 1.1.0, {len(update.image)} bytes, "
           f"{len(report.recording.ops)} flash ops, jobs {jobs}): {cases} cases "
-          f"({report.distinct} run), {report.bricked} bricked in {took:.1f} s: "
+          f"({report.distinct} run, {report.known} ended at a known boot state), "
+          f"{report.bricked} bricked in {took:.1f} s: "
           f"{rate:.2f} cases/s")
     print(f"firmware sweep, full before/after/torn ({full} cases): {whole:.0f} s ({label}); "
-          f"target {SWEEP_TARGET_S:.0f} s: {SWEEP_TARGET_S / whole:.2f}x of the target speed")
+          f"target {SWEEP_TARGET_S:.0f} s for a 600 KB image: {SWEEP_TARGET_S / whole:.2f}x")
 
 
 def main() -> None:
@@ -107,6 +111,8 @@ def main() -> None:
     parser.add_argument("--sweep-every", type=int, default=1, metavar="K",
                         help="sweep every K-th op only (default 1: the full sweep)")
     parser.add_argument("--jobs", type=int, default=2, help="sweep worker processes")
+    parser.add_argument("--sweep-kib", type=int, default=SWEEP_IMAGE // 1024, metavar="KIB",
+                        help="size of the update image swept (default 600 KiB: the target)")
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args()
     clean, cached, rates = [], [], []
@@ -134,7 +140,7 @@ def main() -> None:
     print(f"firmware run: median {statistics.median(rates):.0f} boots/s ({BOOTS} boots)")
     if not args.no_sweep:
         with tempfile.TemporaryDirectory() as tmp_name:
-            sweep(Path(tmp_name), args.sweep_every, args.jobs)
+            sweep(Path(tmp_name), args.sweep_every, args.jobs, args.sweep_kib * 1024)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``otaforge firmware build`` / ``run`` as a user runs them (subprocesses)."""
+"""``otaforge firmware build`` / ``run`` / ``sweep`` as a user runs them (subprocesses)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,11 @@ def test_a_panicking_firmware_reboots_until_the_boot_limit(work: Path) -> None:
     ("firmware", "build", "{work}/nowhere", "-o", "{work}/x.bin"),
     ("firmware", "build", "{work}/proj", "-o", "{work}/x.bin", "-D", "NOEQUALS"),
     ("firmware", "run", "--flash", "{work}/missing.bin"),
-], ids=["no project", "bad -D", "no flash"])
+    ("firmware", "sweep", "--flash", "{work}/missing.bin"),
+    ("firmware", "sweep", "--flash", "{work}/missing.bin", "--modes", "sideways"),
+    ("firmware", "sweep", "--flash", "{work}/missing.bin", "--ops", "9-3"),
+], ids=["no project", "bad -D", "no flash", "sweep: no flash", "sweep: bad mode",
+        "sweep: backwards op range"])
 def test_bad_input_exits_2_with_one_line(work: Path, args: tuple[str, ...]) -> None:
     done = run_cli(*(a.format(work=work) for a in args))
     assert done.returncode == 2, done.stdout + done.stderr
