@@ -70,8 +70,10 @@ def browser() -> Iterator[object]:
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/system-deps does) "
                     "or point OTAFORGE_CHROMIUM at a Chromium")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # a loaded 2-core CI machine renders slowly; the live parts of a page poll every 5 s
+    expect.set_options(timeout=15_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                      args=["--no-sandbox", "--disable-gpu"])

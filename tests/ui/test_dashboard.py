@@ -189,7 +189,7 @@ def test_wave_rollout_progresses_and_its_buttons_act(ops: Page, fed: Fed,
     fed.report(dev, "r1", "confirmed", manifest["deployment_id"])
     fed.check_in(dev, version="2.0.0", image_sha256=manifest["sha256"], otadata_state="valid")
     first = section.locator("tbody tr").first.locator("td")
-    expect(first.nth(2)).to_have_text("1")  # reached
+    expect(first.nth(2)).to_have_text("1", timeout=20_000)  # reached: at the next poll
     expect(first.nth(5)).to_have_text("1", timeout=20_000)  # soaked: live, no reload
     with fed.client(fed.settings.admin_token()) as admin:
         assert admin.post(f"/api/v1/rollouts/{rollout}/evaluate").status_code == 200

@@ -83,4 +83,4 @@ async def wait_delivered(scope: Scope, timeout_s: float) -> tuple[bool | None, i
             return False, pending
         last = pending
         await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 2, 0.005)  # a device may close soon after its last ACK

@@ -87,7 +87,7 @@ def user_tokens_revoke(name: UserName, store: Store = Depends(get_store)) -> Tok
 
 @router.get("/audit", response_model=list[AuditOut])
 def audit_list(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+               before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                actor: Annotated[str | None, Query(max_length=80)] = None,
                action: Annotated[str | None, Query(max_length=80)] = None,
                store: Store = Depends(get_store)) -> list[AuditOut]:
