@@ -14,7 +14,6 @@ ignored, exactly as the bootloader ignores them.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Iterator, Sequence
 
@@ -276,6 +275,7 @@ class AppImage:
         calc_hash: bytes | None = None
         if header.hash_appended:
             stored_hash = reader.read(HASH_LEN, "appended SHA-256")
+            import hashlib  # not at module level: v1 verification walks images without it
             calc_hash = hashlib.sha256(memoryview(data)[:image_len]).digest()
             image_len += HASH_LEN
         image = cls(
@@ -418,10 +418,12 @@ def assemble_image(header: ImageHeader, segments: Sequence[Segment]) -> bytes:
     checksum = xor_checksum([s.data for s in segments]) & 0xFF
     body += b"\x00" * (15 - len(body) % 16) + bytes([checksum])
     if hdr.hash_appended:
+        import hashlib
         body += hashlib.sha256(body).digest()
     return body
 
 
 def image_sha256(data: bytes) -> str:
     """Hex SHA-256 of ``data`` (the whole file as given), e.g. for release records."""
+    import hashlib
     return hashlib.sha256(data).hexdigest()
