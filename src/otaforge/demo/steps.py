@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from otaforge.demo.run import _Demo
 
 POWER_CUT_AT_OP = 120  # flash operations into the download (~half of a 384 KiB image)
+DELTA_WAIT_S = 60.0  # how long the delta step waits for the server's patch
 
 
 @dataclass
@@ -190,10 +191,9 @@ def step_stock_304(ctx: Context) -> None:
                      f"GET {url.split('/ota/', 1)[-1]}: {result.reason or result.outcome}")
 
 
-def _delta_made(ctx: Context, target_id: int, base_id: int,
-                timeout_s: float = 60.0) -> dict[str, Any] | None:
-    """The delta base -> target once the server has made it (None on timeout)."""
-    deadline = time.monotonic() + timeout_s
+def _delta_made(ctx: Context, target_id: int, base_id: int) -> dict[str, Any] | None:
+    """The delta base -> target once the server has made it (None after DELTA_WAIT_S)."""
+    deadline = time.monotonic() + DELTA_WAIT_S
     while time.monotonic() < deadline:
         for delta in ctx.admin.deltas(FLEET)["deltas"]:
             if (delta["base_release_id"], delta["target_release_id"]) == (base_id, target_id) \
