@@ -23,7 +23,7 @@ from otaforge.server.routes_admin import (
     rollout_out,
 )
 from otaforge.server.routes_device import PROBLEMS
-from otaforge.server.schemas import NAME, DeviceOut, FleetOut, ReleaseOut, RolloutOut
+from otaforge.server.schemas import LABEL, NAME, DeviceOut, FleetOut, ReleaseOut, RolloutOut
 from otaforge.server.schemas_ops import (
     AuditOut,
     PauseRequest,
@@ -85,14 +85,11 @@ def user_tokens_revoke(name: UserName, store: Store = Depends(get_store)) -> Tok
     return TokensRevoked(user=name, revoked=store.users.revoke_tokens(name))
 
 
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL in text)
-
-
 @router.get("/audit", response_model=list[AuditOut])
 def audit_list(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-               actor: Annotated[str | None, Query(max_length=80, pattern=PRINTABLE)] = None,
-               action: Annotated[str | None, Query(max_length=80, pattern=PRINTABLE)] = None,
+               actor: Annotated[str | None, Query(max_length=80, pattern=LABEL)] = None,
+               action: Annotated[str | None, Query(max_length=80, pattern=LABEL)] = None,
                store: Store = Depends(get_store)) -> list[AuditOut]:
     """The audit log, newest first (``before``: an id to page back from)."""
     rows = store.audit.entries(limit, before, actor, action)
